@@ -83,8 +83,13 @@ def pytest_configure(config: pytest.Config) -> None:
         _stop_embedded(config)
         pytest.exit(f"DATABASE_URL error: {exc}", returncode=3)
     config._awa_template_db = template
-    with psycopg.connect(with_dbname(url, template)) as conn:
-        migrate(conn, "awa")
+    try:
+        with psycopg.connect(with_dbname(url, template)) as conn:
+            migrate(conn, "awa")
+    except BaseException:
+        # Leave no server or template behind when start-up itself fails.
+        pytest_unconfigure(config)
+        raise
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistHooks(config), "awa-xdist-hooks")
 
