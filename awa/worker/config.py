@@ -1,0 +1,233 @@
+"""Parsing and validation of ``start()`` arguments into immutable queue plans.
+
+Everything here is pure: no database, no event loop. ``start()`` calls
+:func:`plan_queues` before it opens a single connection, so a bad config
+fails fast and leaves nothing running.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from awa.errors import ValidationError
+
+# Defaults chosen to match awa's documented behaviour where one exists.
+DEFAULT_INFERRED_MAX_WORKERS = 10  # queues=None: one queue per declared handler queue
+DEFAULT_CLAIMERS = 1
+DEFAULT_CLAIM_BATCH_SIZE = 512
+DEFAULT_DEADLINE_DURATION_MS = 300_000  # 5 minutes; 0 disables the per-attempt deadline
+DEFAULT_PRIORITY_AGING_INTERVAL_MS = 60_000  # 0 disables claim-time aging
+
+_DICT_KEYS = frozenset(
+    {
+        "name",
+        "max_workers",
+        "min_workers",
+        "weight",
+        "rate_limit",
+        "claimers",
+        "claim_batch_size",
+        "deadline_duration_ms",
+        "priority_aging_interval_ms",
+    }
+)
+
+
+class RateLimitTypeError(ValidationError, TypeError):
+    """A ``rate_limit`` of the wrong shape (awa raises ``TypeError`` here)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    max_rate: float  # sustained jobs started per second
+    burst: int  # bucket size; 0 means ceil(max_rate)
+
+    @property
+    def capacity(self) -> int:
+        return self.burst if self.burst > 0 else max(1, math.ceil(self.max_rate))
+
+
+@dataclass(frozen=True, slots=True)
+class QueuePlan:
+    """One physical queue as the runtime will serve it."""
+
+    name: str
+    max_workers: int | None  # hard-reserved mode
+    min_workers: int  # weighted mode: guaranteed slots
+    weight: int  # weighted mode: share of the overflow pool
+    rate_limit: RateLimit | None
+    claimers: int
+    claim_batch_size: int
+    deadline_duration_ms: int
+    priority_aging_interval_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimePlan:
+    queues: tuple[QueuePlan, ...]
+    global_max_workers: int | None
+
+    @property
+    def weighted(self) -> bool:
+        return self.global_max_workers is not None
+
+    @property
+    def total_claimers(self) -> int:
+        return sum(q.claimers for q in self.queues)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _int_field(cfg: dict[str, Any], key: str, queue: str, *, minimum: int) -> int | None:
+    if key not in cfg or cfg[key] is None:
+        return None
+    value = cfg[key]
+    if not _is_int(value):
+        raise ValidationError(f"{key} for queue '{queue}' must be an int, got {type(value).__name__}")
+    if value < minimum:
+        raise ValidationError(f"{key} must be > 0" if minimum == 1 else f"{key} must be >= {minimum}")
+    return value
+
+
+def _parse_rate_limit(value: Any) -> RateLimit | None:
+    if value is None:
+        return None
+    shape_ok = (
+        isinstance(value, (tuple, list))
+        and len(value) == 2
+        and isinstance(value[0], (int, float))
+        and not isinstance(value[0], bool)
+        and _is_int(value[1])
+    )
+    if not shape_ok:
+        raise RateLimitTypeError("rate_limit must be a (max_rate: float, burst: int) tuple or None")
+    max_rate, burst = float(value[0]), int(value[1])
+    if not (max_rate > 0.0) or math.isinf(max_rate):
+        raise ValidationError("rate_limit max_rate must be > 0.0")
+    if burst < 0:
+        raise ValidationError("rate_limit burst must be >= 0 (0 means ceil(max_rate))")
+    return RateLimit(max_rate, burst)
+
+
+def _check_name(name: Any) -> str:
+    if not isinstance(name, str) or not name:
+        raise ValidationError(f"queue name must be a non-empty str, got {name!r}")
+    return name
+
+
+def _parse_one(item: Any, global_max_workers: int | None) -> QueuePlan:
+    if isinstance(item, tuple):
+        if global_max_workers is not None:
+            raise ValidationError(
+                "tuple queue config is not supported with global_max_workers; use dict form with min_workers/weight"
+            )
+        if len(item) != 2 or not _is_int(item[1]):
+            raise ValidationError(f"tuple queue config must be (name, max_workers), got {item!r}")
+        name = _check_name(item[0])
+        if item[1] < 1:
+            raise ValidationError("max_workers must be > 0")
+        return QueuePlan(
+            name=name,
+            max_workers=item[1],
+            min_workers=0,
+            weight=1,
+            rate_limit=None,
+            claimers=DEFAULT_CLAIMERS,
+            claim_batch_size=DEFAULT_CLAIM_BATCH_SIZE,
+            deadline_duration_ms=DEFAULT_DEADLINE_DURATION_MS,
+            priority_aging_interval_ms=DEFAULT_PRIORITY_AGING_INTERVAL_MS,
+        )
+
+    if not isinstance(item, dict):
+        raise ValidationError(f"queue config must be a (name, max_workers) tuple or a dict, got {type(item).__name__}")
+    if "name" not in item:
+        raise ValidationError("queue config dict must have 'name' key")
+    name = _check_name(item["name"])
+    unknown = sorted(set(item) - _DICT_KEYS)
+    if unknown:
+        raise ValidationError(f"unknown queue config key(s) for queue '{name}': {', '.join(map(str, unknown))}")
+
+    has_max = item.get("max_workers") is not None
+    has_min = item.get("min_workers") is not None
+    if has_max and has_min:
+        raise ValidationError("use max_workers for hard-reserved mode or min_workers for weighted mode, not both")
+    if global_max_workers is None:
+        if has_min:
+            # awa silently falls back to 50 hard-reserved workers here; we refuse.
+            raise ValidationError(
+                f"min_workers for queue '{name}' requires global_max_workers (weighted mode); "
+                "use max_workers for hard-reserved mode"
+            )
+        if not has_max:
+            raise ValidationError("max_workers required in hard-reserved mode (no global_max_workers set)")
+    elif has_max:
+        raise ValidationError(
+            f"max_workers for queue '{name}' is a hard-reserved setting; with global_max_workers set "
+            "use min_workers/weight"
+        )
+
+    max_workers = _int_field(item, "max_workers", name, minimum=1)
+    min_workers = _int_field(item, "min_workers", name, minimum=0) or 0
+    weight = _int_field(item, "weight", name, minimum=1)
+    claimers = _int_field(item, "claimers", name, minimum=1)
+    batch = _int_field(item, "claim_batch_size", name, minimum=1)
+    deadline = _int_field(item, "deadline_duration_ms", name, minimum=0)
+    aging = _int_field(item, "priority_aging_interval_ms", name, minimum=0)
+    return QueuePlan(
+        name=name,
+        max_workers=max_workers,
+        min_workers=min_workers,
+        weight=1 if weight is None else weight,
+        rate_limit=_parse_rate_limit(item.get("rate_limit")),
+        claimers=DEFAULT_CLAIMERS if claimers is None else claimers,
+        claim_batch_size=DEFAULT_CLAIM_BATCH_SIZE if batch is None else batch,
+        deadline_duration_ms=DEFAULT_DEADLINE_DURATION_MS if deadline is None else deadline,
+        priority_aging_interval_ms=DEFAULT_PRIORITY_AGING_INTERVAL_MS if aging is None else aging,
+    )
+
+
+def plan_queues(
+    queues: Sequence[Any] | None,
+    *,
+    global_max_workers: int | None,
+    declared_queues: Iterable[str],
+) -> RuntimePlan:
+    """Validate ``start()`` queue arguments against the declared handler queues."""
+    declared = list(dict.fromkeys(declared_queues))
+    if global_max_workers is not None and (not _is_int(global_max_workers) or global_max_workers < 1):
+        raise ValidationError("global_max_workers must be an int > 0")
+
+    if queues is None:
+        if global_max_workers is not None:
+            raise ValidationError("weighted mode requires explicit queue configs (global_max_workers set but queues=None)")
+        plans = [_parse_one((name, DEFAULT_INFERRED_MAX_WORKERS), None) for name in declared]
+    else:
+        if isinstance(queues, (str, bytes, dict)) or not isinstance(queues, Iterable):
+            raise ValidationError("queues must be a list of (name, max_workers) tuples or queue config dicts")
+        plans = [_parse_one(item, global_max_workers) for item in queues]
+
+    if not plans:
+        raise ValidationError("at least one queue must be configured")
+
+    seen: set[str] = set()
+    for plan in plans:
+        if plan.name in seen:
+            raise ValidationError(f"queue '{plan.name}' configured more than once")
+        seen.add(plan.name)
+
+    if global_max_workers is not None:
+        total_min = sum(p.min_workers for p in plans)
+        if total_min > global_max_workers:
+            raise ValidationError(f"sum of min_workers ({total_min}) exceeds global_max_workers ({global_max_workers})")
+
+    missing = [name for name in declared if name not in seen]
+    if missing:
+        raise ValidationError(
+            "start() must configure the worker queues declared via @client.task(..., queue=...): " + ", ".join(missing)
+        )
+    return RuntimePlan(tuple(plans), global_max_workers)

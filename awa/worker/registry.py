@@ -1,0 +1,105 @@
+"""Handler registration by job kind, and typed args decoding."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from awa.errors import ValidationError
+
+
+def derive_kind_from_name(class_name: str) -> str:
+    """CamelCase class name -> snake_case kind (``SendEmail`` -> ``send_email``,
+    ``HTTPRequest`` -> ``http_request``), the same rule awa uses."""
+    out: list[str] = []
+    for i, ch in enumerate(class_name):
+        if ch.isupper():
+            prev = class_name[i - 1] if i else ""
+            nxt = class_name[i + 1] if i + 1 < len(class_name) else ""
+            if i and (prev.islower() or prev.isdigit() or (prev.isupper() and nxt.islower())):
+                out.append("_")
+            out.append(ch.lower())
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def kind_for(args_type: type) -> str:
+    """The kind of an args class: its ``kind`` class attribute, else derived from its name."""
+    explicit = getattr(args_type, "kind", None)
+    if isinstance(explicit, str) and explicit:
+        return explicit
+    try:  # prefer the clients' own rule so inserts and handlers always agree
+        from awa.client import derive_kind  # type: ignore[attr-defined]
+
+        return derive_kind(args_type)
+    except (ImportError, AttributeError, TypeError):
+        return derive_kind_from_name(args_type.__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Handler:
+    kind: str
+    queue: str
+    func: Callable[..., Any]
+    args_type: type | None  # None: the handler receives the stored dict
+    is_async: bool
+
+    def decode_args(self, raw: Any) -> Any:
+        if self.args_type is None or isinstance(raw, self.args_type):
+            return raw
+        if hasattr(self.args_type, "model_validate"):  # pydantic v2
+            return self.args_type.model_validate(raw)
+        if dataclasses.is_dataclass(self.args_type) and isinstance(raw, dict):
+            names = {f.name for f in dataclasses.fields(self.args_type)}
+            return self.args_type(**{k: v for k, v in raw.items() if k in names})
+        return self.args_type(**raw) if isinstance(raw, dict) else self.args_type(raw)
+
+
+class Registry:
+    """Handlers of one client, keyed by job kind."""
+
+    def __init__(self) -> None:
+        self._by_kind: dict[str, Handler] = {}
+
+    def __len__(self) -> int:
+        return len(self._by_kind)
+
+    def get(self, kind: str) -> Handler | None:
+        return self._by_kind.get(kind)
+
+    def handlers(self) -> list[Handler]:
+        return list(self._by_kind.values())
+
+    def declared_queues(self) -> list[str]:
+        return list(dict.fromkeys(h.queue for h in self._by_kind.values()))
+
+    def decorator(
+        self, args_type: type | str, *, kind: str | None = None, queue: str = "default"
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        if isinstance(args_type, str):
+            if kind is not None and kind != args_type:
+                raise ValidationError("give the kind once: task('kind') or task(ArgsType, kind='kind')")
+            resolved_kind, typed = args_type, None
+        elif isinstance(args_type, type):
+            resolved_kind, typed = (kind or kind_for(args_type)), args_type
+        else:
+            raise ValidationError(f"task() takes an args class or a kind string, got {type(args_type).__name__}")
+        if not resolved_kind:
+            raise ValidationError("job kind must be a non-empty string")
+        if not isinstance(queue, str) or not queue:
+            raise ValidationError("queue must be a non-empty string")
+
+        def register(func: Callable[..., Any]) -> Callable[..., Any]:
+            if not callable(func):
+                raise ValidationError("a task handler must be callable")
+            if resolved_kind in self._by_kind:
+                raise ValidationError(f"a handler for job kind '{resolved_kind}' is already registered")
+            is_async = inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(getattr(func, "__call__", None))
+            self._by_kind[resolved_kind] = Handler(resolved_kind, queue, func, typed, is_async)
+            return func
+
+        return register
