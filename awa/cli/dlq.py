@@ -1,0 +1,9 @@
+"""awa dlq (placeholder until the client lands)."""
+from __future__ import annotations
+import argparse
+from awa.cli._common import CliError
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("dlq", help="(not yet available)")
+    p.set_defaults(func=run)
+def run(args: argparse.Namespace) -> int:
+    raise CliError("awa dlq is not available yet")

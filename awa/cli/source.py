@@ -1,0 +1,64 @@
+"""``awa bench`` and ``awa verify``: the make targets, from a source checkout only.
+
+Both run a module that lives next to the package in the repository
+(``bench/``, ``scripts/verify.py``), not inside the installed package, so
+they need the checkout the package was installed from (``pip install -e .``).
+Extra arguments are passed through unchanged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+from awa.cli._common import CliError
+
+# module to run, file that proves it exists, make target it mirrors
+_TARGETS = {
+    "verify": ("scripts.verify", Path("scripts") / "verify.py", "make verify"),
+    "bench": ("bench", Path("bench") / "__main__.py", "make bench"),
+}
+
+
+def source_root() -> Path:
+    """The directory that contains the ``awa`` package (the repository root for an editable install)."""
+    import awa
+
+    return Path(awa.__file__).resolve().parent.parent
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    verify = subparsers.add_parser(
+        "verify",
+        help="every check (TLC, spec parsing, mirrors, tests, state machines); same as make verify",
+        description="Run python -m scripts.verify from the source checkout; arguments are passed through "
+        "(e.g. --deep). Needs a source checkout.",
+    )
+    verify.add_argument("passthrough", nargs=argparse.REMAINDER, help="arguments for scripts.verify")
+    verify.set_defaults(func=run, target="verify")
+
+    bench = subparsers.add_parser(
+        "bench",
+        help="benchmarks with printed figures; same as make bench",
+        description="Run python -m bench from the source checkout; arguments are passed through. "
+        "Needs a source checkout.",
+    )
+    bench.add_argument("passthrough", nargs=argparse.REMAINDER, help="arguments for python -m bench")
+    bench.set_defaults(func=run, target="bench")
+
+
+def run(args: argparse.Namespace) -> int:
+    module, marker, make_target = _TARGETS[args.target]
+    root = source_root()
+    if not (root / marker).is_file() or not (root / "pyproject.toml").is_file():
+        raise CliError(
+            f"awa {args.target} needs a source checkout of this project ({marker} not found under {root}); "
+            f"clone the repository, run 'pip install -e .' in it, then 'awa {args.target}' or '{make_target}'"
+        )
+    passthrough = [a for a in args.passthrough if a != "--"] if args.passthrough[:1] == ["--"] else args.passthrough
+    completed = subprocess.run([sys.executable, "-m", module, *passthrough], cwd=root)
+    if completed.returncode < 0:  # killed by a signal
+        return 128 - completed.returncode
+    return completed.returncode
