@@ -1,0 +1,561 @@
+"""The asyncio worker runtime: claim, run, finalize, heartbeat, wake, maintain.
+
+One :class:`WorkerRuntime` serves one client in one process:
+
+* per physical queue, ``claimers`` loops reserve slots first, then claim at
+  most that many jobs in one statement (``claim_batch_size`` caps a batch);
+* async handlers run as tasks on the loop, sync handlers on a bounded thread pool;
+* completions are buffered and written with one ``complete_many`` per flush;
+* one heartbeat loop writes every leased attempt with ``heartbeat_many``;
+* ONE dedicated LISTEN connection wakes the claimers of any queue, polling
+  every ``poll_interval_ms`` is the fallback;
+* one dedicated connection competes for a session advisory lock; the holder
+  runs rescue and promotion.
+
+Nothing here holds a pool connection while waiting for another one, so the
+pool cannot deadlock; :func:`connection_budget` sizes it for full parallelism.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import traceback
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+import xxhash
+from psycopg import sql
+
+from awa.errors import ValidationError
+from awa.worker.capacity import HardSlots, OverflowPool, TokenBucket, WeightedSlots
+from awa.worker.config import QueuePlan, RuntimePlan
+from awa.worker.job import RunningJob
+from awa.worker.outcomes import Cancel, JobOutcome, RetryAfter, Snooze, TerminalError
+from awa.worker.registry import Handler, Registry
+from awa.worker.store import StoreAdapter
+
+log = logging.getLogger("awa.worker")
+
+_ERROR_TEXT_LIMIT = 4000
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeOptions:
+    poll_interval_ms: int = 200
+    heartbeat_interval_ms: int = 30_000
+    heartbeat_staleness_ms: int = 90_000
+    rescue_interval_ms: int = 5_000
+    promote_interval_ms: int = 250
+    leader_election_interval_ms: int = 2_000
+    completion_batch_size: int = 512
+    completion_flush_ms: float = 2.0
+    sync_handler_threads: int | None = None
+
+    def validate(self) -> None:
+        for name in (
+            "poll_interval_ms",
+            "heartbeat_interval_ms",
+            "heartbeat_staleness_ms",
+            "rescue_interval_ms",
+            "promote_interval_ms",
+            "leader_election_interval_ms",
+            "completion_batch_size",
+        ):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ValidationError(f"{name} must be an int > 0, got {value!r}")
+        if self.heartbeat_staleness_ms <= self.heartbeat_interval_ms:
+            raise ValidationError(
+                "heartbeat_staleness_ms must exceed heartbeat_interval_ms, or healthy jobs would be rescued"
+            )
+        if self.sync_handler_threads is not None and (
+            not isinstance(self.sync_handler_threads, int) or self.sync_handler_threads <= 0
+        ):
+            raise ValidationError("sync_handler_threads must be an int > 0")
+
+
+def connection_budget(plan: RuntimePlan) -> int:
+    """Pool connections the runtime can use at once: every claimer, the
+    completion flusher, the heartbeat loop and one maintenance statement.
+    (LISTEN and the leader lock use two dedicated connections outside the pool.)"""
+    return plan.total_claimers + 3
+
+
+@dataclass
+class QueueStats:
+    claimed: int = 0
+    completed: int = 0
+    stale: int = 0
+    peak_in_flight: int = 0
+
+
+@dataclass
+class _Queue:
+    plan: QueuePlan
+    slots: HardSlots | WeightedSlots
+    bucket: TokenBucket | None
+    notified: asyncio.Event = field(default_factory=asyncio.Event)
+    capacity: asyncio.Event = field(default_factory=asyncio.Event)
+    stats: QueueStats = field(default_factory=QueueStats)
+    in_flight: int = 0
+
+    @property
+    def name(self) -> str:
+        return self.plan.name
+
+
+def _error_text(exc: BaseException) -> str:
+    text = "".join(traceback.format_exception(exc)).strip()
+    return text[-_ERROR_TEXT_LIMIT:]
+
+
+def _leader_lock_key(schema: str) -> int:
+    # One advisory lock per schema; signed because Postgres takes bigint.
+    return xxhash.xxh64_intdigest(f"awa.worker.maintenance:{schema}") - (1 << 63)
+
+
+class WorkerRuntime:
+    def __init__(self, store: StoreAdapter, registry: Registry, plan: RuntimePlan, options: RuntimeOptions) -> None:
+        self.store = store
+        self.registry = registry
+        self.plan = plan
+        self.options = options
+        self.loop: asyncio.AbstractEventLoop
+        self._queues: dict[str, _Queue] = {}
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._claimers: list[asyncio.Task[Any]] = []
+        self._executions: dict[int, tuple[RunningJob, asyncio.Task[Any]]] = {}
+        self._leased: dict[int, RunningJob] = {}  # handler done or not, until its outcome is written
+        self._finalizers: set[asyncio.Task[Any]] = set()
+        self._completions: list[RunningJob] = []
+        self._completions_ready = asyncio.Event()
+        self._stopping = False
+        self._abandoning = False
+        self._finalizer_stop = False
+        self._finalize_task: asyncio.Task[Any] | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._listen_conn: psycopg.AsyncConnection | None = None
+        self._leader_conn: psycopg.AsyncConnection | None = None
+        self.is_leader = False
+        self.listener_alive = False
+        self.heartbeat_alive = False
+        self.started = False
+        self.stopped = False
+
+    # -- lifecycle -------------------------------------------------------------
+    async def start(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.options.validate()
+        self._build_queues()
+        total_capacity = self.plan.global_max_workers or sum(q.plan.max_workers or 0 for q in self._queues.values())
+        if any(not h.is_async for h in self.registry.handlers()):
+            threads = self.options.sync_handler_threads or max(1, min(total_capacity, 64))
+            self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="awa-worker")
+        channel = self.store.notify_channel
+        # Connect LISTEN before the first claim: an insert after this point wakes us.
+        self._listen_conn = await self.store.connect()
+        await self._listen_conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+        self.listener_alive = True
+        spawn = self.loop.create_task
+        self._tasks.append(spawn(self._listen_loop(channel), name="awa-listen"))
+        self._tasks.append(spawn(self._heartbeat_loop(), name="awa-heartbeat"))
+        self._tasks.append(spawn(self._maintenance_loop(), name="awa-maintenance"))
+        self._finalize_task = spawn(self._completion_loop(), name="awa-complete")
+        for queue in self._queues.values():
+            for index in range(queue.plan.claimers):
+                self._claimers.append(spawn(self._claim_loop(queue), name=f"awa-claim-{queue.name}-{index}"))
+        self.started = True
+
+    def _build_queues(self) -> None:
+        pool: OverflowPool | None = None
+        if self.plan.weighted:
+            assert self.plan.global_max_workers is not None
+            overflow = self.plan.global_max_workers - sum(q.min_workers for q in self.plan.queues)
+            pool = OverflowPool(overflow, {q.name: q.weight for q in self.plan.queues})
+            pool.on_release = self._wake_all_for_capacity
+        for plan in self.plan.queues:
+            slots: HardSlots | WeightedSlots
+            if pool is not None:
+                slots = WeightedSlots(plan.name, plan.min_workers, pool)
+            else:
+                assert plan.max_workers is not None
+                slots = HardSlots(plan.max_workers)
+            bucket = TokenBucket(plan.rate_limit) if plan.rate_limit else None
+            self._queues[plan.name] = _Queue(plan, slots, bucket)
+
+    def _wake_all_for_capacity(self) -> None:
+        for queue in self._queues.values():
+            queue.capacity.set()
+
+    async def shutdown(self, timeout_ms: int = 2000) -> None:
+        """Stop claiming, let running handlers finish for ``timeout_ms``, then
+        give the unfinished attempts back so another worker runs them."""
+        if self.stopped or not self.started:
+            return
+        deadline = self.loop.time() + max(0, timeout_ms) / 1000
+        self._stopping = True
+        for queue in self._queues.values():
+            queue.notified.set()
+            queue.capacity.set()
+        for job, _ in self._executions.values():
+            job._cancelled = True
+        # Claimers are never cancelled mid-claim: a claim that committed must be dispatched.
+        await asyncio.gather(*self._claimers, return_exceptions=True)
+        for job, _ in list(self._executions.values()):
+            job._cancelled = True  # also those dispatched by the last claims
+        running = [task for _, task in self._executions.values()]
+        if running:
+            _, pending = await asyncio.wait(running, timeout=max(0.0, deadline - self.loop.time()))
+            if pending:
+                self._abandoning = True
+                abandoned = [job for job, task in self._executions.values() if task in pending]
+                for task in pending:
+                    task.cancel()
+                await asyncio.gather(*pending, return_exceptions=True)
+                await asyncio.gather(*(self._release(job) for job in abandoned), return_exceptions=True)
+        self._finalizer_stop = True
+        self._completions_ready.set()
+        if self._finalize_task is not None:
+            await asyncio.gather(self._finalize_task, return_exceptions=True)
+        if self._finalizers:
+            await asyncio.gather(*list(self._finalizers), return_exceptions=True)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for conn in (self._listen_conn, self._leader_conn):
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    await conn.close()
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+        self.is_leader = False
+        self.listener_alive = False
+        self.heartbeat_alive = False
+        self.stopped = True
+
+    # -- claiming --------------------------------------------------------------
+    async def _claim_loop(self, queue: _Queue) -> None:
+        plan = queue.plan
+        poll = self.options.poll_interval_ms / 1000
+        looked_empty = False
+        backoff = 0.05
+        while not self._stopping:
+            if looked_empty:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(queue.notified.wait(), poll)
+                looked_empty = False
+                continue
+            free = queue.slots.available()
+            if free <= 0:
+                queue.capacity.clear()
+                if queue.slots.available() <= 0:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(queue.capacity.wait(), poll)
+                    continue
+                free = queue.slots.available()
+            # Let a few more slots free up rather than claiming one job per round trip.
+            low_water = max(1, min(plan.claim_batch_size, queue.slots.limit // 4))
+            if free < low_water and queue.in_flight > 0:
+                await asyncio.sleep(0.001)
+                free = queue.slots.available()
+                if free <= 0:
+                    continue
+            want = min(free, plan.claim_batch_size)
+            if queue.bucket is not None:
+                tokens = queue.bucket.available()
+                if tokens <= 0:
+                    await asyncio.sleep(min(poll, max(0.001, queue.bucket.seconds_until_token())))
+                    continue
+                want = min(want, tokens)
+            granted = queue.slots.try_acquire(want)
+            if granted <= 0:
+                queue.capacity.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(queue.capacity.wait(), poll)
+                continue
+            queue.notified.clear()  # a NOTIFY during the claim must trigger another one
+            try:
+                jobs = await self.store.claim(
+                    plan.name, granted, deadline_ms=plan.deadline_duration_ms, aging_ms=plan.priority_aging_interval_ms
+                )
+            except asyncio.CancelledError:
+                queue.slots.release(granted)
+                raise
+            except Exception:
+                queue.slots.release(granted)
+                log.exception("claim from queue %r failed; retrying in %.2fs", plan.name, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+                continue
+            backoff = 0.05
+            if queue.bucket is not None:
+                queue.bucket.consume(len(jobs))
+            if len(jobs) < granted:
+                queue.slots.release(granted - len(jobs))
+                looked_empty = True
+                if not jobs:
+                    queue.slots.idle()
+            queue.stats.claimed += len(jobs)
+            for raw in jobs:
+                self._dispatch(queue, raw)
+
+    def _dispatch(self, queue: _Queue, raw: Any) -> None:
+        job = RunningJob(raw, None, self)
+        if self._stopping:
+            job._cancelled = True
+        queue.in_flight += 1
+        if queue.in_flight > queue.stats.peak_in_flight:
+            queue.stats.peak_in_flight = queue.in_flight
+        self._leased[raw.id] = job
+        task = self.loop.create_task(self._execute(queue, job))
+        self._executions[raw.id] = (job, task)
+
+    # -- running ---------------------------------------------------------------
+    async def _execute(self, queue: _Queue, job: RunningJob) -> None:
+        outcome: Any = None
+        handler: Handler | None = self.registry.get(job.raw.kind)
+        try:
+            if handler is None:
+                raise LookupError(f"no handler registered for job kind '{job.raw.kind}' in this worker")
+            try:
+                job.args = handler.decode_args(job.raw.args)
+            except Exception as exc:  # retrying cannot fix args that do not decode
+                raise TerminalError(f"could not decode args for kind '{handler.kind}': {exc!r}") from exc
+            if handler.is_async:
+                outcome = await handler.func(job)
+            else:
+                outcome = await self.loop.run_in_executor(self._executor, handler.func, job)
+        except asyncio.CancelledError:
+            if self._abandoning:  # shutdown timed out; the lease is released by shutdown()
+                self._executions.pop(job.id, None)
+                self._leased.pop(job.id, None)
+                self._free_slot(queue)
+                raise
+            outcome = RuntimeError("handler task was cancelled")
+        except BaseException as exc:  # noqa: BLE001 - every handler failure becomes an outcome
+            outcome = exc
+        self._executions.pop(job.id, None)
+        self._free_slot(queue)
+        if outcome is None or not isinstance(outcome, BaseException):
+            self._completions.append(job)
+            if len(self._completions) >= self.options.completion_batch_size or len(self._completions) == 1:
+                self._completions_ready.set()
+            return
+        task = self.loop.create_task(self._finish(job, outcome))
+        self._finalizers.add(task)
+        task.add_done_callback(self._finalizers.discard)
+
+    def _free_slot(self, queue: _Queue) -> None:
+        queue.in_flight -= 1
+        queue.slots.release(1)
+        queue.capacity.set()
+
+    async def _finish(self, job: RunningJob, outcome: BaseException) -> None:
+        raw = job.raw
+        try:
+            for attempt in range(5):
+                try:
+                    applied = await self._apply_outcome(job, outcome)
+                    if not applied:
+                        log.info("job %s attempt %s lost its lease before its outcome was written", raw.id, raw.attempt)
+                    return
+                except Exception:
+                    log.exception("writing the outcome of job %s failed (try %d)", raw.id, attempt + 1)
+                    await asyncio.sleep(0.1 * 2**attempt)
+        finally:
+            self._leased.pop(raw.id, None)
+
+    async def _apply_outcome(self, job: RunningJob, outcome: BaseException) -> bool:
+        raw = job.raw
+        if isinstance(outcome, Snooze):
+            return await self.store.snooze(raw.id, raw.run_lease, outcome.seconds)
+        if isinstance(outcome, Cancel):
+            return await self.store.cancel(raw.id, raw.run_lease)
+        if isinstance(outcome, TerminalError):
+            return await self.store.fail(raw.id, raw.run_lease, _error_text(outcome))
+        if isinstance(outcome, RetryAfter):
+            error = outcome.error or f"retry requested after {outcome.seconds}s"
+            if raw.attempt >= raw.max_attempts:
+                return await self.store.fail(raw.id, raw.run_lease, error)
+            return await self.store.retry(raw.id, raw.run_lease, outcome.seconds, error)
+        error = _error_text(outcome)
+        if isinstance(outcome, JobOutcome):  # an unknown outcome subclass: treat as an error
+            error = f"unsupported outcome {type(outcome).__name__}: {error}"
+        if raw.attempt >= raw.max_attempts:
+            return await self.store.fail(raw.id, raw.run_lease, error)
+        return await self.store.retry(raw.id, raw.run_lease, None, error)
+
+    async def _release(self, job: RunningJob) -> None:
+        try:
+            await self.store.release(job.raw.id, job.raw.run_lease)
+        except Exception:
+            log.exception("could not release job %s; heartbeat rescue will recover it", job.raw.id)
+
+    # -- completion batching ---------------------------------------------------
+    async def _completion_loop(self) -> None:
+        flush_delay = self.options.completion_flush_ms / 1000
+        backoff = 0.05
+        while True:
+            await self._completions_ready.wait()
+            if not self._finalizer_stop and len(self._completions) < self.options.completion_batch_size:
+                await asyncio.sleep(flush_delay)  # gather a batch
+            self._completions_ready.clear()
+            batch, self._completions = self._completions, []
+            if batch:
+                try:
+                    flags = await self.store.complete_many([(j.raw.id, j.raw.run_lease) for j in batch])
+                except Exception:
+                    log.exception("complete_many failed for %d jobs; retrying", len(batch))
+                    self._completions[:0] = batch
+                    self._completions_ready.set()
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 2.0)
+                    continue
+                backoff = 0.05
+                for job, ok in zip(batch, flags):
+                    self._leased.pop(job.raw.id, None)
+                    stats = self._queues[job.raw.queue].stats if job.raw.queue in self._queues else None
+                    if stats is not None:
+                        if ok:
+                            stats.completed += 1
+                        else:
+                            stats.stale += 1
+            if self._completions:
+                self._completions_ready.set()
+            elif self._finalizer_stop:
+                return
+
+    # -- heartbeats ------------------------------------------------------------
+    async def _heartbeat_loop(self) -> None:
+        interval = self.options.heartbeat_interval_ms / 1000
+        self.heartbeat_alive = True
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self._heartbeat_once()
+                self.heartbeat_alive = True
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.heartbeat_alive = False
+                log.exception("heartbeat failed")
+
+    async def _heartbeat_once(self) -> None:
+        jobs = list(self._leased.values())
+        if not jobs:
+            return
+        with_progress = [j for j in jobs if j._progress_dirty]
+        plain = [j for j in jobs if not j._progress_dirty]
+        for job in with_progress:
+            await self.flush_progress(job)
+        for start in range(0, len(plain), 500):
+            chunk = plain[start : start + 500]
+            flags = await self.store.heartbeat_many([(j.raw.id, j.raw.run_lease) for j in chunk])
+            for job, alive in zip(chunk, flags):
+                if not alive:
+                    job._cancelled = True  # lease lost: admin cancel, rescue or already finalized
+
+    async def flush_progress(self, job: RunningJob) -> bool:
+        job._progress_dirty = False
+        alive = await self.store.heartbeat(job.raw.id, job.raw.run_lease, job._progress)
+        if not alive:
+            job._cancelled = True
+        return alive
+
+    # -- wake-ups --------------------------------------------------------------
+    async def _listen_loop(self, channel: str) -> None:
+        backoff = 0.1
+        while True:
+            conn = self._listen_conn
+            try:
+                if conn is None or conn.closed:
+                    conn = await self.store.connect()
+                    await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+                    self._listen_conn = conn
+                    self.listener_alive = True
+                    for queue in self._queues.values():  # anything may have arrived meanwhile
+                        queue.notified.set()
+                backoff = 0.1
+                async for note in conn.notifies():
+                    queue = self._queues.get(note.payload)
+                    if queue is not None:
+                        queue.notified.set()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.listener_alive = False
+                log.warning("LISTEN connection lost; polling until it is back", exc_info=True)
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        await conn.close()
+                self._listen_conn = None
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    # -- maintenance leader ----------------------------------------------------
+    async def _maintenance_loop(self) -> None:
+        opts = self.options
+        key = _leader_lock_key(self.store.schema)
+        next_rescue = 0.0
+        while True:
+            try:
+                if not self.is_leader:
+                    if self._leader_conn is None or self._leader_conn.closed:
+                        self._leader_conn = await self.store.connect()
+                    cur = await self._leader_conn.execute("SELECT pg_try_advisory_lock(%s)", (key,))
+                    row = await cur.fetchone()
+                    self.is_leader = bool(row and row[0])
+                    if not self.is_leader:
+                        await asyncio.sleep(opts.leader_election_interval_ms / 1000)
+                        continue
+                    log.info("this worker is now the maintenance leader")
+                else:
+                    # A dead session has dropped the lock: prove it is still ours.
+                    assert self._leader_conn is not None
+                    await self._leader_conn.execute("SELECT 1")
+                now = time.monotonic()
+                if now >= next_rescue:
+                    await self.store.rescue_expired(opts.heartbeat_staleness_ms)
+                    next_rescue = now + opts.rescue_interval_ms / 1000
+                promoted = await self.store.promote_due()
+                if promoted:
+                    for queue in self._queues.values():
+                        queue.notified.set()
+                await asyncio.sleep(opts.promote_interval_ms / 1000)
+            except asyncio.CancelledError:
+                if self.is_leader and self._leader_conn is not None and not self._leader_conn.closed:
+                    with contextlib.suppress(Exception):
+                        await asyncio.shield(self._leader_conn.execute("SELECT pg_advisory_unlock(%s)", (key,)))
+                raise
+            except Exception:
+                log.warning("maintenance round failed", exc_info=True)
+                if self._leader_conn is not None and self._leader_conn.closed:
+                    self.is_leader = False
+                    self._leader_conn = None
+                await asyncio.sleep(opts.leader_election_interval_ms / 1000)
+
+    # -- introspection ---------------------------------------------------------
+    def health(self) -> dict[str, Any]:
+        return {
+            "running": self.started and not self.stopped,
+            "shutting_down": self._stopping,
+            "leader": self.is_leader,
+            "listener_alive": self.listener_alive,
+            "heartbeat_alive": self.heartbeat_alive,
+            "queues": {
+                name: {
+                    "in_flight": q.in_flight,
+                    "capacity": q.slots.limit,
+                    "claimed": q.stats.claimed,
+                    "completed": q.stats.completed,
+                    "stale_completions": q.stats.stale,
+                    "peak_in_flight": q.stats.peak_in_flight,
+                }
+                for name, q in self._queues.items()
+            },
+        }

@@ -1,0 +1,123 @@
+"""Thin adapter between the runtime and the storage client's lease API.
+
+The runtime only talks to this class, so a change in the storage client's
+signatures is absorbed here. It also knows how to open the two dedicated
+connections the runtime keeps outside the client's pool (LISTEN and the
+maintenance leader's advisory lock).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+
+from awa.errors import ValidationError
+
+
+def _accepts(func: Any, name: str) -> bool:
+    try:
+        params = inspect.signature(func).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+
+
+class StoreAdapter:
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.schema: str = getattr(client, "schema", "awa")
+        self._claim_takes_aging = _accepts(client.claim, "priority_aging_interval_ms")
+        self._rescue_takes_staleness = _accepts(client.rescue_expired, "heartbeat_staleness_ms")
+
+    # -- connections outside the pool ----------------------------------------
+    @property
+    def pool(self) -> Any:
+        return getattr(self.client, "pool", None)
+
+    def conninfo(self) -> str:
+        for attr in ("conninfo", "url", "database_url"):
+            value = getattr(self.client, attr, None)
+            if isinstance(value, str) and value:
+                return value
+        pool = self.pool
+        if pool is not None and getattr(pool, "conninfo", None):
+            return pool.conninfo
+        raise ValidationError("the client does not expose a conninfo; the worker needs one for LISTEN")
+
+    async def connect(self) -> psycopg.AsyncConnection:
+        return await psycopg.AsyncConnection.connect(self.conninfo(), autocommit=True)
+
+    @property
+    def notify_channel(self) -> str:
+        from awa import client as client_module  # the storage client owns the channel name
+
+        for attr in ("NOTIFY_CHANNEL", "notify_channel"):
+            value = getattr(self.client, attr, None) or getattr(client_module, attr, None)
+            if callable(value):
+                value = value(self.schema)
+            if isinstance(value, str) and value:
+                return value
+        raise ValidationError("the storage client does not expose its NOTIFY channel")
+
+    # -- lease API -----------------------------------------------------------
+    async def claim(self, queue: str, limit: int, *, deadline_ms: int, aging_ms: int) -> list[Any]:
+        kwargs: dict[str, Any] = {"deadline_ms": deadline_ms or None}
+        if self._claim_takes_aging:
+            kwargs["priority_aging_interval_ms"] = aging_ms
+        return list(await self.client.claim([queue], limit, **kwargs))
+
+    async def complete_many(self, pairs: Sequence[tuple[int, int]]) -> list[bool]:
+        result = await self.client.complete_many(list(pairs))
+        return _as_flags(result, pairs)
+
+    async def heartbeat_many(self, pairs: Sequence[tuple[int, int]]) -> list[bool]:
+        result = await self.client.heartbeat_many(list(pairs))
+        return _as_flags(result, pairs)
+
+    async def heartbeat(self, job_id: int, run_lease: int, progress: dict[str, Any] | None) -> bool:
+        return bool(await self.client.heartbeat(job_id, run_lease, progress=progress))
+
+    async def retry(self, job_id: int, run_lease: int, after_seconds: float | None, error: str | None) -> bool:
+        return bool(await self.client.retry(job_id, run_lease, after_seconds=after_seconds, error=error))
+
+    async def fail(self, job_id: int, run_lease: int, error: str) -> bool:
+        return bool(await self.client.fail(job_id, run_lease, error))
+
+    async def snooze(self, job_id: int, run_lease: int, seconds: float) -> bool:
+        return bool(await self.client.snooze(job_id, run_lease, seconds))
+
+    async def cancel(self, job_id: int, run_lease: int) -> bool:
+        return bool(await self.client.cancel(job_id, run_lease))
+
+    async def release(self, job_id: int, run_lease: int) -> bool:
+        """Give an unfinished attempt back (shutdown timeout): runnable again now."""
+        release = getattr(self.client, "release", None)
+        if release is not None:
+            return bool(await release(job_id, run_lease))
+        return await self.retry(job_id, run_lease, 0.0, "worker shut down before the handler finished")
+
+    async def rescue_expired(self, staleness_ms: int) -> Any:
+        if self._rescue_takes_staleness:
+            return await self.client.rescue_expired(heartbeat_staleness_ms=staleness_ms)
+        return await self.client.rescue_expired()
+
+    async def promote_due(self) -> Any:
+        return await self.client.promote_due()
+
+
+def _as_flags(result: Any, pairs: Sequence[tuple[int, int]]) -> list[bool]:
+    """Normalise a batch result (flags, or the ids/pairs that took effect) to flags."""
+    if result is None:
+        return [True] * len(pairs)
+    if isinstance(result, int) and not isinstance(result, bool):
+        if result == len(pairs):
+            return [True] * len(pairs)
+        raise TypeError("batch result is a count; the worker needs per-job results")
+    items = list(result)
+    if len(items) == len(pairs) and all(isinstance(x, bool) for x in items):
+        return items
+    done = {x if isinstance(x, int) else x[0] for x in items}
+    return [job_id in done for job_id, _ in pairs]
