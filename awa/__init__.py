@@ -9,6 +9,21 @@ from __future__ import annotations
 from awa.errors import AwaError, DatabaseUnavailable, MigrationError, ValidationError
 
 # --- routing (pure functions) ---
+# The verification-only correlated scheme stays in awa.routing on purpose.
+from awa.routing import (
+    AWA_COMPAT,
+    XXH3,
+    PartitionedQueue,
+    RoutingScheme,
+    ordering_key_hash64,
+    ordering_key_hashes64,
+    partition_for_ordering_key,
+    partition_hash64,
+    partition_hashes64,
+    partitions_for_ordering_keys,
+    shard_for_ordering_key,
+    shards_for_ordering_keys,
+)
 # --- storage / clients ---
 # --- worker runtime ---
 
