@@ -378,16 +378,13 @@ class WorkerRuntime:
             return await self.store.cancel(raw.id, raw.run_lease)
         if isinstance(outcome, TerminalError):
             return await self.store.fail(raw.id, raw.run_lease, _error_text(outcome))
+        # The store decides retry versus failed/dead-lettered from attempt and max_attempts.
         if isinstance(outcome, RetryAfter):
             error = outcome.error or f"retry requested after {outcome.seconds}s"
-            if raw.attempt >= raw.max_attempts:
-                return await self.store.fail(raw.id, raw.run_lease, error)
             return await self.store.retry(raw.id, raw.run_lease, outcome.seconds, error)
         error = _error_text(outcome)
         if isinstance(outcome, JobOutcome):  # an unknown outcome subclass: treat as an error
             error = f"unsupported outcome {type(outcome).__name__}: {error}"
-        if raw.attempt >= raw.max_attempts:
-            return await self.store.fail(raw.id, raw.run_lease, error)
         return await self.store.retry(raw.id, raw.run_lease, None, error)
 
     async def _release(self, job: RunningJob) -> None:

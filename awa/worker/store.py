@@ -93,11 +93,12 @@ class StoreAdapter:
         return bool(await self.client.cancel(job_id, run_lease))
 
     async def release(self, job_id: int, run_lease: int) -> bool:
-        """Give an unfinished attempt back (shutdown timeout): runnable again now."""
+        """Give an unfinished attempt back (shutdown timeout): runnable again at
+        once, and - like a snooze - without using up one of its attempts."""
         release = getattr(self.client, "release", None)
         if release is not None:
             return bool(await release(job_id, run_lease))
-        return await self.retry(job_id, run_lease, 0.0, "worker shut down before the handler finished")
+        return await self.snooze(job_id, run_lease, 0.0)
 
     async def rescue_expired(self, staleness_ms: int) -> Any:
         if self._rescue_takes_staleness:
