@@ -194,3 +194,20 @@ def test_token_bucket_refills_at_rate():
     now[0] = 0.35
     assert bucket.available() == 2  # capped at burst
     assert TokenBucket(RateLimit(2.5, 0)).capacity == 3
+
+
+def test_partitioned_queue_configs_plan_every_partition():
+    from awa.routing import PartitionedQueue
+
+    pq = PartitionedQueue("email", 4)
+    hard = plan(pq.queue_configs(max_workers_per_partition=3, rate_limit_per_partition=(50.0, 5), claimers=2),
+                declared=(pq.physical_queues[0],))
+    assert [q.name for q in hard.queues] == pq.physical_queues
+    assert all(q.max_workers == 3 and q.claimers == 2 and q.rate_limit == RateLimit(50.0, 5) for q in hard.queues)
+    weighted = plan(pq.queue_configs(min_workers_per_partition=1, weight=2), gmw=8, declared=())
+    assert all((q.min_workers, q.weight, q.max_workers) == (1, 2, None) for q in weighted.queues)
+    with raises(f"queue '{pq.physical_queues[0]}' configured more than once"):
+        plan([{"name": pq.physical_queues[0], "max_workers": 1}, *pq.queue_configs(max_workers_per_partition=1)],
+             declared=())
+    with raises("sum of min_workers (8) exceeds global_max_workers (6)"):
+        plan(pq.queue_configs(min_workers_per_partition=2), gmw=6, declared=())
