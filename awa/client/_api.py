@@ -1,0 +1,253 @@
+"""The public method set, defined once for both clients.
+
+Each method validates its input, builds an operation generator from
+:class:`~awa.client._core.ClientCore` and hands it to ``self._drive``. The
+sync client's ``_drive`` runs it and returns the result; the async client's
+``_drive`` is a coroutine function, so the same methods return awaitables.
+
+``conn=``: run inside the caller's own psycopg connection/transaction
+(transactional enqueue). Nothing is committed by the client when the caller's
+connection is in manual-commit mode; the caller commits or rolls back.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from awa.client import _batch
+from awa.client._core import ClientCore, Op
+from awa.client.metrics import QueueEnqueueCounts
+
+DEFAULT_PROMOTE_LIMIT = 1000
+DEFAULT_RESCUE_LIMIT = 1000
+DEFAULT_HEARTBEAT_TIMEOUT = 90.0
+
+
+class ClientAPI:
+    _core: ClientCore
+
+    def _drive(self, op: Op, conn: Any = None) -> Any:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    # -- introspection -----------------------------------------------------
+
+    @property
+    def schema(self) -> str:
+        return self._core.schema
+
+    @property
+    def notify_channel(self) -> str:
+        """The schema's single wake-up channel (LISTEN once per process)."""
+        return self._core.channel
+
+    def enqueue_metrics(self) -> dict[str, QueueEnqueueCounts]:
+        """Jobs and batches enqueued by this client, per physical queue."""
+        return self._core.metrics.snapshot()
+
+    # -- enqueue -----------------------------------------------------------
+
+    def insert(
+        self,
+        args: Any,
+        *,
+        kind: str | None = None,
+        queue: str = "default",
+        priority: int = 2,
+        max_attempts: int = 25,
+        tags: Sequence[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        run_at: dt.datetime | None = None,
+        ordering_key: bytes | str | None = None,
+        conn: Any = None,
+    ) -> Any:
+        """Enqueue one job; returns its :class:`Job`."""
+        batch = _batch.prepare(
+            [args],
+            kind=kind,
+            queue=queue,
+            priority=priority,
+            max_attempts=max_attempts,
+            tags=tags,
+            metadata=metadata,
+            run_at=run_at,
+            ordering_key=ordering_key,
+            opts=None,
+        )
+        return self._drive(_first(self._core.enqueue(batch, True)), conn)
+
+    def insert_many_copy(
+        self,
+        jobs: Sequence[Any],
+        *,
+        kind: str | None = None,
+        queue: str = "default",
+        priority: int = 2,
+        max_attempts: int = 25,
+        tags: Sequence[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        run_at: dt.datetime | None = None,
+        ordering_key: bytes | str | None = None,
+        opts: Sequence[dict[str, Any] | None] | None = None,
+        conn: Any = None,
+    ) -> Any:
+        """COPY a batch atomically; returns the jobs in input order.
+
+        ``opts[i]`` may route job ``i`` to another ``queue`` and/or give it an
+        ``ordering_key`` (absent: batch default; ``None``: no key).
+        """
+        batch = _batch.prepare(
+            jobs,
+            kind=kind,
+            queue=queue,
+            priority=priority,
+            max_attempts=max_attempts,
+            tags=tags,
+            metadata=metadata,
+            run_at=run_at,
+            ordering_key=ordering_key,
+            opts=opts,
+        )
+        return self._drive(self._core.enqueue(batch, True), conn)
+
+    def enqueue_many_copy(
+        self,
+        jobs: Sequence[Any],
+        *,
+        kind: str | None = None,
+        queue: str = "default",
+        priority: int = 2,
+        max_attempts: int = 25,
+        tags: Sequence[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        run_at: dt.datetime | None = None,
+        ordering_key: bytes | str | None = None,
+        opts: Sequence[dict[str, Any] | None] | None = None,
+        conn: Any = None,
+    ) -> Any:
+        """Like :meth:`insert_many_copy` but returns only the count (cheaper)."""
+        batch = _batch.prepare(
+            jobs,
+            kind=kind,
+            queue=queue,
+            priority=priority,
+            max_attempts=max_attempts,
+            tags=tags,
+            metadata=metadata,
+            run_at=run_at,
+            ordering_key=ordering_key,
+            opts=opts,
+        )
+        return self._drive(self._core.enqueue(batch, False), conn)
+
+    # -- claims and leases -------------------------------------------------
+
+    def claim(self, queues: Sequence[str] | str, limit: int, *, deadline_ms: int | None = None) -> Any:
+        """Claim due jobs: highest priority first, lane order within a lane."""
+        return self._drive(self._core.claim(queues, limit, deadline_ms))
+
+    def complete(self, job_id: int, run_lease: int) -> Any:
+        """True when applied; False when the lease is stale (nothing changed)."""
+        return self._drive(self._core.complete(job_id, run_lease))
+
+    def complete_many(self, items: Iterable[tuple[int, int]]) -> Any:
+        """Complete (job_id, run_lease) pairs; a list of bools in input order."""
+        return self._drive(self._core.complete_many(items))
+
+    def fail(self, job_id: int, run_lease: int, error: Any = None) -> Any:
+        return self._drive(self._core.fail(job_id, run_lease, error))
+
+    def retry(self, job_id: int, run_lease: int, after_seconds: float | None = None, error: Any = None) -> Any:
+        """Retry later (backoff when ``after_seconds`` is None); fails when out of attempts."""
+        return self._drive(self._core.retry(job_id, run_lease, after_seconds, error))
+
+    def snooze(self, job_id: int, run_lease: int, seconds: float) -> Any:
+        """Run again after ``seconds`` without using up an attempt."""
+        return self._drive(self._core.snooze(job_id, run_lease, seconds))
+
+    def cancel(self, job_id: int, run_lease: int) -> Any:
+        return self._drive(self._core.cancel(job_id, run_lease))
+
+    def heartbeat(self, job_id: int, run_lease: int, progress: Any = None) -> Any:
+        return self._drive(self._core.heartbeat(job_id, run_lease, progress))
+
+    def heartbeat_many(self, items: Iterable[tuple[int, int]]) -> Any:
+        return self._drive(self._core.heartbeat_many(items))
+
+    # -- maintenance -------------------------------------------------------
+
+    def promote_due(self, *, limit: int = DEFAULT_PROMOTE_LIMIT) -> Any:
+        """Make due scheduled/retryable jobs available (new lane numbers); returns the count."""
+        return self._drive(self._core.promote_due(limit))
+
+    def rescue_expired(
+        self, *, heartbeat_timeout: float = DEFAULT_HEARTBEAT_TIMEOUT, limit: int = DEFAULT_RESCUE_LIMIT
+    ) -> Any:
+        """Running jobs with a stale heartbeat or a passed deadline -> retryable (or failed).
+
+        Returns ``[(job_id, run_lease, outcome), ...]``.
+        """
+        return self._drive(self._core.rescue_expired(heartbeat_timeout, limit))
+
+    # -- admin -------------------------------------------------------------
+
+    def cancel_job(self, job_id: int) -> Any:
+        """Cancel a non-terminal job without a lease; the Job, or None."""
+        return self._drive(self._core.cancel_job(job_id))
+
+    def get_job(self, job_id: int) -> Any:
+        return self._drive(self._core.get_job(job_id))
+
+    def list_jobs(
+        self, *, state: Any = None, kind: str | None = None, queue: str | None = None, limit: int = 100
+    ) -> Any:
+        return self._drive(self._core.list_jobs(state, kind, queue, limit))
+
+    def queue_stats(self, queue: str | None = None) -> Any:
+        return self._drive(self._core.queue_stats(queue))
+
+    def pause_queue(self, queue: str) -> Any:
+        return self._drive(self._core.pause_queue(queue))
+
+    def resume_queue(self, queue: str) -> Any:
+        return self._drive(self._core.resume_queue(queue))
+
+    def set_enqueue_shards(self, queue: str, shards: int) -> Any:
+        return self._drive(self._core.set_enqueue_shards(queue, shards))
+
+    def set_queue_dlq(self, queue: str, enabled: bool = True) -> Any:
+        return self._drive(self._core.set_queue_dlq(queue, enabled))
+
+    # -- dead-letter queue -------------------------------------------------
+
+    def list_dlq(self, *, queue: str | None = None, kind: str | None = None, limit: int = 100) -> Any:
+        return self._drive(self._core.list_dlq(queue, kind, limit))
+
+    def get_dlq_job(self, job_id: int) -> Any:
+        return self._drive(self._core.get_dlq_job(job_id))
+
+    def dlq_depth(self, *, queue: str | None = None) -> Any:
+        return self._drive(self._core.dlq_depth(queue))
+
+    def retry_from_dlq(
+        self,
+        job_id: int,
+        *,
+        run_at: dt.datetime | None = None,
+        priority: int | None = None,
+        queue: str | None = None,
+    ) -> Any:
+        """Put a dead-lettered job back into its lane (attempts reset); the Job or None."""
+        return self._drive(self._core.retry_from_dlq(job_id, run_at, priority, queue))
+
+    def purge_dlq_job(self, job_id: int) -> Any:
+        return self._drive(self._core.purge_dlq_job(job_id))
+
+    def move_failed_to_dlq(self, job_id: int, reason: str = "manual") -> Any:
+        return self._drive(self._core.move_failed_to_dlq(job_id, reason))
+
+
+def _first(op: Op) -> Op:
+    jobs = yield from op
+    return jobs[0]

@@ -1,0 +1,463 @@
+"""Validation, routing and COPY formatting of enqueue batches (no I/O here).
+
+The whole batch is validated and serialised before the first database call,
+so a bad job anywhere means nothing is written. The COPY payload of a chunk is
+built as one text buffer: constant columns of a lane are formatted once, the
+per-row work is one JSON dump and one f-string.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import math
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from awa.errors import ValidationError
+from awa.routing.hashes import coerce_key, shard_for_ordering_key, shards_for_ordering_keys
+
+try:  # orjson is optional: the same JSON, several times faster per row.
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - exercised only where orjson is absent
+    _orjson = None
+
+MAX_NAME_LENGTH = 200
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+ABSENT: Any = object()  # "key not given" (distinct from an explicit None)
+
+_std_encoder = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+
+
+def _std_dumps(obj: Any) -> str:
+    return _std_encoder.encode(obj)
+
+
+if _orjson is not None:
+    _orjson_dumps = _orjson.dumps
+    _OrjsonError = _orjson.JSONEncodeError
+
+    def dumps(obj: Any) -> str:
+        try:
+            return _orjson_dumps(obj).decode()
+        except _OrjsonError:
+            return _std_dumps(obj)  # e.g. ints beyond 64 bits; raises on real junk
+
+    loads: Callable[[str], Any] = _orjson.loads
+else:  # pragma: no cover
+    dumps = _std_dumps
+    loads = json.loads
+
+
+# --------------------------------------------------------------------------
+# Scalar validation
+# --------------------------------------------------------------------------
+
+
+def derive_kind(class_name: str) -> str:
+    """CamelCase class name -> snake_case kind (``SMTPEmail`` -> ``smtp_email``)."""
+    out: list[str] = []
+    n = len(class_name)
+    for i, ch in enumerate(class_name):
+        if ch.isupper():
+            if i > 0:
+                prev = class_name[i - 1]
+                nxt_lower = i + 1 < n and class_name[i + 1].islower()
+                if prev.islower() or prev.isdigit() or (prev.isupper() and nxt_lower):
+                    out.append("_")
+            out.append(ch.lower())
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def check_name(value: Any, what: str) -> str:
+    if not isinstance(value, str):
+        raise ValidationError(f"{what} must be a string, got {type(value).__name__}")
+    if not value:
+        raise ValidationError(f"{what} must not be empty")
+    if len(value) > MAX_NAME_LENGTH:
+        raise ValidationError(f"{what} must be at most {MAX_NAME_LENGTH} characters (got {len(value)})")
+    if _CONTROL.search(value):
+        raise ValidationError(f"{what} must not contain control characters")
+    return value
+
+
+def check_priority(priority: Any) -> int:
+    if isinstance(priority, bool) or not isinstance(priority, int) or not 1 <= priority <= 4:
+        raise ValidationError(f"priority must be between 1 and 4, got {priority!r}")
+    return priority
+
+
+def check_max_attempts(max_attempts: Any) -> int:
+    if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or not 1 <= max_attempts <= 1000:
+        raise ValidationError(f"max_attempts must be between 1 and 1000, got {max_attempts!r}")
+    return max_attempts
+
+
+def check_run_at(run_at: Any) -> dt.datetime | None:
+    if run_at is None:
+        return None
+    if not isinstance(run_at, dt.datetime):
+        raise ValidationError(f"run_at must be a datetime, got {type(run_at).__name__}")
+    if run_at.tzinfo is None or run_at.utcoffset() is None:
+        raise ValidationError("run_at must be timezone-aware")
+    return run_at
+
+
+def check_tags(tags: Any) -> list[str]:
+    if tags is None:
+        return []
+    if isinstance(tags, (str, bytes)) or not isinstance(tags, Sequence):
+        raise ValidationError("tags must be a list of strings")
+    out = []
+    for tag in tags:
+        if not isinstance(tag, str):
+            raise ValidationError("tags must be a list of strings")
+        if _CONTROL.search(tag):
+            raise ValidationError("tags must not contain control characters")
+        out.append(tag)
+    return out
+
+
+def check_metadata(metadata: Any) -> dict[str, Any]:
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, Mapping):
+        raise ValidationError("metadata must be a dict")
+    metadata = dict(metadata)
+    try:
+        text = _std_dumps(metadata)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(f"metadata is not JSON-serialisable: {exc}") from None
+    if "\\u0000" in text:
+        raise ValidationError("metadata must not contain NUL characters")
+    return metadata
+
+
+def check_key(key: Any) -> bytes | None:
+    if key is None:
+        return None
+    if isinstance(key, (bytes, str)):
+        return key if isinstance(key, bytes) else key.encode("utf-8", "surrogatepass")
+    return coerce_key(key)  # bytes-like, or ValidationError with the routing module's text
+
+
+def args_payload(args: Any) -> Any:
+    """The JSON value stored for ``args``: a dict, a dataclass or a pydantic model."""
+    if isinstance(args, dict):
+        return args
+    dump = getattr(args, "model_dump", None)
+    if dump is not None and not isinstance(args, type):
+        return dump(mode="json")
+    if dataclasses.is_dataclass(args) and not isinstance(args, type):
+        return dataclasses.asdict(args)
+    raise ValidationError("Job args must be a dataclass, pydantic BaseModel, or dict")
+
+
+def kind_for(args: Any, kind: str | None) -> str:
+    if kind is not None:
+        return check_name(kind, "kind")
+    if isinstance(args, dict):
+        raise ValidationError("kind is required when args is a dict")
+    return check_name(derive_kind(type(args).__name__), "kind")
+
+
+def args_json(payload: Any, index: int | None = None) -> str:
+    where = "" if index is None else f" at index {index}"
+    try:
+        text = dumps(payload)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(f"args{where} are not JSON-serialisable: {exc}") from None
+    if "\\u0000" in text:
+        raise ValidationError(f"args{where} must not contain NUL characters")
+    return text
+
+
+# --------------------------------------------------------------------------
+# Per-job opts
+# --------------------------------------------------------------------------
+
+
+def parse_opts(opts: Any, n_jobs: int) -> tuple[list[str | None], list[Any]] | None:
+    """Per-job queue overrides and tri-state ordering keys (ABSENT = inherit)."""
+    if opts is None:
+        return None
+    if isinstance(opts, (str, bytes, Mapping)) or not isinstance(opts, Sequence):
+        raise ValidationError("opts must be a list of dicts or None")
+    if len(opts) != n_jobs:
+        raise ValidationError(f"opts length must match jobs length (got {len(opts)}, expected {n_jobs})")
+    queues: list[str | None] = [None] * n_jobs
+    keys: list[Any] = [ABSENT] * n_jobs
+    for i, entry in enumerate(opts):
+        if entry is None:
+            continue
+        if not isinstance(entry, dict):
+            raise ValidationError("each opts entry must be a dict or None")
+        for name in entry:
+            if not isinstance(name, str):
+                raise ValidationError("opts keys must be strings")
+            if name != "queue" and name != "ordering_key":
+                raise ValidationError(f"unsupported opts key '{name}'; expected 'queue' or 'ordering_key'")
+        q = entry.get("queue")
+        if q is not None:
+            if not isinstance(q, str):
+                raise ValidationError("opts queue must be a string")
+            if not q:
+                raise ValidationError("opts queue must not be empty")
+            queues[i] = check_name(q, "opts queue")
+        if "ordering_key" in entry:
+            keys[i] = check_key(entry["ordering_key"])
+    return queues, keys
+
+
+# --------------------------------------------------------------------------
+# Prepared batch
+# --------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(slots=True)
+class Batch:
+    """A validated batch: everything needed to route and COPY it."""
+
+    n: int
+    args_text: list[str]
+    kinds: list[str] | str  # one kind for all rows, or one per row
+    queue: str  # batch default queue
+    queues: list[str] | None  # per row, when opts routed any job elsewhere
+    key: bytes | None  # batch default ordering key
+    keys: list[bytes | None] | None  # per row, when opts set any key
+    priority: int
+    max_attempts: int
+    tags: list[str]
+    metadata: dict[str, Any]
+    run_at: dt.datetime | None
+
+    def touched_queues(self) -> list[str]:
+        if self.queues is None:
+            return [self.queue]
+        return sorted(set(self.queues))
+
+
+def prepare(
+    jobs: Sequence[Any],
+    *,
+    kind: str | None,
+    queue: str,
+    priority: int,
+    max_attempts: int,
+    tags: Any,
+    metadata: Any,
+    run_at: Any,
+    ordering_key: Any,
+    opts: Any,
+) -> Batch:
+    if isinstance(jobs, (str, bytes, Mapping)) or not isinstance(jobs, Sequence):
+        raise ValidationError("jobs must be a list")
+    n = len(jobs)
+    queue = check_name(queue, "queue")
+    priority = check_priority(priority)
+    max_attempts = check_max_attempts(max_attempts)
+    tags = check_tags(tags)
+    metadata = check_metadata(metadata)
+    run_at = check_run_at(run_at)
+    key = check_key(ordering_key)
+    parsed = parse_opts(opts, n)
+
+    if kind is not None:
+        kinds: list[str] | str = check_name(kind, "kind")
+        payloads = [j if type(j) is dict else args_payload(j) for j in jobs]
+    else:
+        kind_cache: dict[type, str] = {}
+        per_row: list[str] = []
+        payloads = []
+        for j in jobs:
+            t = type(j)
+            k = kind_cache.get(t)
+            if k is None:
+                k = kind_cache[t] = kind_for(j, None)
+            per_row.append(k)
+            payloads.append(args_payload(j))
+        kinds = per_row[0] if per_row and len(kind_cache) == 1 else per_row
+
+    try:
+        texts = [dumps(p) for p in payloads]
+    except (TypeError, ValueError):
+        texts = [args_json(p, i) for i, p in enumerate(payloads)]  # finds the culprit
+    for i, t in enumerate(texts):
+        if "\\u0000" in t:
+            raise ValidationError(f"args at index {i} must not contain NUL characters")
+
+    queues: list[str] | None = None
+    keys: list[bytes | None] | None = None
+    if parsed is not None:
+        q_over, k_over = parsed
+        if any(q is not None for q in q_over):
+            queues = [q if q is not None else queue for q in q_over]
+        if any(k is not ABSENT for k in k_over):
+            keys = [key if k is ABSENT else k for k in k_over]
+    return Batch(n, texts, kinds, queue, queues, key, keys, priority, max_attempts, tags, metadata, run_at)
+
+
+# --------------------------------------------------------------------------
+# Routing into lanes
+# --------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(slots=True)
+class Lane:
+    queue: str
+    shard: int
+    rows: list[int] | None  # row indices in input order; None = every row of the batch
+
+
+def route(batch: Batch, shard_counts: Mapping[str, int], rotor: Callable[[str, int], int]) -> list[Lane]:
+    """Split the batch into lanes. Keyed rows hash to their shard; unkeyed rows
+    of one (queue, priority) all take the rotor's next shard (one lane each)."""
+    if batch.queues is None and batch.keys is None:
+        shards = shard_counts[batch.queue]
+        if batch.key is not None:
+            shard = shard_for_ordering_key(batch.key, shards)
+        else:
+            shard = rotor(batch.queue, shards) if shards > 1 else 0
+        return [Lane(batch.queue, shard, None)]
+
+    n = batch.n
+    queues = batch.queues if batch.queues is not None else None
+    keys = batch.keys if batch.keys is not None else None
+    by_queue: dict[str, list[int]] = {}
+    if queues is None:
+        by_queue[batch.queue] = list(range(n))
+    else:
+        for i, q in enumerate(queues):
+            rows = by_queue.get(q)
+            if rows is None:
+                by_queue[q] = [i]
+            else:
+                rows.append(i)
+
+    lanes: dict[tuple[str, int], list[int]] = {}
+    for q in sorted(by_queue):
+        rows = by_queue[q]
+        shards = shard_counts[q]
+        if keys is None:
+            row_keys: list[bytes | None] = [batch.key] * len(rows) if batch.key is not None else []
+        else:
+            row_keys = [keys[i] for i in rows]
+        if not row_keys or shards <= 1:
+            if shards <= 1:
+                lanes.setdefault((q, 0), []).extend(rows)
+            else:
+                lanes.setdefault((q, rotor(q, shards)), []).extend(rows)
+            continue
+        keyed = [i for i, k in zip(rows, row_keys) if k is not None]
+        unkeyed = [i for i, k in zip(rows, row_keys) if k is None]
+        if keyed:
+            key_list = [k for k in row_keys if k is not None]
+            for i, s in zip(keyed, shards_for_ordering_keys(key_list, shards)):
+                lanes.setdefault((q, s), []).append(i)
+        if unkeyed:
+            lanes.setdefault((q, rotor(q, shards)), []).extend(unkeyed)
+    out = []
+    for (q, s), rows in sorted(lanes.items()):
+        rows.sort()
+        out.append(Lane(q, s, rows))
+    return out
+
+
+# --------------------------------------------------------------------------
+# COPY text formatting
+# --------------------------------------------------------------------------
+
+COPY_COLUMNS = (
+    "queue, priority, max_attempts, state, enqueue_shard, run_at, created_at, tags, metadata, "
+    "kind, lane_seq, ordering_key, args"
+)
+
+
+def _array_literal(tags: list[str]) -> str:
+    if not tags:
+        return ""
+    quoted = ('"' + t.replace("\\", "\\\\").replace('"', '\\"') + '"' for t in tags)
+    return "{" + ",".join(quoted) + "}"
+
+
+def _key_text(key: bytes | None) -> str:
+    # Raw (not yet COPY-escaped) bytea hex input; the buffer-wide escape doubles the backslash.
+    return "" if key is None else "\\x" + key.hex()
+
+
+def copy_buffer(
+    batch: Batch,
+    lanes: list[Lane],
+    starts: list[int] | None,
+    now: dt.datetime,
+    scheduled: bool,
+    ids: list[int] | None,
+) -> str:
+    """The COPY text payload (NULL is the empty string) for every row of the batch.
+
+    Fields are written raw and the whole buffer is escaped with one replace:
+    JSON, hex keys and validated names contain no tab, newline or CR, so the
+    only COPY escape needed is doubling backslashes.
+    """
+    state = "scheduled" if scheduled else "available"
+    run_at = (batch.run_at or now).isoformat()
+    created = now.isoformat()
+    tags = _array_literal(batch.tags)
+    metadata = dumps(batch.metadata) if batch.metadata else ""
+    texts = batch.args_text
+    uniform_kind = isinstance(batch.kinds, str)
+    kinds = batch.kinds
+    parts: list[str] = []
+    for lane_no, lane in enumerate(lanes):
+        head = (
+            f"{lane.queue}\t{batch.priority}\t{batch.max_attempts}\t{state}\t{lane.shard}\t"
+            f"{run_at}\t{created}\t{tags}\t{metadata}\t"
+        )
+        rows = lane.rows if lane.rows is not None else range(batch.n)
+        start = starts[lane_no] if starts is not None else None
+        seqs: Any = range(start, start + len(rows)) if start is not None else [""] * len(rows)
+        if uniform_kind:
+            head += f"{kinds}\t"
+        if batch.keys is None:
+            key_col = _key_text(batch.key)
+            if uniform_kind:
+                if lane.rows is None:
+                    sel_texts: Any = texts
+                else:
+                    sel_texts = [texts[i] for i in rows]
+                if ids is None:
+                    parts.extend([f"{head}{s}\t{key_col}\t{a}\n" for s, a in zip(seqs, sel_texts)])
+                else:
+                    sel_ids = ids if lane.rows is None else [ids[i] for i in rows]
+                    parts.extend(
+                        [f"{head}{s}\t{key_col}\t{a}\t{j}\n" for s, a, j in zip(seqs, sel_texts, sel_ids)]
+                    )
+                continue
+        # General path: per-row kind and/or key.
+        keys = batch.keys
+        for s, i in zip(seqs, rows):
+            k = "" if uniform_kind else f"{kinds[i]}\t"
+            key_col = _key_text(keys[i]) if keys is not None else _key_text(batch.key)
+            tail = f"\t{ids[i]}\n" if ids is not None else "\n"
+            parts.append(f"{head}{k}{s}\t{key_col}\t{texts[i]}{tail}")
+    return "".join(parts).replace("\\", "\\\\")
+
+
+def row_keys(batch: Batch) -> list[bytes | None]:
+    return batch.keys if batch.keys is not None else [batch.key] * batch.n
+
+
+def row_queues(batch: Batch) -> list[str]:
+    return batch.queues if batch.queues is not None else [batch.queue] * batch.n
+
+
+def lane_counts(lanes: list[Lane], n: int) -> list[int]:
+    return [len(l.rows) if l.rows is not None else n for l in lanes]
+
+
+def is_finite_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)

@@ -1,0 +1,1 @@
+DELETE FROM __schema__.dlq_entries WHERE id = %(id)s::bigint RETURNING id

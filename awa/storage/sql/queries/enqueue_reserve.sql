@@ -1,0 +1,5 @@
+SELECT db_now, scheduled, shards_ok, shards, lane_starts, ids
+FROM __schema__.enqueue_reserve(
+    %(queues)s::text[], %(expected)s::smallint[],
+    %(lane_queue)s::text[], %(lane_priority)s::smallint[], %(lane_shard)s::smallint[], %(lane_count)s::integer[],
+    %(run_at)s::timestamptz, %(now)s::timestamptz, %(id_count)s::integer, %(channel)s::text)
