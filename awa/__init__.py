@@ -25,6 +25,16 @@ from awa.routing import (
     shards_for_ordering_keys,
 )
 # --- storage / clients ---
+from awa.client import (
+    AsyncClient,
+    Client,
+    DlqEntry,
+    Job,
+    JobState,
+    LaneStat,
+    QueueEnqueueCounts,
+    QueueStat,
+)
 # --- worker runtime ---
 
 __version__ = "0.1.0"
