@@ -1,0 +1,1 @@
+"""Hypothesis state machines that replay the TLA+ invariants on PostgreSQL."""

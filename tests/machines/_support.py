@@ -1,0 +1,73 @@
+"""Plumbing shared by the state machines: settings per profile, DB reset, row reads.
+
+Each machine test gets ONE migrated database (``database_factory``) and empties
+it at the start of every Hypothesis example, which is far cheaper than a
+``CREATE DATABASE`` per example (measured in ADR 0010).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import psycopg
+from hypothesis import settings
+from hypothesis.database import DirectoryBasedExampleDatabase
+from psycopg import sql
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE_DB_DIR = ROOT / ".hypothesis" / "examples"  # .gitignored
+
+# (max_examples, stateful_step_count) per profile. ci keeps the whole machines
+# suite inside ~3 minutes on 2 cores; deep is for `make verify-deep`.
+_BUDGET = {
+    "ci": (25, 20),
+    "dev": (100, 40),
+    "deep": (1000, 80),
+}
+
+
+def profile_name() -> str:
+    return os.environ.get("HYPOTHESIS_PROFILE", "ci")
+
+
+def machine_settings(*, examples_scale: float = 1.0, steps: int | None = None, **overrides) -> settings:
+    """Settings for one machine, derived from the loaded profile.
+
+    Derandomised profiles (ci) ignore the example database by Hypothesis' rule;
+    the others persist failures under .hypothesis/examples so a re-run replays them.
+    """
+    max_examples, step_count = _BUDGET.get(profile_name(), _BUDGET["ci"])
+    base = settings()  # the loaded profile
+    extra: dict = {}
+    if not base.derandomize:
+        extra["database"] = DirectoryBasedExampleDatabase(str(EXAMPLE_DB_DIR))
+    extra.update(overrides)
+    return settings(
+        base,
+        max_examples=max(1, int(max_examples * examples_scale)),
+        stateful_step_count=steps if steps is not None else step_count,
+        **extra,
+    )
+
+
+def user_tables(conn: psycopg.Connection, schema: str = "awa") -> list[str]:
+    rows = conn.execute(
+        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = %s AND c.relkind IN ('r', 'p') AND c.relname <> 'schema_migrations' "
+        "AND NOT c.relispartition ORDER BY c.relname",
+        [schema],
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def reset_database(conn: psycopg.Connection, tables: list[str], schema: str = "awa") -> None:
+    """Empty every awa table (identities restarted) so each example starts clean."""
+    if not tables:
+        return
+    stmt = sql.SQL("TRUNCATE {} RESTART IDENTITY CASCADE").format(
+        sql.SQL(", ").join(sql.Identifier(schema, t) for t in tables)
+    )
+    conn.execute(stmt)
+    if not conn.autocommit:
+        conn.commit()
