@@ -371,15 +371,7 @@ def route(batch: Batch, shard_counts: Mapping[str, int], rotor: Callable[[str, i
 # COPY text formatting
 # --------------------------------------------------------------------------
 
-COPY_COLUMNS = (
-    "queue, priority, max_attempts, state, enqueue_shard, run_at, created_at, tags, metadata, "
-    "kind, lane_seq, ordering_key, args"
-)
-
-
 def _array_literal(tags: list[str]) -> str:
-    if not tags:
-        return ""
     quoted = ('"' + t.replace("\\", "\\\\").replace('"', '\\"') + '"' for t in tags)
     return "{" + ",".join(quoted) + "}"
 
@@ -396,55 +388,87 @@ def copy_buffer(
     now: dt.datetime,
     scheduled: bool,
     ids: list[int] | None,
-) -> str:
-    """The COPY text payload (NULL is the empty string) for every row of the batch.
+    explicit_times: bool,
+) -> tuple[tuple[str, ...], str]:
+    """The COPY column list and text payload (NULL is the empty string).
+
+    Only columns that differ from the table defaults are sent: the server
+    parses less per row. ``explicit_times`` is False when ``now`` is the
+    database's own transaction time, so the ``now()`` defaults give exactly
+    the values the returned Job objects carry.
 
     Fields are written raw and the whole buffer is escaped with one replace:
     JSON, hex keys and validated names contain no tab, newline or CR, so the
     only COPY escape needed is doubling backslashes.
     """
-    state = "scheduled" if scheduled else "available"
-    run_at = (batch.run_at or now).isoformat()
-    created = now.isoformat()
-    tags = _array_literal(batch.tags)
-    metadata = dumps(batch.metadata) if batch.metadata else ""
-    texts = batch.args_text
+    const_cols: list[str] = ["queue"]
+    const_vals: list[str] = []
+    if batch.priority != 2:
+        const_cols.append("priority")
+        const_vals.append(str(batch.priority))
+    if batch.max_attempts != 25:
+        const_cols.append("max_attempts")
+        const_vals.append(str(batch.max_attempts))
+    if scheduled:
+        const_cols.append("state")
+        const_vals.append("scheduled")
+    if batch.run_at is not None or explicit_times:
+        const_cols.append("run_at")
+        const_vals.append((batch.run_at or now).isoformat())
+    if explicit_times:
+        const_cols.append("created_at")
+        const_vals.append(now.isoformat())
+    if batch.tags:
+        const_cols.append("tags")
+        const_vals.append(_array_literal(batch.tags))
+    if batch.metadata:
+        const_cols.append("metadata")
+        const_vals.append(dumps(batch.metadata))
+    const_cols.append("enqueue_shard")
     uniform_kind = isinstance(batch.kinds, str)
+    if uniform_kind:
+        const_cols.append("kind")
+    with_seq = starts is not None
+    with_key = batch.keys is not None or batch.key is not None
+    row_cols = ([] if uniform_kind else ["kind"]) + (["lane_seq"] if with_seq else [])
+    row_cols += (["ordering_key"] if with_key else []) + ["args"] + (["id"] if ids is not None else [])
+    columns = tuple(const_cols + row_cols)
+
+    fixed = "".join(v + "\t" for v in const_vals)
+    texts = batch.args_text
     kinds = batch.kinds
+    keys = batch.keys
     parts: list[str] = []
     for lane_no, lane in enumerate(lanes):
-        head = (
-            f"{lane.queue}\t{batch.priority}\t{batch.max_attempts}\t{state}\t{lane.shard}\t"
-            f"{run_at}\t{created}\t{tags}\t{metadata}\t"
-        )
-        rows = lane.rows if lane.rows is not None else range(batch.n)
-        start = starts[lane_no] if starts is not None else None
-        seqs: Any = range(start, start + len(rows)) if start is not None else [""] * len(rows)
-        if uniform_kind:
-            head += f"{kinds}\t"
-        if batch.keys is None:
-            key_col = _key_text(batch.key)
-            if uniform_kind:
-                if lane.rows is None:
-                    sel_texts: Any = texts
-                else:
-                    sel_texts = [texts[i] for i in rows]
-                if ids is None:
-                    parts.extend([f"{head}{s}\t{key_col}\t{a}\n" for s, a in zip(seqs, sel_texts)])
-                else:
-                    sel_ids = ids if lane.rows is None else [ids[i] for i in rows]
-                    parts.extend(
-                        [f"{head}{s}\t{key_col}\t{a}\t{j}\n" for s, a, j in zip(seqs, sel_texts, sel_ids)]
-                    )
-                continue
-        # General path: per-row kind and/or key.
-        keys = batch.keys
-        for s, i in zip(seqs, rows):
-            k = "" if uniform_kind else f"{kinds[i]}\t"
-            key_col = _key_text(keys[i]) if keys is not None else _key_text(batch.key)
-            tail = f"\t{ids[i]}\n" if ids is not None else "\n"
-            parts.append(f"{head}{k}{s}\t{key_col}\t{texts[i]}{tail}")
-    return "".join(parts).replace("\\", "\\\\")
+        head = f"{lane.queue}\t{fixed}{lane.shard}\t" + (f"{kinds}\t" if uniform_kind else "")
+        rows: Any = lane.rows if lane.rows is not None else range(batch.n)
+        every = lane.rows is None
+        if uniform_kind and keys is None and ids is None:
+            key_field = _key_text(batch.key) + "\t" if with_key else ""
+            sel = texts if every else [texts[i] for i in rows]
+            if with_seq:
+                start = starts[lane_no]  # type: ignore[index]
+                mid = "\t" + key_field
+                parts.extend([f"{head}{s}{mid}{a}\n" for s, a in zip(range(start, start + len(sel)), sel)])
+            else:
+                head += key_field
+                parts.extend([f"{head}{a}\n" for a in sel])
+            continue
+        # General path: per-row kind, key and/or id.
+        seq = starts[lane_no] if with_seq else 0  # type: ignore[index]
+        for i in rows:
+            fields = [head]
+            if not uniform_kind:
+                fields.append(f"{kinds[i]}\t")
+            if with_seq:
+                fields.append(f"{seq}\t")
+                seq += 1
+            if with_key:
+                fields.append(_key_text(keys[i] if keys is not None else batch.key) + "\t")
+            fields.append(texts[i])
+            fields.append(f"\t{ids[i]}\n" if ids is not None else "\n")
+            parts.append("".join(fields))
+    return columns, "".join(parts).replace("\\", "\\\\")
 
 
 def row_keys(batch: Batch) -> list[bytes | None]:

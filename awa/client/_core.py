@@ -98,14 +98,15 @@ class ClientCore:
         self._shards: dict[str, int] = {}
         self._rotor: dict[tuple[str, int], int] = {}
         self._lock = threading.Lock()
-        self._copy_sql: dict[bool, str] = {
-            with_ids: render(
-                schema,
-                f"COPY __schema__.jobs ({_batch.COPY_COLUMNS}{', id' if with_ids else ''}) "
-                "FROM STDIN WITH (NULL '')",
+        self._copy_sql: dict[tuple[str, ...], str] = {}
+
+    def copy_sql(self, columns: tuple[str, ...]) -> str:
+        text = self._copy_sql.get(columns)
+        if text is None:
+            text = self._copy_sql[columns] = render(
+                self.schema, f"COPY __schema__.jobs ({', '.join(columns)}) FROM STDIN WITH (NULL '')"
             )
-            for with_ids in (False, True)
-        }
+        return text
 
     # -- helpers -----------------------------------------------------------
 
@@ -164,8 +165,8 @@ class ClientCore:
             raise AwaError("enqueue_shards kept changing while routing the batch; try again")
 
         use_starts = None if scheduled else list(starts)
-        data = _batch.copy_buffer(batch, lanes, use_starts, db_now, scheduled, ids)
-        yield Copy(self._copy_sql[ids is not None], data)
+        columns, data = _batch.copy_buffer(batch, lanes, use_starts, db_now, scheduled, ids, now is not None)
+        yield Copy(self.copy_sql(columns), data)
 
         counts: dict[str, int] = {}
         for lane, c in zip(lanes, _batch.lane_counts(lanes, batch.n)):
