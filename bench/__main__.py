@@ -1,0 +1,495 @@
+"""``python -m bench`` (``make bench``): producer path, partition widths, end to end,
+side by side with awa-pg on the same PostgreSQL server, interleaved round by round.
+
+Prints a markdown table on stdout, writes JSON and PNG plots to bench/results/.
+Progress goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import subprocess
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from bench import e2e as e2e_bench
+from bench import producer as producer_bench
+from bench.harness import (
+    REPO_ROOT,
+    RESULTS_DIR,
+    Progress,
+    Server,
+    fmt_ms,
+    fmt_rate,
+    fmt_ratio,
+    machine_info,
+    median,
+    open_server,
+    prepare_awa_pg,
+    ratio,
+    write_results,
+)
+
+SIDES = ("ours", "awa_pg")
+E2E_WIDTHS = (1, 2, 4, 8)
+
+# Targets from issue 8 (same run, same server).
+TARGET_PRODUCER_VS_AWA_PG = 2.0
+TARGET_PARTITIONED_VS_SINGLE = 0.95
+TARGET_E2E_VS_AWA_PG = 1.0
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="small N, one round: a smoke run (figures not meaningful)")
+    p.add_argument("--rounds", type=int, default=None, help="rounds per scenario (default 5 producer, 3 end to end)")
+    p.add_argument(
+        "--only",
+        action="append",
+        choices=("producer", "e2e", "routing"),
+        help="run only these parts (repeatable; default all)",
+    )
+    p.add_argument("--no-awa-pg", action="store_true", help="skip the awa-pg side")
+    p.add_argument("--jobs", type=int, default=None, help="jobs per run (default 20000; quick 2000)")
+    p.add_argument("--chunk", type=int, default=None, help="COPY chunk size (default 2000; quick 500)")
+    p.add_argument("--workers", type=int, default=None, help="end-to-end workers in total, split over partitions (default 256)")
+    p.add_argument("--widths", default=None, help="end-to-end widths, comma separated (default 1,2,4,8)")
+    p.add_argument("--probe-jobs", type=int, default=None, help="pickup-latency probe jobs per e2e run (default 100)")
+    p.add_argument("--database-url", default=None, help="server to use (default DATABASE_URL, else embedded PostgreSQL 18)")
+    p.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
+    p.add_argument("--no-plots", action="store_true")
+    p.add_argument("--no-progress", action="store_true")
+    args = p.parse_args(argv)
+    args.only = set(args.only or ("producer", "e2e", "routing"))
+    args.jobs = args.jobs or (2000 if args.quick else 20000)
+    args.chunk = args.chunk or (500 if args.quick else 2000)
+    args.workers = args.workers or (64 if args.quick else 256)
+    args.probe_jobs = args.probe_jobs if args.probe_jobs is not None else (20 if args.quick else 100)
+    args.widths = tuple(int(w) for w in args.widths.split(",")) if args.widths else E2E_WIDTHS
+    args.producer_rounds = args.rounds or (1 if args.quick else 5)
+    args.e2e_rounds = args.rounds or (1 if args.quick else 3)
+    return args
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def ensure_bench_extra() -> bool:
+    """matplotlib comes from the ``bench`` extra; install it into this interpreter once."""
+    if importlib.util.find_spec("matplotlib") is not None:
+        return True
+    log("bench: installing the bench extra (matplotlib) into this environment")
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "-e", f"{REPO_ROOT}[bench]"], capture_output=True, text=True
+    )
+    importlib.invalidate_caches()
+    if proc.returncode != 0 or importlib.util.find_spec("matplotlib") is None:
+        log(f"bench: could not install matplotlib, plots skipped: {proc.stderr.strip()[-300:]}")
+        return False
+    return True
+
+
+# --- running one side of one measurement --------------------------------------
+
+
+class Runner:
+    """Creates a fresh database per run from a per-side migrated template."""
+
+    def __init__(self, server: Server, awa_pg, args: argparse.Namespace) -> None:
+        self.server = server
+        self.awa_pg = awa_pg
+        self.args = args
+        self.templates: dict[str, str] = {}
+
+    def prepare_templates(self) -> None:
+        from awa.storage.migrate import migrate
+        import psycopg
+
+        name = self.server.name("bench_ours_tpl")
+        url = self.server.create_database(name)
+        with psycopg.connect(url) as conn:
+            migrate(conn, "awa")
+        self.templates["ours"] = name
+        if self.awa_pg.available:
+            name = self.server.name("awa_pg_bench_tpl")
+            url = self.server.create_database(name)
+            res = self.awa_pg.run({"op": "migrate", "database_url": url}, timeout_s=300)
+            if res.get("ok"):
+                self.templates["awa_pg"] = name
+            else:
+                self.awa_pg.python = None
+                self.awa_pg.unavailable_reason = f"awa-pg migrate failed: {res.get('error')}"
+
+    def available(self, side: str) -> bool:
+        return side in self.templates
+
+    def fresh(self, side: str) -> tuple[str, str]:
+        base = "bench_ours_run" if side == "ours" else "awa_pg_bench_run"
+        name = self.server.name(base)
+        return name, self.server.create_database(name, template=self.templates[side])
+
+    def producer(self, side: str, scenario: producer_bench.Scenario) -> dict[str, Any]:
+        name, url = self.fresh(side)
+        try:
+            if side == "ours":
+                try:
+                    res = producer_bench.run_ours(url, scenario, self.args.jobs, self.args.chunk)
+                except Exception as exc:
+                    res = {"ok": False, "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
+            else:
+                res = self.awa_pg.run(
+                    {
+                        "op": "producer",
+                        "database_url": url,
+                        "total": self.args.jobs,
+                        "chunk": self.args.chunk,
+                        "queue": scenario.queue,
+                        "width": scenario.width,
+                        "routing": scenario.routing,
+                    },
+                    timeout_s=300,
+                )
+        finally:
+            self.server.drop_database(name)
+        if res.get("ok"):
+            ok, detail = producer_bench.check_distribution(
+                scenario, res["physical_queues"], res["distribution"], self.args.jobs
+            )
+            res["distribution_ok"], res["distribution_detail"] = ok, detail
+        return res
+
+    def e2e(self, side: str, width: int) -> dict[str, Any]:
+        name, url = self.fresh(side)
+        timeout_s = max(60.0, self.args.jobs / 100)
+        params = dict(
+            total=self.args.jobs,
+            chunk=self.args.chunk,
+            width=width,
+            workers=self.args.workers,
+            probe_jobs=self.args.probe_jobs,
+            probe_interval_ms=20,
+            timeout_s=timeout_s,
+        )
+        try:
+            if side == "ours":
+                try:
+                    res = e2e_bench.run_ours(url, **params)
+                except Exception as exc:
+                    res = {"ok": False, "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
+            else:
+                # A pool big enough for one LISTEN connection per physical queue plus
+                # the claimers (awa-pg stalls silently when its pool runs dry).
+                res = self.awa_pg.run(
+                    {"op": "e2e", "database_url": url, "max_connections": 150, **params},
+                    timeout_s=timeout_s + 120,
+                )
+        finally:
+            self.server.drop_database(name)
+        return res
+
+
+def interleaved(round_index: int) -> tuple[str, ...]:
+    """Alternate which side goes first so drift and warm caches favour neither."""
+    return SIDES if round_index % 2 == 0 else tuple(reversed(SIDES))
+
+
+# --- summaries ----------------------------------------------------------------
+
+
+def summarise_producer(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    summary: dict[str, Any] = {}
+    for scenario in producer_bench.SCENARIOS:
+        row: dict[str, Any] = {"width": scenario.width, "routing": scenario.routing}
+        for side in SIDES:
+            mine = [r for r in runs if r["scenario"] == scenario.name and r["side"] == side]
+            good = [r for r in mine if r["result"].get("ok")]
+            row[side] = {
+                "jobs_per_s": median([r["result"]["jobs_per_s"] for r in good]),
+                "rounds": len(good),
+                "failed": len(mine) - len(good),
+                "errors": sorted({r["result"].get("error", "") for r in mine if not r["result"].get("ok")}),
+                "distribution_ok": all(r["result"].get("distribution_ok") for r in good) if good else None,
+                "distribution": good[0]["result"].get("distribution_detail") if good else None,
+            }
+        summary[scenario.name] = row
+    for name, row in summary.items():
+        for side in SIDES:
+            row[side]["vs_single"] = ratio(row[side]["jobs_per_s"], summary["single"][side]["jobs_per_s"])
+        row["ours_vs_awa_pg"] = ratio(row["ours"]["jobs_per_s"], row["awa_pg"]["jobs_per_s"])
+    return summary
+
+
+def summarise_e2e(runs: list[dict[str, Any]], widths: tuple[int, ...]) -> dict[str, Any]:
+    summary: dict[str, Any] = {}
+    for width in widths:
+        row: dict[str, Any] = {}
+        for side in SIDES:
+            mine = [r for r in runs if r["width"] == width and r["side"] == side]
+            good = [r for r in mine if r["result"].get("ok") and not r["result"].get("stalled")]
+            row[side] = {
+                "jobs_per_s": median([r["result"]["jobs_per_s"] for r in good]),
+                "pickup_p50_ms": median([r["result"].get("pickup_p50_ms") for r in good]),
+                "pickup_p99_ms": median([r["result"].get("pickup_p99_ms") for r in good]),
+                "enqueue_s": median([r["result"].get("enqueue_s") for r in good]),
+                "rounds": len(good),
+                "failed_or_stalled": len(mine) - len(good),
+                "errors": sorted(
+                    {r["result"].get("error") or f"stalled at {r['result'].get('completed')} jobs" for r in mine if r not in good}
+                ),
+            }
+        row["ours_vs_awa_pg"] = ratio(row["ours"]["jobs_per_s"], row["awa_pg"]["jobs_per_s"])
+        summary[str(width)] = row
+    return summary
+
+
+def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    targets: list[dict[str, Any]] = []
+
+    def add(name: str, value: float | None, goal: str, met: bool | None) -> None:
+        targets.append({"target": name, "value": value, "goal": goal, "met": met})
+
+    producer = results.get("producer", {}).get("summary")
+    if producer:
+        v = producer["single"]["ours_vs_awa_pg"]
+        add("producer single queue: ours / awa-pg", v, f">= {TARGET_PRODUCER_VS_AWA_PG}", None if v is None else v >= TARGET_PRODUCER_VS_AWA_PG)
+        for name in ("w4 index", "w4 key"):
+            v = producer[name]["ours"]["vs_single"]
+            add(f"producer {name} / single (ours)", v, f">= {TARGET_PARTITIONED_VS_SINGLE}", None if v is None else v >= TARGET_PARTITIONED_VS_SINGLE)
+        dist = [producer[s.name]["ours"]["distribution_ok"] for s in producer_bench.SCENARIOS]
+        add("index routing: exact per-partition distribution (ours)", None, "every run exact", all(d is True for d in dist) if dist else None)
+    e2e = results.get("e2e", {}).get("summary")
+    if e2e:
+        for width, row in e2e.items():
+            v = row["ours_vs_awa_pg"]
+            add(f"end to end width {width}: ours / awa-pg", v, f">= {TARGET_E2E_VS_AWA_PG}", None if v is None else v >= TARGET_E2E_VS_AWA_PG)
+        if "1" in e2e and "4" in e2e:
+            w1, w4 = e2e["1"]["ours"]["jobs_per_s"], e2e["4"]["ours"]["jobs_per_s"]
+            v = ratio(w4, w1)
+            add("end to end ours: width 4 / width 1", v, ">= 1.0 (grows, not falls)", None if v is None else v >= 1.0)
+    return targets
+
+
+# --- markdown ------------------------------------------------------------------
+
+
+def _met(flag: bool | None) -> str:
+    return {True: "yes", False: "**no**", None: "n/a"}[flag]
+
+
+def markdown(results: dict[str, Any]) -> str:
+    meta, cfg = results["meta"], results["config"]
+    out: list[str] = []
+    out.append(f"## Benchmark run {meta['date_utc']}")
+    out.append("")
+    out.append(
+        f"Machine: {meta['cpu_count']} cores ({meta.get('cpu_model') or 'unknown CPU'}), {meta.get('memory_gib')} GiB, "
+        f"load at start {', '.join(f'{x:.2f}' for x in meta.get('load_average_at_start') or ())}; "
+        f"PostgreSQL {meta.get('server_version')} ({'embedded' if meta.get('embedded') else 'DATABASE_URL'}, fsync={meta.get('fsync')}); "
+        f"Python {meta['python']}; awa-pg {meta.get('awa_pg_version') or 'not run'}."
+    )
+    out.append(
+        f"Jobs per run {cfg['jobs']:,}, COPY chunks of {cfg['chunk']:,}; producer rounds {cfg['producer_rounds']}, "
+        f"end-to-end rounds {cfg['e2e_rounds']}, {cfg['workers']} workers in total; medians; sides interleaved."
+    )
+    if meta.get("awa_pg_unavailable"):
+        out.append(f"**awa-pg side not run:** {meta['awa_pg_unavailable']}")
+    out.append("")
+    producer = results.get("producer", {}).get("summary")
+    if producer:
+        out.append("### Producer path (direct COPY, no workers)")
+        out.append("")
+        out.append("| scenario | ours jobs/s | awa-pg jobs/s | ours / awa-pg | ours / single | awa-pg / single | per-partition (ours) |")
+        out.append("|---|---:|---:|---:|---:|---:|---|")
+        for name, row in producer.items():
+            dist = row["ours"]["distribution"] or "—"
+            if row["ours"]["distribution_ok"] is False:
+                dist = "**WRONG** " + dist
+            out.append(
+                f"| {name} | {fmt_rate(row['ours']['jobs_per_s'])} | {fmt_rate(row['awa_pg']['jobs_per_s'])} | "
+                f"{fmt_ratio(row['ours_vs_awa_pg'])} | {fmt_ratio(row['ours']['vs_single'])} | "
+                f"{fmt_ratio(row['awa_pg']['vs_single'])} | {dist} |"
+            )
+        out.append("")
+    e2e = results.get("e2e", {}).get("summary")
+    if e2e:
+        out.append("### End to end (enqueue, then drain no-op jobs with the worker runtime)")
+        out.append("")
+        out.append("| width | ours jobs/s | awa-pg jobs/s | ours / awa-pg | ours pickup p50 / p99 ms | awa-pg pickup p50 / p99 ms |")
+        out.append("|---:|---:|---:|---:|---:|---:|")
+        for width, row in e2e.items():
+            o, a = row["ours"], row["awa_pg"]
+            note = ""
+            if a["failed_or_stalled"]:
+                note = f" ({a['failed_or_stalled']} stalled/failed)"
+            out.append(
+                f"| {width} | {fmt_rate(o['jobs_per_s'])} | {fmt_rate(a['jobs_per_s'])}{note} | {fmt_ratio(row['ours_vs_awa_pg'])} | "
+                f"{fmt_ms(o['pickup_p50_ms'])} / {fmt_ms(o['pickup_p99_ms'])} | {fmt_ms(a['pickup_p50_ms'])} / {fmt_ms(a['pickup_p99_ms'])} |"
+            )
+        out.append("")
+    landing = results.get("keyed_landing")
+    if landing and landing.get("counts"):
+        out.append(
+            f"Keyed landing ({landing['total']:,} jobs, {landing['distinct_keys']} keys, width {landing['width']} x "
+            f"{landing['shards']} enqueue shards): per partition "
+            + "/".join(str(sum(r)) for r in landing["counts"])
+            + f"; matches the routing functions: {'yes' if landing['matches_routing_functions'] else '**no**'}."
+        )
+        out.append("")
+    routing = results.get("routing")
+    if routing:
+        out.append("### Routing (bench/routing.py)")
+        out.append("")
+        out.append(_routing_markdown(routing))
+        out.append("")
+    targets = results.get("targets")
+    if targets:
+        out.append("### Targets (issue 8)")
+        out.append("")
+        out.append("| target | value | goal | met |")
+        out.append("|---|---:|---|---|")
+        for t in targets:
+            out.append(f"| {t['target']} | {fmt_ratio(t['value'])} | {t['goal']} | {_met(t['met'])} |")
+        out.append("")
+    errors = results.get("errors") or []
+    if errors:
+        out.append("### Errors")
+        out.append("")
+        for e in errors:
+            out.append(f"- {e}")
+        out.append("")
+    return "\n".join(out)
+
+
+def _routing_markdown(routing: Any) -> str:
+    if isinstance(routing, dict) and "markdown" in routing:
+        return str(routing["markdown"])
+    if isinstance(routing, dict) and "error" in routing:
+        return f"routing benchmark failed: {routing['error']}"
+    import json
+
+    return "```\n" + json.dumps(routing, indent=2, default=str)[:4000] + "\n```"
+
+
+# --- main ---------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    plots_ok = False if args.no_plots else ensure_bench_extra()
+    awa_pg = prepare_awa_pg(enabled=not args.no_awa_pg, log=log)
+    if not awa_pg.available:
+        log(f"bench: awa-pg side not run: {awa_pg.unavailable_reason}")
+
+    results: dict[str, Any] = {"errors": []}
+    with open_server(args.database_url) as server:
+        meta = machine_info()
+        meta.update(server.describe())
+        runner = Runner(server, awa_pg, args)
+        runner.prepare_templates()
+        if not awa_pg.available:
+            meta["awa_pg_unavailable"] = awa_pg.unavailable_reason
+        sides = [s for s in SIDES if runner.available(s)]
+
+        steps = 0
+        if "producer" in args.only:
+            steps += args.producer_rounds * len(producer_bench.SCENARIOS) * len(sides) + 1
+        if "e2e" in args.only:
+            steps += args.e2e_rounds * len(args.widths) * len(sides)
+        if "routing" in args.only:
+            steps += 1
+        progress = Progress(steps, enabled=not args.no_progress)
+
+        if "producer" in args.only:
+            runs = []
+            for rnd in range(args.producer_rounds):
+                for scenario in producer_bench.SCENARIOS:
+                    for side in interleaved(rnd):
+                        if side not in sides:
+                            continue
+                        progress.note(f"producer r{rnd + 1} {scenario.name} {side}")
+                        res = runner.producer(side, scenario)
+                        runs.append({"round": rnd, "scenario": scenario.name, "side": side, "result": res})
+                        if not res.get("ok"):
+                            results["errors"].append(f"producer {scenario.name} {side}: {res.get('error')}")
+                        progress.step(f"producer r{rnd + 1} {scenario.name} {side}: {fmt_rate(res.get('jobs_per_s'))}/s")
+            results["producer"] = {"runs": runs, "summary": summarise_producer(runs)}
+            progress.note("keyed landing (partition x shard)")
+            name, url = runner.fresh("ours")
+            try:
+                results["keyed_landing"] = producer_bench.keyed_landing(
+                    url, width=4, shards=8, total=args.jobs, chunk=args.chunk
+                )
+            except Exception as exc:
+                results["errors"].append(f"keyed landing: {type(exc).__name__}: {exc}")
+            finally:
+                server.drop_database(name)
+            progress.step("keyed landing done")
+
+        if "e2e" in args.only:
+            runs = []
+            for rnd in range(args.e2e_rounds):
+                for width in args.widths:
+                    for side in interleaved(rnd + width):
+                        if side not in sides:
+                            continue
+                        progress.note(f"e2e r{rnd + 1} width {width} {side}")
+                        res = runner.e2e(side, width)
+                        runs.append({"round": rnd, "width": width, "side": side, "result": res})
+                        if not res.get("ok") or res.get("stalled"):
+                            results["errors"].append(
+                                f"e2e width {width} {side}: {res.get('error') or 'stalled at %s jobs' % res.get('completed')}"
+                            )
+                        progress.step(f"e2e r{rnd + 1} w{width} {side}: {fmt_rate(res.get('jobs_per_s'))}/s")
+            results["e2e"] = {"runs": runs, "summary": summarise_e2e(runs, args.widths)}
+
+        if "routing" in args.only:
+            results["routing"] = run_routing(args.quick)
+            progress.step("routing done")
+        progress.close()
+
+    meta["awa_pg_version"] = awa_pg.version
+    results["meta"] = meta
+    results["config"] = {
+        k: getattr(args, k) for k in ("quick", "jobs", "chunk", "workers", "producer_rounds", "e2e_rounds", "probe_jobs")
+    } | {"widths": list(args.widths), "only": sorted(args.only)}
+    results["targets"] = evaluate_targets(results)
+    results = {"meta": results.pop("meta"), "config": results.pop("config"), **results}
+
+    path = write_results(results, args.results_dir)
+    plots: list[str] = []
+    if plots_ok:
+        from bench import plots as plotting
+
+        stamp = path.stem.removeprefix("bench-")
+        for made in (
+            plotting.throughput_vs_width(results, args.results_dir / f"throughput-vs-width-{stamp}.png"),
+            plotting.keyed_heatmap(results.get("keyed_landing") or {}, args.results_dir / f"keyed-heatmap-{stamp}.png"),
+        ):
+            if made is not None:
+                plots.append(str(made.relative_to(REPO_ROOT) if made.is_relative_to(REPO_ROOT) else made))
+    print(markdown(results))
+    print(f"Results: {path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path}")
+    for p in plots:
+        print(f"Plot: {p}")
+    return 0
+
+
+def run_routing(quick: bool) -> Any:
+    """Include bench/routing.py (the routing helper's micro-benchmark) when it exists."""
+    if importlib.util.find_spec("bench.routing") is None:
+        return None
+    try:
+        from bench import routing
+
+        return routing.run(quick)
+    except Exception as exc:
+        return {"error": f"{type(exc).__name__}: {exc}"}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

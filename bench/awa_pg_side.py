@@ -1,0 +1,226 @@
+"""The awa-pg half of the side-by-side benchmark.
+
+Runs ONLY inside the benchmark's own virtualenv (``.bench-venv-awa-pg/``) where
+the PyPI package ``awa-pg`` provides the import name ``awa``. It must never see
+this repository's ``awa`` package, so the harness starts it with ``python -I``
+from a neutral working directory, and it imports nothing from ``bench``.
+
+Protocol: one JSON command on stdin, one JSON result on the last stdout line.
+
+    {"op": "migrate",  "database_url": ...}
+    {"op": "producer", "database_url": ..., "total": 20000, "chunk": 2000,
+     "queue": "bench_single", "width": 4 | null, "routing": "none"|"index"|"key"}
+    {"op": "e2e",      "database_url": ..., "total": 20000, "chunk": 2000,
+     "width": 4, "workers": 256, "probe_jobs": 100, "probe_interval_ms": 20,
+     "timeout_s": 120, "max_connections": 150}
+
+The measurement methods mirror bench/producer.py and bench/e2e.py exactly so
+that the two sides' figures are comparable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from typing import Any
+
+import awa  # awa-pg (Rust core)
+
+QUEUE_STORAGE_SCHEMA = "awa_qs_bench"
+JOB_KIND = "bench_noop"
+
+
+@dataclass
+class BenchNoop:
+    seq: int
+    t: float  # wall-clock enqueue time, for pickup latency
+
+
+def _percentile(sorted_values: list[float], pct: float) -> float | None:
+    if not sorted_values:
+        return None
+    index = min(len(sorted_values) - 1, max(0, round(pct / 100 * (len(sorted_values) - 1))))
+    return sorted_values[index]
+
+
+async def _fresh_client(cmd: dict[str, Any]) -> Any:
+    client = awa.AsyncClient(cmd["database_url"], max_connections=int(cmd.get("max_connections", 20)))
+    await client.migrate()
+    # enqueue_many_copy needs the queue-storage engine active; reset=True empties it.
+    await client.install_queue_storage(schema=QUEUE_STORAGE_SCHEMA, reset=True)
+    return client
+
+
+def _router(cmd: dict[str, Any]) -> tuple[Any, Any]:
+    """(partitioned queue or None, per-job opts function or None)."""
+    width = cmd.get("width")
+    routing = cmd.get("routing", "none")
+    if width is None or routing == "none":
+        return None, None
+    pq = awa.PartitionedQueue(cmd["queue"], int(width))
+    if routing == "index":
+        return pq, pq.route_by_index
+    if routing == "key":
+        return pq, lambda i: pq.route_by_key(f"customer-{i % 1000}")
+    raise ValueError(f"unknown routing {routing!r}")
+
+
+async def _distribution(client: Any) -> dict[str, int]:
+    tx = await client.transaction()
+    try:
+        rows = await tx.fetch_all(
+            f"SELECT queue, count(*)::bigint AS n FROM {QUEUE_STORAGE_SCHEMA}.ready_entries GROUP BY queue"
+        )
+    finally:
+        await tx.rollback()
+    return {row["queue"]: int(row["n"]) for row in rows}
+
+
+async def run_producer(cmd: dict[str, Any]) -> dict[str, Any]:
+    total, chunk = int(cmd["total"]), int(cmd["chunk"])
+    client = await _fresh_client(cmd)
+    try:
+        pq, route = _router(cmd)
+        queue = pq.logical_queue if pq is not None else cmd["queue"]
+        inserted = 0
+        started = time.perf_counter()
+        for lo in range(0, total, chunk):
+            hi = min(lo + chunk, total)
+            now = time.time()
+            jobs = [BenchNoop(seq=i, t=now) for i in range(lo, hi)]
+            opts = [route(i) for i in range(lo, hi)] if route is not None else None
+            inserted += await client.enqueue_many_copy(jobs, kind=JOB_KIND, queue=queue, opts=opts)
+        elapsed = time.perf_counter() - started
+        distribution = await _distribution(client)
+        return {
+            "inserted": inserted,
+            "elapsed_s": elapsed,
+            "jobs_per_s": inserted / elapsed if elapsed > 0 else None,
+            "distribution": distribution,
+            "physical_queues": pq.physical_queues if pq is not None else [queue],
+        }
+    finally:
+        await client.close()
+
+
+async def run_e2e(cmd: dict[str, Any]) -> dict[str, Any]:
+    total, chunk = int(cmd["total"]), int(cmd["chunk"])
+    width, workers = int(cmd["width"]), int(cmd["workers"])
+    probe_jobs, probe_interval = int(cmd.get("probe_jobs", 0)), float(cmd.get("probe_interval_ms", 20)) / 1000
+    timeout_s = float(cmd.get("timeout_s", 120))
+    client = await _fresh_client(cmd)
+    pq = awa.PartitionedQueue(cmd.get("queue", f"e2e_w{width}"), width)
+    completed = 0
+    drain_target = total
+    drained = asyncio.Event()
+    probe_latencies: list[float] = []
+    probe_done = asyncio.Event()
+
+    async def handle(job: Any) -> None:
+        nonlocal completed
+        args = job.args
+        if args.seq < 0:  # probe job: record pickup latency
+            probe_latencies.append(time.time() - args.t)
+            if len(probe_latencies) >= probe_jobs:
+                probe_done.set()
+            return None
+        completed += 1
+        if completed >= drain_target:
+            drained.set()
+        return None
+
+    # awa-pg wants one registration per physical queue it will run.
+    for queue in pq.physical_queues:
+        client.task(BenchNoop, kind=JOB_KIND, queue=queue)(handle)
+
+    result: dict[str, Any] = {"width": width, "workers": workers, "stalled": False}
+    try:
+        enqueue_started = time.perf_counter()
+        for lo in range(0, total, chunk):
+            hi = min(lo + chunk, total)
+            now = time.time()
+            jobs = [BenchNoop(seq=i, t=now) for i in range(lo, hi)]
+            await client.enqueue_many_copy(
+                jobs, kind=JOB_KIND, queue=pq.logical_queue, opts=[pq.route_by_index(i) for i in range(lo, hi)]
+            )
+        result["enqueue_s"] = time.perf_counter() - enqueue_started
+
+        per_partition = max(1, -(-workers // width))
+        drain_started = time.perf_counter()
+        await client.start(
+            pq.queue_configs(per_partition), poll_interval_ms=200, queue_storage_schema=QUEUE_STORAGE_SCHEMA
+        )
+        try:
+            await asyncio.wait_for(drained.wait(), timeout_s)
+        except asyncio.TimeoutError:
+            result["stalled"] = True
+        drain_s = time.perf_counter() - drain_started
+        result.update(completed=completed, drain_s=drain_s, jobs_per_s=completed / drain_s if drain_s > 0 else None)
+
+        if probe_jobs and not result["stalled"]:
+            for i in range(probe_jobs):
+                await client.enqueue_many_copy(
+                    [BenchNoop(seq=-1 - i, t=time.time())],
+                    kind=JOB_KIND,
+                    queue=pq.logical_queue,
+                    opts=[pq.route_by_index(i)],
+                )
+                await asyncio.sleep(probe_interval)
+            try:
+                await asyncio.wait_for(probe_done.wait(), 30)
+            except asyncio.TimeoutError:
+                result["probe_stalled"] = True
+        latencies = sorted(probe_latencies)
+        result["probe_count"] = len(latencies)
+        result["pickup_p50_ms"] = None if not latencies else _percentile(latencies, 50) * 1000
+        result["pickup_p99_ms"] = None if not latencies else _percentile(latencies, 99) * 1000
+    finally:
+        try:
+            await asyncio.wait_for(client.shutdown(timeout_ms=5000), 15)
+        except Exception:  # a stalled runtime must not hang the benchmark
+            result["shutdown_error"] = True
+        try:
+            await asyncio.wait_for(client.close(), 10)
+        except Exception:
+            pass
+    return result
+
+
+async def run_migrate(cmd: dict[str, Any]) -> dict[str, Any]:
+    client = awa.AsyncClient(cmd["database_url"], max_connections=4)
+    await client.migrate()
+    await client.close()
+    return {"migrated": True}
+
+
+OPS = {"producer": run_producer, "e2e": run_e2e, "migrate": run_migrate}
+
+
+def main() -> int:
+    raw = sys.argv[1] if len(sys.argv) > 1 else sys.stdin.read()
+    cmd = json.loads(raw)
+    try:
+        result = asyncio.run(OPS[cmd["op"]](cmd))
+        result["ok"] = True
+    except Exception as exc:  # reported to the harness, never raised through it
+        result = {"ok": False, "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
+    result["awa_pg_version"] = _version()
+    print(json.dumps(result), flush=True)
+    return 0 if result["ok"] else 1
+
+
+def _version() -> str | None:
+    try:
+        from importlib.metadata import version
+
+        return version("awa-pg")
+    except Exception:
+        return None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,198 @@
+"""Producer path: direct COPY of N jobs in chunks, no workers (awa's PR smoke benchmark).
+
+Scenarios (each side, every round, a fresh database):
+
+* ``single``   — one physical queue;
+* ``wN index`` — a ``PartitionedQueue`` of width N (1, 2, 4, 8), job ``i`` routed by
+  per-job opts ``route_by_index(i)``: exactly N-th of the jobs per partition;
+* ``w4 key``   — width 4, routed by ``route_by_key(f"customer-{i % 1000}")``.
+
+The timed loop builds each chunk's job objects and per-job opts and COPYs it,
+exactly like bench/awa_pg_side.py does for awa-pg.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+JOB_KIND = "bench_noop"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    width: int | None
+    routing: str  # "none" | "index" | "key"
+
+    @property
+    def queue(self) -> str:
+        return "bench_single" if self.width is None else f"bench_w{self.width}_{self.routing}"
+
+
+SCENARIOS: tuple[Scenario, ...] = (
+    Scenario("single", None, "none"),
+    Scenario("w1 index", 1, "index"),
+    Scenario("w2 index", 2, "index"),
+    Scenario("w4 index", 4, "index"),
+    Scenario("w8 index", 8, "index"),
+    Scenario("w4 key", 4, "key"),
+)
+
+
+@dataclass
+class BenchNoop:
+    seq: int
+    t: float  # wall-clock enqueue time (pickup latency in the end-to-end benchmark)
+
+
+def key_for(i: int) -> str:
+    return f"customer-{i % 1000}"
+
+
+def expected_index_distribution(queues: list[str], total: int) -> dict[str, int]:
+    """Round robin by index: queue j gets every job i with i % width == j."""
+    width = len(queues)
+    return {q: total // width + (1 if j < total % width else 0) for j, q in enumerate(queues)}
+
+
+def check_distribution(
+    scenario: Scenario, physical_queues: list[str], distribution: dict[str, int], total: int
+) -> tuple[bool, str]:
+    """Index routing must be exact; every routed job must land on one of the partitions."""
+    if sum(distribution.values()) != total:
+        return False, f"{sum(distribution.values())} rows stored, expected {total}"
+    stray = set(distribution) - set(physical_queues)
+    if stray:
+        return False, f"jobs outside the partitions: {sorted(stray)}"
+    if scenario.routing == "index":
+        expected = expected_index_distribution(physical_queues, total)
+        if {q: distribution.get(q, 0) for q in physical_queues} != expected:
+            return False, f"got {distribution}, expected {expected}"
+        return True, "exact " + "/".join(str(expected[q]) for q in physical_queues)
+    return True, "/".join(str(distribution.get(q, 0)) for q in physical_queues)
+
+
+# --- our side -----------------------------------------------------------------
+
+
+def _router(scenario: Scenario):
+    from awa.routing import PartitionedQueue
+
+    if scenario.width is None:
+        return None, None
+    pq = PartitionedQueue(scenario.queue, scenario.width)
+    if scenario.routing == "index":
+        return pq, pq.route_by_index
+    return pq, lambda i: pq.route_by_key(key_for(i))
+
+
+def open_async_client(database_url: str, **kwargs: Any) -> Any:
+    from awa.client import AsyncClient
+
+    return AsyncClient(database_url, **kwargs)
+
+
+async def open_pool(client: Any) -> None:
+    """Open the client's pool before the clock starts (connecting is not enqueueing)."""
+    await client.__aenter__()
+
+
+async def _close(client: Any) -> None:
+    close = getattr(client, "close", None)
+    if close is not None:
+        result = close()
+        if asyncio.iscoroutine(result):
+            await result
+
+
+async def run_ours_async(database_url: str, scenario: Scenario, total: int, chunk: int) -> dict[str, Any]:
+    pq, route = _router(scenario)
+    queue = pq.logical_queue if pq is not None else scenario.queue
+    client = open_async_client(database_url)
+    try:
+        await open_pool(client)
+        inserted = 0
+        started = time.perf_counter()
+        for lo in range(0, total, chunk):
+            hi = min(lo + chunk, total)
+            now = time.time()
+            jobs = [BenchNoop(seq=i, t=now) for i in range(lo, hi)]
+            opts = [route(i) for i in range(lo, hi)] if route is not None else None
+            inserted += await client.enqueue_many_copy(jobs, kind=JOB_KIND, queue=queue, opts=opts)
+        elapsed = time.perf_counter() - started
+    finally:
+        await _close(client)
+    distribution = stored_distribution(database_url)
+    physical = pq.physical_queues if pq is not None else [queue]
+    return {
+        "ok": True,
+        "inserted": inserted,
+        "elapsed_s": elapsed,
+        "jobs_per_s": inserted / elapsed if elapsed > 0 else None,
+        "distribution": distribution,
+        "physical_queues": physical,
+    }
+
+
+def run_ours(database_url: str, scenario: Scenario, total: int, chunk: int) -> dict[str, Any]:
+    return asyncio.run(run_ours_async(database_url, scenario, total, chunk))
+
+
+def stored_distribution(database_url: str, schema: str = "awa") -> dict[str, int]:
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute(
+            sql.SQL("SELECT queue, count(*) FROM {}.jobs GROUP BY queue").format(sql.Identifier(schema))
+        ).fetchall()
+    return {q: int(n) for q, n in rows}
+
+
+# --- where keyed jobs land: partition x enqueue shard --------------------------
+
+
+def keyed_landing(database_url: str, *, width: int, shards: int, total: int, chunk: int) -> dict[str, Any]:
+    """Enqueue ``total`` keyed jobs into ``width`` partitions with ``shards`` enqueue
+    shards each; return the stored (partition, shard) counts and whether they equal
+    the counts the pure routing functions predict. Untimed: it feeds the heatmap."""
+    from awa.client import Client
+    from awa.routing import PartitionedQueue, shard_for_ordering_key
+
+    pq = PartitionedQueue("bench_keyed_landing", width)
+    queues = pq.physical_queues
+    client = Client(database_url)
+    try:
+        for q in queues:
+            client.set_enqueue_shards(q, shards)
+        for lo in range(0, total, chunk):
+            hi = min(lo + chunk, total)
+            jobs = [BenchNoop(seq=i, t=0.0) for i in range(lo, hi)]
+            client.enqueue_many_copy(
+                jobs, kind=JOB_KIND, queue=pq.logical_queue, opts=[pq.route_by_key(key_for(i)) for i in range(lo, hi)]
+            )
+    finally:
+        close = getattr(client, "close", None)
+        if close is not None:
+            close()
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute("SELECT queue, enqueue_shard, count(*) FROM awa.jobs GROUP BY 1, 2").fetchall()
+    stored = [[0] * shards for _ in queues]
+    for q, shard, n in rows:
+        stored[queues.index(q)][int(shard)] = int(n)
+    predicted = [[0] * shards for _ in queues]
+    for i in range(total):
+        key = key_for(i)
+        predicted[queues.index(pq.queue_for_key(key))][shard_for_ordering_key(key, shards)] += 1
+    return {
+        "width": width,
+        "shards": shards,
+        "total": total,
+        "physical_queues": queues,
+        "counts": stored,
+        "matches_routing_functions": stored == predicted,
+        "distinct_keys": len({key_for(i) for i in range(total)}),
+    }
