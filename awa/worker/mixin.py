@@ -53,14 +53,13 @@ async def _ensure_pool_budget(store: StoreAdapter, plan: RuntimePlan) -> None:
     even a small pool cannot deadlock, but a too-small pool serialises claimers
     behind each other. A caller-supplied pool is left alone and must be big enough.
     """
+    store.connect_args()  # a single-connection client cannot host a worker: say so now
     pool = store.pool
-    if pool is None:
-        return
     needed = connection_budget(plan)
     max_size = getattr(pool, "max_size", None)
     if max_size is None or max_size >= needed:
         return
-    if getattr(store.client, "owns_pool", False) and hasattr(pool, "resize"):
+    if store.owns_pool:
         result = pool.resize(min_size=min(getattr(pool, "min_size", 1), needed), max_size=needed)
         if asyncio.iscoroutine(result):
             await result
@@ -171,6 +170,7 @@ class _LoopThread:
         self.thread = threading.Thread(target=self.loop.run_forever, name="awa-worker-loop", daemon=True)
         self.runtime: WorkerRuntime | None = None
         self.async_client: Any = None
+        self.pool: Any = None
 
     def start_runtime(self) -> None:
         self.thread.start()
@@ -181,18 +181,21 @@ class _LoopThread:
             raise
 
     async def _start(self) -> None:
+        from psycopg_pool import AsyncConnectionPool
+
         from awa.client import AsyncClient  # the storage layer's async client
 
-        store_sync = StoreAdapter(self.client)
-        self.async_client = AsyncClient(store_sync.conninfo(), schema=store_sync.schema)
-        opener = getattr(self.async_client, "open", None)
-        if opener is not None:
-            result = opener()
-            if asyncio.iscoroutine(result):
-                await result
-        store = StoreAdapter(self.async_client)
-        await _ensure_pool_budget(store, self.plan)
-        runtime = WorkerRuntime(store, _registry(self.client), self.plan, self.options)
+        sync_store = StoreAdapter(self.client)
+        conninfo, kwargs = sync_store.connect_args()
+        # The loop thread gets its own async pool on the same database, sized to the budget.
+        self.pool = AsyncConnectionPool(
+            conninfo, kwargs=kwargs or None, min_size=1, max_size=connection_budget(self.plan),
+            open=False, name="awa-worker",
+        )
+        await self.pool.open()
+        core = self.client._core
+        self.async_client = AsyncClient(self.pool, schema=sync_store.schema, clock=core.clock, jitter=core.jitter)
+        runtime = WorkerRuntime(StoreAdapter(self.async_client), _registry(self.client), self.plan, self.options)
         try:
             await runtime.start()
         except BaseException:
@@ -210,11 +213,8 @@ class _LoopThread:
             await self._close_client()
 
     async def _close_client(self) -> None:
-        closer = getattr(self.async_client, "close", None)
-        if closer is not None:
-            result = closer()
-            if asyncio.iscoroutine(result):
-                await result
+        if self.pool is not None:
+            await self.pool.close()
 
     def stop_runtime(self, timeout_ms: int) -> None:
         try:

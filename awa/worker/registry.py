@@ -28,16 +28,12 @@ def derive_kind_from_name(class_name: str) -> str:
 
 
 def kind_for(args_type: type) -> str:
-    """The kind of an args class: its ``kind`` class attribute, else derived from its name."""
-    explicit = getattr(args_type, "kind", None)
-    if isinstance(explicit, str) and explicit:
-        return explicit
-    try:  # prefer the clients' own rule so inserts and handlers always agree
-        from awa.client import derive_kind  # type: ignore[attr-defined]
-
-        return derive_kind(args_type)
-    except (ImportError, AttributeError, TypeError):
-        return derive_kind_from_name(args_type.__name__)
+    """The kind of an args class, by the same rule the clients use when enqueueing."""
+    try:
+        from awa.client._batch import derive_kind
+    except ImportError:  # pragma: no cover - the client layer is part of the package
+        derive_kind = derive_kind_from_name
+    return derive_kind(args_type.__name__)
 
 
 @dataclass(frozen=True, slots=True)

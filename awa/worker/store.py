@@ -28,39 +28,35 @@ def _accepts(func: Any, name: str) -> bool:
 class StoreAdapter:
     def __init__(self, client: Any) -> None:
         self.client = client
-        self.schema: str = getattr(client, "schema", "awa")
+        self.schema: str = client.schema
         self._claim_takes_aging = _accepts(client.claim, "priority_aging_interval_ms")
-        self._rescue_takes_staleness = _accepts(client.rescue_expired, "heartbeat_staleness_ms")
 
     # -- connections outside the pool ----------------------------------------
     @property
     def pool(self) -> Any:
-        return getattr(self.client, "pool", None)
+        return getattr(self.client, "_pool", None)
 
-    def conninfo(self) -> str:
-        for attr in ("conninfo", "url", "database_url"):
-            value = getattr(self.client, attr, None)
-            if isinstance(value, str) and value:
-                return value
+    @property
+    def owns_pool(self) -> bool:
+        return bool(getattr(self.client, "_owns_pool", False))
+
+    def connect_args(self) -> tuple[str, dict[str, Any]]:
         pool = self.pool
-        if pool is not None and getattr(pool, "conninfo", None):
-            return pool.conninfo
-        raise ValidationError("the client does not expose a conninfo; the worker needs one for LISTEN")
+        if pool is None:
+            raise ValidationError(
+                "the worker runtime needs a client built on a database URL or a connection pool, "
+                "not on a single connection"
+            )
+        return pool.conninfo, dict(pool.kwargs or {})
 
     async def connect(self) -> psycopg.AsyncConnection:
-        return await psycopg.AsyncConnection.connect(self.conninfo(), autocommit=True)
+        conninfo, kwargs = self.connect_args()
+        kwargs["autocommit"] = True
+        return await psycopg.AsyncConnection.connect(conninfo, **kwargs)
 
     @property
     def notify_channel(self) -> str:
-        from awa import client as client_module  # the storage client owns the channel name
-
-        for attr in ("NOTIFY_CHANNEL", "notify_channel"):
-            value = getattr(self.client, attr, None) or getattr(client_module, attr, None)
-            if callable(value):
-                value = value(self.schema)
-            if isinstance(value, str) and value:
-                return value
-        raise ValidationError("the storage client does not expose its NOTIFY channel")
+        return self.client.notify_channel
 
     # -- lease API -----------------------------------------------------------
     async def claim(self, queue: str, limit: int, *, deadline_ms: int, aging_ms: int) -> list[Any]:
@@ -101,9 +97,7 @@ class StoreAdapter:
         return await self.snooze(job_id, run_lease, 0.0)
 
     async def rescue_expired(self, staleness_ms: int) -> Any:
-        if self._rescue_takes_staleness:
-            return await self.client.rescue_expired(heartbeat_staleness_ms=staleness_ms)
-        return await self.client.rescue_expired()
+        return await self.client.rescue_expired(heartbeat_timeout=staleness_ms / 1000)
 
     async def promote_due(self) -> Any:
         return await self.client.promote_due()

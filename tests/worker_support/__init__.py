@@ -1,0 +1,1 @@
+"""Helpers for the worker runtime tests (and the kill -9 child process)."""

@@ -1,0 +1,58 @@
+"""Shared helpers for tests/test_worker_*.py."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from awa.client import AsyncClient, Client
+from awa.worker import AsyncWorkerMixin, WorkerMixin
+
+# The storage layer mixes the worker API into its clients; until it does, the
+# tests use the same mixins on a subclass (identical behaviour).
+WorkerAsyncClient: type = (
+    AsyncClient if issubclass(AsyncClient, AsyncWorkerMixin) else type("AsyncClient", (AsyncWorkerMixin, AsyncClient), {})
+)
+WorkerClient: type = Client if issubclass(Client, WorkerMixin) else type("Client", (WorkerMixin, Client), {})
+
+FAST = dict(
+    poll_interval_ms=50,
+    heartbeat_interval_ms=100,
+    heartbeat_staleness_ms=600,
+    rescue_interval_ms=100,
+    promote_interval_ms=50,
+    leader_election_interval_ms=100,
+)
+
+
+@dataclass
+class Ping:
+    n: int
+
+
+def run(coro: Awaitable[Any]) -> Any:
+    return asyncio.run(coro)  # type: ignore[arg-type]
+
+
+async def wait_until(predicate: Callable[[], Awaitable[bool]], timeout: float = 10.0, step: float = 0.02) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await predicate():
+            return
+        await asyncio.sleep(step)
+    raise AssertionError(f"condition not met within {timeout}s")
+
+
+def states(url: str, schema: str = "awa") -> dict[str, int]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(f'SELECT state::text, count(*) FROM "{schema}".jobs GROUP BY 1').fetchall()
+    return {state: count for state, count in rows}
+
+
+async def count_state(client: Any, state: str, queue: str | None = None) -> int:
+    return len(await client.list_jobs(state=state, queue=queue, limit=100_000))
