@@ -1,0 +1,353 @@
+"""Enqueue paths on real PostgreSQL: validation texts, per-job opts, keys, atomicity,
+transactional enqueue, NOTIFY and metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import select
+from dataclasses import dataclass
+
+import psycopg
+import pytest
+
+from awa.client import AsyncClient, Client, JobState
+from awa.errors import ValidationError
+from awa.routing import shard_for_ordering_key
+
+
+@pytest.fixture
+def client(database_url):
+    with Client(database_url) as c:
+        yield c
+
+
+def _count(conn: psycopg.Connection, where: str = "true") -> int:
+    conn.rollback()
+    return conn.execute(f"SELECT count(*) FROM awa.jobs WHERE {where}").fetchone()[0]
+
+
+@dataclass
+class SendEmail:
+    to: str
+    subject: str
+
+
+@dataclass
+class SMTPReport:
+    n: int
+
+
+# --------------------------------------------------------------------------
+# Validation: exact texts, nothing written
+# --------------------------------------------------------------------------
+
+OPTS_ERRORS = [
+    ([{"queue": "a"}], "opts length must match jobs length (got 1, expected 2)"),
+    ([{"queue": "a"}, 5], "each opts entry must be a dict or None"),
+    ([{"queue": "a"}, ["queue"]], "each opts entry must be a dict or None"),
+    ([None, {1: "x"}], "opts keys must be strings"),
+    ([None, {"priority": 1}], "unsupported opts key 'priority'; expected 'queue' or 'ordering_key'"),
+    ([None, {"queue": 7}], "opts queue must be a string"),
+    ([None, {"queue": ""}], "opts queue must not be empty"),
+]
+
+
+@pytest.mark.parametrize("opts, message", OPTS_ERRORS)
+@pytest.mark.parametrize("method", ["insert_many_copy", "enqueue_many_copy"])
+def test_opts_errors_have_exact_texts_and_write_nothing(client, conn, opts, message, method):
+    with pytest.raises(ValidationError) as info:
+        getattr(client, method)([{"a": 1}, {"a": 2}], kind="k", opts=opts)
+    assert str(info.value) == message
+    assert isinstance(info.value, ValueError)
+    assert _count(conn) == 0
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"priority": 0}, "priority must be between 1 and 4, got 0"),
+        ({"priority": 5}, "priority must be between 1 and 4, got 5"),
+        ({"priority": True}, "priority must be between 1 and 4, got True"),
+        ({"max_attempts": 0}, "max_attempts must be between 1 and 1000, got 0"),
+        ({"max_attempts": 1001}, "max_attempts must be between 1 and 1000, got 1001"),
+        ({"queue": ""}, "queue must not be empty"),
+        ({"queue": "q" * 201}, "queue must be at most 200 characters (got 201)"),
+        ({"queue": 3}, "queue must be a string, got int"),
+        ({"kind": ""}, "kind must not be empty"),
+        ({"kind": "k" * 201}, "kind must be at most 200 characters (got 201)"),
+        ({"run_at": dt.datetime(2030, 1, 1)}, "run_at must be timezone-aware"),
+        ({"ordering_key": 12}, "ordering_key must be bytes-like or str"),
+        ({"tags": "abc"}, "tags must be a list of strings"),
+        ({"metadata": {"x": object()}}, None),
+    ],
+)
+def test_batch_argument_errors(client, conn, kwargs, message):
+    kwargs = {"kind": "k", **kwargs}
+    for call in (
+        lambda: client.insert({"a": 1}, **kwargs),
+        lambda: client.insert_many_copy([{"a": 1}], **kwargs),
+        lambda: client.enqueue_many_copy([{"a": 1}], **kwargs),
+    ):
+        with pytest.raises(ValidationError) as info:
+            call()
+        if message is not None:
+            assert str(info.value) == message
+        else:
+            assert "metadata is not JSON-serialisable" in str(info.value)
+    assert _count(conn) == 0
+
+
+def test_queue_of_exactly_200_chars_is_accepted(client):
+    job = client.insert({"a": 1}, kind="k" * 200, queue="q" * 200)
+    assert job.queue == "q" * 200 and job.kind == "k" * 200
+
+
+def test_one_bad_job_anywhere_writes_nothing(client, conn):
+    jobs = [{"i": i} for i in range(50)] + [{"bad": {1, 2}}] + [{"i": 99}]
+    with pytest.raises(ValidationError) as info:
+        client.insert_many_copy(jobs, kind="k")
+    assert str(info.value).startswith("args at index 50 are not JSON-serialisable")
+    with pytest.raises(ValidationError):
+        client.enqueue_many_copy([{"i": 1}, "not args"], kind="k")
+    with pytest.raises(ValidationError, match="kind is required when args is a dict"):
+        client.enqueue_many_copy([{"i": 1}])
+    with pytest.raises(ValidationError, match="must not contain NUL"):
+        client.enqueue_many_copy([{"i": 1}, {"s": "a\x00b"}], kind="k")
+    assert _count(conn) == 0
+    assert conn.execute("SELECT count(*) FROM awa.enqueue_heads").fetchone()[0] == 0
+
+
+def test_database_error_mid_batch_rolls_back_everything(client, conn):
+    # A job id that already exists makes the COPY fail after the lanes were reserved.
+    client.enqueue_many_copy([{"i": 0}], kind="k", queue="x")
+    with pytest.raises(psycopg.Error):
+        client._drive(_copy_with_duplicate_id(client, conn))
+    assert _count(conn) == 1
+    assert conn.execute("SELECT next_seq FROM awa.enqueue_heads WHERE queue = 'x'").fetchone()[0] == 2
+
+
+def _copy_with_duplicate_id(client, conn):
+    from awa.client._core import Copy, Query
+
+    existing = conn.execute("SELECT id FROM awa.jobs").fetchone()[0]
+    conn.rollback()
+    yield Query(client._core.q("enqueue_reserve"), {
+        "queues": ["x"], "expected": [1], "lane_queue": ["x"], "lane_priority": [2], "lane_shard": [0],
+        "lane_count": [1], "run_at": None, "now": None, "id_count": 0, "channel": client.notify_channel,
+    })
+    yield Copy(client._core.copy_sql(("queue", "kind", "lane_seq", "args", "id")), f"x\tk\t2\t{{}}\t{existing}\n")
+
+
+# --------------------------------------------------------------------------
+# Per-job opts routing
+# --------------------------------------------------------------------------
+
+
+def test_per_job_opts_route_two_jobs_to_two_queues_in_one_call(client, conn):
+    jobs = client.insert_many_copy(
+        [{"n": 1}, {"n": 2}], kind="k", queue="base", opts=[{"queue": "alpha"}, {"queue": "beta"}]
+    )
+    assert [j.queue for j in jobs] == ["alpha", "beta"]
+    conn.rollback()
+    rows = conn.execute("SELECT queue, args->>'n', lane_seq FROM awa.jobs ORDER BY queue").fetchall()
+    assert rows == [("alpha", "1", 1), ("beta", "2", 1)]
+    assert client.enqueue_metrics()["alpha"].jobs == 1 and "base" not in client.enqueue_metrics()
+
+
+def test_none_opts_entry_and_none_queue_use_batch_default(client):
+    jobs = client.insert_many_copy(
+        [{"n": 1}, {"n": 2}, {"n": 3}], kind="k", queue="base", opts=[None, {"queue": None}, {"queue": "other"}]
+    )
+    assert [j.queue for j in jobs] == ["base", "base", "other"]
+    assert [j.lane_seq for j in jobs] == [1, 2, 1]
+
+
+def test_ordering_key_tri_state(client, conn):
+    client.set_enqueue_shards("keyed", 8)
+    jobs = client.insert_many_copy(
+        [{"n": i} for i in range(4)],
+        kind="k",
+        queue="keyed",
+        ordering_key="batch-key",
+        opts=[{}, {"ordering_key": None}, {"ordering_key": b"\x00\xffraw"}, {"ordering_key": "text-key"}],
+    )
+    assert [j.ordering_key for j in jobs] == [b"batch-key", None, b"\x00\xffraw", b"text-key"]
+    assert jobs[0].enqueue_shard == shard_for_ordering_key(b"batch-key", 8)
+    assert jobs[2].enqueue_shard == shard_for_ordering_key(b"\x00\xffraw", 8)
+    assert jobs[3].enqueue_shard == shard_for_ordering_key(b"text-key", 8)
+    conn.rollback()
+    stored = dict(conn.execute("SELECT id, ordering_key FROM awa.jobs").fetchall())
+    assert [None if stored[j.id] is None else bytes(stored[j.id]) for j in jobs] == [j.ordering_key for j in jobs]
+
+
+def test_mixed_routes_many_queues_in_one_copy(client, conn):
+    n = 400
+    opts = [{"queue": f"part_{i % 4}", "ordering_key": f"user-{i % 13}"} for i in range(n)]
+    for q in range(4):
+        client.set_enqueue_shards(f"part_{q}", 4)
+    jobs = client.insert_many_copy([{"i": i} for i in range(n)], kind="k", opts=opts)
+    assert [j.args["i"] for j in jobs] == list(range(n))
+    conn.rollback()
+    rows = conn.execute(
+        "SELECT queue, enqueue_shard, array_agg(lane_seq ORDER BY lane_seq), array_agg((args->>'i')::int ORDER BY lane_seq)"
+        " FROM awa.jobs GROUP BY 1, 2"
+    ).fetchall()
+    for queue, shard, seqs, order in rows:
+        assert seqs == list(range(1, len(seqs) + 1))  # dense, starting at 1, per lane
+        assert order == sorted(order)  # input order kept inside a lane
+        for i in order:
+            assert f"part_{i % 4}" == queue
+            assert shard_for_ordering_key(f"user-{i % 13}", 4) == shard
+    metrics = client.enqueue_metrics()
+    assert {q: m.jobs for q, m in metrics.items()} == {f"part_{q}": 100 for q in range(4)}
+    assert all(m.batches == 1 for m in metrics.values())
+
+
+# --------------------------------------------------------------------------
+# Same ordering key, every insert path -> one shard
+# --------------------------------------------------------------------------
+
+
+def test_same_key_through_every_insert_path_lands_on_one_shard(database_url, conn):
+    key = "customer-42"
+    with Client(database_url) as client:
+        client.set_enqueue_shards("orders", 16)
+        expected = shard_for_ordering_key(key, 16)
+        client.insert({"p": "insert"}, kind="k", queue="orders", ordering_key=key)
+        client.insert({"p": "insert-bytes"}, kind="k", queue="orders", ordering_key=key.encode())
+        client.insert_many_copy([{"p": "many"}] * 3, kind="k", queue="orders", ordering_key=key)
+        client.enqueue_many_copy([{"p": "enqueue"}] * 3, kind="k", queue="orders", ordering_key=key)
+        client.insert_many_copy([{"p": "opts"}] * 2, kind="k", queue="elsewhere", opts=[{"queue": "orders", "ordering_key": key}] * 2)
+        client.enqueue_many_copy([{"p": "opts2"}], kind="k", queue="orders", opts=[{"ordering_key": key}])
+        run_at = dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1)
+        client.insert({"p": "scheduled"}, kind="k", queue="orders", ordering_key=key, run_at=run_at)
+        with psycopg.connect(database_url) as tx:
+            client.insert({"p": "in-tx"}, kind="k", queue="orders", ordering_key=key, conn=tx)
+            tx.commit()
+
+    async def via_async():
+        async with AsyncClient(database_url) as ac:
+            await ac.insert({"p": "async"}, kind="k", queue="orders", ordering_key=key)
+            await ac.enqueue_many_copy([{"p": "async-many"}] * 2, kind="k", queue="orders", ordering_key=key)
+
+    asyncio.run(via_async())
+    conn.rollback()
+    shards = conn.execute(
+        "SELECT DISTINCT enqueue_shard FROM awa.jobs WHERE ordering_key = %s", [key.encode()]
+    ).fetchall()
+    assert shards == [(expected,)]
+    assert _count(conn, "ordering_key IS NOT NULL") == 16
+
+
+def test_unkeyed_batches_spread_over_shards_by_rotor(client, conn):
+    client.set_enqueue_shards("spread", 4)
+    for _ in range(8):
+        client.enqueue_many_copy([{"x": 1}] * 5, kind="k", queue="spread")
+    conn.rollback()
+    per_shard = dict(conn.execute("SELECT enqueue_shard, count(*) FROM awa.jobs GROUP BY 1").fetchall())
+    assert per_shard == {0: 10, 1: 10, 2: 10, 3: 10}
+
+
+# --------------------------------------------------------------------------
+# Transactional enqueue
+# --------------------------------------------------------------------------
+
+
+def test_enqueue_inside_callers_transaction_commits_with_it(client, database_url, conn):
+    with psycopg.connect(database_url) as tx:
+        tx.execute("CREATE TABLE orders (id int)")
+        tx.execute("INSERT INTO orders VALUES (1)")
+        job = client.insert({"order": 1}, kind="k", conn=tx)
+        client.enqueue_many_copy([{"order": 2}, {"order": 3}], kind="k", conn=tx)
+        assert tx.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
+        assert _count(conn) == 0  # not visible before the caller commits
+        tx.commit()
+    assert _count(conn) == 3
+    assert client.get_job(job.id).args == {"order": 1}
+
+
+def test_enqueue_inside_callers_transaction_rolls_back_with_it(client, database_url, conn):
+    with psycopg.connect(database_url) as tx:
+        client.insert({"order": 1}, kind="k", conn=tx)
+        client.insert_many_copy([{"order": 2}], kind="k", queue="other", conn=tx)
+        tx.rollback()
+    assert _count(conn) == 0
+    # The lane reservation rolled back too: the next job gets number 1.
+    assert client.insert({"order": 3}, kind="k").lane_seq == 1
+
+
+def test_async_transactional_enqueue(database_url, conn):
+    async def main():
+        async with AsyncClient(database_url) as ac:
+            async with await psycopg.AsyncConnection.connect(database_url) as tx:
+                await ac.insert({"a": 1}, kind="k", conn=tx)
+                await tx.rollback()
+                await ac.insert_many_copy([{"a": 2}], kind="k", conn=tx)
+                await tx.commit()
+
+    asyncio.run(main())
+    conn.rollback()
+    assert [r[0] for r in conn.execute("SELECT args->>'a' FROM awa.jobs").fetchall()] == ["2"]
+
+
+# --------------------------------------------------------------------------
+# Stored values
+# --------------------------------------------------------------------------
+
+
+def test_kind_derived_from_dataclass_and_values_roundtrip(client):
+    job = client.insert(SendEmail(to="a@b.c", subject="Hi\\there\t\"quoted\" ünï"), tags=["t1", 'we"ird\\tag'], metadata={"m": [1, "\\"]})
+    assert job.kind == "send_email"
+    stored = client.get_job(job.id)
+    assert stored.args == {"to": "a@b.c", "subject": "Hi\\there\t\"quoted\" ünï"}
+    assert stored.tags == ["t1", 'we"ird\\tag'] and stored.metadata == {"m": [1, "\\"]}
+    assert stored == job
+    jobs = client.insert_many_copy([SendEmail("x", "y"), SMTPReport(3)])
+    assert [j.kind for j in jobs] == ["send_email", "smtp_report"]
+    assert [client.get_job(j.id).kind for j in jobs] == ["send_email", "smtp_report"]
+
+
+def test_returned_jobs_equal_stored_rows(client):
+    jobs = client.insert_many_copy(
+        [{"i": i} for i in range(5)], kind="k", queue="eq", priority=1, max_attempts=3, tags=["a"], metadata={"b": 2}
+    )
+    for job in jobs:
+        assert client.get_job(job.id) == job
+
+
+def test_future_run_at_is_scheduled_without_lane_number(client):
+    run_at = dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=5)
+    jobs = client.insert_many_copy([{"a": 1}, {"a": 2}], kind="k", run_at=run_at)
+    assert all(j.state is JobState.SCHEDULED and j.lane_seq is None and j.run_at == run_at for j in jobs)
+    assert client.claim(["default"], 10) == []
+    past = client.insert({"a": 3}, kind="k", run_at=dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=1))
+    assert past.state is JobState.AVAILABLE and past.lane_seq == 1
+
+
+def test_empty_batch_is_a_no_op(client, conn):
+    assert client.insert_many_copy([], kind="k") == []
+    assert client.enqueue_many_copy([], kind="k") == 0
+    assert _count(conn) == 0
+
+
+# --------------------------------------------------------------------------
+# Wake-ups
+# --------------------------------------------------------------------------
+
+
+def test_one_notify_per_touched_queue_per_transaction(client, database_url):
+    with psycopg.connect(database_url, autocommit=True) as listener:
+        listener.execute(psycopg.sql.SQL("LISTEN {}").format(psycopg.sql.Identifier(client.notify_channel)))
+        with psycopg.connect(database_url) as tx:
+            client.enqueue_many_copy([{"a": 1}] * 10, kind="k", queue="n1", opts=[{"queue": "n2"}] * 5 + [None] * 5, conn=tx)
+            client.insert({"a": 2}, kind="k", queue="n1", conn=tx)
+            client.insert({"a": 3}, kind="k", queue="n3", conn=tx)
+            tx.commit()
+        got = []
+        deadline = dt.datetime.now() + dt.timedelta(seconds=3)
+        while dt.datetime.now() < deadline and len(got) < 3:
+            select.select([listener.fileno()], [], [], 0.2)
+            got.extend(n for n in listener.notifies(timeout=0.2, stop_after=10))
+        assert sorted(n.payload for n in got) == ["n1", "n2", "n3"]
+        assert {n.channel for n in got} == {"awa_jobs"}
