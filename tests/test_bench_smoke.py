@@ -1,0 +1,155 @@
+"""Smoke runs of the benchmark harness at tiny N against the test PostgreSQL.
+
+No speed assertions (machines are shared and noisy): these check that the
+harness runs, that its JSON has the documented shape and that index routing
+lands exactly ``total / width`` jobs per partition.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+
+# bench/ is a top-level package of the repository, not of the installed ``awa``.
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from bench import producer  # noqa: E402
+from bench.harness import Progress, median, percentile, with_dbname  # noqa: E402
+
+BENCH_DIR = REPO_ROOT / "bench"
+
+
+def test_producer_index_routing_is_exact_per_partition(database_url: str) -> None:
+    scenario = producer.Scenario("w4 index", 4, "index")
+    result = producer.run_ours(database_url, scenario, total=40, chunk=10)
+
+    assert result["ok"] is True
+    assert result["inserted"] == 40
+    assert result["jobs_per_s"] > 0 and result["elapsed_s"] > 0
+    queues = result["physical_queues"]
+    assert len(queues) == 4
+    # Exactly 10 per partition, read back from the database.
+    assert result["distribution"] == {q: 10 for q in queues}
+    ok, detail = producer.check_distribution(scenario, queues, result["distribution"], 40)
+    assert ok, detail
+    assert detail == "exact 10/10/10/10"
+
+
+def test_producer_single_queue_and_keyed_routing(database_factory) -> None:
+    single_url = database_factory()
+    single = producer.run_ours(single_url, producer.Scenario("single", None, "none"), total=25, chunk=10)
+    assert single["distribution"] == {"bench_single": 25}
+
+    keyed_url = database_factory()
+    scenario = producer.Scenario("w4 key", 4, "key")
+    keyed = producer.run_ours(keyed_url, scenario, total=60, chunk=25)
+    assert sum(keyed["distribution"].values()) == 60
+    assert set(keyed["distribution"]) <= set(keyed["physical_queues"])
+    # Every stored job sits in the partition its key routes to.
+    from awa.routing import PartitionedQueue
+
+    pq = PartitionedQueue(scenario.queue, 4)
+    with psycopg.connect(keyed_url) as conn:
+        rows = conn.execute("SELECT queue, ordering_key, args->>'seq' FROM awa.jobs").fetchall()
+    assert len(rows) == 60
+    for queue, key, seq in rows:
+        assert bytes(key) == producer.key_for(int(seq)).encode()
+        assert queue == pq.queue_for_key(producer.key_for(int(seq)))
+
+
+def test_check_distribution_rejects_uneven_or_stray_rows() -> None:
+    scenario = producer.Scenario("w2 index", 2, "index")
+    assert producer.check_distribution(scenario, ["a", "b"], {"a": 5, "b": 5}, 10)[0] is True
+    assert producer.check_distribution(scenario, ["a", "b"], {"a": 6, "b": 4}, 10)[0] is False
+    assert producer.check_distribution(scenario, ["a", "b"], {"a": 5, "c": 5}, 10)[0] is False
+    assert producer.check_distribution(scenario, ["a", "b"], {"a": 5, "b": 4}, 10)[0] is False
+    assert producer.expected_index_distribution(["a", "b", "c"], 10) == {"a": 4, "b": 3, "c": 3}
+
+
+def test_keyed_landing_matches_routing_functions(database_url: str) -> None:
+    landing = producer.keyed_landing(database_url, width=4, shards=8, total=200, chunk=50)
+    assert landing["matches_routing_functions"] is True
+    assert len(landing["counts"]) == 4 and all(len(row) == 8 for row in landing["counts"])
+    assert sum(map(sum, landing["counts"])) == 200
+    # More than one shard is used: the shard really comes from the key.
+    assert sum(1 for row in landing["counts"] for n in row if n) > 4
+
+
+def test_harness_quick_run_writes_documented_json(pg_server_url: str, tmp_path: Path, capsys) -> None:
+    from bench.__main__ import main
+
+    code = main(
+        [
+            "--quick", "--jobs", "40", "--chunk", "10", "--rounds", "1", "--only", "producer",
+            "--no-awa-pg", "--no-plots", "--no-progress",
+            "--database-url", pg_server_url, "--results-dir", str(tmp_path),
+        ]
+    )
+    assert code == 0
+    data = json.loads((tmp_path / "latest.json").read_text())
+    assert set(data) >= {"meta", "config", "producer", "keyed_landing", "targets", "errors"}
+    assert data["errors"] == []
+    assert data["meta"]["server_version"] and data["meta"]["cpu_count"]
+    assert "disabled" in data["meta"]["awa_pg_unavailable"]
+    summary = data["producer"]["summary"]
+    assert [s.name for s in producer.SCENARIOS] == list(summary)
+    for name, row in summary.items():
+        assert row["ours"]["rounds"] == 1 and row["ours"]["jobs_per_s"] > 0, name
+        assert row["ours"]["distribution_ok"] is True, name
+        assert row["awa_pg"]["jobs_per_s"] is None  # not run, and said so
+    assert summary["w8 index"]["ours"]["distribution"] == "exact " + "/".join(["5"] * 8)
+    assert summary["single"]["ours"]["vs_single"] == pytest.approx(1.0)
+    names = [t["target"] for t in data["targets"]]
+    assert "producer single queue: ours / awa-pg" in names
+    printed = capsys.readouterr().out
+    assert "| w4 index |" in printed and "awa-pg side not run" in printed
+    # The harness cleaned up after itself: no benchmark database is left.
+    with psycopg.connect(pg_server_url) as conn:
+        left = conn.execute("SELECT datname FROM pg_database WHERE datname LIKE 'bench_ours_%'").fetchall()
+    assert left == []
+
+
+def test_e2e_tiny_drain(database_url: str) -> None:
+    from awa.client import AsyncClient
+
+    if not hasattr(AsyncClient, "task"):
+        pytest.skip("worker runtime is not wired into AsyncClient yet")
+    from bench import e2e
+
+    result = e2e.run_ours(database_url, total=30, chunk=10, width=2, workers=4, probe_jobs=3, timeout_s=60)
+    assert result["ok"] is True and result["stalled"] is False
+    assert result["completed"] == 30 and result["jobs_per_s"] > 0
+    assert result["probe_count"] == 3
+    assert 0 <= result["pickup_p50_ms"] <= result["pickup_p99_ms"]
+
+
+def test_awa_pg_side_never_imports_this_repository() -> None:
+    tree = ast.parse((BENCH_DIR / "awa_pg_side.py").read_text())
+    imported = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            imported.add(node.module.split(".")[0])
+    assert "bench" not in imported
+    assert "awa" in imported  # awa-pg's package, from its own virtualenv (run with python -I)
+    assert "psycopg" not in imported  # not installed in that virtualenv
+
+
+def test_small_helpers() -> None:
+    assert with_dbname("postgresql://postgres@127.0.0.1:5432/postgres", "x_1") == "postgresql://postgres@127.0.0.1:5432/x_1"
+    assert with_dbname("host=h user=u password=p@ss port=7 dbname=a", "b") == "postgresql://u:p%40ss@h:7/b"
+    assert median([3.0, None, 1.0, 2.0]) == 2.0 and median([None]) is None
+    assert percentile([1.0, 2.0, 3.0, 4.0, 5.0], 50) == 3.0 and percentile([], 99) is None
+    bar = Progress(2, enabled=False)
+    bar.step("a")
+    bar.step("b")
+    bar.step("c")
+    assert bar.done == 2
