@@ -36,5 +36,15 @@ from awa.client import (
     QueueStat,
 )
 # --- worker runtime ---
+from awa.worker import (
+    AsyncWorkerMixin,
+    Cancel,
+    JobOutcome,
+    RetryAfter,
+    RunningJob,
+    Snooze,
+    TerminalError,
+    WorkerMixin,
+)
 
 __version__ = "0.1.0"
