@@ -122,3 +122,37 @@ def open_database(args: argparse.Namespace, *, migrate_embedded: bool = True) ->
 
 def env_flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def check_migrated(conn, schema: str, url: str) -> None:
+    """Fail with a helpful line when the schema has never been migrated."""
+    from awa.db.url import describe
+
+    row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", [f'"{schema}".schema_migrations']).fetchone()
+    if not row or not row[0]:
+        raise CliError(f"schema {schema!r} does not exist at {describe(url)}; run 'awa migrate' first")
+
+
+def check_database(db: Database) -> None:
+    """Reachable and migrated, or a one-line error (exit 3 / 1)."""
+    from awa.db.url import connect_or_explain
+
+    with connect_or_explain(db.url, autocommit=True) as probe:
+        check_migrated(probe, db.schema, db.url)
+
+
+@contextlib.contextmanager
+def open_client(db: Database, *, max_connections: int = 4) -> Iterator:
+    """A sync :class:`awa.client.Client`, after a fast reachability and schema check.
+
+    The pool would otherwise retry an unreachable server for its whole timeout
+    before failing; one direct connection gives the one-line error at once.
+    """
+    from awa.client import Client
+
+    check_database(db)
+    client = Client(db.url, schema=db.schema, max_connections=max_connections)
+    try:
+        yield client
+    finally:
+        client.close()
