@@ -236,8 +236,8 @@ class ClientCore:
         if not ids:
             return []
         res = yield Query(self.q("complete_many"), {"ids": ids, "leases": leases, "now": self.now()})
-        done = {r[0] for r in res.rows}
-        return [i in done for i in ids]
+        done = {(r[0], r[1]) for r in res.rows}
+        return [pair in done for pair in zip(ids, leases)]
 
     def heartbeat(self, job_id: int, run_lease: int, progress: Any = None) -> Op:
         params = {
@@ -255,8 +255,8 @@ class ClientCore:
         if not ids:
             return []
         res = yield Query(self.q("heartbeat_many"), {"ids": ids, "leases": leases, "now": self.now()})
-        alive = {r[0] for r in res.rows}
-        return [i in alive for i in ids]
+        alive = {(r[0], r[1]) for r in res.rows}
+        return [pair in alive for pair in zip(ids, leases)]
 
     def cancel(self, job_id: int, run_lease: int) -> Op:
         res = yield Query(self.q("cancel_leased"), {"id": job_id, "lease": run_lease, "now": self.now()})
