@@ -191,9 +191,16 @@ def parse_opts(opts: Any, n_jobs: int) -> tuple[list[str | None], list[Any]] | N
         raise ValidationError(f"opts length must match jobs length (got {len(opts)}, expected {n_jobs})")
     queues: list[str | None] = [None] * n_jobs
     keys: list[Any] = [ABSENT] * n_jobs
+    seen_queues: set[str] = set()  # names already validated in this batch
     for i, entry in enumerate(opts):
         if entry is None:
             continue
+        if type(entry) is dict and len(entry) == 1:
+            # Fast path for the common {"queue": name} shape.
+            q = entry.get("queue")
+            if q.__class__ is str and q in seen_queues:
+                queues[i] = q
+                continue
         if not isinstance(entry, dict):
             raise ValidationError("each opts entry must be a dict or None")
         for name in entry:
@@ -208,6 +215,8 @@ def parse_opts(opts: Any, n_jobs: int) -> tuple[list[str | None], list[Any]] | N
             if not q:
                 raise ValidationError("opts queue must not be empty")
             queues[i] = check_name(q, "opts queue")
+            if q.__class__ is str:
+                seen_queues.add(q)
         if "ordering_key" in entry:
             keys[i] = check_key(entry["ordering_key"])
     return queues, keys
