@@ -1,0 +1,58 @@
+"""The storage schema is configurable and created by the versioned migrations."""
+
+from __future__ import annotations
+
+import asyncio
+
+import psycopg
+import pytest
+
+from awa.client import AsyncClient, Client, JobState
+from awa.storage.migrate import migrate
+
+
+def test_custom_schema_end_to_end(database_factory):
+    url = database_factory(migrated=False)
+    with Client(url, schema="tenant_a") as client:
+        client.migrate()
+        client.migrate()  # idempotent
+        assert client.notify_channel == "tenant_a_jobs"
+        job = client.insert({"a": 1}, kind="k", queue="q")
+        [claimed] = client.claim(["q"], 1)
+        assert claimed.id == job.id and client.complete(claimed.id, claimed.run_lease)
+    with psycopg.connect(url) as conn:
+        tables = {r[0] for r in conn.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'tenant_a'")}
+        assert {"jobs", "queues", "enqueue_heads", "claim_heads", "dlq_entries"} <= tables
+        assert conn.execute("SELECT to_regclass('awa.jobs')").fetchone()[0] is None
+
+
+def test_two_schemas_in_one_database_are_independent(database_url):
+    with psycopg.connect(database_url) as conn:
+        migrate(conn, "other")
+    with Client(database_url) as a, Client(database_url, schema="other") as b:
+        a.insert({"a": 1}, kind="k")
+        assert b.claim(["default"], 5) == []
+        jb = b.insert({"b": 1}, kind="k")
+        assert jb.lane_seq == 1
+        assert [j.state for j in a.claim(["default"], 5)] == [JobState.RUNNING]
+
+
+def test_async_migrate(database_factory):
+    url = database_factory(migrated=False)
+
+    async def main():
+        async with AsyncClient(url, schema="async_s") as c:
+            await c.migrate()
+            job = await c.insert({"x": 1}, kind="k")
+            return (await c.get_job(job.id)).args
+
+    assert asyncio.run(main()) == {"x": 1}
+
+
+@pytest.mark.parametrize("bad", ["", "1abc", "has space", 'quo"te', "x" * 64])
+def test_bad_schema_names_are_rejected(database_url, bad):
+    from awa.errors import ValidationError
+
+    with pytest.raises(ValidationError):
+        Client(database_url, schema=bad)
