@@ -114,9 +114,14 @@ def _error_text(exc: BaseException) -> str:
     return text[-_ERROR_TEXT_LIMIT:]
 
 
+def _log_crash(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("worker loop %s stopped unexpectedly", task.get_name(), exc_info=task.exception())
+
+
 def _leader_lock_key(schema: str) -> int:
     # One advisory lock per schema; signed because Postgres takes bigint.
-    return xxhash.xxh64_intdigest(f"awa.worker.maintenance:{schema}") - (1 << 63)
+    return xxhash.xxh64_intdigest(f"awa.worker.maintenance:{schema}".encode()) - (1 << 63)
 
 
 class WorkerRuntime:
@@ -161,7 +166,7 @@ class WorkerRuntime:
         self._listen_conn = await self.store.connect()
         await self._listen_conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
         self.listener_alive = True
-        spawn = self.loop.create_task
+        spawn = self._spawn
         self._tasks.append(spawn(self._listen_loop(channel), name="awa-listen"))
         self._tasks.append(spawn(self._heartbeat_loop(), name="awa-heartbeat"))
         self._tasks.append(spawn(self._maintenance_loop(), name="awa-maintenance"))
@@ -170,6 +175,11 @@ class WorkerRuntime:
             for index in range(queue.plan.claimers):
                 self._claimers.append(spawn(self._claim_loop(queue), name=f"awa-claim-{queue.name}-{index}"))
         self.started = True
+
+    def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
+        task = self.loop.create_task(coro, name=name)
+        task.add_done_callback(_log_crash)
+        return task
 
     def _build_queues(self) -> None:
         pool: OverflowPool | None = None
@@ -250,31 +260,23 @@ class WorkerRuntime:
                     await asyncio.wait_for(queue.notified.wait(), poll)
                 looked_empty = False
                 continue
-            free = queue.slots.available()
-            if free <= 0:
-                queue.capacity.clear()
-                if queue.slots.available() <= 0:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(queue.capacity.wait(), poll)
-                    continue
-                free = queue.slots.available()
             # Let a few more slots free up rather than claiming one job per round trip.
+            free = queue.slots.available()
             low_water = max(1, min(plan.claim_batch_size, queue.slots.limit // 4))
-            if free < low_water and queue.in_flight > 0:
+            if 0 < free < low_water and queue.in_flight > 0:
                 await asyncio.sleep(0.001)
-                free = queue.slots.available()
-                if free <= 0:
-                    continue
-            want = min(free, plan.claim_batch_size)
+            # Ask for what we could use, not just what is free: in weighted mode the
+            # request is this queue's demand on the shared pool, even when it gets nothing.
+            want = min(plan.claim_batch_size, queue.slots.limit - queue.slots.in_use)
             if queue.bucket is not None:
                 tokens = queue.bucket.available()
                 if tokens <= 0:
                     await asyncio.sleep(min(poll, max(0.001, queue.bucket.seconds_until_token())))
                     continue
                 want = min(want, tokens)
+            queue.capacity.clear()
             granted = queue.slots.try_acquire(want)
             if granted <= 0:
-                queue.capacity.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(queue.capacity.wait(), poll)
                 continue

@@ -1,0 +1,667 @@
+"""The worker runtime against a real PostgreSQL: dispatch, partitions, outcomes,
+capacity, rate limits, wake-ups, maintenance, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import re
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+
+import psycopg
+import pytest
+from psycopg_pool import AsyncConnectionPool
+
+import awa
+from awa.errors import ValidationError
+from awa.routing import PartitionedQueue
+from worker_support.helpers import FAST, Ping, WorkerAsyncClient, WorkerClient, count_state, run, states, wait_until
+
+
+@dataclass
+class SendEmail:
+    to: str
+    subject: str
+
+
+# --- dispatch -----------------------------------------------------------------
+
+
+def test_async_and_sync_handlers_complete_jobs_with_typed_args(database_url):
+    async def main():
+        client = WorkerAsyncClient(database_url)
+        got: list[SendEmail] = []
+        threads: set[str] = set()
+
+        @client.task(SendEmail, queue="email")
+        async def send(job):
+            assert job.kind == "send_email" and job.queue == "email" and job.attempt == 1
+            got.append(job.args)
+
+        @client.task("report", queue="reports")
+        def report(job):  # sync: runs on the worker thread pool
+            threads.add(threading.current_thread().name)
+            assert job.args == {"day": job.args["day"]}
+
+        await client.insert_many_copy([SendEmail(f"u{i}@x", "hi") for i in range(20)], queue="email")
+        await client.insert_many_copy([{"day": i} for i in range(10)], kind="report", queue="reports")
+        await client.start([("email", 4), ("reports", 2)], **FAST)
+        try:
+            await wait_until(lambda: _done(client, 30))
+        finally:
+            await client.shutdown()
+            await client.close()
+        assert sorted(a.to for a in got) == sorted(f"u{i}@x" for i in range(20))
+        assert all(isinstance(a, SendEmail) for a in got)
+        assert threads and all(name.startswith("awa-worker") for name in threads)
+
+    run(main())
+    assert states(database_url) == {"completed": 30}
+
+
+async def _done(client, n: int) -> bool:
+    return await count_state(client, "completed") >= n
+
+
+def test_partitioned_queue_configs_claim_and_complete_every_partition(database_url):
+    pq = PartitionedQueue("email", 4)
+
+    async def main():
+        client = WorkerAsyncClient(database_url)
+        seen: Counter[str] = Counter()
+
+        # Registered on partition 0 only: dispatch is by kind, so every partition is served.
+        @client.task(SendEmail, queue=pq.physical_queues[0])
+        async def send(job):
+            seen[job.queue] += 1
+
+        for index in range(4):
+            await client.insert_many_copy(
+                [SendEmail(f"{index}-{i}", "s") for i in range(15)], queue=pq.queue_for_index(index)
+            )
+        await client.start(pq.queue_configs(max_workers_per_partition=2), **FAST)
+        try:
+            await wait_until(lambda: _done(client, 60))
+        finally:
+            await client.shutdown()
+            await client.close()
+        return seen
+
+    seen = run(main())
+    assert seen == {queue: 15 for queue in pq.physical_queues}
+    assert states(database_url) == {"completed": 60}
+
+
+def test_eight_partitions_on_a_ten_connection_pool_do_not_stall(database_url):
+    """awa-pg stalls here (a listener per queue eats its pool); we use one LISTEN connection."""
+    pq = PartitionedQueue("hot", 8)
+
+    async def main():
+        client = WorkerAsyncClient(database_url, max_connections=10)
+        done = 0
+
+        @client.task(Ping, queue=pq.physical_queues[0])
+        async def ping(job):
+            nonlocal done
+            done += 1
+
+        await client.insert_many_copy(
+            [Ping(i) for i in range(400)], queue=pq.logical_queue,
+            opts=[{"queue": pq.queue_for_index(i % 8)} for i in range(400)],
+        )
+        await client.start(pq.queue_configs(max_workers_per_partition=4), **FAST)
+        try:
+            await wait_until(lambda: _done(client, 400), timeout=20)
+            listeners = await _listen_backends(database_url)
+        finally:
+            await client.shutdown()
+            await client.close()
+        return listeners
+
+    assert run(main()) == 1
+    assert states(database_url) == {"completed": 400}
+
+
+async def _listen_backends(url: str) -> int:
+    async with await psycopg.AsyncConnection.connect(url) as conn:
+        cur = await conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query ILIKE 'LISTEN %%'"
+        )
+        return (await cur.fetchone())[0]
+
+
+def test_caller_pool_too_small_is_refused_with_the_budget(database_url):
+    async def main():
+        pool = AsyncConnectionPool(database_url, min_size=1, max_size=3, open=False)
+        await pool.open()
+        client = WorkerAsyncClient(pool)
+
+        @client.task(Ping, queue="q")
+        async def ping(job):
+            return None
+
+        try:
+            with pytest.raises(ValidationError, match=re.escape("connection pool max_size=3 is too small for this worker: it needs 7")):
+                await client.start([{"name": "q", "max_workers": 4, "claimers": 4}])
+            assert client.worker_runtime is None
+        finally:
+            await pool.close()
+
+    run(main())
+
+
+# --- outcomes -------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    what: str
+
+
+def test_handler_outcomes(database_url):
+    async def main():
+        client = WorkerAsyncClient(database_url)
+        await client.set_queue_dlq("dlq")
+
+        @client.task(Outcome, queue="o")
+        async def handle(job):
+            what = job.args.what
+            if what == "retry_after":
+                raise awa.RetryAfter(30)
+            if what == "retry_after_returned":
+                return awa.RetryAfter(45)
+            if what == "snooze":
+                return awa.Snooze(60)
+            if what == "cancel":
+                raise awa.Cancel("not needed")
+            if what == "cancel_returned":
+                return awa.Cancel()
+            if what == "terminal":
+                raise awa.TerminalError("bad input")
+            if what in ("boom", "boom_last", "dlq"):
+                raise ValueError("transient " + what)
+            return "ignored return value"
+
+        ids = {}
+        for what in ("retry_after", "retry_after_returned", "snooze", "cancel", "cancel_returned", "terminal", "boom", "ok"):
+            ids[what] = (await client.insert(Outcome(what), queue="o")).id
+        ids["boom_last"] = (await client.insert(Outcome("boom_last"), queue="o", max_attempts=1)).id
+        ids["dlq"] = (await client.insert(Outcome("dlq"), queue="dlq", max_attempts=1)).id
+        await client.start([("o", 4), ("dlq", 1)], **FAST)
+        try:
+            async def settled():
+                jobs = [await client.get_job(i) for i in ids.values() if i != ids["dlq"]]
+                return all(j.state.value != "running" and j.state.value != "available" for j in jobs) and (
+                    await client.dlq_depth() == 1
+                )
+
+            await wait_until(settled)
+        finally:
+            await client.shutdown()
+        jobs = {what: await client.get_job(i) for what, i in ids.items() if what != "dlq"}
+        dlq = await client.get_dlq_job(ids["dlq"])
+        await client.close()
+        return jobs, dlq
+
+    jobs, dlq = run(main())
+    now = dt.datetime.now(dt.timezone.utc)
+    assert jobs["ok"].state.value == "completed"
+    for what, delay in (("retry_after", 30), ("retry_after_returned", 45)):
+        job = jobs[what]
+        assert job.state.value == "retryable" and job.attempt == 1
+        assert dt.timedelta(seconds=delay - 5) < job.run_at - now <= dt.timedelta(seconds=delay)
+    snoozed = jobs["snooze"]
+    assert snoozed.state.value == "scheduled" and snoozed.attempt == 0  # no attempt used
+    assert jobs["cancel"].state.value == "cancelled" and jobs["cancel_returned"].state.value == "cancelled"
+    assert jobs["terminal"].state.value == "failed" and "bad input" in jobs["terminal"].errors[-1]["error"]
+    boom = jobs["boom"]
+    assert boom.state.value == "retryable" and "ValueError: transient boom" in boom.errors[-1]["error"]
+    assert dt.timedelta(0) < boom.run_at - now < dt.timedelta(seconds=10)  # backoff, not immediate
+    assert jobs["boom_last"].state.value == "failed"
+    assert dlq is not None and dlq.reason == "max_attempts_exhausted"
+
+
+def test_retry_runs_again_until_success_and_progress_is_stored(database_url):
+    async def main():
+        client = WorkerAsyncClient(database_url)
+        attempts: list[int] = []
+
+        @client.task(Ping, queue="r")
+        async def flaky(job):
+            attempts.append(job.attempt)
+            job.set_progress(50, "half way", step=job.attempt)
+            assert await job.flush_progress()
+            if job.attempt < 3:
+                raise awa.RetryAfter(0.05)
+
+        job = await client.insert(Ping(1), queue="r")
+        await client.start([("r", 1)], **FAST)
+        try:
+            await wait_until(lambda: _done(client, 1))
+        finally:
+            await client.shutdown()
+        stored = await client.get_job(job.id)
+        await client.close()
+        return attempts, stored
+
+    attempts, stored = run(main())
+    assert attempts == [1, 2, 3]
+    assert stored.state.value == "completed" and stored.attempt == 3
+    assert stored.progress == {"percent": 50, "message": "half way", "step": 3}
+    assert len(stored.errors) == 2
+
+
+# --- capacity and rate ----------------------------------------------------------
+
+
+class _Gauge:
+    def __init__(self) -> None:
+        self.now: Counter[str] = Counter()
+        self.peak: Counter[str] = Counter()
+        self.total = 0
+        self.peak_total = 0
+
+    def enter(self, queue: str) -> None:
+        self.now[queue] += 1
+        self.total += 1
+        self.peak[queue] = max(self.peak[queue], self.now[queue])
+        self.peak_total = max(self.peak_total, self.total)
+
+    def leave(self, queue: str) -> None:
+        self.now[queue] -= 1
+        self.total -= 1
+
+
+def test_max_workers_is_a_per_partition_cap(database_url):
+    pq = PartitionedQueue("cap", 3)
+
+    async def main():
+        client = WorkerAsyncClient(database_url)
+        gauge = _Gauge()
+
+        @client.task(Ping, queue=pq.physical_queues[0])
+        async def slow(job):
+            gauge.enter(job.queue)
+            await asyncio.sleep(0.02)
+            gauge.leave(job.queue)
+
+        for index in range(3):
+            await client.insert_many_copy([Ping(i) for i in range(30)], queue=pq.queue_for_index(index))
+        await client.start(pq.queue_configs(max_workers_per_partition=2, claim_batch_size=8), **FAST)
+        try:
+            await wait_until(lambda: _done(client, 90), timeout=20)
+        finally:
+            await client.shutdown()
+            await client.close()
+        return gauge
+
+    gauge = run(main())
+    assert all(gauge.peak[q] == 2 for q in pq.physical_queues), gauge.peak
+    assert gauge.peak_total <= 6
+
+
+def test_sync_handlers_respect_max_workers(database_url):
+    async def main():
+        client = WorkerAsyncClient(database_url)
+        lock = threading.Lock()
+        state = {"now": 0, "peak": 0}
+
+        @client.task(Ping, queue="s")
+        def blocking(job):
+            with lock:
+                state["now"] += 1
+                state["peak"] = max(state["peak"], state["now"])
+            time.sleep(0.02)
+            with lock:
+                state["now"] -= 1
+
+        await client.insert_many_copy([Ping(i) for i in range(40)], queue="s")
+        await client.start([("s", 3)], **FAST)
+        try:
+            await wait_until(lambda: _done(client, 40), timeout=20)
+        finally:
+            await client.shutdown()
+            await client.close()
+        return state["peak"]
+
+    assert run(main()) == 3
+
+
+def test_weighted_mode_shares_the_global_cap(database_url):
+    async def main():
+        client = WorkerAsyncClient(database_url)
+        gauge = _Gauge()
+
+        finished: dict[str, float] = {}
+
+        @client.task(Ping, queue="a")
+        async def slow(job):
+            gauge.enter(job.queue)
+            await asyncio.sleep(0.03)
+            gauge.leave(job.queue)
+            finished[job.queue] = time.monotonic()
+
+        await client.insert_many_copy([Ping(i) for i in range(40)], queue="a")
+        await client.insert_many_copy([Ping(i) for i in range(40)], kind="ping", queue="b")
+        await client.start(
+            [{"name": "a", "min_workers": 1, "weight": 1}, {"name": "b", "min_workers": 1, "weight": 3}],
+            global_max_workers=6,
+            **FAST,
+        )
+        try:
+            await wait_until(lambda: _done(client, 80), timeout=20)
+        finally:
+            await client.shutdown()
+            await client.close()
+        return gauge, finished
+
+    gauge, finished = run(main())
+    assert gauge.peak_total == 6  # the cap is used and never exceeded
+    # While both are busy b gets 1 + 3 slots and a 1 + 1: b drains its 40 jobs first.
+    assert finished["b"] < finished["a"]
+
+
+def test_rate_limit_bounds_the_start_rate(database_url):
+    async def main():
+        client = WorkerAsyncClient(database_url)
+        started: list[float] = []
+
+        @client.task(Ping, queue="rl")
+        async def tick(job):
+            started.append(time.monotonic())
+
+        await client.insert_many_copy([Ping(i) for i in range(14)], queue="rl")
+        await client.start([{"name": "rl", "max_workers": 10, "rate_limit": (20.0, 4)}], **FAST)
+        try:
+            await wait_until(lambda: _done(client, 14), timeout=20)
+        finally:
+            await client.shutdown()
+            await client.close()
+        return sorted(started)
+
+    started = run(main())
+    # burst 4, then 20/s: the 14th start comes >= 10/20 s after the first.
+    assert started[-1] - started[0] >= 0.45
+    for i, t in enumerate(started):  # never more than burst + rate * elapsed (+1 for rounding)
+        assert i + 1 <= 4 + 20 * (t - started[0]) + 1
+
+
+# --- wake-up and maintenance ------------------------------------------------------
+
+
+def test_notify_wakes_an_idle_worker_long_before_the_poll_interval(database_url):
+    async def main():
+        client = WorkerAsyncClient(database_url)
+        done = asyncio.Event()
+
+        @client.task(Ping, queue="n")
+        async def ping(job):
+            done.set()
+
+        await client.start([("n", 1)], **{**FAST, "poll_interval_ms": 30_000})
+        try:
+            await asyncio.sleep(0.3)  # the claimer has found the queue empty and sleeps
+            t0 = time.monotonic()
+            await client.insert(Ping(1), queue="n")
+            await asyncio.wait_for(done.wait(), timeout=10)
+            return time.monotonic() - t0
+        finally:
+            await client.shutdown()
+            await client.close()
+
+    assert run(main()) < 5.0  # 30 s poll: only the NOTIFY can explain a pickup this fast
+
+
+def test_leader_promotes_due_jobs_and_rescues_a_dead_attempt(database_url):
+    async def main():
+        client = WorkerAsyncClient(database_url)
+        handled: list[int] = []
+
+        @client.task(Ping, queue="m")
+        async def ping(job):
+            handled.append(job.args.n)
+
+        later = await client.insert(Ping(1), queue="m", run_at=dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=0.5))
+        orphan = await client.insert(Ping(2), queue="m")
+        [dead] = await client.claim("m", 1)  # a "worker" that claims and dies: no heartbeats
+        assert dead.id == orphan.id
+        await client.start([("m", 2)], **FAST)
+        try:
+            await wait_until(lambda: _done(client, 2), timeout=15)
+            health = client.worker_health()
+        finally:
+            await client.shutdown()
+        late_completion = await client.complete(dead.id, dead.run_lease)
+        rescued = await client.get_job(orphan.id)
+        await client.close()
+        return handled, late_completion, rescued, health, later
+
+    handled, late_completion, rescued, health, later = run(main())
+    assert sorted(handled) == [1, 2]
+    assert late_completion is False  # the dead attempt's lease is stale
+    assert rescued.state.value == "completed" and rescued.attempt == 2
+    assert "heartbeat expired" in rescued.errors[0]["error"]
+    assert health["leader"] is True
+
+
+def test_exactly_one_maintenance_leader(database_url):
+    async def main():
+        clients = [WorkerAsyncClient(database_url) for _ in range(3)]
+        for c in clients:
+            @c.task(Ping, queue="l")
+            async def ping(job):
+                return None
+
+            await c.start([("l", 1)], **FAST)
+        try:
+            await asyncio.sleep(0.5)
+            leaders = [c.worker_runtime.is_leader for c in clients]
+            await clients[leaders.index(True)].shutdown()  # the leader leaves: another takes over
+            rest = [c for i, c in enumerate(clients) if not leaders[i]]
+            await wait_until(lambda: _any_leader(rest), timeout=5)
+            after = [c.worker_runtime.is_leader for c in rest]
+        finally:
+            for c in clients:
+                await c.shutdown()
+                await c.close()
+        return leaders, after
+
+    leaders, after = run(main())
+    assert leaders.count(True) == 1
+    assert after.count(True) == 1
+
+
+async def _any_leader(clients) -> bool:
+    return any(c.worker_runtime.is_leader for c in clients)
+
+
+# --- shutdown --------------------------------------------------------------------
+
+
+def test_graceful_shutdown_finishes_running_jobs_and_loses_nothing(database_url):
+    runs: Counter[int] = Counter()
+
+    async def main():
+        first = WorkerAsyncClient(database_url)
+
+        @first.task(Ping, queue="g")
+        async def slow(job):
+            runs[job.args.n] += 1
+            await asyncio.sleep(0.1)
+
+        await first.insert_many_copy([Ping(i) for i in range(30)], queue="g")
+        await first.start([("g", 5)], **FAST)
+        await wait_until(lambda: _started(runs, 5))
+        await first.shutdown(timeout_ms=5000)
+        counts = states(database_url)
+        await first.close()
+        assert "running" not in counts  # every started job was finished, none abandoned
+        assert counts["completed"] == sum(runs.values())
+
+        second = WorkerAsyncClient(database_url)
+
+        @second.task(Ping, queue="g")
+        async def fast(job):
+            runs[job.args.n] += 1
+
+        await second.start([("g", 5)], **FAST)
+        try:
+            await wait_until(lambda: _done(second, 30))
+        finally:
+            await second.shutdown()
+            await second.close()
+
+    run(main())
+    assert states(database_url) == {"completed": 30}
+    assert set(runs) == set(range(30)) and set(runs.values()) == {1}  # each job ran exactly once
+
+
+async def _started(runs: Counter[int], n: int) -> bool:
+    return sum(runs.values()) >= n
+
+
+def test_shutdown_timeout_releases_stuck_jobs_for_another_worker(database_url):
+    async def main():
+        stuck = WorkerAsyncClient(database_url)
+        cancelled_seen = asyncio.Event()
+        entered = asyncio.Event()
+
+        @stuck.task(Ping, queue="t")
+        async def hang(job):
+            entered.set()
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                cancelled_seen.set()
+                raise
+
+        job = await stuck.insert(Ping(1), queue="t")
+        await stuck.start([("t", 1)], **FAST)
+        await asyncio.wait_for(entered.wait(), 10)
+        t0 = time.monotonic()
+        await stuck.shutdown(timeout_ms=200)
+        took = time.monotonic() - t0
+        released = await stuck.get_job(job.id)
+        await stuck.close()
+
+        rescuer = WorkerAsyncClient(database_url)
+
+        @rescuer.task(Ping, queue="t")
+        async def ok(job):
+            return None
+
+        await rescuer.start([("t", 1)], **FAST)
+        try:
+            await wait_until(lambda: _done(rescuer, 1))
+        finally:
+            await rescuer.shutdown()
+            final = await rescuer.get_job(job.id)
+            await rescuer.close()
+        return took, cancelled_seen.is_set(), released, final
+
+    took, cancelled, released, final = run(main())
+    assert took < 2.0 and cancelled
+    assert released.state.value == "available" and released.attempt == 0  # no attempt used up
+    assert final.state.value == "completed" and final.attempt == 1
+
+
+def test_shutdown_and_admin_cancel_flip_is_cancelled(database_url):
+    async def main():
+        client = WorkerAsyncClient(database_url)
+        observed: list[str] = []
+        started = asyncio.Event()
+
+        @client.task(Outcome, queue="c")
+        async def cooperative(job):
+            started.set()
+            while not job.is_cancelled():
+                await asyncio.sleep(0.01)
+            observed.append(job.args.what)
+            return awa.Cancel(job.args.what)
+
+        admin = await client.insert(Outcome("admin"), queue="c")
+        await client.start([("c", 1)], **FAST)
+        await asyncio.wait_for(started.wait(), 10)
+        await client.cancel_job(admin.id)  # the next heartbeat finds the lease gone
+        await wait_until(lambda: _flag(observed, "admin"))
+        started.clear()
+        on_shutdown = await client.insert(Outcome("shutdown"), queue="c")
+        await asyncio.wait_for(started.wait(), 10)
+        await client.shutdown(timeout_ms=2000)
+        result = (await client.get_job(admin.id), await client.get_job(on_shutdown.id))
+        await client.close()
+        return observed, result
+
+    observed, (admin, on_shutdown) = run(main())
+    assert observed == ["admin", "shutdown"]
+    assert admin.state.value == "cancelled" and on_shutdown.state.value == "cancelled"
+
+
+async def _flag(items: list[str], value: str) -> bool:
+    return value in items
+
+
+# --- start() errors through the client, and the sync client ------------------------
+
+
+def test_start_errors_through_the_client_leave_the_database_unchanged(database_url):
+    async def main():
+        client = WorkerAsyncClient(database_url)
+        with pytest.raises(ValidationError, match="register at least one worker before starting the runtime"):
+            await client.start([("q", 1)])
+
+        @client.task(Ping, queue="a")
+        async def ping(job):
+            return None
+
+        @client.task("other", queue="b")
+        async def other(job):
+            return None
+
+        await client.insert(Ping(1), queue="a")
+        cases = [
+            (dict(queues=[("a", 1)]), "start() must configure the worker queues declared via @client.task(..., queue=...): b"),
+            (dict(queues=[("a", 1), ("b", 1), ("a", 2)]), "queue 'a' configured more than once"),
+            (dict(queues=[("a", 1), ("b", 1)], global_max_workers=4),
+             "tuple queue config is not supported with global_max_workers; use dict form with min_workers/weight"),
+            (dict(queues=None, global_max_workers=4),
+             "weighted mode requires explicit queue configs (global_max_workers set but queues=None)"),
+            (dict(queues=[("a", 1), ("b", 1)], heartbeat_interval_ms=500, heartbeat_staleness_ms=400),
+             "heartbeat_staleness_ms must exceed heartbeat_interval_ms, or healthy jobs would be rescued"),
+        ]
+        for kwargs, text in cases:
+            with pytest.raises(ValidationError, match="^" + re.escape(text) + "$"):
+                await client.start(**kwargs)
+        assert client.worker_runtime is None
+        assert await _listen_backends(database_url) == 0
+        await client.close()
+
+    run(main())
+    assert states(database_url) == {"available": 1}
+
+
+def test_sync_client_runs_the_same_runtime_on_a_background_loop(database_url):
+    client = WorkerClient(database_url)
+    seen: list[int] = []
+
+    @client.task(Ping, queue="sync")
+    def handle(job):
+        seen.append(job.args.n)
+        job.set_progress(100)
+        assert job.flush_progress_sync()
+
+    client.insert_many_copy([Ping(i) for i in range(25)], queue="sync")
+    client.start([("sync", 3)], **FAST)
+    try:
+        deadline = time.monotonic() + 10
+        while len(client.list_jobs(state="completed", limit=100)) < 25 and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        client.shutdown()
+    assert sorted(seen) == list(range(25))
+    assert states(database_url) == {"completed": 25}
+    assert client.worker_runtime.stopped
+    client.close()
