@@ -89,12 +89,13 @@ class ClientCore:
         schema: str = "awa",
         clock: Callable[[], dt.datetime] | None = None,
         jitter: Callable[[], float] | None = None,
+        meter: Any = None,
     ) -> None:
         self.schema = schema
         self.channel = notify_channel(schema)
         self.clock = clock
         self.jitter = jitter if jitter is not None else random.random
-        self.metrics = EnqueueMetrics()
+        self.metrics = EnqueueMetrics(meter)
         self._shards: dict[str, int] = {}
         self._rotor: dict[tuple[str, int], int] = {}
         self._lock = threading.Lock()

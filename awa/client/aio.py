@@ -61,8 +61,10 @@ class AsyncClient(ClientAPI):
         jitter: Callable[[], float] | None = None,
         max_connections: int = 10,
         min_connections: int = 1,
+        meter: Any = None,
     ) -> None:
-        self._core = ClientCore(schema, clock, jitter)
+        # meter: an OpenTelemetry Meter for the enqueue counters (default: the global one, when installed)
+        self._core = ClientCore(schema, clock, jitter, meter)
         self._pool: AsyncConnectionPool | None = None
         self._conn: psycopg.AsyncConnection | None = None
         self._owns_pool = False

@@ -24,14 +24,15 @@ class QueueEnqueueCounts:
 
 
 class EnqueueMetrics:
-    def __init__(self) -> None:
+    def __init__(self, meter: Any = None) -> None:
         self._lock = threading.Lock()
         self._jobs: dict[str, int] = {}
         self._batches: dict[str, int] = {}
         self._otel_jobs: Any = None
         self._otel_batches: Any = None
-        if _otel_metrics is not None:
+        if meter is None and _otel_metrics is not None:
             meter = _otel_metrics.get_meter("awa")
+        if meter is not None:
             self._otel_jobs = meter.create_counter(
                 "awa.enqueue.jobs", unit="{job}", description="Jobs enqueued, per physical queue"
             )
