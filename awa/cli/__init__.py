@@ -1,7 +1,7 @@
 """``awa`` / ``python -m awa``: the command line.
 
 Subcommands live in one module each (``migrate``, ``enqueue``, ``work``,
-``stats``, ``dlq``, ``source`` for ``bench``/``verify``); each module has a
+``stats``, ``queue`` (+ ``rescue``), ``dlq``, ``source`` for ``bench``/``verify``); each module has a
 ``register(subparsers)`` that adds its parser and sets ``func``. ``main``
 turns every expected failure into one line on stderr and a documented exit
 code (see :mod:`awa.cli._common`), so scripts can branch on it.
@@ -34,7 +34,7 @@ throwaway PostgreSQL for the duration of one command instead.
 
 def build_parser() -> argparse.ArgumentParser:
     from awa import __version__
-    from awa.cli import dlq, enqueue, migrate, source, stats, work
+    from awa.cli import dlq, enqueue, migrate, queue, source, stats, work
 
     parser = argparse.ArgumentParser(
         prog="awa",
@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"awa {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (migrate, enqueue, work, stats, dlq, source):
+    for module in (migrate, enqueue, work, stats, queue, dlq, source):
         module.register(subparsers)
     return parser
 

@@ -1,0 +1,89 @@
+"""``awa queue``: per-queue settings (pause, resume, enqueue shards, DLQ) and ``awa rescue``.
+
+Every action takes one or more queue names; with ``--partitions N`` each name
+is a logical queue and the action applies to all N of its physical queues.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from awa.cli._common import add_database_options, open_client, open_database, usage_error
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "queue",
+        help="queue settings: pause, resume, enqueue shards, dead-letter queue on/off",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    def action(name: str, help_text: str) -> argparse.ArgumentParser:
+        sub = actions.add_parser(name, help=help_text, description=help_text)
+        sub.add_argument("queues", nargs="+", metavar="QUEUE")
+        sub.add_argument("--partitions", "-p", type=int, default=1, metavar="N",
+                         help="each QUEUE is a logical queue with N partitions: act on all of them")
+        return sub
+
+    pause = action("pause", "stop handing out jobs from these queues (enqueue still works)")
+    add_database_options(pause)
+    pause.set_defaults(func=run, apply=lambda c, q, a: c.pause_queue(q), done="paused")
+
+    resume = action("resume", "hand out jobs from these queues again")
+    add_database_options(resume)
+    resume.set_defaults(func=run, apply=lambda c, q, a: c.resume_queue(q), done="resumed")
+
+    shards = action("shards", "set the number of enqueue shards (1..64) of these queues")
+    shards.add_argument("--shards", "-s", type=int, required=True, metavar="S", help="enqueue shards per queue")
+    add_database_options(shards)
+    shards.set_defaults(func=run, apply=lambda c, q, a: c.set_enqueue_shards(q, a.shards), done="set shards of")
+
+    dlq = action("dlq", "turn the dead-letter queue on or off for these queues")
+    dlq.add_argument("state", choices=["on", "off"], help="on: failed jobs move to the DLQ; off: they stay failed")
+    add_database_options(dlq)
+    dlq.set_defaults(func=run, apply=lambda c, q, a: c.set_queue_dlq(q, a.state == "on"), done="set dlq of")
+
+    rescue = subparsers.add_parser(
+        "rescue",
+        help="one maintenance pass: rescue stale or overdue running jobs, promote due ones",
+        description="Workers do this continuously (their maintenance leader). Run it by hand after all workers "
+        "died, to put jobs whose heartbeat went stale back to retryable and make due jobs available.",
+    )
+    rescue.add_argument("--heartbeat-timeout", type=float, default=90.0, metavar="SECONDS",
+                        help="a running job whose heartbeat is older than this is rescued (default 90)")
+    add_database_options(rescue)
+    rescue.set_defaults(func=run_rescue)
+
+
+def _physical(queues: list[str], partitions: int) -> list[str]:
+    from awa.routing import PartitionedQueue
+
+    if partitions < 1:
+        raise usage_error("--partitions must be >= 1")
+    return [q for name in queues for q in PartitionedQueue(name, partitions).physical_queues]
+
+
+def run(args: argparse.Namespace) -> int:
+    targets = _physical(args.queues, args.partitions)
+    with open_database(args) as db, open_client(db, max_connections=1) as client:
+        for queue in targets:
+            args.apply(client, queue, args)
+    print(f"{args.done} {len(targets)} queue(s): {', '.join(targets)}")
+    return 0
+
+
+def run_rescue(args: argparse.Namespace) -> int:
+    if args.heartbeat_timeout <= 0:
+        raise usage_error("--heartbeat-timeout must be > 0")
+    with open_database(args) as db, open_client(db, max_connections=1) as client:
+        rescued: list[Any] = client.rescue_expired(heartbeat_timeout=args.heartbeat_timeout)
+        promoted = client.promote_due()
+    outcomes: dict[str, int] = {}
+    for _job_id, _lease, outcome in rescued:
+        outcomes[str(outcome)] = outcomes.get(str(outcome), 0) + 1
+    detail = ", ".join(f"{n} {o}" for o, n in sorted(outcomes.items()))
+    print(f"rescued {len(rescued)} job(s){' (' + detail + ')' if detail else ''}; promoted {promoted} due job(s)")
+    return 0
