@@ -343,3 +343,19 @@ def test_top_level_reexports() -> None:
     for name in ("PartitionedQueue", "ordering_key_hash64", "shard_for_ordering_key", "partition_hash64",
                  "partition_for_ordering_key", "AWA_COMPAT", "XXH3", "RoutingScheme"):
         assert getattr(awa, name) is getattr(awa.routing, name)
+
+
+@pytest.mark.parametrize("length", [0, 1, 2, 63, 64, 65, 127, 128, 129, 1000])
+def test_table_boundaries_match_reference(length: int) -> None:
+    # The scalar path sums precomputed per-position tables for keys up to 64
+    # bytes and works block by block beyond; both must equal the plain loop.
+    rng = random.Random(length)
+    for _ in range(20):
+        key = rng.randbytes(length)
+        assert ordering_key_hash64(key) == reference_base_hash(key) == H._reference_base_hash(key)
+        assert partition_hash64(key) == reference_partition_hash(key)
+        assert H.awa_partition_index(key, 7) == reference_partition_hash(key) % 7
+        pq = awa.PartitionedQueue("q", 5)
+        assert pq.queue_for_key(key) == pq.physical_queues[reference_partition_hash(key) % 5]
+    key = bytes([255]) * length  # largest table entries everywhere
+    assert ordering_key_hash64(key) == reference_base_hash(key)

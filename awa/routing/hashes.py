@@ -13,6 +13,7 @@ pure-Python path is kept as the reference and the fallback.
 from __future__ import annotations
 
 import operator
+from operator import getitem as _getitem
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal, NamedTuple
 
@@ -157,52 +158,92 @@ def _count(value: object, name: str) -> int:
 # --------------------------------------------------------------------------
 
 
-def _base_hash_bytes(
-    data: bytes,
-    _h: int = BASE_HASH_OFFSET,
-    _p: int = BASE_HASH_MULTIPLIER,
-    _m: int = MASK64,
-) -> int:
-    h = _h
-    for byte in data:
-        h = (h * _p + byte) & _m
+# The base hash unrolls to OFFSET*P**L + sum(b_i * P**(L-1-i)) mod 2**64, so
+# each byte contributes independently: b * P**e for its distance e from the
+# key's end.  Tables of those contributions turn the per-byte Python loop into
+# one C-level ``sum(map(getitem, tables, data))`` (about 2x faster for short
+# keys).  _POSITION_TABLES[e][b] = b * P**e mod 2**64.
+_TABLE_SPAN = 64
+_MULTIPLIER_POWERS = [1]
+for _ in range(_TABLE_SPAN):
+    _MULTIPLIER_POWERS.append((_MULTIPLIER_POWERS[-1] * BASE_HASH_MULTIPLIER) & MASK64)
+_POSITION_TABLES = [
+    [(b * _MULTIPLIER_POWERS[e]) & MASK64 for b in range(256)] for e in range(_TABLE_SPAN)
+]
+# Tables for one block of length l (index l), in byte order.
+_BLOCK_TABLES: list[tuple[list[int], ...]] = [
+    tuple(_POSITION_TABLES[length - 1 - i] for i in range(length)) for length in range(_TABLE_SPAN + 1)
+]
+# Whole keys of length 1.._TABLE_SPAN: the first byte's table also carries
+# OFFSET * P**L, so one sum (then a mask) is the complete base hash.
+KEY_TABLES: dict[int, tuple[list[int], ...]] = {
+    length: (
+        [
+            (b * _MULTIPLIER_POWERS[length - 1] + BASE_HASH_OFFSET * _MULTIPLIER_POWERS[length]) & MASK64
+            for b in range(256)
+        ],
+        *_BLOCK_TABLES[length][1:],
+    )
+    for length in range(1, _TABLE_SPAN + 1)
+}
+del _
+# The same, as a list indexed by key length (a list index is cheaper than a
+# dict lookup on the single-key hot path).  Index 0 is None: the empty key has
+# no table and takes the general path.
+KEY_TABLE_LIST: list[tuple[list[int], ...] | None] = [None] + [
+    KEY_TABLES[length] for length in range(1, _TABLE_SPAN + 1)
+]
+
+
+def _base_hash_bytes(data: bytes) -> int:
+    tables = KEY_TABLES.get(len(data))
+    if tables is not None:
+        return sum(map(_getitem, tables, data)) & MASK64
+    if not data:
+        return BASE_HASH_OFFSET
+    # Long key: Horner's rule over blocks, each block summed through tables.
+    h = BASE_HASH_OFFSET
+    powers = _MULTIPLIER_POWERS
+    block_tables = _BLOCK_TABLES
+    for start in range(0, len(data), _TABLE_SPAN):
+        block = data[start : start + _TABLE_SPAN]
+        size = len(block)
+        h = (h * powers[size] + sum(map(_getitem, block_tables[size], block))) & MASK64
     return h
 
 
-def _finalize_partition(
-    h: int,
-    _d: int = PARTITION_HASH_DOMAIN,
-    _c1: int = SPLITMIX_MUL_1,
-    _c2: int = SPLITMIX_MUL_2,
-    _m: int = MASK64,
-) -> int:
-    v = h ^ _d
+def finalize_partition_hash(h: int) -> int:
+    """The domain-separated SplitMix64 finalizer applied to a base hash."""
+    v = h ^ PARTITION_HASH_DOMAIN
     v ^= v >> 30
-    v = (v * _c1) & _m
+    v = (v * SPLITMIX_MUL_1) & MASK64
     v ^= v >> 27
-    v = (v * _c2) & _m
+    v = (v * SPLITMIX_MUL_2) & MASK64
     return v ^ (v >> 31)
 
 
-def _partition_hash_bytes(
-    data: bytes,
-    _h: int = BASE_HASH_OFFSET,
-    _p: int = BASE_HASH_MULTIPLIER,
-    _m: int = MASK64,
-    _d: int = PARTITION_HASH_DOMAIN,
-    _c1: int = SPLITMIX_MUL_1,
-    _c2: int = SPLITMIX_MUL_2,
-) -> int:
-    # Both steps inlined: this is the single-key hot path of queue_for_key.
-    h = _h
+def _partition_hash_bytes(data: bytes) -> int:
+    return finalize_partition_hash(_base_hash_bytes(data))
+
+
+def awa_partition_index(data: bytes, partitions: int) -> int:
+    """``partition_hash64(data) % partitions`` for key bytes, inlined for speed."""
+    tables = KEY_TABLES.get(len(data))
+    v = (sum(map(_getitem, tables, data)) & MASK64) if tables is not None else _base_hash_bytes(data)
+    v ^= PARTITION_HASH_DOMAIN
+    v ^= v >> 30
+    v = (v * SPLITMIX_MUL_1) & MASK64
+    v ^= v >> 27
+    v = (v * SPLITMIX_MUL_2) & MASK64
+    return (v ^ (v >> 31)) % partitions
+
+
+def _reference_base_hash(data: bytes) -> int:
+    """The contract's per-byte loop, kept as the reference the tables must match."""
+    h = BASE_HASH_OFFSET
     for byte in data:
-        h = (h * _p + byte) & _m
-    v = h ^ _d
-    v ^= v >> 30
-    v = (v * _c1) & _m
-    v ^= v >> 27
-    v = (v * _c2) & _m
-    return v ^ (v >> 31)
+        h = (h * BASE_HASH_MULTIPLIER + byte) & MASK64
+    return h
 
 
 def ordering_key_hash64(key: object) -> int:
@@ -420,7 +461,7 @@ def partitions_for_ordering_keys(
     coerced = coerce_keys(items)
     if partitions <= 1:
         return [0] * len(coerced)
-    return [_partition_hash_bytes(k) % partitions for k in coerced]
+    return [awa_partition_index(k, partitions) for k in coerced]
 
 
 # --------------------------------------------------------------------------

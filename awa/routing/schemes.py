@@ -123,8 +123,7 @@ class RoutingScheme:
 # --- awa-compatible ---------------------------------------------------------
 
 
-def _awa_partition(data: bytes, partitions: int) -> int:
-    return _h._partition_hash_bytes(data) % partitions
+_awa_partition = _h.awa_partition_index
 
 
 def _awa_shard(data: bytes, shards: int) -> int:
