@@ -107,9 +107,10 @@ def measure(keys: list[str], rounds: int) -> dict[str, Any]:
     }
 
 
-def run(quick: bool = False) -> dict[str, Any]:
-    count = 20_000 if quick else 100_000
-    rounds = 2 if quick else 5
+def run(quick: bool = False, *, keys: int | None = None, rounds: int | None = None) -> dict[str, Any]:
+    """Measure everything; ``keys``/``rounds`` override the sizes (smoke tests)."""
+    count = keys or (20_000 if quick else 100_000)
+    rounds = rounds or (2 if quick else 5)
     results: dict[str, Any] = {
         "keys": count,
         "rounds": rounds,

@@ -154,7 +154,7 @@ def _count(value: object, name: str) -> int:
 
 
 # --------------------------------------------------------------------------
-# Scalar hashes (the reference implementation)
+# Scalar hashes
 # --------------------------------------------------------------------------
 
 
