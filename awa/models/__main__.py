@@ -1,0 +1,62 @@
+"""``python -m awa.models check [--all] [--trace] [SPEC/CFG ...]``.
+
+Explores every model of ``specs/models.tsv`` with its Python mirror and
+prints one line per model; exits 1 when any outcome or distinct-state count
+differs from the manifest.  Models marked ``slow`` run only with ``--all``
+or when named.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from awa.models.explore import format_trace
+from awa.models.manifest import load_manifest
+from awa.models.registry import build, check_entry, matches
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m awa.models")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("check", help="explore models and compare with the manifest")
+    run.add_argument("models", nargs="*", help="SPEC/CFG keys or cfg names (default: all)")
+    run.add_argument("--all", action="store_true", help="include models marked slow")
+    run.add_argument("--trace", action="store_true", help="print counterexample traces")
+    args = parser.parse_args(argv)
+
+    entries = load_manifest()
+    if args.models:
+        wanted = set(args.models)
+        entries = [e for e in entries if e.key in wanted or e.cfg in wanted]
+        if not entries:
+            print(f"no manifest entry matches {sorted(wanted)}", file=sys.stderr)
+            return 2
+    elif not args.all:
+        entries = [e for e in entries if e.mirror != "slow"]
+
+    failures = 0
+    for n, entry in enumerate(entries, start=1):
+        started = time.monotonic()
+        result = check_entry(entry, progress=True)
+        elapsed = time.monotonic() - started
+        ok = matches(entry, result)
+        failures += not ok
+        states = result.distinct_states if result.passed else "-"
+        trace = f" trace={len(result.trace)}" if result.trace else ""
+        print(
+            f"[{n}/{len(entries)}] {'PASS' if ok else 'FAIL'} {entry.key} "
+            f"expected={entry.expected} got={result.outcome} "
+            f"exit={result.tlc_exit} states={states}{trace} ({elapsed:.1f}s)",
+            flush=True,
+        )
+        if result.trace and (args.trace or not ok):
+            model, _, _ = build(entry)
+            print(format_trace(result, model.render), flush=True)
+    print(f"{len(entries) - failures}/{len(entries)} models match specs/models.tsv")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

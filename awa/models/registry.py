@@ -1,0 +1,46 @@
+"""Which Python mirror belongs to which spec, and how to check one model."""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from awa.models import lifecycle, routing
+from awa.models.cfg import parse_cfg
+from awa.models.explore import CheckResult, Model, check
+from awa.models.manifest import ModelEntry
+
+MIRRORS: dict[str, ModuleType] = {
+    "PartitionedQueueRouting": routing,
+    "PartitionedQueueLifecycle": lifecycle,
+}
+
+
+def mirror_names(spec: str) -> set[str]:
+    """Every invariant/property name the mirror of ``spec`` can check."""
+    module = MIRRORS[spec]
+    names: set[str] = set()
+    for table in ("STATE_INVARIANTS", "CONSTANT_INVARIANTS", "INVARIANTS",
+                  "ACTION_PROPERTIES", "LIVENESS"):
+        names.update(getattr(module, table, {}))
+    return names
+
+
+def build(entry: ModelEntry) -> tuple[Model, list[str], list[str]]:
+    config = parse_cfg(entry.cfg_path)
+    model = MIRRORS[entry.spec].build_model(config)
+    return model, config.invariants, config.properties
+
+
+def check_entry(entry: ModelEntry, progress: bool = False) -> CheckResult:
+    model, invariants, properties = build(entry)
+    return check(model, invariants, properties, progress=progress)
+
+
+def matches(entry: ModelEntry, result: CheckResult) -> bool:
+    if result.outcome != entry.expected or result.tlc_exit != entry.tlc_exit:
+        return False
+    if entry.expected == "pass":
+        return result.distinct_states == entry.distinct_states
+    # A failing model must come with a trace unless TLC itself gives none
+    # (constant-level violation at start-up).
+    return bool(result.trace) or entry.tlc_exit == 151
