@@ -197,3 +197,45 @@ def test_stale_shard_cache_of_another_client_is_corrected(database_url, conn):
         b.set_enqueue_shards("s", 8)
         job = a.insert({"x": 2}, kind="k", queue="s", ordering_key="k1")
         assert job.enqueue_shard == shard_for_ordering_key("k1", 8)
+
+
+def test_lane_segments_with_scattered_ids(database_url, conn):
+    """Ids that are not consecutive (other sessions took the ones between)
+    give one segment per job; claims still follow lane order exactly."""
+    conn.execute("ALTER TABLE awa.jobs ALTER COLUMN id SET INCREMENT BY 3")
+    conn.commit()
+    with Client(database_url) as client:
+        jobs = client.insert_many_copy([{"i": i} for i in range(12)], kind="k", queue="sc")
+        assert [b - a for a, b in zip([j.id for j in jobs], [j.id for j in jobs][1:])] == [3] * 11
+        conn.rollback()
+        assert conn.execute("SELECT count(*) FROM awa.lane_segments").fetchone()[0] == 12
+        client.cancel_job(jobs[4].id)
+        client.cancel_job(jobs[5].id)
+        order = []
+        while got := client.claim(["sc"], 3):
+            order.extend(j.id for j in got)
+        assert order == [j.id for j in jobs if j.id not in (jobs[4].id, jobs[5].id)]
+        conn.rollback()
+        assert conn.execute("SELECT count(*) FROM awa.lane_segments").fetchone()[0] == 0
+        assert conn.execute("SELECT claim_seq, holes FROM awa.claim_heads").fetchone() == (12, 0)
+
+
+def test_available_counts_follow_claims_and_cancels(database_url):
+    with Client(database_url) as client:
+        jobs = client.insert_many_copy([{"i": i} for i in range(10)], kind="k", queue="cnt")
+        assert client.queue_stats("cnt")[0].available == 10
+        client.cancel_job(jobs[2].id)
+        client.cancel_job(jobs[9].id)  # the lane's tail
+        assert client.queue_stats("cnt")[0].available == 8
+        got = client.claim(["cnt"], 4)
+        assert [j.lane_seq for j in got] == [1, 2, 4, 5]
+        assert client.queue_stats("cnt")[0].available == 4
+        got = client.claim(["cnt"], 10)
+        assert [j.lane_seq for j in got] == [6, 7, 8, 9]
+        [stat] = client.queue_stats("cnt")
+        assert stat.available == 0 and stat.cancelled == 2 and stat.running == 8
+        assert stat.lanes[0].oldest_available_age is None
+        assert client.claim(["cnt"], 10) == []
+        more = client.insert({"i": 11}, kind="k", queue="cnt")
+        assert client.queue_stats("cnt")[0].available == 1
+        assert [j.id for j in client.claim(["cnt"], 10)] == [more.id]

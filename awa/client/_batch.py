@@ -448,24 +448,38 @@ def copy_buffer(
     kinds = batch.kinds
     keys = batch.keys
     parts: list[str] = []
+    pos = 0  # ids are in lane order
     for lane_no, lane in enumerate(lanes):
         head = f"{lane.queue}\t{fixed}{lane.shard}\t" + (f"{kinds}\t" if uniform_kind else "")
         rows: Any = lane.rows if lane.rows is not None else range(batch.n)
         every = lane.rows is None
-        if uniform_kind and keys is None and ids is None:
+        count = batch.n if every else len(rows)
+        lane_ids = ids[pos : pos + count] if ids is not None else None
+        pos += count
+        if uniform_kind and keys is None:
             key_field = _key_text(batch.key) + "\t" if with_key else ""
             sel = texts if every else [texts[i] for i in rows]
-            if with_seq:
+            if lane_ids is None:
+                if with_seq:
+                    start = starts[lane_no]  # type: ignore[index]
+                    mid = "\t" + key_field
+                    parts.extend([f"{head}{s}{mid}{a}\n" for s, a in zip(range(start, start + len(sel)), sel)])
+                else:
+                    head += key_field
+                    parts.extend([f"{head}{a}\n" for a in sel])
+            elif with_seq:
                 start = starts[lane_no]  # type: ignore[index]
                 mid = "\t" + key_field
-                parts.extend([f"{head}{s}{mid}{a}\n" for s, a in zip(range(start, start + len(sel)), sel)])
+                parts.extend(
+                    [f"{head}{s}{mid}{a}\t{j}\n" for s, a, j in zip(range(start, start + len(sel)), sel, lane_ids)]
+                )
             else:
                 head += key_field
-                parts.extend([f"{head}{a}\n" for a in sel])
+                parts.extend([f"{head}{a}\t{j}\n" for a, j in zip(sel, lane_ids)])
             continue
         # General path: per-row kind, key and/or id.
         seq = starts[lane_no] if with_seq else 0  # type: ignore[index]
-        for i in rows:
+        for offset, i in enumerate(rows):
             fields = [head]
             if not uniform_kind:
                 fields.append(f"{kinds[i]}\t")
@@ -475,7 +489,7 @@ def copy_buffer(
             if with_key:
                 fields.append(_key_text(keys[i] if keys is not None else batch.key) + "\t")
             fields.append(texts[i])
-            fields.append(f"\t{ids[i]}\n" if ids is not None else "\n")
+            fields.append(f"\t{lane_ids[offset]}\n" if lane_ids is not None else "\n")
             parts.append("".join(fields))
     return columns, "".join(parts).replace("\\", "\\\\")
 

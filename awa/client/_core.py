@@ -153,11 +153,11 @@ class ClientCore:
                     "lane_count": _batch.lane_counts(lanes, batch.n),
                     "run_at": batch.run_at,
                     "now": now,
-                    "id_count": batch.n if want_jobs else 0,
+                    "id_count": batch.n,
                     "channel": self.channel,
                 },
             )
-            db_now, scheduled, shards_ok, shards, starts, ids = res.rows[0]
+            db_now, scheduled, shards_ok, shards, starts, id_starts, id_lengths = res.rows[0]
             if shards_ok:
                 break
             for q, s in zip(queues, shards):
@@ -166,6 +166,7 @@ class ClientCore:
             raise AwaError("enqueue_shards kept changing while routing the batch; try again")
 
         use_starts = None if scheduled else list(starts)
+        ids = _expand_runs(id_starts, id_lengths)  # lane order
         columns, data = _batch.copy_buffer(batch, lanes, use_starts, db_now, scheduled, ids, now is not None)
         yield Copy(self.copy_sql(columns), data)
 
@@ -180,6 +181,7 @@ class ClientCore:
     def _jobs_for(self, batch, lanes, starts, now, scheduled, ids) -> list[Job]:
         out: list[Job | None] = [None] * batch.n
         state = JobState.SCHEDULED if scheduled else JobState.AVAILABLE
+        pos = 0  # ids come in lane order
         run_at = batch.run_at or now
         keys = _batch.row_keys(batch)
         kinds = batch.kinds
@@ -188,7 +190,7 @@ class ClientCore:
             rows = lane.rows if lane.rows is not None else range(batch.n)
             for offset, i in enumerate(rows):
                 out[i] = Job(
-                    id=ids[i],
+                    id=ids[pos + offset],
                     kind=kinds if isinstance(kinds, str) else kinds[i],
                     queue=lane.queue,
                     args=loads(batch.args_text[i]),
@@ -206,6 +208,7 @@ class ClientCore:
                     metadata=dict(batch.metadata),
                     errors=[],
                 )
+            pos += len(rows)
         return out  # type: ignore[return-value]
 
     # -- claims and leases -------------------------------------------------
@@ -445,6 +448,13 @@ class ClientCore:
         )
         jobs = _jobs(res)
         return jobs[0] if jobs else None
+
+
+def _expand_runs(starts: Sequence[int], lengths: Sequence[int]) -> list[int]:
+    out: list[int] = []
+    for first, n in zip(starts, lengths):
+        out.extend(range(first, first + n))
+    return out
 
 
 def backoff_seconds(attempt: int, jitter: float) -> float:

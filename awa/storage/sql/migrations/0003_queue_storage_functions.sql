@@ -6,8 +6,9 @@
 -- which keeps producers, claimers, promotion and admin paths deadlock-free.
 
 -- One round trip before a producer's COPY: register queues, check the
--- producer's view of enqueue_shards, reserve lane ranges, queue the wake-ups
--- and (optionally) allocate job ids.
+-- producer's view of enqueue_shards, reserve lane ranges, allocate ids,
+-- record lane segments and queue the wake-ups. Ids are handed back as runs
+-- of consecutive values (id_starts / id_lengths), in lane order.
 CREATE OR REPLACE FUNCTION __schema__.enqueue_reserve(
     p_queues          text[],
     p_expected_shards smallint[],
@@ -24,11 +25,13 @@ CREATE OR REPLACE FUNCTION __schema__.enqueue_reserve(
     OUT shards_ok     boolean,
     OUT shards        smallint[],
     OUT lane_starts   bigint[],
-    OUT ids           bigint[]
+    OUT id_starts     bigint[],
+    OUT id_lengths    integer[]
 )
 LANGUAGE plpgsql AS $$
 DECLARE
     v_seq regclass;
+    v_ids bigint[];
 BEGIN
     db_now := coalesce(p_now, pg_catalog.now());
 
@@ -46,37 +49,58 @@ BEGIN
         RETURN;  -- the producer re-routes with the returned counts and calls again
     END IF;
 
-    IF NOT scheduled AND coalesce(cardinality(p_lane_queue), 0) > 0 THEN
-        -- The upsert keeps each head row locked until this transaction ends:
-        -- that lock is what makes lane_seq commit-ordered.
-        WITH lanes AS (
-            SELECT * FROM unnest(p_lane_queue, p_lane_priority, p_lane_shard, p_lane_count)
-                WITH ORDINALITY AS l(queue, priority, enqueue_shard, n, ord)
-        ), bumped AS (
-            INSERT INTO __schema__.enqueue_heads AS h (queue, priority, enqueue_shard, next_seq)
-            SELECT queue, priority, enqueue_shard, 1 + n FROM lanes
-            ORDER BY queue, priority, enqueue_shard
-            ON CONFLICT (queue, priority, enqueue_shard)
-            DO UPDATE SET next_seq = h.next_seq + (excluded.next_seq - 1)
-            RETURNING h.queue, h.priority, h.enqueue_shard, h.next_seq
-        )
-        SELECT array_agg(b.next_seq - l.n ORDER BY l.ord) INTO lane_starts
-        FROM lanes AS l
-        JOIN bumped AS b USING (queue, priority, enqueue_shard);
+    -- Ids for every row, in lane order, handed back as runs of consecutive values.
+    v_seq := pg_get_serial_sequence('__schema__.jobs', 'id')::regclass;
+    v_ids := ARRAY(SELECT nextval(v_seq) FROM generate_series(1, p_id_count));
+    SELECT array_agg(r.first_id ORDER BY r.pos), array_agg(r.len ORDER BY r.pos)
+    INTO id_starts, id_lengths
+    FROM (
+        SELECT min(u.id) AS first_id, count(*)::integer AS len, min(u.i) AS pos
+        FROM unnest(v_ids) WITH ORDINALITY AS u(id, i)
+        GROUP BY u.id - u.i
+    ) AS r;
 
-        PERFORM pg_notify(p_channel, t.q)
-        FROM (SELECT DISTINCT unnest(p_lane_queue) AS q) AS t;
+    IF scheduled OR coalesce(cardinality(p_lane_queue), 0) = 0 THEN
+        RETURN;  -- scheduled rows get their lane number when they become due
     END IF;
 
-    IF p_id_count > 0 THEN
-        v_seq := pg_get_serial_sequence('__schema__.jobs', 'id')::regclass;
-        ids := ARRAY(SELECT nextval(v_seq) FROM generate_series(1, p_id_count));
-    END IF;
+    -- The upsert keeps each head row locked until this transaction ends:
+    -- that lock is what makes lane_seq commit-ordered.
+    WITH lanes AS (
+        SELECT l.*, (sum(l.n) OVER (ORDER BY l.ord) - l.n)::integer AS off
+        FROM unnest(p_lane_queue, p_lane_priority, p_lane_shard, p_lane_count)
+            WITH ORDINALITY AS l(queue, priority, enqueue_shard, n, ord)
+    ), bumped AS (
+        INSERT INTO __schema__.enqueue_heads AS h (queue, priority, enqueue_shard, next_seq)
+        SELECT queue, priority, enqueue_shard, 1 + n FROM lanes
+        ORDER BY queue, priority, enqueue_shard
+        ON CONFLICT (queue, priority, enqueue_shard)
+        DO UPDATE SET next_seq = h.next_seq + (excluded.next_seq - 1)
+        RETURNING h.queue, h.priority, h.enqueue_shard, h.next_seq
+    ), started AS (
+        SELECT l.*, b.next_seq - l.n AS start
+        FROM lanes AS l JOIN bumped AS b USING (queue, priority, enqueue_shard)
+    ), numbered AS (
+        -- ids of one call strictly increase, so id - k is constant exactly
+        -- along a run of consecutive ids
+        SELECT s.ord, s.queue, s.priority, s.enqueue_shard, s.start, k, v_ids[s.off + k] - k AS run
+        FROM started AS s CROSS JOIN LATERAL generate_series(1, s.n) AS k
+    ), segments AS (
+        INSERT INTO __schema__.lane_segments (queue, priority, enqueue_shard, first_seq, last_seq, first_id)
+        SELECT queue, priority, enqueue_shard, start + min(k) - 1, start + max(k) - 1, run + min(k)
+        FROM numbered
+        GROUP BY ord, queue, priority, enqueue_shard, start, run
+    )
+    SELECT array_agg(start ORDER BY ord) INTO lane_starts FROM started;
+
+    PERFORM pg_notify(p_channel, t.q)
+    FROM (SELECT DISTINCT unnest(p_lane_queue) AS q) AS t;
 END
 $$;
 
 -- Move locked scheduled/retryable rows into their own lanes with fresh
--- numbers from the lane head (same commit-order guarantee as producers).
+-- numbers from the lane head (same commit-order guarantee as producers) and
+-- record the lane segments that lead claimers to them.
 CREATE OR REPLACE FUNCTION __schema__.make_available(p_ids bigint[], p_channel text)
 RETURNS integer
 LANGUAGE plpgsql AS $$
@@ -106,13 +130,23 @@ BEGIN
         DO UPDATE SET next_seq = h.next_seq + (excluded.next_seq - 1)
         RETURNING h.queue, h.priority, h.enqueue_shard, h.next_seq
     ), numbered AS (
-        SELECT m.id,
+        SELECT m.id, m.queue, m.priority, m.enqueue_shard,
                b.next_seq - l.n - 1
                  + row_number() OVER (PARTITION BY m.queue, m.priority, m.enqueue_shard
                                       ORDER BY m.run_at, m.id) AS seq
         FROM moving AS m
         JOIN lanes AS l USING (queue, priority, enqueue_shard)
         JOIN bumped AS b USING (queue, priority, enqueue_shard)
+    ), segments AS (
+        -- Maximal runs where both the lane number and the id go up by one.
+        INSERT INTO __schema__.lane_segments (queue, priority, enqueue_shard, first_seq, last_seq, first_id)
+        SELECT queue, priority, enqueue_shard, min(seq), max(seq), min(id)
+        FROM (
+            SELECT x.*, x.seq - row_number() OVER (PARTITION BY x.queue, x.priority, x.enqueue_shard, x.id - x.seq
+                                                   ORDER BY x.seq) AS island
+            FROM numbered AS x
+        ) AS runs
+        GROUP BY queue, priority, enqueue_shard, id - seq, island
     )
     UPDATE __schema__.jobs AS j
     SET state = 'available', lane_seq = numbered.seq, heartbeat_at = NULL, deadline_at = NULL
@@ -159,11 +193,20 @@ CREATE OR REPLACE FUNCTION __schema__.claim_jobs(
 RETURNS SETOF __schema__.jobs
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_now       timestamptz := coalesce(p_now, pg_catalog.now());
-    v_remaining integer := p_limit;
-    v_lane      record;
-    v_cursor    bigint;
-    v_got       integer;
+    v_now        timestamptz := coalesce(p_now, pg_catalog.now());
+    v_remaining  integer := p_limit;
+    v_lane       record;
+    v_cursor     bigint;
+    v_next       bigint;
+    v_first      bigint[];
+    v_last       bigint[];
+    v_fid        bigint[];
+    v_lo         bigint;
+    v_ids        bigint[];
+    v_max_seq    bigint;
+    v_lane_got   bigint;
+    v_last_taken bigint;
+    v_new_cursor bigint;
 BEGIN
     IF p_limit <= 0 THEN
         RETURN;
@@ -175,7 +218,7 @@ BEGIN
         LEFT JOIN __schema__.claim_heads AS c
                ON c.queue = e.queue AND c.priority = e.priority AND c.enqueue_shard = e.enqueue_shard
         WHERE e.queue = ANY (p_queues)
-          AND e.next_seq - 1 > coalesce(c.claim_seq, 0)
+          AND e.next_seq - 1 - coalesce(c.claim_seq, 0) - coalesce(c.holes, 0) > 0
         ORDER BY e.priority, random()
     LOOP
         EXIT WHEN v_remaining <= 0;
@@ -192,45 +235,79 @@ BEGIN
         FOR UPDATE SKIP LOCKED;
         CONTINUE WHEN NOT FOUND;
 
-        -- One statement, one snapshot taken after the head lock: every
-        -- committed job of the lane numbered below the head's next_seq is
-        -- visible, so when the lane drains the cursor may jump to next_seq - 1.
-        RETURN QUERY
-        WITH head AS (
-            SELECT e.next_seq FROM __schema__.enqueue_heads AS e
-            WHERE e.queue = v_lane.queue AND e.priority = v_lane.priority
-              AND e.enqueue_shard = v_lane.enqueue_shard
-        ), picked AS (
-            SELECT j.id, j.lane_seq FROM __schema__.jobs AS j
-            WHERE j.queue = v_lane.queue AND j.priority = v_lane.priority
-              AND j.enqueue_shard = v_lane.enqueue_shard
-              AND j.state = 'available' AND j.lane_seq > v_cursor
-            ORDER BY j.lane_seq
-            LIMIT v_remaining
-        ), claimed AS (
-            UPDATE __schema__.jobs AS j
-            SET state = 'running',
-                attempt = j.attempt + 1,
-                run_lease = j.run_lease + 1,
-                attempted_at = v_now,
-                heartbeat_at = v_now,
-                deadline_at = v_now + p_deadline
-            FROM picked
-            WHERE j.id = picked.id AND j.state = 'available'
-            RETURNING j.*
-        ), advanced AS (
-            UPDATE __schema__.claim_heads AS c
-            SET claim_seq = CASE
-                WHEN (SELECT count(*) FROM picked) < v_remaining
-                    THEN greatest(c.claim_seq, (SELECT next_seq - 1 FROM head))
-                ELSE (SELECT max(lane_seq) FROM picked)
-            END
-            WHERE c.queue = v_lane.queue AND c.priority = v_lane.priority
-              AND c.enqueue_shard = v_lane.enqueue_shard
-        )
-        SELECT * FROM claimed ORDER BY claimed.lane_seq;
-        GET DIAGNOSTICS v_got = ROW_COUNT;
-        v_remaining := v_remaining - v_got;
+        -- One snapshot, taken after the head lock, for the lane head and its
+        -- segments: every committed job numbered below next_seq is reachable
+        -- through these segments, so a drained lane may move its cursor to
+        -- next_seq - 1.
+        SELECT e.next_seq, s.firsts, s.lasts, s.fids
+        INTO v_next, v_first, v_last, v_fid
+        FROM __schema__.enqueue_heads AS e
+        CROSS JOIN LATERAL (
+            SELECT array_agg(g.first_seq ORDER BY g.first_seq) AS firsts,
+                   array_agg(g.last_seq ORDER BY g.first_seq) AS lasts,
+                   array_agg(g.first_id ORDER BY g.first_seq) AS fids
+            FROM __schema__.lane_segments AS g
+            WHERE g.queue = v_lane.queue AND g.priority = v_lane.priority
+              AND g.enqueue_shard = v_lane.enqueue_shard AND g.last_seq > v_cursor
+        ) AS s
+        WHERE e.queue = v_lane.queue AND e.priority = v_lane.priority
+          AND e.enqueue_shard = v_lane.enqueue_shard;
+
+        v_lane_got := 0;
+        v_last_taken := v_cursor;
+        FOR i IN 1 .. coalesce(cardinality(v_first), 0) LOOP
+            EXIT WHEN v_remaining <= 0;
+            v_lo := greatest(v_first[i], v_cursor + 1);
+            -- Consecutive ids: a primary-key range scan in lane order. A job
+            -- that left the lane (cancelled) no longer matches and is a hole.
+            SELECT array_agg(p.id ORDER BY p.id), max(p.lane_seq) INTO v_ids, v_max_seq
+            FROM (
+                SELECT j.id, j.lane_seq FROM __schema__.jobs AS j
+                WHERE j.id BETWEEN v_fid[i] + (v_lo - v_first[i]) AND v_fid[i] + (v_last[i] - v_first[i])
+                  AND j.state = 'available'
+                  AND j.lane_seq = v_first[i] + (j.id - v_fid[i])
+                  AND j.queue = v_lane.queue AND j.priority = v_lane.priority
+                  AND j.enqueue_shard = v_lane.enqueue_shard
+                ORDER BY j.id
+                LIMIT v_remaining
+            ) AS p;
+            CONTINUE WHEN v_ids IS NULL;
+
+            RETURN QUERY
+            WITH claimed AS (
+                UPDATE __schema__.jobs AS j
+                SET state = 'running',
+                    attempt = j.attempt + 1,
+                    run_lease = j.run_lease + 1,
+                    attempted_at = v_now,
+                    heartbeat_at = v_now,
+                    deadline_at = v_now + p_deadline
+                WHERE j.id = ANY (v_ids)
+                RETURNING j.*
+            )
+            SELECT * FROM claimed ORDER BY claimed.lane_seq;
+
+            v_remaining := v_remaining - cardinality(v_ids);
+            v_lane_got := v_lane_got + cardinality(v_ids);
+            v_last_taken := v_max_seq;
+        END LOOP;
+
+        IF v_remaining > 0 THEN
+            v_new_cursor := greatest(v_cursor, v_next - 1);  -- drained in this snapshot
+        ELSE
+            v_new_cursor := v_last_taken;
+        END IF;
+        -- Numbers passed over without a claim were holes.
+        UPDATE __schema__.claim_heads AS c
+        SET claim_seq = v_new_cursor,
+            holes = c.holes - ((v_new_cursor - v_cursor) - v_lane_got)
+        WHERE c.queue = v_lane.queue AND c.priority = v_lane.priority
+          AND c.enqueue_shard = v_lane.enqueue_shard;
+        IF cardinality(v_last) > 0 AND v_last[1] <= v_new_cursor THEN
+            DELETE FROM __schema__.lane_segments AS g
+            WHERE g.queue = v_lane.queue AND g.priority = v_lane.priority
+              AND g.enqueue_shard = v_lane.enqueue_shard AND g.last_seq <= v_new_cursor;
+        END IF;
     END LOOP;
 END
 $$;
@@ -388,8 +465,16 @@ BEGIN
         UPDATE __schema__.jobs
         SET state = 'cancelled', finalized_at = v_now, heartbeat_at = NULL, deadline_at = NULL
         WHERE id = p_id AND state = v_job.state AND run_lease = v_job.run_lease
+          AND lane_seq IS NOT DISTINCT FROM v_job.lane_seq
         RETURNING *;
         IF FOUND THEN
+            IF v_job.state = 'available' THEN
+                -- Its number stays behind in the lane as a hole.
+                UPDATE __schema__.claim_heads
+                SET holes = holes + 1
+                WHERE queue = v_job.queue AND priority = v_job.priority
+                  AND enqueue_shard = v_job.enqueue_shard;
+            END IF;
             RETURN;
         END IF;
     END LOOP;

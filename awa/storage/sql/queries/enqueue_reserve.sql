@@ -1,4 +1,4 @@
-SELECT db_now, scheduled, shards_ok, shards, lane_starts, ids
+SELECT db_now, scheduled, shards_ok, shards, lane_starts, id_starts, id_lengths
 FROM __schema__.enqueue_reserve(
     %(queues)s::text[], %(expected)s::smallint[],
     %(lane_queue)s::text[], %(lane_priority)s::smallint[], %(lane_shard)s::smallint[], %(lane_count)s::integer[],
