@@ -8,8 +8,8 @@ Same names, routes, queue configs and error texts as awa's Python
 from __future__ import annotations
 
 import operator
-from operator import getitem as _getitem
 from collections.abc import Iterable, Iterator
+from operator import getitem as _getitem
 from typing import Any
 
 from awa.errors import ValidationError
