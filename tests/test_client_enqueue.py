@@ -351,3 +351,43 @@ def test_one_notify_per_touched_queue_per_transaction(client, database_url):
             got.extend(n for n in listener.notifies(timeout=0.2, stop_after=10))
         assert sorted(n.payload for n in got) == ["n1", "n2", "n3"]
         assert {n.channel for n in got} == {"awa_jobs"}
+
+
+@dataclass
+class Inner:
+    x: int
+    tags: tuple
+
+
+@dataclass
+class Outer:
+    inner: Inner
+    when: float
+
+
+class PydanticLike:
+    """Stands in for a pydantic BaseModel: the client only calls model_dump(mode="json")."""
+
+    def __init__(self, v: int) -> None:
+        self.v = v
+
+    def model_dump(self, mode: str = "python") -> dict:
+        assert mode == "json"
+        return {"v": self.v, "mode": mode}
+
+
+def test_dataclass_and_model_args_serialise_like_asdict(client):
+    jobs = client.insert_many_copy([Outer(Inner(1, ("a", "b")), 2.5), Outer(Inner(2, ()), 0.0)])
+    assert [j.kind for j in jobs] == ["outer", "outer"]
+    assert client.get_job(jobs[0].id).args == {"inner": {"x": 1, "tags": ["a", "b"]}, "when": 2.5}
+    assert jobs[1].args == {"inner": {"x": 2, "tags": []}, "when": 0.0}
+    model = client.insert(PydanticLike(7))
+    assert model.kind == "pydantic_like" and client.get_job(model.id).args == {"v": 7, "mode": "json"}
+
+
+def test_unsupported_args_type_is_rejected(client, conn):
+    for bad in ([1, 2], "text", 5, object()):
+        with pytest.raises(ValidationError) as info:
+            client.enqueue_many_copy([{"ok": 1}, bad], kind="k")
+        assert str(info.value) == "Job args must be a dataclass, pydantic BaseModel, or dict"
+    assert _count(conn) == 0

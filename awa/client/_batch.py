@@ -157,6 +157,64 @@ def args_payload(args: Any) -> Any:
     raise ValidationError("Job args must be a dataclass, pydantic BaseModel, or dict")
 
 
+_DIRECT, _ASDICT, _PYDANTIC = 0, 1, 2
+
+
+def _args_mode(t: type) -> int:
+    """How values of type ``t`` become JSON (cached per type)."""
+    mode = _MODES.get(t)
+    if mode is None:
+        if issubclass(t, dict):
+            mode = _DIRECT
+        elif hasattr(t, "model_dump"):
+            mode = _PYDANTIC
+        elif dataclasses.is_dataclass(t):
+            # orjson encodes dataclass instances itself, field by field.
+            mode = _DIRECT if _orjson is not None else _ASDICT
+        else:
+            raise ValidationError("Job args must be a dataclass, pydantic BaseModel, or dict")
+        _MODES[t] = mode
+    return mode
+
+
+_MODES: dict[type, int] = {}
+
+
+def _serialise_all(jobs: Sequence[Any], types: set[type]) -> list[str]:
+    if len(types) == 1 and _args_mode(next(iter(types))) == _DIRECT and _orjson is not None:
+        d = _orjson_dumps
+        try:
+            return [d(j).decode() for j in jobs]
+        except (TypeError, ValueError):
+            pass  # fall through: the slow path names the culprit
+    out = []
+    for i, j in enumerate(jobs):
+        mode = _args_mode(type(j))
+        if mode == _PYDANTIC:
+            payload = j.model_dump(mode="json")
+        elif mode == _ASDICT or (mode == _DIRECT and not isinstance(j, dict) and _orjson is None):
+            payload = dataclasses.asdict(j)
+        else:
+            payload = j
+        try:
+            out.append(dumps(payload))
+        except (TypeError, ValueError) as exc:
+            if mode == _DIRECT and not isinstance(j, dict):
+                try:  # a dataclass orjson could not encode: retry as a plain dict
+                    out.append(_std_dumps(dataclasses.asdict(j)))
+                    continue
+                except (TypeError, ValueError) as exc2:
+                    exc = exc2
+            raise ValidationError(f"args at index {i} are not JSON-serialisable: {exc}") from None
+    return out
+
+
+def kind_for_type(t: type) -> str:
+    if issubclass(t, dict):
+        raise ValidationError("kind is required when args is a dict")
+    return check_name(derive_kind(t.__name__), "kind")
+
+
 def kind_for(args: Any, kind: str | None) -> str:
     if kind is not None:
         return check_name(kind, "kind")
@@ -275,26 +333,18 @@ def prepare(
     key = check_key(ordering_key)
     parsed = parse_opts(opts, n)
 
+    types = set(map(type, jobs))
+    for t in types:
+        _args_mode(t)  # rejects unsupported argument types before any work
     if kind is not None:
         kinds: list[str] | str = check_name(kind, "kind")
-        payloads = [j if type(j) is dict else args_payload(j) for j in jobs]
+    elif len(types) == 1:
+        kinds = kind_for(jobs[0], None)
     else:
-        kind_cache: dict[type, str] = {}
-        per_row: list[str] = []
-        payloads = []
-        for j in jobs:
-            t = type(j)
-            k = kind_cache.get(t)
-            if k is None:
-                k = kind_cache[t] = kind_for(j, None)
-            per_row.append(k)
-            payloads.append(args_payload(j))
-        kinds = per_row[0] if per_row and len(kind_cache) == 1 else per_row
+        kind_of = {t: kind_for_type(t) for t in types}
+        kinds = [kind_of[type(j)] for j in jobs]
 
-    try:
-        texts = [dumps(p) for p in payloads]
-    except (TypeError, ValueError):
-        texts = [args_json(p, i) for i, p in enumerate(payloads)]  # finds the culprit
+    texts = _serialise_all(jobs, types)
     for i, t in enumerate(texts):
         if "\\u0000" in t:
             raise ValidationError(f"args at index {i} must not contain NUL characters")
