@@ -95,6 +95,11 @@ def _router(scenario: Scenario):
 def open_async_client(database_url: str, **kwargs: Any) -> Any:
     from awa.client import AsyncClient
 
+    if not hasattr(AsyncClient, "start"):
+        # Until the worker mixin is part of AsyncClient itself, combine them here.
+        from awa.worker import AsyncWorkerMixin
+
+        AsyncClient = type("AsyncClient", (AsyncWorkerMixin, AsyncClient), {})  # noqa: N806
     return AsyncClient(database_url, **kwargs)
 
 

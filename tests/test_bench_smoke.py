@@ -117,10 +117,6 @@ def test_harness_quick_run_writes_documented_json(pg_server_url: str, tmp_path: 
 
 
 def test_e2e_tiny_drain(database_url: str) -> None:
-    from awa.client import AsyncClient
-
-    if not hasattr(AsyncClient, "task"):
-        pytest.skip("worker runtime is not wired into AsyncClient yet")
     from bench import e2e
 
     result = e2e.run_ours(database_url, total=30, chunk=10, width=2, workers=4, probe_jobs=3, timeout_s=60)
