@@ -12,6 +12,7 @@ pure-Python path is kept as the reference and the fallback.
 
 from __future__ import annotations
 
+import importlib.util
 import operator
 from operator import getitem as _getitem
 from collections.abc import Iterable, Sequence
@@ -19,12 +20,25 @@ from typing import Any, Literal, NamedTuple
 
 from awa.errors import ValidationError
 
-try:  # numpy is optional: it only makes batch routing faster.
-    import numpy as _np
-except ImportError:  # pragma: no cover - exercised only where numpy is absent
-    _np = None
+# numpy is optional: it only makes batch routing faster.  It is imported on
+# the first batch call, not with the package, so `import awa` stays quick.
+# ``_np`` is the module once loaded, None when unavailable (tests set None to
+# force the pure-Python path), or the _NOT_LOADED sentinel.
+_NOT_LOADED: Any = object()
+_np: Any = _NOT_LOADED
+HAVE_NUMPY: bool = importlib.util.find_spec("numpy") is not None
 
-HAVE_NUMPY: bool = _np is not None
+
+def _numpy() -> Any:
+    """The numpy module, or None when it is not installed."""
+    global _np
+    if _np is _NOT_LOADED:
+        try:
+            import numpy
+        except ImportError:  # pragma: no cover - only where numpy is absent
+            numpy = None
+        _np = numpy
+    return _np
 
 MASK64 = (1 << 64) - 1
 #: Start value and multiplier of awa's base hash (ADR-025).  The step is
@@ -287,12 +301,12 @@ def _use_numpy(backend: str, n: int) -> bool:
     if backend == "python":
         return False
     if backend == "numpy":
-        if _np is None:
+        if _numpy() is None:
             raise ValidationError("backend 'numpy' requested but numpy is not installed")
         return True
     if backend != "auto":
         raise ValidationError(f"backend must be 'auto', 'numpy' or 'python'; got {backend!r}")
-    return _np is not None and n >= _NUMPY_MIN_BATCH
+    return n >= _NUMPY_MIN_BATCH and _numpy() is not None
 
 
 # Tables of MULTIPLIER**i and MULTIPLIER**-i modulo 2**64 for i in [0, _PASS_BYTES].
@@ -403,7 +417,7 @@ def _finalize_partition_numpy(hashes: Any) -> Any:
 
 def base_hashes_array(keys: Iterable[object] | KeyBatch) -> Any:
     """numpy uint64 array of :func:`ordering_key_hash64` for many keys (needs numpy)."""
-    if _np is None:
+    if _numpy() is None:
         raise ValidationError("numpy is not installed")
     batch = keys if isinstance(keys, KeyBatch) else key_batch(keys)
     return _base_hashes_numpy(batch)
