@@ -8,7 +8,8 @@ Conventions for writing docs (also in docs/verification.md):
 * ```python blocks are executed in order in one namespace per document (a
   later block may use names from an earlier one).
 * ```sh / ```bash blocks run with ``bash -euo pipefail``; lines starting with
-  ``make`` are skipped (those targets have their own CI).
+  ``make`` are skipped (those targets have their own CI); ``cwd=repo`` in the
+  info string runs the block in the repository root (read-only commands).
 * A block with ``file=NAME`` in its info string (```python file=shop_tasks.py,
   ```toml file=worker.toml, ```jsonl file=orders.jsonl) is written to NAME
   in the working directory instead of being run; python files are compiled,
@@ -135,6 +136,8 @@ def _shell(block: Block, cwd: Path, env: dict[str, str]) -> None:
     script = "\n".join(line for line in block.code.splitlines() if not line.lstrip().startswith("make "))
     if not script.strip():
         return
+    if re.search(r"\bcwd=repo\b", block.options):
+        cwd = ROOT  # read-only repository commands (scripts/run-tlc.sh, python -m awa.models)
     result = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", script],
         cwd=cwd, env=env, capture_output=True, text=True, timeout=300,
