@@ -43,16 +43,22 @@ class Handler:
     func: Callable[..., Any]
     args_type: type | None  # None: the handler receives the stored dict
     is_async: bool
+    field_names: frozenset[str] | None = None  # dataclass fields, to ignore unknown keys
 
     def decode_args(self, raw: Any) -> Any:
-        if self.args_type is None or isinstance(raw, self.args_type):
+        args_type = self.args_type
+        if args_type is None or isinstance(raw, args_type):
             return raw
-        if hasattr(self.args_type, "model_validate"):  # pydantic v2
-            return self.args_type.model_validate(raw)
-        if dataclasses.is_dataclass(self.args_type) and isinstance(raw, dict):
-            names = {f.name for f in dataclasses.fields(self.args_type)}
-            return self.args_type(**{k: v for k, v in raw.items() if k in names})
-        return self.args_type(**raw) if isinstance(raw, dict) else self.args_type(raw)
+        if isinstance(raw, dict):
+            names = self.field_names
+            if names is not None:
+                if names.issuperset(raw):
+                    return args_type(**raw)
+                return args_type(**{k: v for k, v in raw.items() if k in names})
+            if hasattr(args_type, "model_validate"):  # pydantic v2
+                return args_type.model_validate(raw)
+            return args_type(**raw)
+        return args_type(raw)
 
 
 class Registry:
@@ -95,7 +101,12 @@ class Registry:
             if resolved_kind in self._by_kind:
                 raise ValidationError(f"a handler for job kind '{resolved_kind}' is already registered")
             is_async = inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(getattr(func, "__call__", None))
-            self._by_kind[resolved_kind] = Handler(resolved_kind, queue, func, typed, is_async)
+            names = (
+                frozenset(f.name for f in dataclasses.fields(typed))
+                if typed is not None and dataclasses.is_dataclass(typed)
+                else None
+            )
+            self._by_kind[resolved_kind] = Handler(resolved_kind, queue, func, typed, is_async, names)
             return func
 
         return register
