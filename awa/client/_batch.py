@@ -14,6 +14,7 @@ import json
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 from awa.errors import ValidationError
@@ -247,6 +248,9 @@ def parse_opts(opts: Any, n_jobs: int) -> tuple[list[str | None], list[Any]] | N
         raise ValidationError("opts must be a list of dicts or None")
     if len(opts) != n_jobs:
         raise ValidationError(f"opts length must match jobs length (got {len(opts)}, expected {n_jobs})")
+    fast = _queue_only_opts(opts)
+    if fast is not None:
+        return fast, [ABSENT] * n_jobs
     queues: list[str | None] = [None] * n_jobs
     keys: list[Any] = [ABSENT] * n_jobs
     seen_queues: set[str] = set()  # names already validated in this batch
@@ -278,6 +282,24 @@ def parse_opts(opts: Any, n_jobs: int) -> tuple[list[str | None], list[Any]] | N
         if "ordering_key" in entry:
             keys[i] = check_key(entry["ordering_key"])
     return queues, keys
+
+
+def _queue_only_opts(opts: Sequence[Any]) -> list[str | None] | None:
+    """The queues when every entry is exactly ``{"queue": <valid name>}``, else None.
+
+    The common partitioned-producer shape, checked with C-level passes; any
+    other shape takes the entry-by-entry path (which also words the errors).
+    """
+    if not opts or set(map(type, opts)) != {dict} or set(map(len, opts)) != {1}:
+        return None
+    try:
+        queues = [e["queue"] for e in opts]
+    except KeyError:
+        return None
+    for q in set(queues):
+        if q.__class__ is not str or not q or len(q) > MAX_NAME_LENGTH or _CONTROL.search(q):
+            return None
+    return queues
 
 
 # --------------------------------------------------------------------------
@@ -353,9 +375,11 @@ def prepare(
     keys: list[bytes | None] | None = None
     if parsed is not None:
         q_over, k_over = parsed
-        if any(q is not None for q in q_over):
+        if None not in q_over:
+            queues = q_over  # type: ignore[assignment]
+        elif any(q is not None for q in q_over):
             queues = [q if q is not None else queue for q in q_over]
-        if any(k is not ABSENT for k in k_over):
+        if k_over.count(ABSENT) != len(k_over):
             keys = [key if k is ABSENT else k for k in k_over]
     return Batch(n, texts, kinds, queue, queues, key, keys, priority, max_attempts, tags, metadata, run_at)
 
@@ -508,7 +532,7 @@ def copy_buffer(
         pos += count
         if uniform_kind and keys is None:
             key_field = _key_text(batch.key) + "\t" if with_key else ""
-            sel = texts if every else [texts[i] for i in rows]
+            sel = texts if every else _pick(texts, rows)
             if lane_ids is None:
                 if with_seq:
                     start = starts[lane_no]  # type: ignore[index]
@@ -542,6 +566,12 @@ def copy_buffer(
             fields.append(f"\t{lane_ids[offset]}\n" if lane_ids is not None else "\n")
             parts.append("".join(fields))
     return columns, "".join(parts).replace("\\", "\\\\")
+
+
+def _pick(values: Sequence[Any], rows: list[int]) -> Sequence[Any]:
+    if len(rows) == 1:
+        return [values[rows[0]]]
+    return itemgetter(*rows)(values)
 
 
 def row_keys(batch: Batch) -> list[bytes | None]:
