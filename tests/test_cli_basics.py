@@ -108,7 +108,15 @@ def test_migrate_embedded_starts_and_removes_a_server():
 def test_verify_passes_arguments_through_to_the_make_target():
     result = run_awa("verify", "--help")
     assert result.returncode == 0, result.stderr
-    assert "--deep" in result.stdout  # scripts.verify's own option
+    assert "python -m scripts.verify" in result.stdout
+    assert "--workers" in result.stdout  # only scripts.verify's own help mentions this option
+
+
+def test_verify_forwards_its_options_and_exit_code():
+    # An option scripts.verify does not know: its argparse exits 2, and so do we.
+    result = run_awa("verify", "--deep", "--no-such-verify-option")
+    assert result.returncode == 2
+    assert "--no-such-verify-option" in result.stderr
 
 
 def test_verify_outside_a_source_checkout_says_so(monkeypatch, capsys, tmp_path):

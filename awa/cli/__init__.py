@@ -15,6 +15,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 
+from awa.cli import source as _source
 from awa.cli._common import (
     EXIT_CODES_HELP,
     EXIT_DB_UNAVAILABLE,
@@ -59,14 +60,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from awa.errors import AwaError, DatabaseUnavailable, ValidationError
 
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    try:
-        args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
-    except SystemExit as exc:  # --help, --version, usage errors: argparse already printed
-        return int(exc.code or 0) if not isinstance(exc.code, str) else EXIT_USAGE
+    if argv and argv[0] in _source.TARGETS:
+        # bench/verify: every following argument belongs to the target's own parser.
+        run = lambda: _source.run_target(argv[0], argv[1:])  # noqa: E731
+    else:
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exc:  # --help, --version, usage errors: argparse already printed
+            return int(exc.code or 0) if not isinstance(exc.code, str) else EXIT_USAGE
+        run = lambda: args.func(args)  # noqa: E731
 
     try:
-        return int(args.func(args) or 0)
+        return int(run() or 0)
     except KeyboardInterrupt:
         _error("interrupted")
         return EXIT_INTERRUPTED

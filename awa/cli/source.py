@@ -49,15 +49,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     bench.set_defaults(func=run, target="bench")
 
 
+TARGETS = tuple(_TARGETS)
+
+
 def run(args: argparse.Namespace) -> int:
-    module, marker, make_target = _TARGETS[args.target]
+    return run_target(args.target, list(args.passthrough))
+
+
+def run_target(target: str, passthrough: list[str]) -> int:
+    """Run the target's module with ``passthrough`` unchanged (``--help`` included: its own help)."""
+    module, marker, make_target = _TARGETS[target]
     root = source_root()
     if not (root / marker).is_file() or not (root / "pyproject.toml").is_file():
         raise CliError(
-            f"awa {args.target} needs a source checkout of this project ({marker} not found under {root}); "
-            f"clone the repository, run 'pip install -e .' in it, then 'awa {args.target}' or '{make_target}'"
+            f"awa {target} needs a source checkout of this project ({marker} not found under {root}); "
+            f"clone the repository, run 'pip install -e .' in it, then 'awa {target}' or '{make_target}'"
         )
-    passthrough = [a for a in args.passthrough if a != "--"] if args.passthrough[:1] == ["--"] else args.passthrough
+    if passthrough[:1] == ["--"]:
+        passthrough = passthrough[1:]
+    if any(a in ("-h", "--help") for a in passthrough):
+        print(f"awa {target} runs 'python -m {module}' in {root} (same as {make_target}); its options:", flush=True)
     completed = subprocess.run([sys.executable, "-m", module, *passthrough], cwd=root)
     if completed.returncode < 0:  # killed by a signal
         return 128 - completed.returncode
