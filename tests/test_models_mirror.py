@@ -1,0 +1,326 @@
+"""The Python mirrors reproduce TLC: same outcomes, same distinct-state counts.
+
+The counts in specs/models.tsv were produced by TLC (scripts/run-tlc.sh); the
+mirrors must hit them exactly, and broken configs must fail on the manifest's
+invariant with a shortest counterexample.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from awa.models import lifecycle, routing
+from awa.models.cfg import ModelConfig, parse_cfg
+from awa.models.explore import (
+    Fairness,
+    LeadsTo,
+    Model,
+    check,
+    format_trace,
+)
+from awa.models.manifest import SPECS_DIR, load_manifest
+from awa.models.registry import build, check_entry, matches
+
+pytestmark = pytest.mark.specs
+
+ROOT = Path(__file__).resolve().parents[1]
+MANIFEST = load_manifest()
+CI_MODELS = [e for e in MANIFEST if e.mirror == "ci"]
+SLOW_MODELS = [e for e in MANIFEST if e.mirror == "slow"]
+
+
+def _replay_is_real(model: Model, trace) -> None:
+    """Every step of a trace is a transition the model actually offers."""
+    first_label, first_state = trace[0]
+    assert first_label is None and first_state in list(model.initial_states())
+    for (_, before), (label, after) in zip(trace, trace[1:]):
+        assert (label, after) in list(model.successors(before)), label
+
+
+@pytest.mark.parametrize("entry", CI_MODELS, ids=lambda e: e.cfg)
+def test_mirror_matches_manifest(entry) -> None:
+    result = check_entry(entry)
+    assert result.outcome == entry.expected, format_trace(result)
+    assert result.tlc_exit == entry.tlc_exit
+    if entry.expected == "pass":
+        assert result.distinct_states == entry.distinct_states
+    assert matches(entry, result)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("entry", SLOW_MODELS, ids=lambda e: e.cfg)
+def test_slow_mirror_matches_manifest(entry) -> None:
+    result = check_entry(entry)
+    assert matches(entry, result), format_trace(result)
+
+
+BROKEN_SAFETY = [e for e in CI_MODELS if e.tlc_exit == 12]
+
+
+@pytest.mark.parametrize("entry", BROKEN_SAFETY, ids=lambda e: e.cfg)
+def test_broken_model_trace_is_real_and_shortest(entry) -> None:
+    model, invariants, properties = build(entry)
+    result = check(model, invariants, properties)
+    trace = result.trace
+    assert len(trace) >= 2
+    _replay_is_real(model, trace)
+    last = trace[-1][1]
+    assert not model.invariants[entry.expected](last)
+    for _, earlier in trace[:-1]:
+        assert model.invariants[entry.expected](earlier)
+    # Shortest: nothing within one step less violates any listed invariant.
+    shallower = check(model, invariants, (), max_depth=len(trace) - 2)
+    assert shallower.outcome == "pass"
+    text = format_trace(result, model.render)
+    assert text.count("State ") == len(trace)
+
+
+def test_routing_counterexample_is_two_keys_on_one_shard() -> None:
+    entry = next(e for e in MANIFEST if e.cfg == "PartitionedQueueRoutingBrokenCorrelatedTrace.cfg")
+    result = check_entry(entry)
+    labels = [label for label, _ in result.trace[1:]]
+    assert [name for name, _ in labels] == ["Enqueue", "Enqueue"]
+    (k1,), (k2,) = (params for _, params in labels)
+    assert k1 != k2 and k1 % 4 == k2 % 4  # same partition and shard under correlation
+
+
+def test_lease_guard_counterexample_is_the_adr013_race() -> None:
+    entry = next(e for e in MANIFEST if e.cfg == "PartitionedQueueLifecycleBrokenNoLeaseGuard.cfg")
+    result = check_entry(entry)
+    names = [label[0] for label, _ in result.trace[1:]]
+    assert names == ["EnqueueKeyed", "Claim", "Expire", "Rescue", "Claim", "Complete"]
+
+
+def test_liveness_counterexample_ends_in_fair_stuttering() -> None:
+    entry = next(e for e in MANIFEST if e.cfg == "PartitionedQueueLifecycleBrokenNoRescueFairness.cfg")
+    result = check_entry(entry)
+    assert result.stutter_at_end
+    names = [label[0] for label, _ in result.trace[1:]]
+    assert names[-1] == "Crash"
+    final = result.trace[-1][1]
+    assert lifecycle.RUNNING in final.status and all(h == lifecycle.IDLE for h in final.holding)
+
+
+def test_correct_config_counts_change_when_an_action_changes() -> None:
+    """The exact-count check has teeth: a one-line deviation moves the count."""
+    entry = next(e for e in MANIFEST if e.cfg == "PartitionedQueueLifecycleThreeJobs.cfg")
+    config = parse_cfg(entry.cfg_path)
+    model = lifecycle.build_model(config)
+    c = lifecycle.LifecycleConstants.from_cfg(config)
+
+    def without_crash(state):
+        # Without Crash no running job is ever left without a holder.
+        return ((label, nxt) for label, nxt in lifecycle.successors(c, state) if label[0] != "Crash")
+
+    model.successors = without_crash
+    result = check(model, config.invariants, [])
+    assert result.outcome == "pass"
+    assert result.distinct_states != entry.distinct_states
+
+
+# --- explorer unit tests on toy models --------------------------------------
+
+
+def _toy(edges: dict[int, list[tuple[str, int]]], fairness, goal: set[int]) -> Model:
+    return Model(
+        name="toy",
+        initial_states=lambda: [0],
+        successors=lambda s: [((name, ()), t) for name, t in edges.get(s, [])],
+        liveness={"Reach": LeadsTo((None,), lambda _i, s: True, lambda _i, s: s in goal)},
+        fairness=tuple(Fairness(n, frozenset(a)) for n, a in fairness),
+    )
+
+
+def test_leads_to_fails_on_an_unfair_free_cycle() -> None:
+    # 0 <-> 1 loop by "Spin"; "Go" from 1 reaches goal 2 but nothing forces it.
+    toy = _toy({0: [("Spin", 1)], 1: [("Spin", 0), ("Go", 2)]}, [], {2})
+    result = check(toy, [], ["Reach"])
+    assert result.outcome == "Reach" and result.tlc_exit == 13
+
+
+def test_leads_to_holds_when_the_exit_is_weakly_fair() -> None:
+    # Go is enabled only in state 1, so WF(Go) alone does not force it...
+    toy = _toy({0: [("Spin", 1)], 1: [("Spin", 0), ("Go", 2)]}, [("F", {"Go"})], {2})
+    assert check(toy, [], ["Reach"]).outcome == "Reach"
+    # ...but when Go is enabled in every state of the loop it does.
+    toy = _toy({0: [("Spin", 1), ("Go", 2)], 1: [("Spin", 0), ("Go", 2)]}, [("F", {"Go"})], {2})
+    assert check(toy, [], ["Reach"]).outcome == "pass"
+
+
+def test_leads_to_fails_on_a_dead_end_without_fair_action() -> None:
+    toy = _toy({0: [("Go", 1)]}, [("F", {"Go"})], {2})
+    result = check(toy, [], ["Reach"])
+    assert result.outcome == "Reach" and result.stutter_at_end
+
+
+def test_constant_invariant_fails_at_startup_without_trace() -> None:
+    config = parse_cfg(SPECS_DIR / "PartitionedQueueRoutingBrokenCorrelated.cfg")
+    result = check(routing.build_model(config), config.invariants, [])
+    assert (result.outcome, result.tlc_exit, result.trace) == ("PartitionShardCoverage", 151, [])
+
+
+def test_unknown_cfg_name_is_refused() -> None:
+    config = parse_cfg(SPECS_DIR / "PartitionedQueueRouting.cfg")
+    with pytest.raises(KeyError):
+        check(routing.build_model(config), ["NoSuchInvariant"], [])
+
+
+# --- routing mirror details ---------------------------------------------------
+
+
+def _routing_constants(scheme: str) -> routing.RoutingConstants:
+    return routing.RoutingConstants(4, 4, 15, 4, scheme)
+
+
+def test_domain_separated_abstraction_gives_every_partition_every_shard() -> None:
+    c = _routing_constants(routing.DOMAIN_SEPARATED)
+    assert routing.partition_shard_coverage(c)
+    for p in c.partitions:
+        shards = sorted(routing.shard_for(c, h) for h in c.hashes if routing.partition_for(c, h) == p)
+        assert shards == [0, 1, 2, 3]
+    bad = _routing_constants(routing.CORRELATED)
+    assert not routing.partition_shard_coverage(bad)
+
+
+def test_routing_invariants_reject_hand_made_bad_rows() -> None:
+    c = _routing_constants(routing.DOMAIN_SEPARATED)
+    state = routing.enqueue(c, routing.initial_state(c), 7)
+    assert state is not None and all(f(c, state) for f in routing.STATE_INVARIANTS.values())
+    (key, p, s, seq), = state[0]
+    moved = (((key, (p + 1) % 4, s, seq),), state[1])
+    assert not routing.rows_follow_routing(c, moved)
+    twin = ((state[0][0], (key, p, s, seq)), state[1])
+    assert not routing.seq_unique_within_partition_shard(c, twin)
+    assert not routing.lane_counter_matches_rows(c, twin)
+
+
+# --- lifecycle replay API -----------------------------------------------------
+
+SMALL = lifecycle.LifecycleConstants(
+    num_jobs=2, num_partitions=2, num_shards=1, num_keys=1, num_workers=2, max_attempts=2
+)
+
+
+def test_validate_trace_accepts_a_happy_path_with_retry() -> None:
+    steps = [
+        ("EnqueueKeyed", {"k": 1}),
+        ("EnqueueUnkeyed", {"l": (1, 0)}),
+        ("Claim", {"w": 1, "j": 1}),
+        ("Fail", {"w": 1}),  # attempt 1 of 2: back to its own lane
+        ("Claim", (2, 2)),
+        ("Expire", (2,)),
+        ("Heartbeat", (2,)),  # the live attempt pushes its deadline out again
+        ("Complete", (2,)),
+        ("Claim", {"w": 1, "j": 1}),
+        ("Complete", {"w": 1}),
+    ]
+    result = lifecycle.validate_trace(steps, SMALL)
+    assert result.ok, result.reason
+    assert result.final_state.status == (lifecycle.COMPLETED, lifecycle.COMPLETED)
+    assert result.final_state.lease == (2, 1)
+    assert result.final_state.lane[0] == lifecycle.key_lane(SMALL, 1)
+
+
+def test_validate_trace_rejects_the_stale_completion() -> None:
+    race = [
+        ("EnqueueKeyed", (1,)),
+        ("Claim", (1, 1)),
+        ("Expire", (1,)),
+        ("Rescue", (1,)),
+        ("Claim", (2, 1)),
+        ("Complete", (1,)),
+    ]
+    guarded = lifecycle.validate_trace(race, SMALL)
+    assert not guarded.ok and guarded.failed_step == 5 and "not enabled" in guarded.reason
+    ok = lifecycle.validate_trace(race[:-1] + [("DropStale", (1,)), ("Complete", (2,))], SMALL)
+    assert ok.ok, ok.reason
+    unguarded = lifecycle.LifecycleConstants(2, 2, 1, 1, 2, 2, guarded_finalize=False)
+    broken = lifecycle.validate_trace(race, unguarded)
+    assert not broken.ok and "StaleAttemptNeverFinalizes" in broken.reason
+
+
+def test_validate_trace_rejects_out_of_order_claim_and_unknown_action() -> None:
+    steps = [("EnqueueKeyed", (1,)), ("EnqueueKeyed", (1,)), ("Claim", (1, 2))]
+    result = lifecycle.validate_trace(steps, SMALL)
+    assert not result.ok and result.failed_step == 2
+    assert not lifecycle.validate_trace([("Teleport", ())], SMALL).ok
+
+
+def test_abstract_state_from_rows_and_invariants() -> None:
+    state = lifecycle.abstract_state(
+        SMALL,
+        jobs=[{"status": "running", "key": 1, "lane": (0, 0), "seq": 1, "lease": 1, "fresh": True}],
+        lanes={(0, 0): (2, 1)},
+        holding={1: (1, 1)},
+    )
+    assert lifecycle.violated_invariants(SMALL, state) == []
+    # A ready row left behind the claim head breaks FIFO (and reachability).
+    behind = lifecycle.abstract_state(
+        SMALL,
+        jobs=[{"status": "ready", "key": 1, "lane": (0, 0), "seq": 1},
+              {"status": "running", "key": 1, "lane": (0, 0), "seq": 2, "lease": 1, "fresh": True}],
+        lanes={(0, 0): (3, 2)},
+        holding={1: (2, 1)},
+    )
+    assert "ClaimOrderFifo" in lifecycle.violated_invariants(SMALL, behind)
+    doubled = state._replace(holding=((1, 1), (1, 1)))
+    assert lifecycle.violated_invariants(SMALL, doubled) == ["NoTwoLiveLeases"]
+
+
+# --- scripts/run-tlc.sh contract ------------------------------------------------
+
+
+def _run_tlc_script(*args: str, env_extra: dict[str, str]) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "TLA2TOOLS_JAR"}
+    env.update(env_extra)
+    bash = shutil.which("bash") or "/bin/bash"
+    return subprocess.run(
+        [bash, str(ROOT / "scripts" / "run-tlc.sh"), *args],
+        capture_output=True, text=True, env=env, timeout=600,
+    )
+
+
+def test_run_tlc_skips_with_exit_3_without_a_jar(tmp_path: Path) -> None:
+    proc = _run_tlc_script(env_extra={
+        "TLA2TOOLS_JAR": str(tmp_path / "missing.jar"),
+    })
+    assert proc.returncode == 3
+    assert proc.stdout.splitlines()[0].startswith("SKIP:")
+
+
+def test_run_tlc_skips_without_java(tmp_path: Path) -> None:
+    # PATH with bash tools but no java.
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    for tool in ("dirname", "sed", "cat", "mktemp", "rm"):
+        found = shutil.which(tool)
+        if found:
+            (bindir / tool).symlink_to(found)
+    proc = _run_tlc_script(env_extra={"PATH": str(bindir)})
+    assert proc.returncode == 3
+    assert proc.stdout.startswith("SKIP:") and "java" in proc.stdout.splitlines()[0]
+
+
+def test_run_tlc_usage_errors_exit_2() -> None:
+    assert _run_tlc_script("--no-such-flag", env_extra={}).returncode == 2
+    assert _run_tlc_script("NoSuchModel.cfg", env_extra={}).returncode == 2
+
+
+@pytest.mark.skipif(
+    not (os.environ.get("TLA2TOOLS_JAR") and shutil.which("java")),
+    reason="TLC not available (set TLA2TOOLS_JAR to run TLC from the tests)",
+)
+def test_tlc_agrees_on_the_quick_broken_models() -> None:
+    proc = _run_tlc_script(
+        "PartitionedQueueRoutingBrokenCorrelated.cfg",
+        "PartitionedQueueRoutingBrokenCorrelatedTrace.cfg",
+        "PartitionedQueueLifecycleBrokenNoCursor.cfg",
+        env_extra={"TLA2TOOLS_JAR": os.environ["TLA2TOOLS_JAR"]},
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.count("\nPASS ") + proc.stdout.startswith("PASS ") == 3
