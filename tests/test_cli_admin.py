@@ -55,6 +55,16 @@ def test_stats_json_and_watch_count(database_url):
     assert docs[0][0]["queue"] == "mail" and docs[0][0]["available"] == 3
 
 
+def test_stats_shows_every_partition_even_before_it_has_jobs(database_url):
+    with Client(database_url) as client:
+        client.insert({"i": 1}, kind="k", queue="orders")
+    result = run_awa("stats", "-q", "orders", "-p", "3", "--json", database_url=database_url)
+    assert result.returncode == 0, result.stderr
+    stats = json.loads(result.stdout)
+    assert [(s["queue"], s["available"], s["enqueue_shards"]) for s in stats] == [
+        ("orders", 1, 1), ("orders__p1", 0, 1), ("orders__p2", 0, 1)]
+
+
 def test_stats_on_an_empty_database(database_url):
     result = run_awa("stats", database_url=database_url)
     assert result.returncode == 0, result.stderr

@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from awa.cli import _table
-from awa.cli._common import add_database_options, open_client, open_database, progress, usage_error
+from awa.cli._common import add_database_options, open_client, open_database, usage_error
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -48,7 +48,17 @@ def collect(client: Any, groups: list[tuple[str, list[str]]] | None) -> list[Any
         return sorted(client.queue_stats(), key=lambda s: s.queue)
     wanted = [q for _, physical in groups for q in physical]
     by_name = {s.queue: s for s in client.queue_stats() if s.queue in set(wanted)}
-    return [by_name[q] for q in wanted if q in by_name]
+    # A queue nobody has written to or configured yet has the default settings
+    # and no jobs: show it as such, so every partition of a group has a row.
+    return [by_name.get(q) or _empty(q) for q in dict.fromkeys(wanted)]
+
+
+def _empty(queue: str) -> Any:
+    from awa.client import QueueStat
+
+    return QueueStat(queue=queue, scheduled=0, available=0, running=0, retryable=0, completed=0, failed=0,
+                     cancelled=0, dead_lettered=0, paused=False, enqueue_shards=1, dlq_enabled=False,
+                     oldest_available_age=None, lanes=[])
 
 
 _COLUMNS = ("queue", "paused", "shards", "scheduled", "available", "running", "retryable",
@@ -124,10 +134,6 @@ def run(args: argparse.Namespace) -> int:
                 if args.watch is not None:
                     print(f"{dt.datetime.now().strftime('%H:%M:%S')}  every {args.watch:g}s, Ctrl-C to stop\n")
                 print(render(stats, groups), flush=True)
-            if groups:
-                missing = [q for _, physical in groups for q in physical if q not in {s.queue for s in stats}]
-                if missing and refreshes == 0:
-                    progress(f"no jobs or settings recorded yet for: {', '.join(missing)}")
             refreshes += 1
             if args.watch is None or (args.count is not None and refreshes >= args.count):
                 return 0
