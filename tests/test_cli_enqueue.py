@@ -144,6 +144,17 @@ def test_commit_every_inserts_everything(database_url):
     assert "25/25 jobs sent" in result.stderr  # progress lines for a multi-batch input
 
 
+def test_bad_line_late_in_the_input_writes_nothing_even_with_commit_every(database_url):
+    # NUL in args is only caught by the client's own validation, not by the line parser.
+    good = _lines(*({"kind": "k", "args": {"i": i}} for i in range(20)))
+    bad = json.dumps({"kind": "k", "args": {"text": "a\u0000b"}}) + "\n"
+    result = run_awa("enqueue", "--batch-size", "5", "--commit-every", "5", input=good + bad, database_url=database_url)
+    assert result.returncode == 2, result.stderr
+    assert_one_line_error(result.stderr)
+    assert "line 21..21" in result.stderr and "NUL" in result.stderr
+    assert _count(database_url) == 0
+
+
 def test_missing_file_is_a_usage_error(database_url, tmp_path):
     result = run_awa("enqueue", "--file", str(tmp_path / "nope.jsonl"), database_url=database_url)
     assert result.returncode == 2

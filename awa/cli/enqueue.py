@@ -248,39 +248,60 @@ def _chunks(lines: list[Line], size: int):
         start = end
 
 
+def _chunk_kwargs(lines: list[Line], routed: list[dict[str, Any]], start: int, end: int) -> tuple[list, dict]:
+    first = lines[start]
+    jobs = [line.args for line in lines[start:end]]
+    opts = [{"queue": r["queue"], "ordering_key": r["ordering_key"]} for r in routed[start:end]]
+    common = dict(
+        kind=first.kind,
+        queue=opts[0]["queue"],
+        priority=first.priority,
+        max_attempts=first.max_attempts,
+        run_at=first.run_at,
+        tags=list(first.tags),
+        metadata=first.metadata,
+        opts=opts,
+    )
+    return jobs, common
+
+
+def _validate_all(lines: list[Line], routed: list[dict[str, Any]], chunks: list[tuple[int, int]]) -> None:
+    """Run the client's own validation on every chunk before anything is written.
+
+    Needed with --commit-every: without it a bad line late in the input would
+    be found only after earlier chunks were committed.
+    """
+    from awa.client import _batch
+
+    for start, end in chunks:
+        jobs, common = _chunk_kwargs(lines, routed, start, end)
+        try:
+            _batch.prepare(jobs, ordering_key=None, **common)
+        except ValueError as exc:
+            raise usage_error(f"line {lines[start].number}..{lines[end - 1].number}: {exc}") from None
+
+
 def _insert(client: Any, lines: list[Line], routed: list[dict[str, Any]], args: argparse.Namespace) -> list[int]:
     ids: list[int] = []
     total = len(lines)
     done = committed = 0
     show_progress = total > args.batch_size
+    chunks = list(_chunks(lines, args.batch_size))
+    if args.commit_every:
+        _validate_all(lines, routed, chunks)
     with client.connection() as conn:
         tx = conn.transaction()
         tx.__enter__()
         try:
-            for start, end in _chunks(lines, args.batch_size):
-                first = lines[start]
-                jobs = [line.args for line in lines[start:end]]
-                opts = [
-                    {"queue": r["queue"], "ordering_key": r["ordering_key"]} for r in routed[start:end]
-                ]
-                common = dict(
-                    kind=first.kind,
-                    queue=opts[0]["queue"],
-                    priority=first.priority,
-                    max_attempts=first.max_attempts,
-                    run_at=first.run_at,
-                    tags=list(first.tags),
-                    metadata=first.metadata,
-                    opts=opts,
-                    conn=conn,
-                )
+            for start, end in chunks:
+                jobs, common = _chunk_kwargs(lines, routed, start, end)
                 try:
                     if args.print_ids:
-                        ids.extend(job.id for job in client.insert_many_copy(jobs, **common))
+                        ids.extend(job.id for job in client.insert_many_copy(jobs, conn=conn, **common))
                     else:
-                        client.enqueue_many_copy(jobs, **common)
-                except ValueError as exc:  # ValidationError: name the input line
-                    raise usage_error(f"line {first.number}..{lines[end - 1].number}: {exc}") from None
+                        client.enqueue_many_copy(jobs, conn=conn, **common)
+                except ValueError as exc:  # ValidationError: name the input lines
+                    raise usage_error(f"line {lines[start].number}..{lines[end - 1].number}: {exc}") from None
                 done = end
                 if args.commit_every and done - committed >= args.commit_every:
                     tx.__exit__(None, None, None)
