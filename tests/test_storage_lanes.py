@@ -239,3 +239,23 @@ def test_available_counts_follow_claims_and_cancels(database_url):
         more = client.insert({"i": 11}, kind="k", queue="cnt")
         assert client.queue_stats("cnt")[0].available == 1
         assert [j.id for j in client.claim(["cnt"], 10)] == [more.id]
+
+
+@pytest.mark.parametrize("claim_size", [1, 40, 500])
+def test_more_segments_than_one_page(database_url, conn, claim_size):
+    conn.execute("ALTER TABLE awa.jobs ALTER COLUMN id SET INCREMENT BY 2")
+    conn.commit()
+    with Client(database_url) as client:
+        jobs = client.insert_many_copy([{"i": i} for i in range(150)], kind="k", queue="pages")
+        for j in jobs[60:75]:
+            client.cancel_job(j.id)
+        assert client.queue_stats("pages")[0].available == 135
+        order = []
+        while got := client.claim(["pages"], claim_size):
+            assert len(got) <= claim_size
+            order.extend(j.id for j in got)
+        assert order == [j.id for j in jobs[:60] + jobs[75:]]
+        conn.rollback()
+        assert conn.execute("SELECT claim_seq, holes FROM awa.claim_heads").fetchone() == (150, 0)
+        assert conn.execute("SELECT count(*) FROM awa.lane_segments").fetchone()[0] == 0
+        assert client.queue_stats("pages")[0].available == 0

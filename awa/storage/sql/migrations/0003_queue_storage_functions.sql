@@ -207,6 +207,7 @@ DECLARE
     v_lane_got   bigint;
     v_last_taken bigint;
     v_new_cursor bigint;
+    v_page_full  boolean;
 BEGIN
     IF p_limit <= 0 THEN
         RETURN;
@@ -235,79 +236,92 @@ BEGIN
         FOR UPDATE SKIP LOCKED;
         CONTINUE WHEN NOT FOUND;
 
-        -- One snapshot, taken after the head lock, for the lane head and its
-        -- segments: every committed job numbered below next_seq is reachable
-        -- through these segments, so a drained lane may move its cursor to
-        -- next_seq - 1.
-        SELECT e.next_seq, s.firsts, s.lasts, s.fids
-        INTO v_next, v_first, v_last, v_fid
-        FROM __schema__.enqueue_heads AS e
-        CROSS JOIN LATERAL (
-            SELECT array_agg(g.first_seq ORDER BY g.first_seq) AS firsts,
-                   array_agg(g.last_seq ORDER BY g.first_seq) AS lasts,
-                   array_agg(g.first_id ORDER BY g.first_seq) AS fids
-            FROM __schema__.lane_segments AS g
-            WHERE g.queue = v_lane.queue AND g.priority = v_lane.priority
-              AND g.enqueue_shard = v_lane.enqueue_shard AND g.last_seq > v_cursor
-        ) AS s
-        WHERE e.queue = v_lane.queue AND e.priority = v_lane.priority
-          AND e.enqueue_shard = v_lane.enqueue_shard;
+        -- Segments are read a page at a time. Each page: one snapshot, taken
+        -- after the head lock, for the lane head and the next segments past
+        -- the cursor. Every committed job numbered below next_seq is reachable
+        -- through segments, so a lane drained in that snapshot may move its
+        -- cursor to next_seq - 1.
+        LOOP
+            SELECT e.next_seq, s.firsts, s.lasts, s.fids
+            INTO v_next, v_first, v_last, v_fid
+            FROM __schema__.enqueue_heads AS e
+            CROSS JOIN LATERAL (
+                SELECT array_agg(g.first_seq ORDER BY g.first_seq) AS firsts,
+                       array_agg(g.last_seq ORDER BY g.first_seq) AS lasts,
+                       array_agg(g.first_id ORDER BY g.first_seq) AS fids
+                FROM (
+                    SELECT * FROM __schema__.lane_segments AS g
+                    WHERE g.queue = v_lane.queue AND g.priority = v_lane.priority
+                      AND g.enqueue_shard = v_lane.enqueue_shard AND g.last_seq > v_cursor
+                    ORDER BY g.first_seq
+                    LIMIT 64
+                ) AS g
+            ) AS s
+            WHERE e.queue = v_lane.queue AND e.priority = v_lane.priority
+              AND e.enqueue_shard = v_lane.enqueue_shard;
+            v_page_full := coalesce(cardinality(v_first), 0) = 64;
 
-        v_lane_got := 0;
-        v_last_taken := v_cursor;
-        FOR i IN 1 .. coalesce(cardinality(v_first), 0) LOOP
-            EXIT WHEN v_remaining <= 0;
-            v_lo := greatest(v_first[i], v_cursor + 1);
-            -- Consecutive ids: a primary-key range scan in lane order. A job
-            -- that left the lane (cancelled) no longer matches and is a hole.
-            SELECT array_agg(p.id ORDER BY p.id), max(p.lane_seq) INTO v_ids, v_max_seq
-            FROM (
-                SELECT j.id, j.lane_seq FROM __schema__.jobs AS j
-                WHERE j.id BETWEEN v_fid[i] + (v_lo - v_first[i]) AND v_fid[i] + (v_last[i] - v_first[i])
-                  AND j.state = 'available'
-                  AND j.lane_seq = v_first[i] + (j.id - v_fid[i])
-                  AND j.queue = v_lane.queue AND j.priority = v_lane.priority
-                  AND j.enqueue_shard = v_lane.enqueue_shard
-                ORDER BY j.id
-                LIMIT v_remaining
-            ) AS p;
-            CONTINUE WHEN v_ids IS NULL;
+            v_lane_got := 0;
+            v_last_taken := v_cursor;
+            FOR i IN 1 .. coalesce(cardinality(v_first), 0) LOOP
+                EXIT WHEN v_remaining <= 0;
+                v_lo := greatest(v_first[i], v_cursor + 1);
+                -- Consecutive ids: a primary-key range scan in lane order. A job
+                -- that left the lane (cancelled) no longer matches: a hole.
+                SELECT array_agg(p.id ORDER BY p.id), max(p.lane_seq) INTO v_ids, v_max_seq
+                FROM (
+                    SELECT j.id, j.lane_seq FROM __schema__.jobs AS j
+                    WHERE j.id BETWEEN v_fid[i] + (v_lo - v_first[i]) AND v_fid[i] + (v_last[i] - v_first[i])
+                      AND j.state = 'available'
+                      AND j.lane_seq = v_first[i] + (j.id - v_fid[i])
+                      AND j.queue = v_lane.queue AND j.priority = v_lane.priority
+                      AND j.enqueue_shard = v_lane.enqueue_shard
+                    ORDER BY j.id
+                    LIMIT v_remaining
+                ) AS p;
+                IF v_ids IS NULL THEN
+                    v_last_taken := v_last[i];  -- only holes left in this segment
+                    CONTINUE;
+                END IF;
 
-            RETURN QUERY
-            WITH claimed AS (
-                UPDATE __schema__.jobs AS j
-                SET state = 'running',
-                    attempt = j.attempt + 1,
-                    run_lease = j.run_lease + 1,
-                    attempted_at = v_now,
-                    heartbeat_at = v_now,
-                    deadline_at = v_now + p_deadline
-                WHERE j.id = ANY (v_ids)
-                RETURNING j.*
-            )
-            SELECT * FROM claimed ORDER BY claimed.lane_seq;
+                RETURN QUERY
+                WITH claimed AS (
+                    UPDATE __schema__.jobs AS j
+                    SET state = 'running',
+                        attempt = j.attempt + 1,
+                        run_lease = j.run_lease + 1,
+                        attempted_at = v_now,
+                        heartbeat_at = v_now,
+                        deadline_at = v_now + p_deadline
+                    WHERE j.id = ANY (v_ids)
+                    RETURNING j.*
+                )
+                SELECT * FROM claimed ORDER BY claimed.lane_seq;
 
-            v_remaining := v_remaining - cardinality(v_ids);
-            v_lane_got := v_lane_got + cardinality(v_ids);
-            v_last_taken := v_max_seq;
+                v_remaining := v_remaining - cardinality(v_ids);
+                v_lane_got := v_lane_got + cardinality(v_ids);
+                v_last_taken := CASE WHEN v_remaining > 0 THEN v_last[i] ELSE v_max_seq END;
+            END LOOP;
+
+            IF v_remaining > 0 AND NOT v_page_full THEN
+                v_new_cursor := greatest(v_cursor, v_next - 1);  -- drained in this snapshot
+            ELSE
+                v_new_cursor := greatest(v_cursor, v_last_taken);
+            END IF;
+            -- Numbers passed over without a claim were holes.
+            UPDATE __schema__.claim_heads AS c
+            SET claim_seq = v_new_cursor,
+                holes = greatest(c.holes - ((v_new_cursor - v_cursor) - v_lane_got), 0)
+            WHERE c.queue = v_lane.queue AND c.priority = v_lane.priority
+              AND c.enqueue_shard = v_lane.enqueue_shard;
+            IF cardinality(v_last) > 0 AND v_last[1] <= v_new_cursor THEN
+                DELETE FROM __schema__.lane_segments AS g
+                WHERE g.queue = v_lane.queue AND g.priority = v_lane.priority
+                  AND g.enqueue_shard = v_lane.enqueue_shard AND g.last_seq <= v_new_cursor;
+            END IF;
+            EXIT WHEN v_remaining <= 0 OR NOT v_page_full;
+            v_cursor := v_new_cursor;
         END LOOP;
-
-        IF v_remaining > 0 THEN
-            v_new_cursor := greatest(v_cursor, v_next - 1);  -- drained in this snapshot
-        ELSE
-            v_new_cursor := v_last_taken;
-        END IF;
-        -- Numbers passed over without a claim were holes.
-        UPDATE __schema__.claim_heads AS c
-        SET claim_seq = v_new_cursor,
-            holes = c.holes - ((v_new_cursor - v_cursor) - v_lane_got)
-        WHERE c.queue = v_lane.queue AND c.priority = v_lane.priority
-          AND c.enqueue_shard = v_lane.enqueue_shard;
-        IF cardinality(v_last) > 0 AND v_last[1] <= v_new_cursor THEN
-            DELETE FROM __schema__.lane_segments AS g
-            WHERE g.queue = v_lane.queue AND g.priority = v_lane.priority
-              AND g.enqueue_shard = v_lane.enqueue_shard AND g.last_seq <= v_new_cursor;
-        END IF;
     END LOOP;
 END
 $$;
