@@ -259,3 +259,65 @@ def test_more_segments_than_one_page(database_url, conn, claim_size):
         assert conn.execute("SELECT claim_seq, holes FROM awa.claim_heads").fetchone() == (150, 0)
         assert conn.execute("SELECT count(*) FROM awa.lane_segments").fetchone()[0] == 0
         assert client.queue_stats("pages")[0].available == 0
+
+
+def test_producers_and_claimers_at_once_lose_nothing_and_keep_blocks(database_url, conn):
+    """Producers (slow, some rolling back) and claimers race on one lane. Every
+    committed job is claimed exactly once (a cursor never skips work that
+    commits later) and every claim takes a contiguous block of lane numbers."""
+    client = Client(database_url, max_connections=10)
+    producing = threading.Event()
+    producing.set()
+    produced: list[int] = []
+    batches: list[list[int]] = []
+    lock = threading.Lock()
+
+    def producer(seed: int) -> None:
+        rng = random.Random(seed)
+        with psycopg.connect(database_url) as tx:
+            for _ in range(12):
+                jobs = client.insert_many_copy([{"s": seed}] * rng.randint(1, 5), kind="k", queue="race", conn=tx)
+                time.sleep(rng.random() * 0.005)
+                if rng.random() < 0.25:
+                    tx.rollback()
+                else:
+                    tx.commit()
+                    with lock:
+                        produced.extend(j.id for j in jobs)
+
+    def record(got) -> None:
+        with lock:
+            batches.append([j.lane_seq for j in got])
+            claimed_ids.extend(j.id for j in got)
+
+    def claimer() -> None:
+        while True:
+            got = client.claim(["race"], 4)
+            if got:
+                record(got)
+            elif not producing.is_set():
+                return
+            else:
+                time.sleep(0.001)
+
+    claimed_ids: list[int] = []
+    producers = [threading.Thread(target=producer, args=(i,)) for i in range(3)]
+    claimers = [threading.Thread(target=claimer) for _ in range(3)]
+    for t in producers + claimers:
+        t.start()
+    for t in producers:
+        t.join()
+    producing.clear()
+    for t in claimers:
+        t.join()
+    # A final sequential sweep (a claimer may have stopped on a busy lane).
+    while got := client.claim(["race"], 4):
+        record(got)
+    client.close()
+
+    assert sorted(claimed_ids) == sorted(produced)
+    assert len(claimed_ids) == len(set(claimed_ids))
+    all_seqs = sorted(s for b in batches for s in b)
+    assert all_seqs == list(range(1, len(all_seqs) + 1))
+    for b in batches:
+        assert b == list(range(b[0], b[0] + len(b)))
