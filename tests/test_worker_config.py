@@ -211,3 +211,31 @@ def test_partitioned_queue_configs_plan_every_partition():
              declared=())
     with raises("sum of min_workers (8) exceeds global_max_workers (6)"):
         plan(pq.queue_configs(min_workers_per_partition=2), gmw=6, declared=())
+
+
+# --- registration ---------------------------------------------------------------
+
+
+def test_task_registration_kinds_and_errors():
+    from dataclasses import dataclass
+
+    from awa.worker.registry import Registry, derive_kind_from_name
+
+    @dataclass
+    class SMTPEmail:
+        to: str
+
+    reg = Registry()
+    reg.decorator(SMTPEmail, queue="mail")(lambda job: None)
+    reg.decorator("raw_kind")(lambda job: None)
+    assert reg.get("smtp_email").args_type is SMTPEmail and reg.get("raw_kind").args_type is None
+    assert reg.declared_queues() == ["mail", "default"]
+    assert reg.get("smtp_email").decode_args({"to": "a", "extra": 1}) == SMTPEmail("a")  # unknown keys ignored
+    assert [derive_kind_from_name(n) for n in ("SendEmail", "HTTPRequest", "Job2Go", "x")] == [
+        "send_email", "http_request", "job2_go", "x"]
+    with raises("a handler for job kind 'smtp_email' is already registered"):
+        reg.decorator(SMTPEmail, queue="other")(lambda job: None)
+    with raises("task() takes an args class or a kind string, got int"):
+        reg.decorator(3)
+    with raises("queue must be a non-empty string"):
+        reg.decorator("k", queue="")

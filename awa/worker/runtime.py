@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import time
 import traceback
@@ -37,7 +38,7 @@ from awa.worker.config import QueuePlan, RuntimePlan
 from awa.worker.job import RunningJob
 from awa.worker.outcomes import Cancel, JobOutcome, RetryAfter, Snooze, TerminalError
 from awa.worker.registry import Handler, Registry
-from awa.worker.store import StoreAdapter
+from awa.worker.store import PROMOTE_LIMIT, RESCUE_LIMIT, StoreAdapter
 
 log = logging.getLogger("awa.worker")
 
@@ -332,6 +333,8 @@ class WorkerRuntime:
                 outcome = await handler.func(job)
             else:
                 outcome = await self.loop.run_in_executor(self._executor, handler.func, job)
+                if inspect.isawaitable(outcome):  # a plain callable that returned a coroutine
+                    outcome = await outcome
         except asyncio.CancelledError:
             if self._abandoning:  # shutdown timed out; the lease is released by shutdown()
                 self._executions.pop(job.id, None)
@@ -519,10 +522,14 @@ class WorkerRuntime:
                     await self._leader_conn.execute("SELECT 1")
                 now = time.monotonic()
                 if now >= next_rescue:
-                    await self.store.rescue_expired(opts.heartbeat_staleness_ms)
+                    while len(await self.store.rescue_expired(opts.heartbeat_staleness_ms)) >= RESCUE_LIMIT:
+                        pass  # a full page: more may be waiting
                     next_rescue = now + opts.rescue_interval_ms / 1000
-                promoted = await self.store.promote_due()
-                if promoted:
+                promoted = total = await self.store.promote_due()
+                while promoted >= PROMOTE_LIMIT:
+                    promoted = await self.store.promote_due()
+                    total += promoted
+                if total:
                     for queue in self._queues.values():
                         queue.notified.set()
                 await asyncio.sleep(opts.promote_interval_ms / 1000)

@@ -16,6 +16,10 @@ import psycopg
 
 from awa.errors import ValidationError
 
+# Page sizes for the maintenance calls; a full page means "call again".
+PROMOTE_LIMIT = 1000
+RESCUE_LIMIT = 1000
+
 
 def _accepts(func: Any, name: str) -> bool:
     try:
@@ -96,11 +100,11 @@ class StoreAdapter:
             return bool(await release(job_id, run_lease))
         return await self.snooze(job_id, run_lease, 0.0)
 
-    async def rescue_expired(self, staleness_ms: int) -> Any:
-        return await self.client.rescue_expired(heartbeat_timeout=staleness_ms / 1000)
+    async def rescue_expired(self, staleness_ms: int) -> list[Any]:
+        return list(await self.client.rescue_expired(heartbeat_timeout=staleness_ms / 1000, limit=RESCUE_LIMIT))
 
-    async def promote_due(self) -> Any:
-        return await self.client.promote_due()
+    async def promote_due(self) -> int:
+        return int(await self.client.promote_due(limit=PROMOTE_LIMIT))
 
 
 def _as_flags(result: Any, pairs: Sequence[tuple[int, int]]) -> list[bool]:
