@@ -49,16 +49,23 @@ BEGIN
         RETURN;  -- the producer re-routes with the returned counts and calls again
     END IF;
 
-    -- Ids for every row, in lane order, handed back as runs of consecutive values.
+    -- Ids for every row, in lane order, handed back as runs of consecutive
+    -- values (ids of one call strictly increase; a run breaks only where
+    -- another session took a cached block in between).
     v_seq := pg_get_serial_sequence('__schema__.jobs', 'id')::regclass;
     v_ids := ARRAY(SELECT nextval(v_seq) FROM generate_series(1, p_id_count));
-    SELECT array_agg(r.first_id ORDER BY r.pos), array_agg(r.len ORDER BY r.pos)
-    INTO id_starts, id_lengths
-    FROM (
-        SELECT min(u.id) AS first_id, count(*)::integer AS len, min(u.i) AS pos
-        FROM unnest(v_ids) WITH ORDINALITY AS u(id, i)
-        GROUP BY u.id - u.i
-    ) AS r;
+    IF p_id_count > 0 AND v_ids[p_id_count] - v_ids[1] = p_id_count - 1 THEN
+        id_starts := ARRAY[v_ids[1]];
+        id_lengths := ARRAY[p_id_count];
+    ELSE
+        SELECT array_agg(r.first_id ORDER BY r.pos), array_agg(r.len ORDER BY r.pos)
+        INTO id_starts, id_lengths
+        FROM (
+            SELECT min(u.id) AS first_id, count(*)::integer AS len, min(u.i) AS pos
+            FROM unnest(v_ids) WITH ORDINALITY AS u(id, i)
+            GROUP BY u.id - u.i
+        ) AS r;
+    END IF;
 
     IF scheduled OR coalesce(cardinality(p_lane_queue), 0) = 0 THEN
         RETURN;  -- scheduled rows get their lane number when they become due
@@ -80,16 +87,20 @@ BEGIN
     ), started AS (
         SELECT l.*, b.next_seq - l.n AS start
         FROM lanes AS l JOIN bumped AS b USING (queue, priority, enqueue_shard)
-    ), numbered AS (
-        -- ids of one call strictly increase, so id - k is constant exactly
-        -- along a run of consecutive ids
-        SELECT s.ord, s.queue, s.priority, s.enqueue_shard, s.start, k, v_ids[s.off + k] - k AS run
-        FROM started AS s CROSS JOIN LATERAL generate_series(1, s.n) AS k
+    ), runs AS (
+        -- 0-based positions in the id list: run r covers pos .. pos + len - 1
+        SELECT r.first_id, r.len, (sum(r.len) OVER (ORDER BY r.k) - r.len)::integer AS pos
+        FROM unnest(id_starts, id_lengths) WITH ORDINALITY AS r(first_id, len, k)
     ), segments AS (
+        -- A lane's rows sit at positions off .. off + n - 1; each overlap of a
+        -- lane with a run of consecutive ids is one segment.
         INSERT INTO __schema__.lane_segments (queue, priority, enqueue_shard, first_seq, last_seq, first_id)
-        SELECT queue, priority, enqueue_shard, start + min(k) - 1, start + max(k) - 1, run + min(k)
-        FROM numbered
-        GROUP BY ord, queue, priority, enqueue_shard, start, run
+        SELECT s.queue, s.priority, s.enqueue_shard,
+               s.start + (greatest(s.off, r.pos) - s.off),
+               s.start + (least(s.off + s.n, r.pos + r.len) - 1 - s.off),
+               r.first_id + (greatest(s.off, r.pos) - r.pos)
+        FROM started AS s
+        JOIN runs AS r ON r.pos < s.off + s.n AND r.pos + r.len > s.off
     )
     SELECT array_agg(start ORDER BY ord) INTO lane_starts FROM started;
 
