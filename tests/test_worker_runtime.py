@@ -108,11 +108,12 @@ def test_eight_partitions_on_a_ten_connection_pool_do_not_stall(database_url):
             nonlocal done
             done += 1
 
+        # start() first, on a fresh client: its pool is not even open yet when it is resized.
+        await client.start(pq.queue_configs(max_workers_per_partition=4), **FAST)
         await client.insert_many_copy(
             [Ping(i) for i in range(400)], queue=pq.logical_queue,
             opts=[{"queue": pq.queue_for_index(i % 8)} for i in range(400)],
         )
-        await client.start(pq.queue_configs(max_workers_per_partition=4), **FAST)
         try:
             await wait_until(lambda: _done(client, 400), timeout=20)
             listeners = await _listen_backends(database_url)

@@ -60,6 +60,11 @@ async def _ensure_pool_budget(store: StoreAdapter, plan: RuntimePlan) -> None:
     if max_size is None or max_size >= needed:
         return
     if store.owns_pool:
+        opener = getattr(store.client, "_ensure_open", None)  # an async pool can only resize once open
+        if opener is not None:
+            opened = opener()
+            if asyncio.iscoroutine(opened):
+                await opened
         result = pool.resize(min_size=min(getattr(pool, "min_size", 1), needed), max_size=needed)
         if asyncio.iscoroutine(result):
             await result
