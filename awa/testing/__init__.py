@@ -1,0 +1,1 @@
+"""Helpers for verification runs: trace export of state-machine runs (``awa.testing.trace``)."""

@@ -1,0 +1,36 @@
+"""The lifecycle machine on PostgreSQL, in spec mode (trace-exact) and full mode."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis.stateful import run_state_machine_as_test
+
+from awa.testing.trace import validate
+from tests.machines._support import close_machine, machine_settings
+from tests.machines.lifecycle_machine import lifecycle_machine_class
+
+pytestmark = pytest.mark.machines
+
+
+def test_lifecycle_machine_matches_the_spec_mirror_step_by_step(database_factory) -> None:
+    machine = lifecycle_machine_class(database_factory(migrated=True), spec_mode=True)
+    try:
+        run_state_machine_as_test(machine, settings=machine_settings(examples_scale=4, steps=40))
+    finally:
+        close_machine(machine)
+    # Every recorded run is a behaviour of the spec, checkpoint by checkpoint.
+    assert machine.recorded, "no run recorded a trace"
+    for trace in machine.recorded:
+        verdict = validate(trace)
+        assert verdict.ok, verdict.reason
+    print("spec actions exercised:", dict(machine.action_counts))
+    for action in ("Claim", "Complete", "Fail", "Rescue", "Expire", "DropStale", "Crash", "Heartbeat"):
+        assert machine.action_counts[action] > 0, f"no run exercised {action}"
+
+
+def test_lifecycle_machine_with_backoff_and_terminal_failures(database_factory) -> None:
+    machine = lifecycle_machine_class(database_factory(migrated=True), spec_mode=False)
+    try:
+        run_state_machine_as_test(machine, settings=machine_settings(examples_scale=4, steps=40))
+    finally:
+        close_machine(machine)
