@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from awa.models import lifecycle, routing
-from awa.models.cfg import ModelConfig, parse_cfg
+from awa.models.cfg import parse_cfg
 from awa.models.explore import (
     Fairness,
     LeadsTo,
