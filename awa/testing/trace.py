@@ -180,11 +180,15 @@ def to_tla(trace: LifecycleTrace, module: str = TRACE_MODULE) -> tuple[str, str]
     checks = {after: state for after, state in trace.checkpoints}
     cp_lines = []
     for after, state in sorted(checks.items()):
+        if after == 0:
+            continue  # Init is the spec's own; checkpoints constrain the steps
+        arm = "[] " if cp_lines else "   "
         cp_lines.append(
-            f"      [] i' = {after + 1} -> "
+            f"      {arm}i' = {after + 1} -> "
             f"/\\ status' = {_tla_seq(state.status)} "
             f"/\\ lease' = {_tla_seq(state.lease)} "
-            f"/\\ seq' = {_tla_seq(state.seq)}"
+            f"/\\ seq' = {_tla_seq(state.seq)} "
+            f"/\\ holding' = {_tla_seq(state.holding)}"
         )
     checkpoint_expr = ("CASE\n" + "\n".join(cp_lines) + "\n      [] OTHER -> TRUE") if cp_lines else "TRUE"
     text = f"""---- MODULE {module} ----
