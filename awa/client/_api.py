@@ -28,7 +28,9 @@ DEFAULT_HEARTBEAT_TIMEOUT = 90.0
 class ClientAPI:
     _core: ClientCore
 
-    def _drive(self, op: Op, conn: Any = None) -> Any:  # pragma: no cover - overridden
+    def _drive(self, op: Op, conn: Any = None, tx: bool = True) -> Any:  # pragma: no cover - overridden
+        """Run ``op``. ``tx=False``: the operation is one statement (atomic on
+        its own), so an autocommit connection runs it without BEGIN/COMMIT."""
         raise NotImplementedError
 
     # -- introspection -----------------------------------------------------
@@ -145,41 +147,41 @@ class ClientAPI:
 
     def claim(self, queues: Sequence[str] | str, limit: int, *, deadline_ms: int | None = None) -> Any:
         """Claim due jobs: highest priority first, lane order within a lane."""
-        return self._drive(self._core.claim(queues, limit, deadline_ms))
+        return self._drive(self._core.claim(queues, limit, deadline_ms), tx=False)
 
     def complete(self, job_id: int, run_lease: int) -> Any:
         """True when applied; False when the lease is stale (nothing changed)."""
-        return self._drive(self._core.complete(job_id, run_lease))
+        return self._drive(self._core.complete(job_id, run_lease), tx=False)
 
     def complete_many(self, items: Iterable[tuple[int, int]]) -> Any:
         """Complete (job_id, run_lease) pairs; a list of bools in input order."""
-        return self._drive(self._core.complete_many(items))
+        return self._drive(self._core.complete_many(items), tx=False)
 
     def fail(self, job_id: int, run_lease: int, error: Any = None) -> Any:
-        return self._drive(self._core.fail(job_id, run_lease, error))
+        return self._drive(self._core.fail(job_id, run_lease, error), tx=False)
 
     def retry(self, job_id: int, run_lease: int, after_seconds: float | None = None, error: Any = None) -> Any:
         """Retry later (backoff when ``after_seconds`` is None); fails when out of attempts."""
-        return self._drive(self._core.retry(job_id, run_lease, after_seconds, error))
+        return self._drive(self._core.retry(job_id, run_lease, after_seconds, error), tx=False)
 
     def snooze(self, job_id: int, run_lease: int, seconds: float) -> Any:
         """Run again after ``seconds`` without using up an attempt."""
-        return self._drive(self._core.snooze(job_id, run_lease, seconds))
+        return self._drive(self._core.snooze(job_id, run_lease, seconds), tx=False)
 
     def cancel(self, job_id: int, run_lease: int) -> Any:
-        return self._drive(self._core.cancel(job_id, run_lease))
+        return self._drive(self._core.cancel(job_id, run_lease), tx=False)
 
     def heartbeat(self, job_id: int, run_lease: int, progress: Any = None) -> Any:
-        return self._drive(self._core.heartbeat(job_id, run_lease, progress))
+        return self._drive(self._core.heartbeat(job_id, run_lease, progress), tx=False)
 
     def heartbeat_many(self, items: Iterable[tuple[int, int]]) -> Any:
-        return self._drive(self._core.heartbeat_many(items))
+        return self._drive(self._core.heartbeat_many(items), tx=False)
 
     # -- maintenance -------------------------------------------------------
 
     def promote_due(self, *, limit: int = DEFAULT_PROMOTE_LIMIT) -> Any:
         """Make due scheduled/retryable jobs available (new lane numbers); returns the count."""
-        return self._drive(self._core.promote_due(limit))
+        return self._drive(self._core.promote_due(limit), tx=False)
 
     def rescue_expired(
         self, *, heartbeat_timeout: float = DEFAULT_HEARTBEAT_TIMEOUT, limit: int = DEFAULT_RESCUE_LIMIT
@@ -188,47 +190,47 @@ class ClientAPI:
 
         Returns ``[(job_id, run_lease, outcome), ...]``.
         """
-        return self._drive(self._core.rescue_expired(heartbeat_timeout, limit))
+        return self._drive(self._core.rescue_expired(heartbeat_timeout, limit), tx=False)
 
     # -- admin -------------------------------------------------------------
 
     def cancel_job(self, job_id: int) -> Any:
         """Cancel a non-terminal job without a lease; the Job, or None."""
-        return self._drive(self._core.cancel_job(job_id))
+        return self._drive(self._core.cancel_job(job_id), tx=False)
 
     def get_job(self, job_id: int) -> Any:
-        return self._drive(self._core.get_job(job_id))
+        return self._drive(self._core.get_job(job_id), tx=False)
 
     def list_jobs(
         self, *, state: Any = None, kind: str | None = None, queue: str | None = None, limit: int = 100
     ) -> Any:
-        return self._drive(self._core.list_jobs(state, kind, queue, limit))
+        return self._drive(self._core.list_jobs(state, kind, queue, limit), tx=False)
 
     def queue_stats(self, queue: str | None = None) -> Any:
-        return self._drive(self._core.queue_stats(queue))
+        return self._drive(self._core.queue_stats(queue), tx=False)
 
     def pause_queue(self, queue: str) -> Any:
-        return self._drive(self._core.pause_queue(queue))
+        return self._drive(self._core.pause_queue(queue), tx=False)
 
     def resume_queue(self, queue: str) -> Any:
-        return self._drive(self._core.resume_queue(queue))
+        return self._drive(self._core.resume_queue(queue), tx=False)
 
     def set_enqueue_shards(self, queue: str, shards: int) -> Any:
-        return self._drive(self._core.set_enqueue_shards(queue, shards))
+        return self._drive(self._core.set_enqueue_shards(queue, shards), tx=False)
 
     def set_queue_dlq(self, queue: str, enabled: bool = True) -> Any:
-        return self._drive(self._core.set_queue_dlq(queue, enabled))
+        return self._drive(self._core.set_queue_dlq(queue, enabled), tx=False)
 
     # -- dead-letter queue -------------------------------------------------
 
     def list_dlq(self, *, queue: str | None = None, kind: str | None = None, limit: int = 100) -> Any:
-        return self._drive(self._core.list_dlq(queue, kind, limit))
+        return self._drive(self._core.list_dlq(queue, kind, limit), tx=False)
 
     def get_dlq_job(self, job_id: int) -> Any:
-        return self._drive(self._core.get_dlq_job(job_id))
+        return self._drive(self._core.get_dlq_job(job_id), tx=False)
 
     def dlq_depth(self, *, queue: str | None = None) -> Any:
-        return self._drive(self._core.dlq_depth(queue))
+        return self._drive(self._core.dlq_depth(queue), tx=False)
 
     def retry_from_dlq(
         self,
@@ -242,10 +244,10 @@ class ClientAPI:
         return self._drive(self._core.retry_from_dlq(job_id, run_at, priority, queue))
 
     def purge_dlq_job(self, job_id: int) -> Any:
-        return self._drive(self._core.purge_dlq_job(job_id))
+        return self._drive(self._core.purge_dlq_job(job_id), tx=False)
 
     def move_failed_to_dlq(self, job_id: int, reason: str = "manual") -> Any:
-        return self._drive(self._core.move_failed_to_dlq(job_id, reason))
+        return self._drive(self._core.move_failed_to_dlq(job_id, reason), tx=False)
 
 
 def _first(op: Op) -> Op:

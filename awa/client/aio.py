@@ -72,7 +72,12 @@ class AsyncClient(ClientAPI):
         target = database_url_or_pool
         if isinstance(target, str):
             self._pool = AsyncConnectionPool(
-                target, min_size=min_connections, max_size=max_connections, open=False, name=f"awa-{schema}"
+                target,
+                min_size=min_connections,
+                max_size=max_connections,
+                open=False,
+                name=f"awa-{schema}",
+                kwargs={"autocommit": True},  # one round trip for single-statement calls
             )
             self._owns_pool = True
         elif isinstance(target, AsyncConnectionPool):
@@ -90,7 +95,7 @@ class AsyncClient(ClientAPI):
             await self._pool.open()
             self._opened = True
 
-    async def _drive(self, op: Op, conn: Any = None) -> Any:
+    async def _drive(self, op: Op, conn: Any = None, tx: bool = True) -> Any:
         if conn is not None:
             if not isinstance(conn, psycopg.AsyncConnection):
                 op.close()
@@ -99,6 +104,9 @@ class AsyncClient(ClientAPI):
         if self._pool is not None:
             await self._ensure_open()
             async with self._pool.connection() as pooled:
+                if tx and pooled.autocommit:
+                    async with pooled.transaction():
+                        return await run_async(pooled, op)
                 return await run_async(pooled, op)
         assert self._conn is not None
         async with self._conn.transaction():

@@ -72,7 +72,12 @@ class Client(ClientAPI):
         target = database_url_or_pool
         if isinstance(target, str):
             self._pool = ConnectionPool(
-                target, min_size=min_connections, max_size=max_connections, open=True, name=f"awa-{schema}"
+                target,
+                min_size=min_connections,
+                max_size=max_connections,
+                open=True,
+                name=f"awa-{schema}",
+                kwargs={"autocommit": True},  # one round trip for single-statement calls
             )
             self._owns_pool = True
         elif isinstance(target, ConnectionPool):
@@ -82,13 +87,16 @@ class Client(ClientAPI):
         else:
             raise ValidationError("Client needs a database URL, a psycopg_pool.ConnectionPool or a psycopg.Connection")
 
-    def _drive(self, op: Op, conn: Any = None) -> Any:
+    def _drive(self, op: Op, conn: Any = None, tx: bool = True) -> Any:
         if conn is not None:
             if not isinstance(conn, psycopg.Connection):
                 raise ValidationError("conn must be a psycopg.Connection for the sync Client")
             return run_in(conn, op)
         if self._pool is not None:
             with self._pool.connection() as pooled:  # commits on success, rolls back on error
+                if tx and pooled.autocommit:
+                    with pooled.transaction():
+                        return run_sync(pooled, op)
                 return run_sync(pooled, op)
         assert self._conn is not None
         with self._conn.transaction():

@@ -212,13 +212,15 @@ DECLARE
     v_first      bigint[];
     v_last       bigint[];
     v_fid        bigint[];
-    v_lo         bigint;
     v_ids        bigint[];
     v_max_seq    bigint;
     v_lane_got   bigint;
     v_last_taken bigint;
     v_new_cursor bigint;
     v_page_full  boolean;
+    v_id_lo      bigint;
+    v_id_hi      bigint;
+    v_id_end     bigint;
 BEGIN
     IF p_limit <= 0 THEN
         RETURN;
@@ -276,42 +278,51 @@ BEGIN
             v_last_taken := v_cursor;
             FOR i IN 1 .. coalesce(cardinality(v_first), 0) LOOP
                 EXIT WHEN v_remaining <= 0;
-                v_lo := greatest(v_first[i], v_cursor + 1);
-                -- Consecutive ids: a primary-key range scan in lane order. A job
-                -- that left the lane (cancelled) no longer matches: a hole.
-                SELECT array_agg(p.id ORDER BY p.id), max(p.lane_seq) INTO v_ids, v_max_seq
-                FROM (
-                    SELECT j.id, j.lane_seq FROM __schema__.jobs AS j
-                    WHERE j.id BETWEEN v_fid[i] + (v_lo - v_first[i]) AND v_fid[i] + (v_last[i] - v_first[i])
-                      AND j.state = 'available'
-                      AND j.lane_seq = v_first[i] + (j.id - v_fid[i])
-                      AND j.queue = v_lane.queue AND j.priority = v_lane.priority
-                      AND j.enqueue_shard = v_lane.enqueue_shard
-                    ORDER BY j.id
-                    LIMIT v_remaining
-                ) AS p;
-                IF v_ids IS NULL THEN
-                    v_last_taken := v_last[i];  -- only holes left in this segment
-                    CONTINUE;
-                END IF;
-
-                RETURN QUERY
-                WITH claimed AS (
-                    UPDATE __schema__.jobs AS j
-                    SET state = 'running',
-                        attempt = j.attempt + 1,
-                        run_lease = j.run_lease + 1,
-                        attempted_at = v_now,
-                        heartbeat_at = v_now,
-                        deadline_at = v_now + p_deadline
-                    WHERE j.id = ANY (v_ids)
-                    RETURNING j.*
-                )
-                SELECT * FROM claimed ORDER BY claimed.lane_seq;
-
-                v_remaining := v_remaining - cardinality(v_ids);
-                v_lane_got := v_lane_got + cardinality(v_ids);
-                v_last_taken := CASE WHEN v_remaining > 0 THEN v_last[i] ELSE v_max_seq END;
+                -- Consecutive ids: primary-key ranges in lane order, a bounded
+                -- window at a time so the cost follows the claim size, not
+                -- the segment size. A job that left the lane (cancelled) no
+                -- longer matches: a hole.
+                v_id_lo := v_fid[i] + (greatest(v_first[i], v_cursor + 1) - v_first[i]);
+                v_id_end := v_fid[i] + (v_last[i] - v_first[i]);
+                LOOP
+                    v_id_hi := least(v_id_lo + greatest(2 * v_remaining, 32) - 1, v_id_end);
+                    SELECT array_agg(p.id ORDER BY p.id), max(p.lane_seq) INTO v_ids, v_max_seq
+                    FROM (
+                        SELECT j.id, j.lane_seq FROM __schema__.jobs AS j
+                        WHERE j.id BETWEEN v_id_lo AND v_id_hi
+                          AND j.state = 'available'
+                          AND j.lane_seq = v_first[i] + (j.id - v_fid[i])
+                          AND j.queue = v_lane.queue AND j.priority = v_lane.priority
+                          AND j.enqueue_shard = v_lane.enqueue_shard
+                        ORDER BY j.id
+                        LIMIT v_remaining
+                    ) AS p;
+                    IF v_ids IS NOT NULL THEN
+                        RETURN QUERY
+                        WITH claimed AS (
+                            UPDATE __schema__.jobs AS j
+                            SET state = 'running',
+                                attempt = j.attempt + 1,
+                                run_lease = j.run_lease + 1,
+                                attempted_at = v_now,
+                                heartbeat_at = v_now,
+                                deadline_at = v_now + p_deadline
+                            WHERE j.id = ANY (v_ids)
+                            RETURNING j.*
+                        )
+                        SELECT * FROM claimed ORDER BY claimed.lane_seq;
+                        v_remaining := v_remaining - cardinality(v_ids);
+                        v_lane_got := v_lane_got + cardinality(v_ids);
+                    END IF;
+                    IF v_remaining <= 0 THEN
+                        v_last_taken := v_max_seq;
+                        EXIT;
+                    END IF;
+                    -- everything up to v_id_hi was claimed or a hole
+                    v_last_taken := v_first[i] + (v_id_hi - v_fid[i]);
+                    EXIT WHEN v_id_hi >= v_id_end;
+                    v_id_lo := v_id_hi + 1;
+                END LOOP;
             END LOOP;
 
             IF v_remaining > 0 AND NOT v_page_full THEN
