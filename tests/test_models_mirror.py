@@ -55,7 +55,7 @@ def test_mirror_matches_manifest(entry) -> None:
 @pytest.mark.slow
 @pytest.mark.skipif(
     os.environ.get("AWA_MODELS_ALL") != "1",
-    reason="minutes in Python; set AWA_MODELS_ALL=1 or run `python -m awa.models check --all`",
+    reason="minutes in Python; set AWA_MODELS_ALL=1 or run `python -m awa.models check`",
 )
 @pytest.mark.parametrize("entry", SLOW_MODELS, ids=lambda e: e.cfg)
 def test_slow_mirror_matches_manifest(entry) -> None:
@@ -328,3 +328,18 @@ def test_tlc_agrees_on_the_quick_broken_models() -> None:
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.count("\nPASS ") + proc.stdout.startswith("PASS ") == 3
+
+
+def test_manifest_mismatches_are_reported() -> None:
+    """A wrong count, or a broken model that passes, is a mismatch."""
+    import dataclasses
+
+    entry = next(e for e in MANIFEST if e.cfg == "PartitionedQueueRoutingBrokenCorrelatedTrace.cfg")
+    result = check_entry(entry)
+    assert matches(entry, result)
+    assert not matches(dataclasses.replace(entry, expected="pass", tlc_exit=0, distinct_states=22), result)
+    assert not matches(dataclasses.replace(entry, expected="SameKeySameShard"), result)
+    correct = next(e for e in MANIFEST if e.cfg == "PartitionedQueueRouting.cfg")
+    passed = check_entry(correct)
+    assert matches(correct, passed)
+    assert not matches(dataclasses.replace(correct, distinct_states=correct.distinct_states + 1), passed)
