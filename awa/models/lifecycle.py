@@ -30,6 +30,14 @@ COMPLETED = "completed"
 FAILED = "failed"
 TERMINAL = frozenset({COMPLETED, FAILED})
 STATES = frozenset({UNBORN, READY, RUNNING, COMPLETED, FAILED})
+# Database job states that have a spec counterpart (see specs/MAPPING.md);
+# `retryable` rows are requeued by promotion before they are compared.
+SPEC_STATUS_OF_DB = {
+    "available": READY,
+    "running": RUNNING,
+    "completed": COMPLETED,
+    "failed": FAILED,
+}
 NO_LANE = (-1, -1)
 IDLE = (0, 0)
 
