@@ -24,6 +24,7 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -81,12 +82,11 @@ def _produce(url: str, logical: str, partitions: int, jobs: int, batch: int, rat
     client.close()
 
 
-def _work(url: str, logical: str, partitions: int, per_partition: int, jobs: int, start_at: float,
-          share: int, ready: mp.Event | None) -> None:  # type: ignore[valid-type]
-    asyncio.run(_work_async(url, logical, partitions, per_partition, jobs, start_at, share, ready))
+def _work(url: str, logical: str, partitions: int, per_partition: int, jobs: int, ready: Any) -> None:
+    asyncio.run(_work_async(url, logical, partitions, per_partition, jobs, ready))
 
 
-async def _work_async(url, logical, partitions, per_partition, jobs, start_at, share, ready) -> None:
+async def _work_async(url: str, logical: str, partitions: int, per_partition: int, jobs: int, ready: Any) -> None:
     from awa.client import AsyncClient
     from awa.worker import AsyncWorkerMixin
 
@@ -137,7 +137,7 @@ def measure(server_url: str, width: int, args: argparse.Namespace) -> dict[str, 
         readies = []
         for _ in range(args.processes):
             ready = ctx.Event()
-            p = ctx.Process(target=_work, args=(url, logical, width, per_partition, args.jobs, start_at, 0, ready))
+            p = ctx.Process(target=_work, args=(url, logical, width, per_partition, args.jobs, ready))
             p.start()
             workers.append(p)
             readies.append(ready)
@@ -158,6 +158,14 @@ def measure(server_url: str, width: int, args: argparse.Namespace) -> dict[str, 
         _drop_database(server_url, url)
 
 
+def _table(server_url: str, widths: list[int], args: argparse.Namespace) -> None:
+    print(f"{'partitions':>10} {'jobs/s':>10} {'pickup p50 ms':>14} {'pickup p99 ms':>14} {'seconds':>8}")
+    for width in widths:
+        r = measure(server_url, width, args)
+        print(f"{width:>10} {r['jobs_per_s']:>10.0f} {r['p50_ms']:>14.1f} {r['p99_ms']:>14.1f} {r['seconds']:>8.2f}",
+              flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--jobs", type=int, default=20_000)
@@ -166,6 +174,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--processes", type=int, default=1, help="worker processes")
     parser.add_argument("--batch", type=int, default=500, help="jobs per producer COPY batch")
     parser.add_argument("--rate", type=float, default=0.0, help="producer jobs/s (0 = as fast as it can)")
+    parser.add_argument("--latency-rate", type=float, default=1000.0,
+                        help="second table: pickup latency with the producer paced at this rate (0 = skip)")
+    parser.add_argument("--latency-jobs", type=int, default=5000)
     args = parser.parse_args(argv)
 
     embedded = None
@@ -179,12 +190,14 @@ def main(argv: list[str] | None = None) -> int:
         widths = [int(w) for w in args.widths.split(",")]
         print(f"e2e: {args.jobs} no-op jobs, producer process (COPY x{args.batch}"
               f"{', %.0f/s' % args.rate if args.rate else ', unthrottled'}) + {args.processes} worker process(es), "
-              f"{args.workers} workers total, python {sys.version.split()[0]}")
-        print(f"{'partitions':>10} {'jobs/s':>10} {'pickup p50 ms':>14} {'pickup p99 ms':>14} {'seconds':>8}")
-        for width in widths:
-            r = measure(server_url, width, args)
-            print(f"{width:>10} {r['jobs_per_s']:>10.0f} {r['p50_ms']:>14.1f} {r['p99_ms']:>14.1f} {r['seconds']:>8.2f}",
-                  flush=True)
+              f"{args.workers} workers total (split over the partitions), python {sys.version.split()[0]}")
+        _table(server_url, widths, args)
+        if args.latency_rate > 0:
+            paced = argparse.Namespace(**{**vars(args), "jobs": args.latency_jobs, "rate": args.latency_rate,
+                                          "batch": max(1, int(args.latency_rate // 100))})
+            print(f"\npickup latency below saturation: {paced.jobs} jobs paced at {paced.rate:.0f}/s "
+                  f"(COPY x{paced.batch} every ~10 ms)")
+            _table(server_url, widths, paced)
     finally:
         if embedded is not None:
             embedded.stop()
