@@ -141,6 +141,7 @@ class WorkerRuntime:
         self._completions: list[RunningJob] = []
         self._completions_ready = asyncio.Event()
         self._stopping = False
+        self._stop_event = asyncio.Event()
         self._abandoning = False
         self._finalizer_stop = False
         self._finalize_task: asyncio.Task[Any] | None = None
@@ -210,6 +211,7 @@ class WorkerRuntime:
             return
         deadline = self.loop.time() + max(0, timeout_ms) / 1000
         self._stopping = True
+        self._stop_event.set()
         for queue in self._queues.values():
             queue.notified.set()
             queue.capacity.set()
@@ -292,7 +294,7 @@ class WorkerRuntime:
             except Exception:
                 queue.slots.release(granted)
                 log.exception("claim from queue %r failed; retrying in %.2fs", plan.name, backoff)
-                await asyncio.sleep(backoff)
+                await self._pause(backoff)
                 backoff = min(backoff * 2, 2.0)
                 continue
             backoff = 0.05
@@ -306,6 +308,11 @@ class WorkerRuntime:
             queue.stats.claimed += len(jobs)
             for raw in jobs:
                 self._dispatch(queue, raw)
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep, but wake up at once when shutdown begins."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop_event.wait(), seconds)
 
     def _dispatch(self, queue: _Queue, raw: Any) -> None:
         job = RunningJob(raw, None, self)
@@ -402,6 +409,7 @@ class WorkerRuntime:
     async def _completion_loop(self) -> None:
         flush_delay = self.options.completion_flush_ms / 1000
         backoff = 0.05
+        failures = 0
         while True:
             await self._completions_ready.wait()
             if not self._finalizer_stop and len(self._completions) < self.options.completion_batch_size:
@@ -412,6 +420,15 @@ class WorkerRuntime:
                 try:
                     flags = await self.store.complete_many([(j.raw.id, j.raw.run_lease) for j in batch])
                 except Exception:
+                    failures += 1
+                    if self._finalizer_stop and failures >= 3:
+                        # Shutting down and the database will not take them: the
+                        # attempts stay running and heartbeat rescue re-runs them.
+                        log.exception("giving up on %d completions at shutdown", len(batch) + len(self._completions))
+                        for job in batch + self._completions:
+                            self._leased.pop(job.raw.id, None)
+                        self._completions = []
+                        return
                     log.exception("complete_many failed for %d jobs; retrying", len(batch))
                     self._completions[:0] = batch
                     self._completions_ready.set()
@@ -419,6 +436,7 @@ class WorkerRuntime:
                     backoff = min(backoff * 2, 2.0)
                     continue
                 backoff = 0.05
+                failures = 0
                 for job, ok in zip(batch, flags):
                     self._leased.pop(job.raw.id, None)
                     stats = self._queues[job.raw.queue].stats if job.raw.queue in self._queues else None
