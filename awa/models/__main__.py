@@ -1,4 +1,4 @@
-"""``python -m awa.models check [--quick] [--trace] [SPEC/CFG ...]``.
+"""``python -m awa.models check [--quick] [--no-trace] [SPEC/CFG ...]``.
 
 Explores every model of ``specs/models.tsv`` with its Python mirror and
 prints one line per model; exits 1 when any outcome or distinct-state count
@@ -24,7 +24,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("models", nargs="*", help="SPEC/CFG keys or cfg names (default: all)")
     run.add_argument("--quick", action="store_true", help="leave out models marked slow")
     run.add_argument("--all", action="store_true", help="(default) every model, slow ones included")
-    run.add_argument("--trace", action="store_true", help="print counterexample traces")
+    run.add_argument("--no-trace", action="store_true",
+                     help="do not print the shortest counterexample of broken models")
     args = parser.parse_args(argv)
 
     entries = load_manifest()
@@ -55,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
             f"exit={result.tlc_exit} states={states}{trace} ({elapsed:.1f}s)",
             flush=True,
         )
-        if result.trace and (args.trace or not ok):
+        if result.trace and (not args.no_trace or not ok):
             model, _, _ = build(entry)
             print(format_trace(result, model.render), flush=True)
     print(f"{len(entries) - failures}/{len(entries)} models match specs/models.tsv")
