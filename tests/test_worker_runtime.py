@@ -666,3 +666,54 @@ def test_sync_client_runs_the_same_runtime_on_a_background_loop(database_url):
     assert states(database_url) == {"completed": 25}
     assert client.worker_runtime.stopped
     client.close()
+
+
+def test_listener_and_leader_connections_recover_after_being_killed(database_url):
+    async def main():
+        client = WorkerAsyncClient(database_url)
+        done = asyncio.Event()
+
+        @client.task(Ping, queue="k")
+        async def ping(job):
+            done.set()
+
+        await client.start([("k", 1)], **{**FAST, "poll_interval_ms": 30_000})
+        try:
+            await wait_until(lambda: _leader_of(client))
+            async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as admin:
+                cur = await admin.execute(
+                    "SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND (query ILIKE 'LISTEN %%' OR query ILIKE '%%advisory_lock%%' OR query = 'SELECT 1')"
+                    " AND pid <> pg_backend_pid()"
+                )
+                killed = {pid for pid, _ in await cur.fetchall()}
+                assert len(killed) >= 2
+            await wait_until(lambda: _listening(database_url), timeout=10)
+            await client.insert(Ping(1), queue="k")
+            await asyncio.wait_for(done.wait(), timeout=5)  # NOTIFY again, not the 30 s poll
+            # The killed session dropped the leader lock; the runtime notices and takes it again.
+            await wait_until(lambda: _advisory_lock_held(database_url, killed), timeout=10)
+            await wait_until(lambda: _leader_of(client), timeout=10)
+        finally:
+            await client.shutdown()
+            await client.close()
+
+    run(main())
+
+
+async def _leader_of(client) -> bool:
+    return client.worker_runtime.is_leader
+
+
+async def _advisory_lock_held(url: str, not_by: set[int]) -> bool:
+    async with await psycopg.AsyncConnection.connect(url) as conn:
+        cur = await conn.execute(
+            "SELECT l.pid FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
+            "WHERE l.locktype = 'advisory' AND l.granted AND a.datname = current_database()"
+        )
+        holders = {pid for (pid,) in await cur.fetchall()}
+        return len(holders) == 1 and not (holders & not_by)
+
+
+async def _listening(url: str) -> bool:
+    return await _listen_backends(url) == 1
