@@ -9,6 +9,7 @@ background thread instead of keeping a second implementation.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -38,10 +39,15 @@ def _plan(client: Any, queues: QueueConfigs, global_max_workers: int | None) -> 
 
 
 def _options(kwargs: dict[str, Any]) -> RuntimeOptions:
-    try:
-        options = RuntimeOptions(**kwargs)
-    except TypeError as exc:
-        raise ValidationError(f"start(): {exc}") from None
+    # awa's names for the two rescue scans; here one rescue call covers both.
+    aliases = [kwargs.pop(k) for k in ("heartbeat_rescue_interval_ms", "deadline_rescue_interval_ms") if k in kwargs]
+    aliases = [v for v in aliases if v is not None]
+    if aliases and kwargs.get("rescue_interval_ms") is None:
+        kwargs["rescue_interval_ms"] = min(aliases)
+    unknown = sorted(set(kwargs) - {f.name for f in dataclasses.fields(RuntimeOptions)})
+    if unknown:
+        raise ValidationError(f"start() got unknown option(s): {', '.join(unknown)}")
+    options = RuntimeOptions(**kwargs)
     options.validate()
     return options
 
