@@ -230,15 +230,18 @@ def test_retry_runs_again_until_success_and_progress_is_stored(database_url):
         client = WorkerAsyncClient(database_url)
         attempts: list[int] = []
 
+        keys: set = set()
+
         @client.task(Ping, queue="r")
         async def flaky(job):
             attempts.append(job.attempt)
+            keys.add((job.ordering_key, job.queue, job.run_lease == job.attempt))
             job.set_progress(50, "half way", step=job.attempt)
             assert await job.flush_progress()
             if job.attempt < 3:
                 raise awa.RetryAfter(0.05)
 
-        job = await client.insert(Ping(1), queue="r")
+        job = await client.insert(Ping(1), queue="r", ordering_key="order-7")
         await client.start([("r", 1)], **FAST)
         try:
             await wait_until(lambda: _done(client, 1))
@@ -246,6 +249,7 @@ def test_retry_runs_again_until_success_and_progress_is_stored(database_url):
             await client.shutdown()
         stored = await client.get_job(job.id)
         await client.close()
+        assert keys == {(b"order-7", "r", True)}  # the key survives retries
         return attempts, stored
 
     attempts, stored = run(main())
