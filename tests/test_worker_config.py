@@ -235,6 +235,10 @@ def test_task_registration_kinds_and_errors():
         "send_email", "http_request", "job2_go", "x"]
     with raises("a handler for job kind 'smtp_email' is already registered"):
         reg.decorator(SMTPEmail, queue="other")(lambda job: None)
+    # The same function may be declared for more queues (every partition, say).
+    handler = reg.get("smtp_email").func
+    reg.decorator(SMTPEmail, queue="mail-1")(handler)
+    assert reg.declared_queues() == ["mail", "default", "mail-1"]
     with raises("task() takes an args class or a kind string, got int"):
         reg.decorator(3)
     with raises("queue must be a non-empty string"):

@@ -66,6 +66,7 @@ class Registry:
 
     def __init__(self) -> None:
         self._by_kind: dict[str, Handler] = {}
+        self._declared: dict[str, None] = {}  # queues promised by registrations, in order
 
     def __len__(self) -> int:
         return len(self._by_kind)
@@ -77,7 +78,7 @@ class Registry:
         return list(self._by_kind.values())
 
     def declared_queues(self) -> list[str]:
-        return list(dict.fromkeys(h.queue for h in self._by_kind.values()))
+        return list(self._declared)
 
     def decorator(
         self, args_type: type | str, *, kind: str | None = None, queue: str = "default"
@@ -98,7 +99,12 @@ class Registry:
         def register(func: Callable[..., Any]) -> Callable[..., Any]:
             if not callable(func):
                 raise ValidationError("a task handler must be callable")
-            if resolved_kind in self._by_kind:
+            existing = self._by_kind.get(resolved_kind)
+            if existing is not None:
+                # The same handler may be declared for more queues (e.g. every partition).
+                if existing.func is func and existing.args_type is typed:
+                    self._declared[queue] = None
+                    return func
                 raise ValidationError(f"a handler for job kind '{resolved_kind}' is already registered")
             is_async = inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(getattr(func, "__call__", None))
             names = (
@@ -107,6 +113,7 @@ class Registry:
                 else None
             )
             self._by_kind[resolved_kind] = Handler(resolved_kind, queue, func, typed, is_async, names)
+            self._declared[queue] = None
             return func
 
         return register
