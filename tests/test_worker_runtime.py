@@ -721,3 +721,35 @@ async def _advisory_lock_held(url: str, not_by: set[int]) -> bool:
 
 async def _listening(url: str) -> bool:
     return await _listen_backends(url) == 1
+
+
+def test_per_queue_deadline_rescues_a_runaway_attempt(database_url):
+    async def main():
+        client = WorkerAsyncClient(database_url)
+        seen: list[tuple[int, bool]] = []
+
+        @client.task(Ping, queue="dl")
+        async def runaway(job):
+            if job.attempt == 1:  # heartbeats keep flowing, but the deadline passes
+                for _ in range(500):
+                    if job.is_cancelled():
+                        break
+                    await asyncio.sleep(0.01)
+            seen.append((job.attempt, job.is_cancelled()))
+
+        job = await client.insert(Ping(1), queue="dl")
+        await client.start([{"name": "dl", "max_workers": 2, "deadline_duration_ms": 300}],
+                           **{**FAST, "heartbeat_staleness_ms": 60_000})
+        try:
+            await wait_until(lambda: _done(client, 1), timeout=15)
+            await wait_until(lambda: _flag([str(a) for a, _ in seen], "1"), timeout=5)
+        finally:
+            await client.shutdown()
+        stored = await client.get_job(job.id)
+        await client.close()
+        return seen, stored
+
+    seen, stored = run(main())
+    assert sorted(seen) == [(1, True), (2, False)]  # the first attempt learned it lost the job
+    assert stored.state.value == "completed" and stored.attempt == 2
+    assert "deadline exceeded" in stored.errors[0]["error"]
