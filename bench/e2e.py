@@ -107,4 +107,14 @@ async def run_ours_async(
 
 
 def run_ours(database_url: str, **kwargs: Any) -> dict[str, Any]:
-    return asyncio.run(run_ours_async(database_url, **kwargs))
+    # An outer bound as well, so a hang anywhere (pool, start, shutdown) never
+    # hangs the benchmark: drain timeout + probe wait + generous slack.
+    limit = float(kwargs.get("timeout_s", 120)) + 90
+
+    async def bounded() -> dict[str, Any]:
+        return await asyncio.wait_for(run_ours_async(database_url, **kwargs), limit)
+
+    try:
+        return asyncio.run(bounded())
+    except asyncio.TimeoutError:
+        return {"ok": False, "stalled": True, "error": f"our side did not finish within {limit:.0f}s"}

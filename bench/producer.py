@@ -5,7 +5,8 @@ Scenarios (each side, every round, a fresh database):
 * ``single``   — one physical queue;
 * ``wN index`` — a ``PartitionedQueue`` of width N (1, 2, 4, 8), job ``i`` routed by
   per-job opts ``route_by_index(i)``: exactly N-th of the jobs per partition;
-* ``w4 key``   — width 4, routed by ``route_by_key(f"customer-{i % 1000}")``.
+* ``w4 key``   — width 4, routed by key ``f"customer-{i % 1000}"`` (ours: the batch
+  form ``route_by_keys`` per chunk; awa-pg, which has none: ``route_by_key`` per job).
 
 The timed loop builds each chunk's job objects and per-job opts and COPYs it,
 exactly like bench/awa_pg_side.py does for awa-pg.
@@ -82,14 +83,20 @@ def check_distribution(
 
 
 def _router(scenario: Scenario):
+    """(partitioned queue, chunk opts builder): ``opts(lo, hi)`` for jobs lo..hi-1.
+
+    Keyed routing uses our batch form ``route_by_keys`` (one vectorised hash per
+    chunk); index routing is a cheap per-job ``route_by_index``.
+    """
     from awa.routing import PartitionedQueue
 
     if scenario.width is None:
         return None, None
     pq = PartitionedQueue(scenario.queue, scenario.width)
     if scenario.routing == "index":
-        return pq, pq.route_by_index
-    return pq, lambda i: pq.route_by_key(key_for(i))
+        return pq, lambda lo, hi: [pq.route_by_index(i) for i in range(lo, hi)]
+    pq.route_by_keys([key_for(0)])  # first call imports numpy: not part of the producer path
+    return pq, lambda lo, hi: pq.route_by_keys([key_for(i) for i in range(lo, hi)])
 
 
 def open_async_client(database_url: str, **kwargs: Any) -> Any:
@@ -128,7 +135,7 @@ async def run_ours_async(database_url: str, scenario: Scenario, total: int, chun
             hi = min(lo + chunk, total)
             now = time.time()
             jobs = [BenchNoop(seq=i, t=now) for i in range(lo, hi)]
-            opts = [route(i) for i in range(lo, hi)] if route is not None else None
+            opts = route(lo, hi) if route is not None else None
             inserted += await client.enqueue_many_copy(jobs, kind=JOB_KIND, queue=queue, opts=opts)
         elapsed = time.perf_counter() - started
     finally:
@@ -145,8 +152,14 @@ async def run_ours_async(database_url: str, scenario: Scenario, total: int, chun
     }
 
 
-def run_ours(database_url: str, scenario: Scenario, total: int, chunk: int) -> dict[str, Any]:
-    return asyncio.run(run_ours_async(database_url, scenario, total, chunk))
+def run_ours(database_url: str, scenario: Scenario, total: int, chunk: int, *, limit_s: float = 300) -> dict[str, Any]:
+    async def bounded() -> dict[str, Any]:
+        return await asyncio.wait_for(run_ours_async(database_url, scenario, total, chunk), limit_s)
+
+    try:
+        return asyncio.run(bounded())
+    except asyncio.TimeoutError:
+        return {"ok": False, "error": f"our side did not finish within {limit_s:.0f}s"}
 
 
 def stored_distribution(database_url: str, schema: str = "awa") -> dict[str, int]:
