@@ -3,7 +3,7 @@
 Steps (each runs even when an earlier one failed, so one report shows all):
 
 1. TLC model checks   scripts/run-tlc.sh (SKIPPED, with the reason, when no Java/jar)
-2. Spec parsing       every .tla parses; .cfg names exist; MAPPING.md rows
+2. Spec parsing       every .tla parses; .cfg names exist; MAPPING.md rows; mirror tests
 3. Model mirrors      python -m awa.models check (Python BFS == manifest counts)
 4. Test suite         pytest -n 2, everything but the state machines
 5. State machines     pytest -m machines (Hypothesis against PostgreSQL)
@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 LOG_DIR = ROOT / ".verify"
 TLC_SKIPPED = 3  # scripts/run-tlc.sh's "no Java or no jar" exit code
-SPEC_TESTS = ["tests/test_specs_parse.py", "tests/test_mapping.py"]
+SPEC_TESTS = ["tests/test_specs_parse.py", "tests/test_mapping.py", "tests/test_models_mirror.py"]
 
 
 @dataclass
@@ -49,7 +49,7 @@ def plan(deep: bool, workers: str) -> list[Step]:
     profile = {"HYPOTHESIS_PROFILE": "deep" if deep else os.environ.get("HYPOTHESIS_PROFILE", "ci")}
     return [
         Step("TLC model checks", ["bash", "scripts/run-tlc.sh"]),
-        Step("Spec parsing + MAPPING", _pytest("-q", *SPEC_TESTS)),
+        Step("Spec parsing, MAPPING, mirror tests", _pytest("-q", *SPEC_TESTS)),
         Step("Model mirrors", [sys.executable, "-m", "awa.models", "check"]),
         Step("Test suite", _pytest("-q", "-n", workers, "-m", "not machines", *ignore_specs), profile),
         Step("State machines", _pytest("-q", "-n", workers, "-m", "machines", *ignore_specs), profile),
