@@ -1,0 +1,168 @@
+"""Truly concurrent producers and claimers on separate connections (threads).
+
+Properties (spec: commit-ordered lane sequences, NoJobLost, ClaimOrderFifo):
+
+* an observer's every snapshot sees, per lane, exactly the numbers 1..n: a
+  transaction that commits later never shows a smaller lane number, so no
+  hole is ever visible (the enqueue head row lock is held until commit);
+* each claimer sees each lane's numbers strictly increasing, and no job is
+  claimed twice across claimers;
+* after the producers finish, draining claims every job exactly once (the
+  claim cursor never skipped a job whose producer committed late);
+* each producer's own jobs in one lane carry increasing numbers in its commit
+  order, and lane heads end at n + 1.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+
+import psycopg
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from awa.client import Client
+from awa.routing import PartitionedQueue
+from tests.machines._support import machine_settings, reset_database, user_tables
+
+pytestmark = pytest.mark.machines
+
+QUEUE = "conc"
+Lane = tuple[str, int, int]
+
+keys = st.one_of(st.none(), st.sampled_from(["a", "b", "c", "d", "e", "f", b"\x00", ""]))
+batches = st.lists(st.lists(keys, min_size=1, max_size=25), min_size=1, max_size=6)
+
+
+@pytest.fixture(scope="module")
+def concurrent_db(database_factory) -> str:
+    return database_factory(migrated=True)
+
+
+class Failure:
+    """Collects assertion failures raised in threads (pytest only sees the main thread)."""
+
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+        self.lock = threading.Lock()
+
+    def add(self, text: str) -> None:
+        with self.lock:
+            self.errors.append(text)
+
+
+def _run_thread(target, failure: Failure, *args) -> threading.Thread:
+    def body() -> None:
+        try:
+            target(*args)
+        except BaseException as exc:  # noqa: BLE001 - reported to the main thread
+            failure.add(f"{target.__name__}: {type(exc).__name__}: {exc}")
+
+    thread = threading.Thread(target=body, daemon=True)
+    thread.start()
+    return thread
+
+
+@given(
+    producers=st.lists(batches, min_size=2, max_size=3),
+    partitions=st.integers(1, 3),
+    shards=st.integers(1, 4),
+    claimers=st.integers(1, 2),
+)
+@machine_settings()
+def test_concurrent_copy_keeps_lanes_commit_ordered(concurrent_db, producers, partitions, shards, claimers) -> None:
+    url = concurrent_db
+    with psycopg.connect(url, autocommit=True) as admin:
+        reset_database(admin, user_tables(admin))
+        pq = PartitionedQueue(QUEUE, partitions)
+        setup = Client(admin)
+        for queue in pq.physical_queues:
+            setup.set_enqueue_shards(queue, shards)
+
+    failure = Failure()
+    # producers + claimers + observer + this thread
+    start = threading.Barrier(len(producers) + claimers + 2, timeout=30)
+    producers_done = threading.Event()
+    produced: list[list[tuple[int, Lane, int]]] = [[] for _ in producers]  # (job id, lane, seq) in commit order
+    claimed: list[list[tuple[int, Lane, int]]] = [[] for _ in range(claimers)]
+
+    def produce(index: int, plan: list[list]) -> None:
+        with psycopg.connect(url, autocommit=True) as conn:
+            client = Client(conn)
+            start.wait()
+            for batch_no, batch in enumerate(plan):
+                opts = [pq.route_by_key(k) if k is not None else {"queue": pq.queue_for_index(batch_no + i), "ordering_key": None}
+                        for i, k in enumerate(batch)]
+                jobs = client.insert_many_copy([{"p": index}] * len(batch), kind="conc", opts=opts)
+                produced[index].extend((j.id, j.lane, j.lane_seq) for j in jobs)
+
+    def claim(index: int) -> None:
+        with psycopg.connect(url, autocommit=True) as conn:
+            client = Client(conn)
+            start.wait()
+            limit = 1 + index * 3
+            while True:
+                done = producers_done.is_set()
+                got = client.claim(pq.physical_queues, limit)
+                claimed[index].extend((j.id, j.lane, j.lane_seq) for j in got)
+                if done and not got:
+                    return
+
+    def observe() -> None:
+        with psycopg.connect(url, autocommit=True) as conn:
+            start.wait()
+            while True:
+                done = producers_done.is_set()
+                seen: dict[Lane, list[int]] = defaultdict(list)
+                for q, p, s, seq in conn.execute("SELECT queue, priority, enqueue_shard, lane_seq FROM awa.jobs"):
+                    seen[(q, p, s)].append(seq)
+                for lane, seqs in seen.items():
+                    seqs.sort()
+                    if seqs != list(range(1, len(seqs) + 1)):
+                        failure.add(f"observer: lane {lane} shows a hole: {seqs[:40]}")
+                        return
+                if done:
+                    return
+
+    threads = [_run_thread(produce, failure, i, plan) for i, plan in enumerate(producers)]
+    threads += [_run_thread(claim, failure, i) for i in range(claimers)]
+    observer = _run_thread(observe, failure)
+    start.wait()
+    for t in threads[: len(producers)]:
+        t.join(60)
+    producers_done.set()
+    for t in threads[len(producers):] + [observer]:
+        t.join(60)
+    assert not any(t.is_alive() for t in threads + [observer]), "a thread hung"
+    assert not failure.errors, failure.errors
+
+    all_produced = {job_id: (lane, seq) for rows in produced for job_id, lane, seq in rows}
+    assert len(all_produced) == sum(len(b) for plan in producers for b in plan)
+    # Each producer: its own jobs in a lane are numbered in its commit order.
+    for index, rows in enumerate(produced):
+        last: dict[Lane, int] = {}
+        for _, lane, seq in rows:
+            assert seq > last.get(lane, 0), f"producer {index}: lane {lane} went {last.get(lane)} -> {seq}"
+            last[lane] = seq
+    # Lanes hold exactly 1..n, and the head points just past them.
+    per_lane: dict[Lane, list[int]] = defaultdict(list)
+    for lane, seq in all_produced.values():
+        per_lane[lane].append(seq)
+    with psycopg.connect(url, autocommit=True) as conn:
+        heads = {(q, p, s): n for q, p, s, n in conn.execute("SELECT queue, priority, enqueue_shard, next_seq FROM awa.enqueue_heads")}
+    for lane, seqs in per_lane.items():
+        assert sorted(seqs) == list(range(1, len(seqs) + 1)), (lane, sorted(seqs))
+        assert heads[lane] == len(seqs) + 1, (lane, heads[lane], len(seqs))
+    # Claims: strictly increasing per lane per claimer, each job exactly once.
+    every_claim = [job_id for rows in claimed for job_id, _, _ in rows]
+    assert len(every_claim) == len(set(every_claim)), "a job was claimed twice"
+    assert set(every_claim) == set(all_produced), (
+        f"lost: {sorted(set(all_produced) - set(every_claim))[:10]}, unknown: {sorted(set(every_claim) - set(all_produced))[:10]}"
+    )
+    for index, rows in enumerate(claimed):
+        last = {}
+        for _, lane, seq in rows:
+            assert seq > last.get(lane, 0), f"claimer {index}: lane {lane} claimed {seq} after {last.get(lane)}"
+            last[lane] = seq
