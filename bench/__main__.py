@@ -46,7 +46,7 @@ TARGET_E2E_VS_AWA_PG = 1.0
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="small N, one round: a smoke run (figures not meaningful)")
-    p.add_argument("--rounds", type=int, default=None, help="rounds per scenario (default 5 producer, 3 end to end)")
+    p.add_argument("--rounds", type=int, default=None, help="rounds per scenario (default 7 producer, 3 end to end)")
     p.add_argument(
         "--only",
         action="append",
@@ -70,7 +70,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.workers = args.workers or (64 if args.quick else 256)
     args.probe_jobs = args.probe_jobs if args.probe_jobs is not None else (20 if args.quick else 100)
     args.widths = tuple(int(w) for w in args.widths.split(",")) if args.widths else E2E_WIDTHS
-    args.producer_rounds = args.rounds or (1 if args.quick else 5)
+    args.producer_rounds = args.rounds or (1 if args.quick else 7)
     args.e2e_rounds = args.rounds or (1 if args.quick else 3)
     return args
 
@@ -217,6 +217,23 @@ def interleaved(round_index: int) -> tuple[str, ...]:
 # --- summaries ----------------------------------------------------------------
 
 
+def _by_round(runs: list[dict[str, Any]], **match: Any) -> dict[int, float]:
+    """{round: jobs/s} of the successful runs matching ``match``."""
+    out: dict[int, float] = {}
+    for r in runs:
+        if all(r.get(k) == v for k, v in match.items()):
+            res = r["result"]
+            if res.get("ok") and not res.get("stalled") and res.get("jobs_per_s"):
+                out[r["round"]] = res["jobs_per_s"]
+    return out
+
+
+def paired_ratio(numerators: dict[int, float], denominators: dict[int, float]) -> float | None:
+    """Median over rounds of the per-round ratio. Runs of one round are seconds
+    apart, so this cancels most of the slow drift a shared machine adds."""
+    return median([numerators[r] / denominators[r] for r in numerators if denominators.get(r)])
+
+
 def summarise_producer(runs: list[dict[str, Any]]) -> dict[str, Any]:
     summary: dict[str, Any] = {}
     for scenario in producer_bench.SCENARIOS:
@@ -235,8 +252,14 @@ def summarise_producer(runs: list[dict[str, Any]]) -> dict[str, Any]:
         summary[scenario.name] = row
     for name, row in summary.items():
         for side in SIDES:
-            row[side]["vs_single"] = ratio(row[side]["jobs_per_s"], summary["single"][side]["jobs_per_s"])
-        row["ours_vs_awa_pg"] = ratio(row["ours"]["jobs_per_s"], row["awa_pg"]["jobs_per_s"])
+            row[side]["vs_single"] = paired_ratio(
+                _by_round(runs, scenario=name, side=side), _by_round(runs, scenario="single", side=side)
+            )
+            row[side]["vs_single_of_medians"] = ratio(row[side]["jobs_per_s"], summary["single"][side]["jobs_per_s"])
+        row["ours_vs_awa_pg"] = paired_ratio(
+            _by_round(runs, scenario=name, side="ours"), _by_round(runs, scenario=name, side="awa_pg")
+        )
+        row["ours_vs_awa_pg_of_medians"] = ratio(row["ours"]["jobs_per_s"], row["awa_pg"]["jobs_per_s"])
     return summary
 
 
@@ -258,7 +281,10 @@ def summarise_e2e(runs: list[dict[str, Any]], widths: tuple[int, ...]) -> dict[s
                     {r["result"].get("error") or f"stalled at {r['result'].get('completed')} jobs" for r in mine if r not in good}
                 ),
             }
-        row["ours_vs_awa_pg"] = ratio(row["ours"]["jobs_per_s"], row["awa_pg"]["jobs_per_s"])
+        row["ours_vs_awa_pg"] = paired_ratio(
+            _by_round(runs, width=width, side="ours"), _by_round(runs, width=width, side="awa_pg")
+        )
+        row["ours_vs_awa_pg_of_medians"] = ratio(row["ours"]["jobs_per_s"], row["awa_pg"]["jobs_per_s"])
         summary[str(width)] = row
     return summary
 
@@ -310,7 +336,8 @@ def markdown(results: dict[str, Any]) -> str:
     )
     out.append(
         f"Jobs per run {cfg['jobs']:,}, COPY chunks of {cfg['chunk']:,}; producer rounds {cfg['producer_rounds']}, "
-        f"end-to-end rounds {cfg['e2e_rounds']}, {cfg['workers']} workers in total; medians; sides interleaved."
+        f"end-to-end rounds {cfg['e2e_rounds']}, {cfg['workers']} workers in total; sides interleaved. "
+        "jobs/s are medians over rounds; ratios are medians of the per-round ratios (paired runs)."
     )
     if meta.get("awa_pg_unavailable"):
         out.append(f"**awa-pg side not run:** {meta['awa_pg_unavailable']}")

@@ -82,7 +82,7 @@ def check_distribution(
 # --- our side -----------------------------------------------------------------
 
 
-def _router(scenario: Scenario):
+def _router(scenario: Scenario, chunk: int = 2000):
     """(partitioned queue, chunk opts builder): ``opts(lo, hi)`` for jobs lo..hi-1.
 
     Keyed routing uses our batch form ``route_by_keys`` (one vectorised hash per
@@ -95,7 +95,8 @@ def _router(scenario: Scenario):
     pq = PartitionedQueue(scenario.queue, scenario.width)
     if scenario.routing == "index":
         return pq, lambda lo, hi: [pq.route_by_index(i) for i in range(lo, hi)]
-    pq.route_by_keys([key_for(0)])  # first call imports numpy: not part of the producer path
+    # The first full-size batch imports numpy (vectorised hashing): not part of the producer path.
+    pq.route_by_keys([key_for(i) for i in range(chunk)])
     return pq, lambda lo, hi: pq.route_by_keys([key_for(i) for i in range(lo, hi)])
 
 
@@ -124,7 +125,7 @@ async def _close(client: Any) -> None:
 
 
 async def run_ours_async(database_url: str, scenario: Scenario, total: int, chunk: int) -> dict[str, Any]:
-    pq, route = _router(scenario)
+    pq, route = _router(scenario, chunk)
     queue = pq.logical_queue if pq is not None else scenario.queue
     client = open_async_client(database_url)
     try:
