@@ -37,12 +37,8 @@ def throughput_vs_width(results: dict[str, Any], path: Path) -> Path | None:
         if single:
             ax.axhline(single, color=colour, alpha=0.4, linestyle=":", label=f"{label} single queue")
     ax.set_title("Producer path: COPY enqueue")
-    ax.set_xlabel("partitions (width)")
     ax.set_ylabel("jobs/s (median)")
-    ax.set_xscale("log", base=2)
-    ax.set_ylim(bottom=0)
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
+    _width_axis(ax)
 
     ax = axes[1]
     for side, label, colour, style in sides:
@@ -54,12 +50,8 @@ def throughput_vs_width(results: dict[str, Any], path: Path) -> Path | None:
         if points:
             ax.plot([w for w, _ in points], [v for _, v in points], style, color=colour, label=label)
     ax.set_title("End to end: enqueue + drain no-op jobs")
-    ax.set_xlabel("partitions (width)")
     ax.set_ylabel("completed jobs/s (median)")
-    ax.set_xscale("log", base=2)
-    ax.set_ylim(bottom=0)
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
+    _width_axis(ax)
 
     fig.suptitle(f"{results.get('meta', {}).get('date_utc', '')}  PostgreSQL {results.get('meta', {}).get('server_version', '')}", fontsize=9)
     fig.tight_layout()
@@ -67,6 +59,17 @@ def throughput_vs_width(results: dict[str, Any], path: Path) -> Path | None:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def _width_axis(ax) -> None:
+    ax.set_xlabel("partitions (width)")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks([1, 2, 4, 8])
+    ax.set_xticklabels(["1", "2", "4", "8"])
+    ax.set_ylim(bottom=0)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
 
 
 def keyed_heatmap(landing: dict[str, Any], path: Path) -> Path | None:
