@@ -256,6 +256,7 @@ class WorkerRuntime:
         plan = queue.plan
         poll = self.options.poll_interval_ms / 1000
         looked_empty = False
+        busy_retries = 0
         backoff = 0.05
         while not self._stopping:
             if looked_empty:
@@ -302,9 +303,18 @@ class WorkerRuntime:
                 queue.bucket.consume(len(jobs))
             if len(jobs) < granted:
                 queue.slots.release(granted - len(jobs))
+                if not jobs and busy_retries > 0:
+                    # Right after full batches, an empty claim more likely met a lane
+                    # locked by another claimer than an empty queue: look again soon.
+                    busy_retries -= 1
+                    await self._pause(0.002)
+                    continue
                 looked_empty = True
+                busy_retries = 0
                 if not jobs:
                     queue.slots.idle()
+            else:
+                busy_retries = 3
             queue.stats.claimed += len(jobs)
             for raw in jobs:
                 self._dispatch(queue, raw)
