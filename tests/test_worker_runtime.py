@@ -644,6 +644,16 @@ def test_start_errors_through_the_client_leave_the_database_unchanged(database_u
         assert await _listen_backends(database_url) == 0
         await client.close()
 
+        async with await psycopg.AsyncConnection.connect(database_url) as conn:
+            single = WorkerAsyncClient(conn)
+
+            @single.task(Ping, queue="a")
+            async def ping2(job):
+                return None
+
+            with pytest.raises(ValidationError, match="needs a client built on a database URL or a connection pool"):
+                await single.start([("a", 1)])
+
     run(main())
     assert states(database_url) == {"available": 1}
 
