@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 
 import psycopg
 from hypothesis import strategies as st
+from hypothesis import target
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from awa.models import lifecycle as spec
@@ -140,7 +141,11 @@ class LifecycleMachine(RuleBasedStateMachine):
         tables = self._table_cache.get(self.database_url)
         if tables is None:
             tables = self._table_cache[self.database_url] = user_tables(self.conn)
-        reset_database(self.conn, tables)
+        reset_database(self.conn, tables, truncate=True)
+        # claim_jobs orders lanes of equal priority by random(): seed the
+        # session so a replayed example takes the same lanes (Hypothesis
+        # needs deterministic examples to shrink).
+        self.client_conn.execute("SELECT setseed(0.25)")
         self.now = EPOCH
         self.client = Client(self.client_conn, clock=lambda: self.now, jitter=lambda: 0.0)
         for queue in self.pq.physical_queues:
@@ -155,8 +160,10 @@ class LifecycleMachine(RuleBasedStateMachine):
         self.trace = LifecycleTrace(constants=constants())
         self.spec_state = spec.initial_state(self.trace.constants)
         self.spec_exact = True
+        self.max_running_lease = 0
 
     def teardown(self) -> None:
+        target(float(self.max_running_lease), label="highest lease of a running job")
         if self.spec_mode and self.spec_exact and self.trace.steps:
             type(self).action_counts.update(a for a, _ in self.trace.steps)
             type(self).recorded.append(self.trace)
@@ -325,6 +332,9 @@ class LifecycleMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def complete(self, data: st.DataObject) -> None:
         w = data.draw(st.sampled_from(self._busy()), label="worker")
+        self._complete_as(w)
+
+    def _complete_as(self, w: int) -> None:
         job, lease = self._worker_job(w)
         self.steps.append(f"complete(w={w})")
         current = self._current(job, lease)
@@ -339,6 +349,22 @@ class LifecycleMachine(RuleBasedStateMachine):
             self._spec_step("Complete", w)
         else:
             self._spec_step("DropStale", w)
+
+    def _zombies(self) -> list[int]:
+        """Workers whose attempt was rescued and whose job now runs under a later lease."""
+        out = []
+        for w in self._busy():
+            job, lease = self._worker_job(w)
+            if job.state == "running" and job.lease > lease:
+                out.append(w)
+        return out
+
+    @precondition(lambda self: self._zombies())
+    @rule(data=st.data())
+    def zombie_completes(self, data: st.DataObject) -> None:
+        """A worker that lost its lease (rescued, re-claimed) finishes anyway."""
+        w = data.draw(st.sampled_from(self._zombies()), label="zombie worker")
+        self._complete_as(w)
 
     @precondition(lambda self: self._busy())
     @rule(data=st.data(), how=st.sampled_from(["retry_now", "retry_backoff", "fail_terminal"]))
@@ -492,6 +518,10 @@ class LifecycleMachine(RuleBasedStateMachine):
         self.check_key_preserved(rows)
         if self.spec_mode:
             self.check_spec_mirror(rows, heads, claims)
+        # Steer the search toward the interesting corner: a job running under
+        # a later lease while an older holder may still call in.
+        running = [j.lease for j in self.jobs.values() if j.state == "running"]
+        self.max_running_lease = max([self.max_running_lease, *running])
 
     def check_model_agrees(self, rows: dict[int, JobRow], heads: dict) -> None:
         if set(rows) != set(self.by_db):
@@ -607,3 +637,25 @@ def lifecycle_machine_class(database_url: str, *, spec_mode: bool = True) -> typ
         LifecycleMachine, database_url, spec_mode=spec_mode, recorded=[], action_counts=Counter(),
         name="LifecycleMachineSpec" if spec_mode else "LifecycleMachineFull",
     )
+
+
+LEASE_GUARD = " AND run_lease = %(lease)s::bigint"
+
+
+class UnguardedCompleteMachine(LifecycleMachine):
+    """The pre-lease-guard design (spec cfg ...BrokenNoLeaseGuard): ``complete``
+    matches (id, running) and ignores the run lease. Verification only: the
+    machine must catch it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        core = self.client._core
+        guarded = core.q("complete")
+        assert LEASE_GUARD in guarded, "the complete statement changed; update this mutant"
+        unguarded = guarded.replace(LEASE_GUARD, "")
+        original_q = core.q
+        core.q = lambda name: unguarded if name == "complete" else original_q(name)  # type: ignore[method-assign]
+
+
+def unguarded_machine_class(database_url: str) -> type[LifecycleMachine]:
+    return bind_machine(UnguardedCompleteMachine, database_url, spec_mode=True, recorded=[], action_counts=Counter())

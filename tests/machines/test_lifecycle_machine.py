@@ -7,7 +7,7 @@ from hypothesis.stateful import run_state_machine_as_test
 
 from awa.testing.trace import validate
 from tests.machines._support import close_machine, machine_settings
-from tests.machines.lifecycle_machine import lifecycle_machine_class
+from tests.machines.lifecycle_machine import LifecycleViolation, lifecycle_machine_class, unguarded_machine_class
 
 pytestmark = pytest.mark.machines
 
@@ -34,3 +34,18 @@ def test_lifecycle_machine_with_backoff_and_terminal_failures(database_factory) 
         run_state_machine_as_test(machine, settings=machine_settings(examples_scale=4, steps=40))
     finally:
         close_machine(machine)
+
+
+def test_unguarded_completion_is_caught_and_shrunk(database_factory) -> None:
+    """The property-based twin of specs/PartitionedQueueLifecycleBrokenNoLeaseGuard.cfg."""
+    machine = unguarded_machine_class(database_factory(migrated=True))
+    try:
+        with pytest.raises(LifecycleViolation) as caught:
+            run_state_machine_as_test(machine, settings=machine_settings(examples_scale=4, steps=40, database=None, report_multiple_bugs=False))
+    finally:
+        close_machine(machine)
+    failure = caught.value
+    print("shrunk counterexample:\n  " + "\n  ".join(failure.steps) + f"\n{failure.invariant_name}: {failure.detail}")
+    assert failure.invariant_name == "StaleAttemptNeverFinalizes"
+    # Smallest shape: enqueue, claim, go quiet, rescue, reclaim, old holder completes.
+    assert len(failure.steps) <= 7, failure.steps
