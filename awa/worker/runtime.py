@@ -314,7 +314,7 @@ class WorkerRuntime:
                 if not jobs:
                     queue.slots.idle()
             else:
-                busy_retries = 3
+                busy_retries = 1
             queue.stats.claimed += len(jobs)
             for raw in jobs:
                 self._dispatch(queue, raw)
