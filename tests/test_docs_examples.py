@@ -193,3 +193,21 @@ def test_doc_examples_run(doc: Path, database_url: str, tmp_path: Path, monkeypa
         elif block.lang == "sql":
             with psycopg.connect(database_url) as conn:
                 conn.execute(block.code)
+
+
+def test_adr_index_lists_every_adr_and_every_link_resolves():
+    adr_dir = ROOT / "docs" / "adr"
+    index = (adr_dir / "README.md").read_text(encoding="utf-8")
+    linked = set(re.findall(r"\]\((\d{4}-[a-z0-9-]+\.md)\)", index))
+    present = {p.name for p in adr_dir.glob("[0-9][0-9][0-9][0-9]-*.md")}
+    assert linked == present, f"index links {sorted(linked - present)} missing files; unlisted {sorted(present - linked)}"
+    for name in present:
+        text = (adr_dir / name).read_text(encoding="utf-8")
+        for section in ("## Status", "## Context", "## Decision", "## Consequences", "## Alternatives"):
+            assert section in text, f"{name}: no {section!r} section"
+
+
+def test_relative_links_in_docs_resolve():
+    for path in _existing_docs():
+        for target in re.findall(r"\]\(([^)#:\s]+)(?:#[^)]*)?\)", path.read_text(encoding="utf-8")):
+            assert (path.parent / target).exists(), f"{path.relative_to(ROOT)}: broken link {target}"
