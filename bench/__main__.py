@@ -46,7 +46,7 @@ TARGET_E2E_VS_AWA_PG = 1.0
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="small N, one round: a smoke run (figures not meaningful)")
-    p.add_argument("--rounds", type=int, default=None, help="rounds per scenario (default 7 producer, 3 end to end)")
+    p.add_argument("--rounds", type=int, default=None, help="rounds per scenario (default 7 producer, 5 end to end)")
     p.add_argument(
         "--only",
         action="append",
@@ -71,7 +71,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.probe_jobs = args.probe_jobs if args.probe_jobs is not None else (20 if args.quick else 100)
     args.widths = tuple(int(w) for w in args.widths.split(",")) if args.widths else E2E_WIDTHS
     args.producer_rounds = args.rounds or (1 if args.quick else 7)
-    args.e2e_rounds = args.rounds or (1 if args.quick else 3)
+    args.e2e_rounds = args.rounds or (1 if args.quick else 5)
     return args
 
 
