@@ -166,6 +166,8 @@ class LifecycleMachine(RuleBasedStateMachine):
     def teardown(self) -> None:
         if currently_in_test_context():  # pinned replays call teardown() directly
             target(float(self.max_running_lease), label="highest lease of a running job")
+            # ...while keeping runs varied: reward runs that use many kinds of step.
+            target(float(len({s.split("(")[0] for s in self.steps})), label="kinds of step")
         if self.spec_mode and self.spec_exact and self.trace.steps:
             type(self).action_counts.update(a for a, _ in self.trace.steps)
             type(self).recorded.append(self.trace)
