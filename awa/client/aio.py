@@ -16,6 +16,7 @@ from psycopg_pool import AsyncConnectionPool
 from awa.client._api import ClientAPI
 from awa.client._core import ClientCore, Copy, Op, Result
 from awa.errors import ValidationError
+from awa.worker.mixin import AsyncWorkerMixin
 
 _COPY_BLOCK = 1 << 18
 
@@ -49,8 +50,12 @@ async def run_in_async(conn: psycopg.AsyncConnection, op: Op) -> Any:
     return await run_async(conn, op)
 
 
-class AsyncClient(ClientAPI):
-    """Async client; every public method returns an awaitable."""
+class AsyncClient(AsyncWorkerMixin, ClientAPI):
+    """Async client; every public method returns an awaitable.
+
+    The worker API (``task``, ``start``, ``shutdown``) comes from the worker
+    runtime's :class:`~awa.worker.mixin.AsyncWorkerMixin`.
+    """
 
     def __init__(
         self,

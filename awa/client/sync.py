@@ -12,6 +12,7 @@ from psycopg_pool import ConnectionPool
 from awa.client._api import ClientAPI
 from awa.client._core import ClientCore, Copy, Op, Result
 from awa.errors import ValidationError
+from awa.worker.mixin import WorkerMixin
 
 _COPY_BLOCK = 1 << 18  # characters per write: the server parses while we send
 
@@ -50,8 +51,12 @@ def run_in(conn: psycopg.Connection, op: Op) -> Any:
     return run_sync(conn, op)
 
 
-class Client(ClientAPI):
-    """Sync client. ``Client(url)`` opens its own pool; a pool or a connection may be passed."""
+class Client(WorkerMixin, ClientAPI):
+    """Sync client. ``Client(url)`` opens its own pool; a pool or a connection may be passed.
+
+    The worker API (``task``, ``start``, ``shutdown``) comes from the worker
+    runtime's :class:`~awa.worker.mixin.WorkerMixin`.
+    """
 
     def __init__(
         self,
