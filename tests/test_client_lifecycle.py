@@ -311,3 +311,17 @@ def test_async_lifecycle_same_semantics(database_url, clock):
             return stat.completed
 
     assert asyncio.run(main()) == 1
+
+
+def test_priority_aging_lets_a_long_waiting_low_priority_lane_go_first(client, clock):
+    old_low = client.insert({"a": "low"}, kind="k", queue="age", priority=4)
+    clock.advance(50)
+    fresh_high = client.insert({"a": "high"}, kind="k", queue="age", priority=2)
+    assert [j.id for j in client.claim(["age"], 1)] == [fresh_high.id]  # no aging: priority wins
+    client.cancel_job(fresh_high.id)
+    fresh_high = client.insert({"a": "high2"}, kind="k", queue="age", priority=2)
+    # 50 s waited / 10 s interval -> priority 4 ages to 1, ahead of a fresh 2.
+    assert [j.id for j in client.claim(["age"], 1, priority_aging_interval_ms=10_000)] == [old_low.id]
+    assert [j.id for j in client.claim(["age"], 1, priority_aging_interval_ms=10_000)] == [fresh_high.id]
+    with pytest.raises(ValidationError):
+        client.claim(["age"], 1, priority_aging_interval_ms=-1)

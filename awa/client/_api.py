@@ -145,9 +145,20 @@ class ClientAPI:
 
     # -- claims and leases -------------------------------------------------
 
-    def claim(self, queues: Sequence[str] | str, limit: int, *, deadline_ms: int | None = None) -> Any:
-        """Claim due jobs: highest priority first, lane order within a lane."""
-        return self._drive(self._core.claim(queues, limit, deadline_ms), tx=False)
+    def claim(
+        self,
+        queues: Sequence[str] | str,
+        limit: int,
+        *,
+        deadline_ms: int | None = None,
+        priority_aging_interval_ms: int | None = None,
+    ) -> Any:
+        """Claim due jobs: highest priority first, lane order within a lane.
+
+        ``priority_aging_interval_ms``: a lane whose next job has waited k
+        intervals competes one level higher per interval (never above 1).
+        """
+        return self._drive(self._core.claim(queues, limit, deadline_ms, priority_aging_interval_ms), tx=False)
 
     def complete(self, job_id: int, run_lease: int) -> Any:
         """True when applied; False when the lease is stale (nothing changed)."""

@@ -213,7 +213,9 @@ class ClientCore:
 
     # -- claims and leases -------------------------------------------------
 
-    def claim(self, queues: Sequence[str] | str, limit: int, deadline_ms: int | None) -> Op:
+    def claim(
+        self, queues: Sequence[str] | str, limit: int, deadline_ms: int | None, aging_ms: int | None = None
+    ) -> Op:
         if isinstance(queues, str):
             queues = [queues]
         queue_list = [_batch.check_name(q, "queue") for q in queues]
@@ -223,11 +225,15 @@ class ClientCore:
             isinstance(deadline_ms, bool) or not isinstance(deadline_ms, int) or deadline_ms <= 0
         ):
             raise ValidationError(f"deadline_ms must be a positive integer, got {deadline_ms!r}")
+        if aging_ms is not None and (isinstance(aging_ms, bool) or not isinstance(aging_ms, int) or aging_ms < 0):
+            raise ValidationError(f"priority_aging_interval_ms must be a non-negative integer, got {aging_ms!r}")
         if limit == 0 or not queue_list:
             return []
         deadline = None if deadline_ms is None else dt.timedelta(milliseconds=deadline_ms)
+        aging = dt.timedelta(milliseconds=aging_ms) if aging_ms else None  # 0 = off
         res = yield Query(
-            self.q("claim"), {"queues": queue_list, "limit": limit, "now": self.now(), "deadline": deadline}
+            self.q("claim"),
+            {"queues": queue_list, "limit": limit, "now": self.now(), "deadline": deadline, "aging": aging},
         )
         return _jobs(res)
 

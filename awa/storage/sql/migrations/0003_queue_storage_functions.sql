@@ -199,7 +199,8 @@ CREATE OR REPLACE FUNCTION __schema__.claim_jobs(
     p_queues   text[],
     p_limit    integer,
     p_now      timestamptz,
-    p_deadline interval
+    p_deadline interval,
+    p_aging    interval DEFAULT NULL
 )
 RETURNS SETOF __schema__.jobs
 LANGUAGE plpgsql AS $$
@@ -231,9 +232,35 @@ BEGIN
         JOIN __schema__.queues AS q ON q.name = e.queue AND NOT q.paused
         LEFT JOIN __schema__.claim_heads AS c
                ON c.queue = e.queue AND c.priority = e.priority AND c.enqueue_shard = e.enqueue_shard
+        -- Priority aging (optional): a lane whose next job has waited k
+        -- intervals competes as if its priority were k levels higher (not
+        -- above 1). Only computed when asked for.
+        LEFT JOIN LATERAL (
+            SELECT j.run_at AS head_run_at
+            FROM __schema__.lane_segments AS g
+            CROSS JOIN LATERAL (
+                SELECT j.run_at FROM __schema__.jobs AS j
+                WHERE j.id BETWEEN g.first_id + (greatest(g.first_seq, coalesce(c.claim_seq, 0) + 1) - g.first_seq)
+                               AND g.first_id + (g.last_seq - g.first_seq)
+                  AND j.state = 'available'
+                  AND j.lane_seq = g.first_seq + (j.id - g.first_id)
+                ORDER BY j.id
+                LIMIT 1
+            ) AS j
+            WHERE p_aging IS NOT NULL
+              AND g.queue = e.queue AND g.priority = e.priority AND g.enqueue_shard = e.enqueue_shard
+              AND g.last_seq > coalesce(c.claim_seq, 0)
+            ORDER BY g.first_seq
+            LIMIT 1
+        ) AS h ON true
         WHERE e.queue = ANY (p_queues)
           AND e.next_seq - 1 - coalesce(c.claim_seq, 0) - coalesce(c.holes, 0) > 0
-        ORDER BY e.priority, random()
+        ORDER BY
+            CASE WHEN h.head_run_at IS NULL THEN e.priority
+                 ELSE greatest(1, e.priority - floor(extract(epoch FROM v_now - h.head_run_at)
+                                                     / extract(epoch FROM p_aging))::integer)
+            END,
+            e.priority, random()
     LOOP
         EXIT WHEN v_remaining <= 0;
         IF v_lane.claim_seq IS NULL THEN
