@@ -77,7 +77,7 @@ class ClientAPI:
             ordering_key=ordering_key,
             opts=None,
         )
-        return self._drive(_first(self._core.enqueue(batch, True)), conn)
+        return self._drive(self._core.insert_one(batch), conn, tx=False)
 
     def insert_many_copy(
         self,
@@ -260,7 +260,3 @@ class ClientAPI:
     def move_failed_to_dlq(self, job_id: int, reason: str = "manual") -> Any:
         return self._drive(self._core.move_failed_to_dlq(job_id, reason), tx=False)
 
-
-def _first(op: Op) -> Op:
-    jobs = yield from op
-    return jobs[0]

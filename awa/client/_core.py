@@ -178,6 +178,39 @@ class ClientCore:
             return batch.n
         return self._jobs_for(batch, lanes, use_starts, db_now, scheduled, ids)
 
+    def insert_one(self, batch: _batch.Batch) -> Op:
+        """One job, one statement (one round trip on an autocommit connection)."""
+        now = self.now()
+        queue = batch.queue
+        kind = batch.kinds if isinstance(batch.kinds, str) else batch.kinds[0]
+        for _ in range(_SHARD_RETRIES):
+            expected = self._shards.get(queue, 1)
+            [lane] = _batch.route(batch, {queue: expected}, self._rotate)
+            res = yield Query(
+                self.q("insert_job"),
+                {
+                    "queue": queue,
+                    "expected": expected,
+                    "priority": batch.priority,
+                    "shard": lane.shard,
+                    "kind": kind,
+                    "args": batch.args_text[0],
+                    "max_attempts": batch.max_attempts,
+                    "tags": batch.tags or None,
+                    "metadata": _batch.dumps(batch.metadata) if batch.metadata else None,
+                    "ordering_key": batch.key,
+                    "run_at": batch.run_at,
+                    "now": now,
+                    "channel": self.channel,
+                },
+            )
+            if res.rows:
+                self.metrics.record({queue: 1})
+                return Job.from_row(res.names, res.rows[0])
+            fresh = yield Query(self.q("queue_shards"), {"queues": [queue]})
+            self._shards[queue] = fresh.rows[0][1] if fresh.rows else 1
+        raise AwaError("enqueue_shards kept changing while routing the job; try again")  # pragma: no cover
+
     def _jobs_for(self, batch, lanes, starts, now, scheduled, ids) -> list[Job]:
         out: list[Job | None] = [None] * batch.n
         state = JobState.SCHEDULED if scheduled else JobState.AVAILABLE

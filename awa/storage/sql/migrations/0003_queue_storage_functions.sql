@@ -583,3 +583,46 @@ BEGIN
     RETURN QUERY SELECT * FROM __schema__.jobs WHERE id = p_id;
 END
 $$;
+
+-- One job in one statement (one round trip in autocommit): the same
+-- reservation as a batch, then a plain INSERT. Returns no row when the
+-- caller's enqueue_shards is stale (it refreshes and calls again).
+CREATE OR REPLACE FUNCTION __schema__.insert_job(
+    p_queue           text,
+    p_expected_shards smallint,
+    p_priority        smallint,
+    p_shard           smallint,
+    p_kind            text,
+    p_args            jsonb,
+    p_max_attempts    smallint,
+    p_tags            text[],
+    p_metadata        jsonb,
+    p_ordering_key    bytea,
+    p_run_at          timestamptz,
+    p_now             timestamptz,
+    p_channel         text
+)
+RETURNS SETOF __schema__.jobs
+LANGUAGE plpgsql AS $$
+DECLARE
+    r record;
+BEGIN
+    SELECT * INTO r FROM __schema__.enqueue_reserve(
+        ARRAY[p_queue], ARRAY[p_expected_shards], ARRAY[p_queue], ARRAY[p_priority], ARRAY[p_shard],
+        ARRAY[1], p_run_at, p_now, 1, p_channel);
+    IF NOT r.shards_ok THEN
+        RETURN;
+    END IF;
+    RETURN QUERY
+    INSERT INTO __schema__.jobs (
+        id, queue, priority, max_attempts, state, enqueue_shard, lane_seq, run_at, created_at,
+        kind, args, tags, metadata, ordering_key)
+    VALUES (
+        r.id_starts[1], p_queue, p_priority, p_max_attempts,
+        CASE WHEN r.scheduled THEN 'scheduled' ELSE 'available' END::__schema__.job_state,
+        p_shard, CASE WHEN r.scheduled THEN NULL ELSE r.lane_starts[1] END,
+        coalesce(p_run_at, r.db_now), r.db_now,
+        p_kind, p_args, p_tags, p_metadata, p_ordering_key)
+    RETURNING *;
+END
+$$;
