@@ -90,6 +90,11 @@ def _key_bytes(key: bytes | str | None) -> bytes | None:
     return None if key is None else reference.key_bytes(key)
 
 
+@dataclass
+class _Returned:
+    id: int
+
+
 class RoutingMachine(RuleBasedStateMachine):
     """Set ``database_url`` and ``scheme`` on a subclass (see ``routing_machine_class``)."""
 
@@ -192,8 +197,11 @@ class RoutingMachine(RuleBasedStateMachine):
         default_key=optional_keys,
         priority=priorities,
         size=st.integers(1, 12),
+        returning=st.booleans(),
     )
-    def copy_batch(self, data: st.DataObject, default_key: bytes | str | None, priority: int, size: int) -> None:
+    def copy_batch(
+        self, data: st.DataObject, default_key: bytes | str | None, priority: int, size: int, returning: bool
+    ) -> None:
         """A COPY batch with batch defaults and mixed per-job opts (tri-state key)."""
         default_def = data.draw(st.sampled_from(self.defs), label="default_queue_of")
         default_queue = default_def.pq.physical_queues[0]
@@ -230,18 +238,26 @@ class RoutingMachine(RuleBasedStateMachine):
                 expected.append((default_queue, _key_bytes(key), None))
                 described.append(f"{{ordering_key: {key!r}}}")
         self.steps.append(
-            f"copy_batch(queue={default_queue}, ordering_key={default_key!r}, priority={priority}, "
+            f"{'insert_many_copy' if returning else 'enqueue_many_copy'}(queue={default_queue}, ordering_key={default_key!r}, priority={priority}, "
             f"opts=[{', '.join(described)}])"
         )
-        jobs = self.client.insert_many_copy(
-            [{"i": i} for i in range(size)],
-            kind="routing",
-            queue=default_queue,
-            ordering_key=default_key,
-            priority=priority,
-            opts=opts,
-        )
-        assert len(jobs) == size
+        batch = dict(kind="routing", queue=default_queue, ordering_key=default_key, priority=priority, opts=opts)
+        if returning:
+            jobs = self.client.insert_many_copy([{"i": i} for i in range(size)], **batch)
+            assert len(jobs) == size
+        else:
+            # Count-only COPY: find the new rows by their args (input index).
+            newest = max(self.jobs, default=0)
+            count = self.client.enqueue_many_copy([{"i": i} for i in range(size)], **batch)
+            assert count == size, (count, size)
+            by_index = dict(
+                self.conn.execute(
+                    "SELECT (args->>'i')::int, id FROM awa.jobs WHERE id > %s AND kind = 'routing' ORDER BY id",
+                    [newest],
+                ).fetchall()
+            )
+            assert sorted(by_index) == list(range(size)), by_index
+            jobs = [_Returned(by_index[i]) for i in range(size)]
         for job, (queue, key, routed) in zip(jobs, expected):
             self._record(job, queue, priority, key, routed)
 
