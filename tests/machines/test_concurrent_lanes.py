@@ -16,6 +16,7 @@ Properties (spec: commit-ordered lane sequences, NoJobLost, ClaimOrderFifo):
 from __future__ import annotations
 
 import threading
+import time
 from collections import defaultdict
 
 import psycopg
@@ -24,6 +25,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from awa.client import Client
+from awa.client._core import Copy, Result
 from awa.routing import PartitionedQueue
 from tests.machines._support import machine_settings, reset_database, user_tables
 
@@ -65,15 +67,8 @@ def _run_thread(target, failure: Failure, *args) -> threading.Thread:
     return thread
 
 
-@given(
-    producers=st.lists(batches, min_size=2, max_size=3),
-    partitions=st.integers(1, 3),
-    shards=st.integers(1, 4),
-    claimers=st.integers(1, 2),
-)
-@machine_settings()
-def test_concurrent_copy_keeps_lanes_commit_ordered(concurrent_db, producers, partitions, shards, claimers) -> None:
-    url = concurrent_db
+def run_scenario(url: str, producers, partitions: int, shards: int, claimers: int, client_for=Client) -> list[str]:
+    """Run producers, claimers and an observer at once; the property violations found."""
     with psycopg.connect(url, autocommit=True) as admin:
         reset_database(admin, user_tables(admin))
         pq = PartitionedQueue(QUEUE, partitions)
@@ -90,13 +85,14 @@ def test_concurrent_copy_keeps_lanes_commit_ordered(concurrent_db, producers, pa
 
     def produce(index: int, plan: list[list]) -> None:
         with psycopg.connect(url, autocommit=True) as conn:
-            client = Client(conn)
+            client = client_for(conn)
             start.wait()
             for batch_no, batch in enumerate(plan):
                 opts = [pq.route_by_key(k) if k is not None else {"queue": pq.queue_for_index(batch_no + i), "ordering_key": None}
                         for i, k in enumerate(batch)]
                 jobs = client.insert_many_copy([{"p": index}] * len(batch), kind="conc", opts=opts)
                 produced[index].extend((j.id, j.lane, j.lane_seq) for j in jobs)
+            client.close()
 
     def claim(index: int) -> None:
         with psycopg.connect(url, autocommit=True) as conn:
@@ -135,16 +131,19 @@ def test_concurrent_copy_keeps_lanes_commit_ordered(concurrent_db, producers, pa
     producers_done.set()
     for t in threads[len(producers):] + [observer]:
         t.join(60)
-    assert not any(t.is_alive() for t in threads + [observer]), "a thread hung"
-    assert not failure.errors, failure.errors
+    if any(t.is_alive() for t in threads + [observer]):
+        return ["a thread hung"]
+    errors = list(failure.errors)
 
     all_produced = {job_id: (lane, seq) for rows in produced for job_id, lane, seq in rows}
-    assert len(all_produced) == sum(len(b) for plan in producers for b in plan)
+    if len(all_produced) != sum(len(b) for plan in producers for b in plan):
+        errors.append("producers got back fewer jobs than they sent")
     # Each producer: its own jobs in a lane are numbered in its commit order.
     for index, rows in enumerate(produced):
         last: dict[Lane, int] = {}
         for _, lane, seq in rows:
-            assert seq > last.get(lane, 0), f"producer {index}: lane {lane} went {last.get(lane)} -> {seq}"
+            if seq <= last.get(lane, 0):
+                errors.append(f"producer {index}: lane {lane} went {last.get(lane)} -> {seq}")
             last[lane] = seq
     # Lanes hold exactly 1..n, and the head points just past them.
     per_lane: dict[Lane, list[int]] = defaultdict(list)
@@ -153,16 +152,74 @@ def test_concurrent_copy_keeps_lanes_commit_ordered(concurrent_db, producers, pa
     with psycopg.connect(url, autocommit=True) as conn:
         heads = {(q, p, s): n for q, p, s, n in conn.execute("SELECT queue, priority, enqueue_shard, next_seq FROM awa.enqueue_heads")}
     for lane, seqs in per_lane.items():
-        assert sorted(seqs) == list(range(1, len(seqs) + 1)), (lane, sorted(seqs))
-        assert heads[lane] == len(seqs) + 1, (lane, heads[lane], len(seqs))
+        if sorted(seqs) != list(range(1, len(seqs) + 1)) or heads.get(lane) != len(seqs) + 1:
+            errors.append(f"lane {lane}: numbers {sorted(seqs)[:20]}, head {heads.get(lane)}")
     # Claims: strictly increasing per lane per claimer, each job exactly once.
     every_claim = [job_id for rows in claimed for job_id, _, _ in rows]
-    assert len(every_claim) == len(set(every_claim)), "a job was claimed twice"
-    assert set(every_claim) == set(all_produced), (
-        f"lost: {sorted(set(all_produced) - set(every_claim))[:10]}, unknown: {sorted(set(every_claim) - set(all_produced))[:10]}"
-    )
+    if len(every_claim) != len(set(every_claim)):
+        errors.append("a job was claimed twice")
+    if set(every_claim) != set(all_produced):
+        lost = sorted(set(all_produced) - set(every_claim))
+        errors.append(f"jobs never claimed (lost): {lost[:10]}")
     for index, rows in enumerate(claimed):
         last = {}
         for _, lane, seq in rows:
-            assert seq > last.get(lane, 0), f"claimer {index}: lane {lane} claimed {seq} after {last.get(lane)}"
+            if seq <= last.get(lane, 0):
+                errors.append(f"claimer {index}: lane {lane} claimed {seq} after {last.get(lane)}")
             last[lane] = seq
+    return errors
+
+
+@given(
+    producers=st.lists(batches, min_size=2, max_size=3),
+    partitions=st.integers(1, 3),
+    shards=st.integers(1, 4),
+    claimers=st.integers(1, 2),
+)
+@machine_settings()
+def test_concurrent_copy_keeps_lanes_commit_ordered(concurrent_db, producers, partitions, shards, claimers) -> None:
+    errors = run_scenario(concurrent_db, producers, partitions, shards, claimers)
+    assert not errors, errors
+
+
+class ReserveOutsideTransaction(Client):
+    """Broken on purpose: lane numbers are reserved on a separate autocommit
+    connection, so the head row lock is gone before the rows commit and a
+    later committer can hold smaller numbers. The property must notice."""
+
+    def __init__(self, conn: psycopg.Connection) -> None:
+        super().__init__(conn)
+        self._side = psycopg.connect(conn.info.dsn, autocommit=True)
+
+    def close(self) -> None:
+        self._side.close()
+        super().close()
+
+    def _drive(self, op, conn=None):
+        if conn is not None:
+            return super()._drive(op, conn)
+        assert self._conn is not None
+        with self._conn.transaction():
+            try:
+                step = next(op)
+                while True:
+                    if isinstance(step, Copy):
+                        time.sleep(0.01)  # widen the window between reserve and commit
+                        with self._conn.cursor() as cur, cur.copy(step.sql) as copy:
+                            copy.write(step.data)
+                        result = None
+                    else:
+                        target = self._side if "enqueue_reserve" in step.sql else self._conn
+                        cur = target.execute(step.sql, step.params)
+                        names = [c.name for c in cur.description] if cur.description else []
+                        result = Result(names, cur.fetchall() if cur.description else [], cur.rowcount)
+                    step = op.send(result)
+            except StopIteration as done:
+                return done.value
+
+
+def test_lanes_numbered_outside_the_commit_are_caught(concurrent_db) -> None:
+    producers = [[["a", "b", None, "c"]] * 8 for _ in range(3)]
+    errors = run_scenario(concurrent_db, producers, 1, 1, 1, client_for=ReserveOutsideTransaction)
+    print("violations found:", errors[:3])
+    assert any("hole" in e or "lost" in e or "numbers" in e for e in errors), errors
