@@ -325,3 +325,13 @@ def test_priority_aging_lets_a_long_waiting_low_priority_lane_go_first(client, c
     assert [j.id for j in client.claim(["age"], 1, priority_aging_interval_ms=10_000)] == [fresh_high.id]
     with pytest.raises(ValidationError):
         client.claim(["age"], 1, priority_aging_interval_ms=-1)
+
+
+def test_priority_aging_ties_go_to_the_longest_waiting_lane(client, clock):
+    old_low = client.insert({"a": "low"}, kind="k", queue="tie", priority=4)
+    clock.advance(40)
+    high = client.insert({"a": "high"}, kind="k", queue="tie", priority=2)
+    clock.advance(20)
+    # Both lanes aged to priority 1 (10 s interval); the older head wins.
+    assert [j.id for j in client.claim(["tie"], 1, priority_aging_interval_ms=10_000)] == [old_low.id]
+    assert [j.id for j in client.claim(["tie"], 1, priority_aging_interval_ms=10_000)] == [high.id]

@@ -234,7 +234,8 @@ BEGIN
                ON c.queue = e.queue AND c.priority = e.priority AND c.enqueue_shard = e.enqueue_shard
         -- Priority aging (optional): a lane whose next job has waited k
         -- intervals competes as if its priority were k levels higher (not
-        -- above 1). Only computed when asked for.
+        -- above 1); ties go to the lane whose next job waited longest. Only
+        -- computed when asked for.
         LEFT JOIN LATERAL (
             SELECT j.run_at AS head_run_at
             FROM __schema__.lane_segments AS g
@@ -260,6 +261,7 @@ BEGIN
                  ELSE greatest(1, e.priority - floor(extract(epoch FROM v_now - h.head_run_at)
                                                      / extract(epoch FROM p_aging))::integer)
             END,
+            h.head_run_at,  -- equal effective priority: the longer-waiting lane first
             e.priority, random()
     LOOP
         EXIT WHEN v_remaining <= 0;
