@@ -7,8 +7,9 @@ Conventions for writing docs (also in docs/verification.md):
   ``awa`` command is on ``PATH``.
 * ```python blocks are executed in order in one namespace per document (a
   later block may use names from an earlier one).
-* ```sh / ```bash blocks run with ``bash -euo pipefail``; lines starting with
-  ``make`` are skipped (those targets have their own CI); ``cwd=repo`` in the
+* ```sh / ```bash blocks run with ``bash -euo pipefail``; lines that run a
+  make target (``make …``, ``python -m bench``, ``awa bench``, ``awa verify``)
+  are skipped: they take minutes and have their own checks; ``cwd=repo`` in the
   info string runs the block in the repository root (read-only commands).
 * A block with ``file=NAME`` in its info string (```python file=shop_tasks.py,
   ```toml file=worker.toml, ```jsonl file=orders.jsonl) is written to NAME
@@ -44,6 +45,9 @@ FENCE = re.compile(r"^```(\S*)(.*)$")
 RUN_LANGS = {"python", "sh", "bash", "toml", "json", "jsonl", "sql"}
 PASSIVE_LANGS = {"text", "", "console-output", "tla"}
 MAX_NO_RUN = 3
+# Commands that are make targets (or the same thing spelled differently): minutes
+# long, with their own checks (make verify, bench smoke tests), so docs only show them.
+TARGET_COMMANDS = ("make ", "python -m bench", "awa bench", "awa verify", "python -m scripts.verify")
 BLOCK_TIMEOUT = 180  # seconds; a doc example that waits for ever must fail, not hang the suite
 
 
@@ -133,7 +137,7 @@ def test_no_run_blocks_are_rare():
 
 
 def _shell(block: Block, cwd: Path, env: dict[str, str]) -> None:
-    script = "\n".join(line for line in block.code.splitlines() if not line.lstrip().startswith("make "))
+    script = "\n".join(line for line in block.code.splitlines() if not line.lstrip().startswith(TARGET_COMMANDS))
     if not script.strip():
         return
     if re.search(r"\bcwd=repo\b", block.options):
