@@ -88,11 +88,9 @@ def _work(url: str, logical: str, partitions: int, per_partition: int, jobs: int
 
 async def _work_async(url: str, logical: str, partitions: int, per_partition: int, jobs: int, ready: Any) -> None:
     from awa.client import AsyncClient
-    from awa.worker import AsyncWorkerMixin
 
-    cls = AsyncClient if issubclass(AsyncClient, AsyncWorkerMixin) else type("AsyncClient", (AsyncWorkerMixin, AsyncClient), {})
     pq = PartitionedQueue(logical, partitions)
-    client = cls(url)
+    client = AsyncClient(url)
 
     @client.task(Noop, queue=pq.physical_queues[0])
     async def noop(job):

@@ -763,3 +763,28 @@ def test_per_queue_deadline_rescues_a_runaway_attempt(database_url):
     assert sorted(seen) == [(1, True), (2, False)]  # the first attempt learned it lost the job
     assert stored.state.value == "completed" and stored.attempt == 2
     assert "deadline exceeded" in stored.errors[0]["error"]
+
+
+@pytest.mark.parametrize("aging_ms, first", [(100, "old-low"), (0, "fresh")])
+def test_priority_aging_interval_reaches_the_claim(database_url, aging_ms, first):
+    async def main():
+        client = WorkerAsyncClient(database_url)
+        order: list[str] = []
+
+        @client.task(Outcome, queue="age")
+        async def record(job):
+            order.append(job.args.what)
+
+        await client.insert(Outcome("old-low"), queue="age", priority=4)
+        await asyncio.sleep(0.6)  # six aging intervals: priority 4 competes as 1
+        await client.insert_many_copy([Outcome("fresh")] * 3, queue="age", priority=2)
+        await client.start([{"name": "age", "max_workers": 1, "claim_batch_size": 1,
+                             "priority_aging_interval_ms": aging_ms}], **FAST)
+        try:
+            await wait_until(lambda: _done(client, 4))
+        finally:
+            await client.shutdown()
+            await client.close()
+        return order
+
+    assert run(main())[0] == first

@@ -11,14 +11,10 @@ from typing import Any
 import psycopg
 
 from awa.client import AsyncClient, Client
-from awa.worker import AsyncWorkerMixin, WorkerMixin
 
-# The storage layer mixes the worker API into its clients; until it does, the
-# tests use the same mixins on a subclass (identical behaviour).
-WorkerAsyncClient: type = (
-    AsyncClient if issubclass(AsyncClient, AsyncWorkerMixin) else type("AsyncClient", (AsyncWorkerMixin, AsyncClient), {})
-)
-WorkerClient: type = Client if issubclass(Client, WorkerMixin) else type("Client", (WorkerMixin, Client), {})
+# The client classes carry the worker API (AsyncWorkerMixin / WorkerMixin).
+WorkerAsyncClient = AsyncClient
+WorkerClient = Client
 
 FAST = dict(
     poll_interval_ms=50,
