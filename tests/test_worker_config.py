@@ -254,3 +254,8 @@ def test_runtime_options_validation_and_awa_aliases():
         _options({"poll_interval": 5})
     with raises("promote_interval_ms must be an int > 0, got 0"):
         _options({"promote_interval_ms": 0})
+
+
+def test_priority_aging_is_off_unless_configured():
+    assert plan([("q", 1)]).queues[0].priority_aging_interval_ms == 0
+    assert plan([{"name": "q", "max_workers": 1, "priority_aging_interval_ms": 500}]).queues[0].priority_aging_interval_ms == 500

@@ -19,7 +19,9 @@ DEFAULT_INFERRED_MAX_WORKERS = 10  # queues=None: one queue per declared handler
 DEFAULT_CLAIMERS = 1
 DEFAULT_CLAIM_BATCH_SIZE = 512
 DEFAULT_DEADLINE_DURATION_MS = 300_000  # 5 minutes; 0 disables the per-attempt deadline
-DEFAULT_PRIORITY_AGING_INTERVAL_MS = 60_000  # 0 disables claim-time aging
+# Off unless asked for (awa defaults to 60 s): aging makes every claim look up
+# each lane's head job, several times the cost of a plain claim.
+DEFAULT_PRIORITY_AGING_INTERVAL_MS = 0
 
 _DICT_KEYS = frozenset(
     {
