@@ -11,9 +11,11 @@ Two input shapes:
 With ``--partitions N`` the queue is a logical queue split over N partitions
 (:class:`awa.routing.PartitionedQueue`): keyed jobs go to the partition of
 their key, unkeyed jobs round robin. A line's own ``queue`` names its logical
-queue the same way. Integer keys are used as their decimal text. The whole input is parsed and validated
-before anything is written; by default everything is inserted in one
-transaction (``--commit-every`` trades that for bounded transactions).
+queue the same way. Integer keys are used as their decimal text.
+
+The whole input is parsed and validated before anything is written; by
+default everything is inserted in one transaction (``--commit-every`` trades
+that for bounded transactions).
 """
 
 from __future__ import annotations
