@@ -114,6 +114,41 @@ def test_pinned_zombie_completion_breaks_an_unguarded_complete(machine_db: str) 
     assert caught.value.invariant_name == "StaleAttemptNeverFinalizes"
 
 
+def _stale_replay_after_retry(machine: LifecycleMachine) -> None:
+    """enqueue_copy([0, 0]); claim(w1); fail(w1, retry_now); claim(w1); complete by lease 1."""
+    steps = [
+        lambda: machine.enqueue_copy([0, 0]),
+        lambda: machine.claim(Draws(1)),
+        lambda: machine.fail(Draws(1), "retry_now"),
+        lambda: machine.claim(Draws(1)),
+        lambda: machine.stale_replay(Draws((machine.jobs[1], 1)), "complete"),
+    ]
+    for step in steps:
+        step()
+        machine.database_agrees()
+
+
+def test_pinned_stale_replay_after_retry_changes_nothing(machine_db: str) -> None:
+    cls = lifecycle_machine_class(machine_db)
+    try:
+        machine = cls()
+        _stale_replay_after_retry(machine)
+        assert machine.jobs[1].lease == 2 and machine.jobs[1].state == "running"
+    finally:
+        close_machine(cls)
+
+
+def test_pinned_stale_replay_after_retry_breaks_an_unguarded_complete(machine_db: str) -> None:
+    cls = unguarded_machine_class(machine_db)
+    try:
+        machine = cls()
+        with pytest.raises(LifecycleViolation) as caught:
+            _stale_replay_after_retry(machine)
+    finally:
+        close_machine(cls)
+    assert caught.value.invariant_name == "StaleAttemptNeverFinalizes"
+
+
 # --- determinism: found while shrinking (FlakyStrategyDefinition) ---------------------
 # claim_jobs orders equal-priority lanes by random(); after DELETE-based resets the
 # heap order of the head rows differed between examples, so a replayed example
