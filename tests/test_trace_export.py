@@ -86,11 +86,9 @@ def test_trace_renders_as_a_tla_trace_module(recorded_trace: LifecycleTrace) -> 
 
 
 def _tlc(trace_path: Path) -> subprocess.CompletedProcess:
-    env = dict(os.environ)
-    if "TLA2TOOLS_JAR" not in env and Path("/work/tlc/tla2tools.jar").is_file():
-        env["TLA2TOOLS_JAR"] = "/work/tlc/tla2tools.jar"  # this machine's copy, outside the repo
+    # The jar is found the same way as scripts/run-tlc.sh finds it (TLA2TOOLS_JAR or a cache).
     return subprocess.run(["bash", str(ROOT / "scripts" / "validate-trace-tlc.sh"), str(trace_path)],
-                          capture_output=True, text=True, env=env, timeout=300)
+                          capture_output=True, text=True, env=dict(os.environ), timeout=300)
 
 
 def test_tlc_accepts_the_trace_and_rejects_a_tampered_one(recorded_trace: LifecycleTrace, tmp_path: Path) -> None:
