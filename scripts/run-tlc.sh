@@ -6,6 +6,7 @@
 #   bash scripts/run-tlc.sh NAME...         # NAME = SPEC/CFG or a cfg file name
 #   bash scripts/run-tlc.sh --list          # list the models
 #   bash scripts/run-tlc.sh -v ...          # also print TLC's summary lines
+#   bash scripts/run-tlc.sh --trace T.json  # validate a recorded state-machine trace (scripts/validate-trace-tlc.sh)
 #
 # Exit codes: 0 every model matched the manifest; 1 a mismatch or a TLC
 # error; 2 usage error; 3 skipped (no java or no tla2tools.jar -- the first
@@ -51,6 +52,9 @@ while [ $# -gt 0 ]; do
         -v|--verbose) VERBOSE=1 ;;
         --list) LIST_ONLY=1 ;;
         --workers) shift; [ $# -gt 0 ] || { echo "usage: --workers N" >&2; exit "$EXIT_USAGE"; }; WORKERS="$1" ;;
+        # Validate a recorded state-machine trace (awa.testing.trace JSON) instead of the models.
+        --trace) shift; [ $# -gt 0 ] || { echo "usage: --trace TRACE.json" >&2; exit "$EXIT_USAGE"; }
+                 exec bash "$(dirname "${BASH_SOURCE[0]}")/validate-trace-tlc.sh" "$1" ;;
         -*) echo "unknown option: $1" >&2; usage >&2; exit "$EXIT_USAGE" ;;
         *) SELECTED+=("$1") ;;
     esac
