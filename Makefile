@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 TEST_WORKERS ?= 2
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test test-serial verify verify-deep tlc mirrors specs machines bench lint clean
+.PHONY: help venv test test-serial verify verify-deep tlc mirrors machines bench clean
 
 help: ## List every target
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -21,6 +21,11 @@ $(STAMP): pyproject.toml
 	@$(PY) -m pip install --quiet --upgrade pip
 	@$(PY) -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
+
+$(VENV)/.installed-bench: $(STAMP)
+	@echo "==> installing the bench extra (matplotlib) into $(VENV)"
+	@$(PY) -m pip install --quiet -e '.[dev,bench]'
+	@touch $@
 
 venv: $(STAMP) ## Create .venv and install the package with dev extras (only when pyproject.toml changed)
 
@@ -45,8 +50,8 @@ mirrors: $(STAMP) ## Explore every spec config with the Python model mirrors and
 machines: $(STAMP) ## Hypothesis state machines against PostgreSQL (HYPOTHESIS_PROFILE, default ci)
 	@$(PY) -m scripts.run_tests -n $(TEST_WORKERS) -m machines $(PYTEST_ARGS)
 
-bench: $(STAMP) ## Benchmarks with printed figures, side by side with awa-pg
-	@$(PY) -m bench
+bench: $(VENV)/.installed-bench ## Benchmarks with printed figures, side by side with awa-pg (BENCH_ARGS="--quick")
+	@$(PY) -m bench $(BENCH_ARGS)
 
 clean: ## Remove the virtualenv, caches and benchmark output
 	rm -rf $(VENV) .bench-venv* .pytest_cache .hypothesis bench/results .verify

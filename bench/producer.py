@@ -103,11 +103,6 @@ def _router(scenario: Scenario, chunk: int = 2000):
 def open_async_client(database_url: str, **kwargs: Any) -> Any:
     from awa.client import AsyncClient
 
-    if not hasattr(AsyncClient, "start"):
-        # Until the worker mixin is part of AsyncClient itself, combine them here.
-        from awa.worker import AsyncWorkerMixin
-
-        AsyncClient = type("AsyncClient", (AsyncWorkerMixin, AsyncClient), {})  # noqa: N806
     return AsyncClient(database_url, **kwargs)
 
 
