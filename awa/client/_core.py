@@ -268,7 +268,7 @@ class ClientCore:
             self.q("claim"),
             {"queues": queue_list, "limit": limit, "now": self.now(), "deadline": deadline, "aging": aging},
         )
-        return _jobs(res)
+        return Job.from_rows(res.names, res.rows)
 
     def complete(self, job_id: int, run_lease: int) -> Op:
         res = yield Query(self.q("complete"), {"id": job_id, "lease": run_lease, "now": self.now()})

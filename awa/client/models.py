@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import Enum
 from typing import Any
 
@@ -65,31 +65,57 @@ class Job:
 
     @classmethod
     def from_row(cls, names: Sequence[str], row: Sequence[Any]) -> Job:
-        r = dict(zip(names, row))
-        return cls(
-            id=r["id"],
-            kind=r["kind"],
-            queue=r["queue"],
-            args=r["args"],
-            priority=r["priority"],
-            attempt=r["attempt"],
-            max_attempts=r["max_attempts"],
-            run_lease=r["run_lease"],
-            state=_STATES[r["state"]],
-            ordering_key=bytes(r["ordering_key"]) if r["ordering_key"] is not None else None,
-            enqueue_shard=r["enqueue_shard"],
-            lane_seq=r["lane_seq"],
-            run_at=r["run_at"],
-            created_at=r["created_at"],
-            tags=list(r["tags"] or []),
-            metadata=dict(r["metadata"] or {}),
-            errors=list(r["errors"] or []),
-            attempted_at=r["attempted_at"],
-            heartbeat_at=r["heartbeat_at"],
-            deadline_at=r["deadline_at"],
-            finalized_at=r["finalized_at"],
-            progress=r["progress"],
-        )
+        return cls.from_rows(names, (row,))[0]
+
+    @classmethod
+    def from_rows(cls, names: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[Job]:
+        """Build many jobs from rows sharing one column list.
+
+        The worker claims hundreds of rows per round trip, and the frozen
+        dataclass ``__init__`` (one ``object.__setattr__`` per field) was the
+        largest cost of a claim; writing the slots directly is ~4x cheaper and
+        yields the same values. Column positions are looked up once per call.
+        """
+        plain, at_state, at_key, at_tags, at_meta, at_errors = _row_layout(names)
+        set_state, set_key, set_tags, set_meta, set_errors = _CONVERTED_SETTERS
+        states = _STATES
+        new = object.__new__
+        out: list[Job] = []
+        append = out.append
+        for row in rows:
+            job = new(cls)
+            for put, at in plain:
+                put(job, row[at])
+            set_state(job, states[row[at_state]])
+            key = row[at_key]
+            set_key(job, bytes(key) if key is not None else None)
+            set_tags(job, list(row[at_tags] or []))
+            set_meta(job, dict(row[at_meta] or {}))
+            set_errors(job, list(row[at_errors] or []))
+            append(job)
+        return out
+
+
+# Slot descriptors of Job, to fill a frozen instance without its __init__.
+_SLOT_SETTERS = {f.name: getattr(Job, f.name).__set__ for f in fields(Job)}
+_CONVERTED_FIELDS = frozenset({"state", "ordering_key", "tags", "metadata", "errors"})
+_PLAIN_FIELDS = tuple(f.name for f in fields(Job) if f.name not in _CONVERTED_FIELDS)
+_CONVERTED_SETTERS = tuple(_SLOT_SETTERS[f] for f in ("state", "ordering_key", "tags", "metadata", "errors"))
+_LAYOUTS: dict[tuple[str, ...], tuple[Any, ...]] = {}
+
+
+def _row_layout(names: Sequence[str]) -> tuple[Any, ...]:
+    """Column positions for Job fields in a result with these column names
+    (cached: a handful of distinct queries build jobs). KeyError when a field is missing."""
+    key = tuple(names)
+    layout = _LAYOUTS.get(key)
+    if layout is None:
+        pos = {name: i for i, name in enumerate(key)}
+        plain = tuple((_SLOT_SETTERS[f], pos[f]) for f in _PLAIN_FIELDS)
+        layout = (plain, pos["state"], pos["ordering_key"], pos["tags"], pos["metadata"], pos["errors"])
+        if len(_LAYOUTS) < 64:
+            _LAYOUTS[key] = layout
+    return layout
 
 
 @dataclass(frozen=True, slots=True)
