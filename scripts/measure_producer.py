@@ -6,7 +6,10 @@ Uses DATABASE_URL when set, otherwise a throwaway embedded PostgreSQL 18.
 Both shapes run in the same process against the same server, interleaved
 round by round, so the ratio is not skewed by drift on a shared machine.
 The partitioned shape is ONE ``enqueue_many_copy`` call per chunk whose
-per-job ``opts`` route each job to one of 4 physical queues.
+per-job ``opts`` route each job to one of 4 physical queues. The keyed shape
+is the same with ordering keys: keys ``customer-{i % 1000}``, opts from
+``PartitionedQueue(..., 4).route_by_keys(keys)`` (``{"queue", "ordering_key"}``
+per job).
 """
 
 from __future__ import annotations
@@ -69,19 +72,25 @@ def main(argv: list[str] | None = None) -> int:
     try:
         url = _fresh_database(server)
         pq = PartitionedQueue("bench_parts", 4)
+        kq = PartitionedQueue("bench_keyed", 4)
         with Client(url, max_connections=2) as client:
             # Warm-up: registers queues and lanes, fills caches, JITs nothing.
             _run(client, _payloads(args.chunk, -1), args.chunk, None, "bench_single")
             warm_opts = [pq.route_by_index(i) for i in range(args.chunk)]
             _run(client, _payloads(args.chunk, -1), args.chunk, warm_opts, pq.logical_queue)
+            warm_keyed = kq.route_by_keys([f"customer-{i % 1000}" for i in range(args.chunk)])
+            _run(client, _payloads(args.chunk, -1), args.chunk, warm_keyed, kq.logical_queue)
 
             opts = [pq.route_by_index(i) for i in range(args.jobs)]
-            single, parts = [], []
+            keyed_opts = kq.route_by_keys([f"customer-{i % 1000}" for i in range(args.jobs)])
+            results: dict[str, list[float]] = {"single": [], "parts": [], "keyed": []}
+            order = [("single", None, "bench_single"), ("parts", opts, pq.logical_queue), ("keyed", keyed_opts, kq.logical_queue)]
             for r in range(args.rounds):
-                # Alternate which shape goes first so drift hits both alike.
-                order = [("single", None, "bench_single"), ("parts", opts, pq.logical_queue)]
-                for name, o, q in order if r % 2 == 0 else order[::-1]:
-                    (single if name == "single" else parts).append(_run(client, _payloads(args.jobs, r), args.chunk, o, q))
+                # Rotate which shape goes first so drift hits all of them alike.
+                k = r % len(order)
+                for name, o, q in order[k:] + order[:k]:
+                    results[name].append(_run(client, _payloads(args.jobs, r), args.chunk, o, q))
+            single, parts, keyed = results["single"], results["parts"], results["keyed"]
             t0 = time.perf_counter()
             stats = client.queue_stats()
             stats_ms = (time.perf_counter() - t0) * 1000
@@ -90,7 +99,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"producer: {args.jobs} jobs in chunks of {args.chunk}, {args.rounds} rounds (median, best)")
         print(f"  single queue          : {s_med:10,.0f} jobs/s   (best {max(single):,.0f})")
         print(f"  4 partitions via opts : {p_med:10,.0f} jobs/s   (best {max(parts):,.0f})")
+        k_med = statistics.median(keyed)
+        print(f"  4 partitions + keys   : {k_med:10,.0f} jobs/s   (best {max(keyed):,.0f})")
         print(f"  ratio partitions/single (median): {p_med / s_med:.3f}   (best/best: {max(parts) / max(single):.3f})")
+        print(f"  ratio keyed/single      (median): {k_med / s_med:.3f}   (best/best: {max(keyed) / max(single):.3f})")
+        per_round = [k / s for k, s in zip(keyed, single)]
+        print("  keyed/single per round: " + " ".join(f"{x:.3f}" for x in per_round))
         print(f"  queue_stats() with {stored:,} jobs stored: {stats_ms:.1f} ms")
         for st in stats:
             print(f"  {st.queue:<16} available={st.available:>7} lanes={len(st.lanes)}")

@@ -204,6 +204,86 @@ def test_mixed_routes_many_queues_in_one_copy(client, conn):
     assert all(m.batches == 1 for m in metrics.values())
 
 
+# Keys that stress the key handling: repeats, str and bytes spellings of one key,
+# non-UTF-8 bytes, a backslash, a str that looks like bytea hex input, no key.
+_AWKWARD_KEYS = ["customer-1", b"customer-1", b"\x00\xff\\raw", "back\\slash", "\\x41", "caf\u00e9", None, b""]
+
+
+@pytest.mark.parametrize("key_spelling", ["bytes", "str", "mixed"])
+def test_keyed_opts_with_repeated_keys_and_mixed_queues_store_every_key_exactly(client, conn, key_spelling):
+    # The two-key {"queue", "ordering_key"} shape PartitionedQueue.route_by_keys
+    # yields; queues with 1 and with 4 shards; keys repeated many times.
+    client.set_enqueue_shards("kq_1", 4)
+    client.set_enqueue_shards("kq_3", 4)
+    n = 600
+    opts = []
+    for i in range(n):
+        key: object = f"cust-{i % 7}" if i % 5 else _AWKWARD_KEYS[i % len(_AWKWARD_KEYS)]
+        if key_spelling == "bytes" and isinstance(key, str):
+            key = key.encode("utf-8")
+        elif key_spelling == "str" and isinstance(key, bytes):
+            key = key.decode("latin-1")
+        opts.append({"queue": f"kq_{i % 4}", "ordering_key": key})
+    expected_keys = [o["ordering_key"].encode("utf-8") if isinstance(o["ordering_key"], str) else o["ordering_key"] for o in opts]
+    # Twice: the second batch meets keys already seen by the first.
+    jobs = client.insert_many_copy([{"i": i} for i in range(n)], kind="k", opts=opts)
+    assert client.enqueue_many_copy([{"i": n + i} for i in range(n)], kind="k", opts=opts) == n
+    assert [j.ordering_key for j in jobs] == expected_keys
+    assert [j.queue for j in jobs] == [f"kq_{i % 4}" for i in range(n)]
+    conn.rollback()
+    rows = conn.execute(
+        "SELECT (args->>'i')::int, queue, ordering_key, enqueue_shard, lane_seq FROM awa.jobs ORDER BY 1"
+    ).fetchall()
+    assert len(rows) == 2 * n
+    lanes: dict[tuple[str, int], list[tuple[int, int]]] = {}
+    for i, queue, stored_key, shard, seq in rows:
+        key = expected_keys[i % n]
+        assert queue == f"kq_{i % 4}"
+        assert (None if stored_key is None else bytes(stored_key)) == key
+        if queue in ("kq_1", "kq_3") and key is not None:
+            assert shard == shard_for_ordering_key(key, 4)
+        elif queue in ("kq_0", "kq_2"):
+            assert shard == 0
+        lanes.setdefault((queue, shard), []).append((seq, i))
+    for members in lanes.values():
+        members.sort()
+        assert [seq for seq, _ in members] == list(range(1, len(members) + 1))  # dense per lane
+        assert [i for _, i in members] == sorted(i for _, i in members)  # input order kept
+
+
+KEYED_BATCH_ERRORS = [
+    ({57: {"queue": "kq_1", "ordering_key": 12}}, "ordering_key must be bytes-like or str"),
+    ({57: {"queue": "kq_1", "ordering_key": [1, 2]}}, "ordering_key must be bytes-like or str"),
+    ({57: {"queue": "", "ordering_key": b"k"}}, "opts queue must not be empty"),
+    ({57: {"queue": 7, "ordering_key": b"k"}}, "opts queue must be a string"),
+    ({57: {"queue": "a\tb", "ordering_key": b"k"}}, "opts queue must not contain control characters"),
+    ({57: {"queue": "q" * 201, "ordering_key": b"k"}}, "opts queue must be at most 200 characters (got 201)"),
+    ({57: {"queue": "kq_1", "ordering_key": b"k", "priority": 1}}, "unsupported opts key 'priority'; expected 'queue' or 'ordering_key'"),
+    ({57: {"queue": "kq_1", "order_key": b"k"}}, "unsupported opts key 'order_key'; expected 'queue' or 'ordering_key'"),
+    # The first bad entry decides the text, as in the entry-by-entry check.
+    ({40: {"queue": "kq_1", "ordering_key": 3.5}, 57: {"queue": "", "ordering_key": b"k"}}, "ordering_key must be bytes-like or str"),
+    ({40: {"queue": "", "ordering_key": b"k"}, 57: {"queue": "kq_1", "ordering_key": 3.5}}, "opts queue must not be empty"),
+    ({57: {"queue": "", "ordering_key": 3.5}}, "opts queue must not be empty"),
+]
+
+
+@pytest.mark.parametrize("bad, message", KEYED_BATCH_ERRORS)
+@pytest.mark.parametrize("key_type", ["bytes", "str"])
+@pytest.mark.parametrize("method", ["insert_many_copy", "enqueue_many_copy"])
+def test_bad_entry_in_the_middle_of_a_keyed_batch_raises_exact_text_and_writes_nothing(
+    client, conn, bad, message, key_type, method
+):
+    n = 120
+    keys = [f"cust-{i % 9}" for i in range(n)]
+    opts = [{"queue": f"kq_{i % 4}", "ordering_key": k.encode() if key_type == "bytes" else k} for i, k in enumerate(keys)]
+    for index, entry in bad.items():
+        opts[index] = entry
+    with pytest.raises(ValidationError) as info:
+        getattr(client, method)([{"i": i} for i in range(n)], kind="k", opts=opts)
+    assert str(info.value) == message
+    assert _count(conn) == 0
+
+
 # --------------------------------------------------------------------------
 # Same ordering key, every insert path -> one shard
 # --------------------------------------------------------------------------

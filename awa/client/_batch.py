@@ -251,6 +251,9 @@ def parse_opts(opts: Any, n_jobs: int) -> tuple[list[str | None], list[Any]] | N
     fast = _queue_only_opts(opts)
     if fast is not None:
         return fast, [ABSENT] * n_jobs
+    keyed = _queue_and_key_opts(opts)
+    if keyed is not None:
+        return keyed
     queues: list[str | None] = [None] * n_jobs
     keys: list[Any] = [ABSENT] * n_jobs
     seen_queues: set[str] = set()  # names already validated in this batch
@@ -300,6 +303,38 @@ def _queue_only_opts(opts: Sequence[Any]) -> list[str | None] | None:
         if q.__class__ is not str or not q or len(q) > MAX_NAME_LENGTH or _CONTROL.search(q):
             return None
     return queues
+
+
+def _queue_and_key_opts(opts: Sequence[Any]) -> tuple[list[str | None], list[Any]] | None:
+    """Queues and keys when every entry is exactly ``{"queue": <valid name>,
+    "ordering_key": <bytes/str/None>}`` (what ``PartitionedQueue.route_by_keys``
+    yields), else None.
+
+    Each distinct queue name and each distinct str key is checked or encoded
+    once per batch. Anything unusual returns None, so the entry-by-entry path
+    still decides, and words, every error.
+    """
+    if not opts or set(map(type, opts)) != {dict} or set(map(len, opts)) != {2}:
+        return None
+    try:
+        queues = [e["queue"] for e in opts]
+        raw_keys = [e["ordering_key"] for e in opts]
+    except KeyError:
+        return None
+    for q in set(queues):
+        if q.__class__ is not str or not q or len(q) > MAX_NAME_LENGTH or _CONTROL.search(q):
+            return None
+    key_types = set(map(type, raw_keys))
+    if key_types <= _BYTES_OR_NONE:
+        return queues, raw_keys  # check_key returns bytes and None unchanged
+    if key_types <= _STR_OR_NONE:
+        encoded = {k: None if k is None else k.encode("utf-8", "surrogatepass") for k in set(raw_keys)}
+        return queues, list(map(encoded.__getitem__, raw_keys))
+    return None
+
+
+_BYTES_OR_NONE = frozenset((bytes, type(None)))
+_STR_OR_NONE = frozenset((str, type(None)))
 
 
 # --------------------------------------------------------------------------
@@ -436,12 +471,29 @@ def route(batch: Batch, shard_counts: Mapping[str, int], rotor: Callable[[str, i
             else:
                 lanes.setdefault((q, rotor(q, shards)), []).extend(rows)
             continue
-        keyed = [i for i, k in zip(rows, row_keys) if k is not None]
-        unkeyed = [i for i, k in zip(rows, row_keys) if k is None]
-        if keyed:
+        if None in row_keys:
+            keyed = [i for i, k in zip(rows, row_keys) if k is not None]
+            unkeyed = [i for i, k in zip(rows, row_keys) if k is None]
             key_list = [k for k in row_keys if k is not None]
-            for i, s in zip(keyed, shards_for_ordering_keys(key_list, shards)):
-                lanes.setdefault((q, s), []).append(i)
+        else:
+            keyed, unkeyed, key_list = rows, [], row_keys
+        if keyed:
+            # Hash each distinct key once: keys usually repeat within a batch.
+            distinct = list(dict.fromkeys(key_list))
+            if len(distinct) < len(key_list):
+                shard_of = dict(zip(distinct, shards_for_ordering_keys(distinct, shards)))
+                row_shards: list[int] = list(map(shard_of.__getitem__, key_list))
+            else:
+                row_shards = shards_for_ordering_keys(key_list, shards)
+            by_shard: dict[int, list[int]] = {}
+            for i, s in zip(keyed, row_shards):
+                group = by_shard.get(s)
+                if group is None:
+                    by_shard[s] = [i]
+                else:
+                    group.append(i)
+            for s, group in by_shard.items():
+                lanes.setdefault((q, s), []).extend(group)
         if unkeyed:
             lanes.setdefault((q, rotor(q, shards)), []).extend(unkeyed)
     out = []
@@ -463,6 +515,32 @@ def _array_literal(tags: list[str]) -> str:
 def _key_text(key: bytes | None) -> str:
     # Raw (not yet COPY-escaped) bytea hex input; the buffer-wide escape doubles the backslash.
     return "" if key is None else "\\x" + key.hex()
+
+
+# Key bytes -> COPY key field. Producers reuse the same keys (one per customer,
+# say) batch after batch, so each is hex-encoded once, not once per row. Bounded:
+# only short keys, and the cache starts over when full.
+_KEY_FIELD_CACHE: dict[bytes | None, str] = {None: "\t"}
+_KEY_FIELD_CACHE_MAX = 16_384
+_KEY_FIELD_CACHE_KEY_BYTES = 128
+
+
+def _key_fields(keys: list[bytes | None]) -> list[str]:
+    """The key field (raw bytea hex, then a tab) of every row."""
+    cache = _KEY_FIELD_CACHE
+    distinct = list(set(keys))
+    fields = list(map(cache.get, distinct))
+    if None in fields:
+        if len(cache) > _KEY_FIELD_CACHE_MAX:
+            cache.clear()
+            cache[None] = "\t"
+        for no, (key, field) in enumerate(zip(distinct, fields)):
+            if field is None:
+                field = fields[no] = _key_text(key) + "\t"
+                if key is not None and len(key) <= _KEY_FIELD_CACHE_KEY_BYTES:
+                    cache[key] = field
+    field_of = dict(zip(distinct, fields))
+    return list(map(field_of.__getitem__, keys))
 
 
 def copy_buffer(
@@ -522,6 +600,7 @@ def copy_buffer(
     texts = batch.args_text
     kinds = batch.kinds
     keys = batch.keys
+    key_fields = _key_fields(keys) if keys is not None else None
     parts: list[str] = []
     pos = 0  # ids are in lane order
     for lane_no, lane in enumerate(lanes):
@@ -552,6 +631,22 @@ def copy_buffer(
                 head += key_field
                 parts.extend([f"{head}{a}\t{j}\n" for a, j in zip(sel, lane_ids)])
             continue
+        if uniform_kind:
+            # Per-row keys, one kind: the same f-string rows with the memoised key field.
+            sel = texts if every else _pick(texts, rows)
+            ksel = key_fields if every else _pick(key_fields, rows)  # type: ignore[arg-type]
+            if with_seq:
+                start = starts[lane_no]  # type: ignore[index]
+                seqs = range(start, start + len(sel))
+                if lane_ids is None:
+                    parts.extend([f"{head}{s}\t{k}{a}\n" for s, k, a in zip(seqs, ksel, sel)])
+                else:
+                    parts.extend([f"{head}{s}\t{k}{a}\t{j}\n" for s, k, a, j in zip(seqs, ksel, sel, lane_ids)])
+            elif lane_ids is None:
+                parts.extend([f"{head}{k}{a}\n" for k, a in zip(ksel, sel)])
+            else:
+                parts.extend([f"{head}{k}{a}\t{j}\n" for k, a, j in zip(ksel, sel, lane_ids)])
+            continue
         # General path: per-row kind, key and/or id.
         seq = starts[lane_no] if with_seq else 0  # type: ignore[index]
         for offset, i in enumerate(rows):
@@ -562,7 +657,7 @@ def copy_buffer(
                 fields.append(f"{seq}\t")
                 seq += 1
             if with_key:
-                fields.append(_key_text(keys[i] if keys is not None else batch.key) + "\t")
+                fields.append(key_fields[i] if key_fields is not None else _key_text(batch.key) + "\t")
             fields.append(texts[i])
             fields.append(f"\t{lane_ids[offset]}\n" if lane_ids is not None else "\n")
             parts.append("".join(fields))
