@@ -247,13 +247,29 @@ class ClientCore:
     # -- claims and leases -------------------------------------------------
 
     def claim(
-        self, queues: Sequence[str] | str, limit: int, deadline_ms: int | None, aging_ms: int | None = None
+        self,
+        queues: Sequence[str] | str,
+        limit: int,
+        deadline_ms: int | None,
+        aging_ms: int | None = None,
+        limits: Sequence[int] | None = None,
     ) -> Op:
+        """``limits`` (one per queue) claims up to that many from each queue in one
+        round trip; ``limit`` then caps only the total."""
         if isinstance(queues, str):
             queues = [queues]
         queue_list = [_batch.check_name(q, "queue") for q in queues]
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
             raise ValidationError(f"limit must be a non-negative integer, got {limit!r}")
+        if limits is not None:
+            limits = list(limits)
+            if len(limits) != len(queue_list):
+                raise ValidationError(f"limits needs one entry per queue: {len(limits)} for {len(queue_list)} queues")
+            for value in limits:
+                if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                    raise ValidationError(f"each per-queue limit must be a non-negative integer, got {value!r}")
+            if sum(limits) > limit:
+                raise ValidationError(f"per-queue limits add up to {sum(limits)}, above limit {limit}")
         if deadline_ms is not None and (
             isinstance(deadline_ms, bool) or not isinstance(deadline_ms, int) or deadline_ms <= 0
         ):
@@ -264,6 +280,21 @@ class ClientCore:
             return []
         deadline = None if deadline_ms is None else dt.timedelta(milliseconds=deadline_ms)
         aging = dt.timedelta(milliseconds=aging_ms) if aging_ms else None  # 0 = off
+        if limits is not None:
+            pairs = [(q, n) for q, n in zip(queue_list, limits) if n > 0]
+            if not pairs:
+                return []
+            res = yield Query(
+                self.q("claim_many"),
+                {
+                    "queues": [q for q, _ in pairs],
+                    "limits": [n for _, n in pairs],
+                    "now": self.now(),
+                    "deadline": deadline,
+                    "aging": aging,
+                },
+            )
+            return Job.from_rows(res.names, res.rows)
         res = yield Query(
             self.q("claim"),
             {"queues": queue_list, "limit": limit, "now": self.now(), "deadline": deadline, "aging": aging},
