@@ -513,11 +513,17 @@ def _array_literal(tags: list[str]) -> str:
 
 
 def _key_text(key: bytes | None) -> str:
-    # Raw (not yet COPY-escaped) bytea hex input; the buffer-wide escape doubles the backslash.
-    return "" if key is None else "\\x" + key.hex()
+    # bytea hex input, COPY-escaped (COPY reads the doubled backslash as one).
+    return "" if key is None else "\\\\x" + key.hex()
 
 
-# Key bytes -> COPY key field. Producers reuse the same keys (one per customer,
+def _escape(text: str) -> str:
+    # The only COPY text escape our fields need: names are validated free of
+    # control characters and JSON escapes its own, so tab/newline/CR never occur.
+    return text.replace("\\", "\\\\")
+
+
+# Key bytes -> COPY key field (escaped). Producers reuse the same keys (one per customer,
 # say) batch after batch, so each is hex-encoded once, not once per row. Bounded:
 # only short keys, and the cache starts over when full.
 _KEY_FIELD_CACHE: dict[bytes | None, str] = {None: "\t"}
@@ -526,7 +532,7 @@ _KEY_FIELD_CACHE_KEY_BYTES = 128
 
 
 def _key_fields(keys: list[bytes | None]) -> list[str]:
-    """The key field (raw bytea hex, then a tab) of every row."""
+    """The key field (escaped bytea hex, then a tab) of every row."""
     cache = _KEY_FIELD_CACHE
     distinct = list(set(keys))
     fields = list(map(cache.get, distinct))
@@ -559,9 +565,10 @@ def copy_buffer(
     database's own transaction time, so the ``now()`` defaults give exactly
     the values the returned Job objects carry.
 
-    Fields are written raw and the whole buffer is escaped with one replace:
     JSON, hex keys and validated names contain no tab, newline or CR, so the
-    only COPY escape needed is doubling backslashes.
+    only COPY escape needed is doubling backslashes. Each field is escaped on
+    its own (args only when some contain a backslash), so the key fields'
+    backslashes do not force a pass over the whole buffer.
     """
     const_cols: list[str] = ["queue"]
     const_vals: list[str] = []
@@ -596,15 +603,21 @@ def copy_buffer(
     row_cols += (["ordering_key"] if with_key else []) + ["args"] + (["id"] if ids is not None else [])
     columns = tuple(const_cols + row_cols)
 
-    fixed = "".join(v + "\t" for v in const_vals)
+    fixed = "".join(_escape(v) + "\t" for v in const_vals)
     texts = batch.args_text
+    if "\\" in "".join(texts):
+        texts = [_escape(t) for t in texts]
     kinds = batch.kinds
+    if uniform_kind:
+        kinds = _escape(kinds)  # type: ignore[arg-type]
+    elif any("\\" in k for k in set(kinds)):
+        kinds = [_escape(k) for k in kinds]
     keys = batch.keys
     key_fields = _key_fields(keys) if keys is not None else None
     parts: list[str] = []
     pos = 0  # ids are in lane order
     for lane_no, lane in enumerate(lanes):
-        head = f"{lane.queue}\t{fixed}{lane.shard}\t" + (f"{kinds}\t" if uniform_kind else "")
+        head = f"{_escape(lane.queue)}\t{fixed}{lane.shard}\t" + (f"{kinds}\t" if uniform_kind else "")
         rows: Any = lane.rows if lane.rows is not None else range(batch.n)
         every = lane.rows is None
         count = batch.n if every else len(rows)
@@ -661,7 +674,7 @@ def copy_buffer(
             fields.append(texts[i])
             fields.append(f"\t{lane_ids[offset]}\n" if lane_ids is not None else "\n")
             parts.append("".join(fields))
-    return columns, "".join(parts).replace("\\", "\\\\")
+    return columns, "".join(parts)
 
 
 def _pick(values: Sequence[Any], rows: list[int]) -> Sequence[Any]:
