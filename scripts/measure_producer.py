@@ -84,7 +84,11 @@ def main(argv: list[str] | None = None) -> int:
             opts = [pq.route_by_index(i) for i in range(args.jobs)]
             keyed_opts = kq.route_by_keys([f"customer-{i % 1000}" for i in range(args.jobs)])
             results: dict[str, list[float]] = {"single": [], "parts": [], "keyed": []}
-            order = [("single", None, "bench_single"), ("parts", opts, pq.logical_queue), ("keyed", keyed_opts, kq.logical_queue)]
+            order = [
+                ("single", None, "bench_single"),
+                ("parts", opts, pq.logical_queue),
+                ("keyed", keyed_opts, kq.logical_queue),
+            ]
             for r in range(args.rounds):
                 # Rotate which shape goes first so drift hits all of them alike.
                 k = r % len(order)

@@ -224,7 +224,7 @@ def test_keyed_opts_with_repeated_keys_and_mixed_queues_store_every_key_exactly(
         elif key_spelling == "str" and isinstance(key, bytes):
             key = key.decode("latin-1")
         opts.append({"queue": f"kq_{i % 4}", "ordering_key": key})
-    expected_keys = [o["ordering_key"].encode("utf-8") if isinstance(o["ordering_key"], str) else o["ordering_key"] for o in opts]
+    expected_keys = [k.encode("utf-8") if isinstance(k, str) else k for k in (o["ordering_key"] for o in opts)]
     # Twice: the second batch meets keys already seen by the first.
     jobs = client.insert_many_copy([{"i": i} for i in range(n)], kind="k", opts=opts)
     assert client.enqueue_many_copy([{"i": n + i} for i in range(n)], kind="k", opts=opts) == n
@@ -258,11 +258,20 @@ KEYED_BATCH_ERRORS = [
     ({57: {"queue": 7, "ordering_key": b"k"}}, "opts queue must be a string"),
     ({57: {"queue": "a\tb", "ordering_key": b"k"}}, "opts queue must not contain control characters"),
     ({57: {"queue": "q" * 201, "ordering_key": b"k"}}, "opts queue must be at most 200 characters (got 201)"),
-    ({57: {"queue": "kq_1", "ordering_key": b"k", "priority": 1}}, "unsupported opts key 'priority'; expected 'queue' or 'ordering_key'"),
+    (
+        {57: {"queue": "kq_1", "ordering_key": b"k", "priority": 1}},
+        "unsupported opts key 'priority'; expected 'queue' or 'ordering_key'",
+    ),
     ({57: {"queue": "kq_1", "order_key": b"k"}}, "unsupported opts key 'order_key'; expected 'queue' or 'ordering_key'"),
     # The first bad entry decides the text, as in the entry-by-entry check.
-    ({40: {"queue": "kq_1", "ordering_key": 3.5}, 57: {"queue": "", "ordering_key": b"k"}}, "ordering_key must be bytes-like or str"),
-    ({40: {"queue": "", "ordering_key": b"k"}, 57: {"queue": "kq_1", "ordering_key": 3.5}}, "opts queue must not be empty"),
+    (
+        {40: {"queue": "kq_1", "ordering_key": 3.5}, 57: {"queue": "", "ordering_key": b"k"}},
+        "ordering_key must be bytes-like or str",
+    ),
+    (
+        {40: {"queue": "", "ordering_key": b"k"}, 57: {"queue": "kq_1", "ordering_key": 3.5}},
+        "opts queue must not be empty",
+    ),
     ({57: {"queue": "", "ordering_key": 3.5}}, "opts queue must not be empty"),
 ]
 
@@ -275,7 +284,9 @@ def test_bad_entry_in_the_middle_of_a_keyed_batch_raises_exact_text_and_writes_n
 ):
     n = 120
     keys = [f"cust-{i % 9}" for i in range(n)]
-    opts = [{"queue": f"kq_{i % 4}", "ordering_key": k.encode() if key_type == "bytes" else k} for i, k in enumerate(keys)]
+    opts = [
+        {"queue": f"kq_{i % 4}", "ordering_key": k.encode() if key_type == "bytes" else k} for i, k in enumerate(keys)
+    ]
     for index, entry in bad.items():
         opts[index] = entry
     with pytest.raises(ValidationError) as info:
