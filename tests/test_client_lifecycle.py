@@ -335,3 +335,40 @@ def test_priority_aging_ties_go_to_the_longest_waiting_lane(client, clock):
     # Both lanes aged to priority 1 (10 s interval); the older head wins.
     assert [j.id for j in client.claim(["tie"], 1, priority_aging_interval_ms=10_000)] == [old_low.id]
     assert [j.id for j in client.claim(["tie"], 1, priority_aging_interval_ms=10_000)] == [high.id]
+
+
+def test_claim_with_per_queue_limits_respects_each_cap_and_lane_order(client):
+    # Uneven backlogs: 5 jobs in "a", 1 in "b", 4 in "c".
+    for queue, count in (("a", 5), ("b", 1), ("c", 4)):
+        client.enqueue_many_copy([{"n": i} for i in range(count)], kind="k", queue=queue)
+    jobs = client.claim(["c", "a", "b"], 8, limits=[3, 2, 3])
+    by_queue: dict[str, list] = {}
+    for job in jobs:
+        by_queue.setdefault(job.queue, []).append(job)
+    # Each queue gets at most its own cap (b has only one job), nothing more.
+    assert {q: len(js) for q, js in by_queue.items()} == {"a": 2, "b": 1, "c": 3}
+    # Within a lane, the claim takes the head of the lane: the lowest numbers.
+    for queue, claimed in by_queue.items():
+        assert sorted(j.args["n"] for j in claimed) == list(range(len(claimed))), queue
+    # A zero limit claims nothing from that queue even when it has work.
+    again = client.claim(["a", "c"], 5, limits=[0, 5])
+    assert {j.queue for j in again} == {"c"}
+    assert [j.args["n"] for j in again] == [3]
+
+
+@pytest.mark.parametrize(
+    ("limits", "message"),
+    [
+        ([1], "limits needs one entry per queue: 1 for 2 queues"),
+        ([1, -1], "each per-queue limit must be a non-negative integer, got -1"),
+        ([1, True], "each per-queue limit must be a non-negative integer, got True"),
+        ([3, 3], "per-queue limits add up to 6, above limit 5"),
+    ],
+)
+def test_claim_per_queue_limits_are_validated(client, limits, message):
+    client.insert({"n": 1}, kind="k", queue="a")
+    with pytest.raises(ValidationError) as info:
+        client.claim(["a", "b"], 5, limits=limits)
+    assert str(info.value) == message
+    # Nothing was claimed by the rejected call.
+    assert [j.args["n"] for j in client.claim(["a"], 5)] == [1]

@@ -152,13 +152,18 @@ class ClientAPI:
         *,
         deadline_ms: int | None = None,
         priority_aging_interval_ms: int | None = None,
+        limits: Sequence[int] | None = None,
     ) -> Any:
         """Claim due jobs: highest priority first, lane order within a lane.
 
         ``priority_aging_interval_ms``: a lane whose next job has waited k
         intervals competes one level higher per interval (never above 1).
+        ``limits``: one cap per queue (their sum at most ``limit``), claimed in
+        one round trip -- how a worker serves many partitions cheaply.
         """
-        return self._drive(self._core.claim(queues, limit, deadline_ms, priority_aging_interval_ms), tx=False)
+        return self._drive(
+            self._core.claim(queues, limit, deadline_ms, priority_aging_interval_ms, limits), tx=False
+        )
 
     def complete(self, job_id: int, run_lease: int) -> Any:
         """True when applied; False when the lease is stale (nothing changed)."""
