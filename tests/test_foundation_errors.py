@@ -60,3 +60,28 @@ def test_run_tests_treats_no_tests_collected_as_failure(tmp_path):
     )
     assert result.returncode == 1
     assert "collected no tests" in result.stderr
+
+
+def test_embedded_server_does_not_outlive_a_hard_killed_owner(tmp_path):
+    """SIGKILL skips atexit; the watchdog must still stop the server and delete its directory."""
+    import signal
+    import time
+
+    import psycopg
+
+    owner = (
+        "import os, signal, sys\n"
+        "from awa.db.embedded import EmbeddedPostgres\n"
+        "server = EmbeddedPostgres().start()\n"
+        "print(server.url, server._root, flush=True)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", owner], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == -signal.SIGKILL, result.stderr
+    url, root = result.stdout.split()
+    deadline = time.monotonic() + 30
+    while Path(root).exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not Path(root).exists(), "data directory left behind"
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(url, connect_timeout=2).close()

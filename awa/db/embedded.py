@@ -166,10 +166,24 @@ class EmbeddedPostgres:
             )
             if started.returncode == 0:
                 self.port = port
+                self._start_watchdog()
                 return self
             last_output = started.stdout + self._read_log()
         self.stop()
         raise EmbeddedPostgresError(f"could not start embedded PostgreSQL:\n{last_output}")
+
+    def _start_watchdog(self) -> None:
+        """A detached process that stops the server if this process dies without stopping it.
+
+        ``atexit`` does not run on SIGKILL or a hard crash; PostgreSQL would then
+        outlive us with its data directory. The watchdog polls our pid and exits
+        on its own once ``stop()`` has removed the directory.
+        """
+        subprocess.Popen(
+            [sys.executable, "-m", "awa.db.embedded", "--watchdog", str(os.getpid()), str(self._root)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True, close_fds=True,
+        )
 
     def _read_log(self) -> str:
         log = self._root / "server.log" if self._root else None
@@ -200,8 +214,36 @@ class EmbeddedPostgres:
         self.stop()
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def watchdog(owner_pid: int, root: Path, poll_seconds: float = 1.0) -> int:
+    """Wait for ``owner_pid`` to die; then stop the server under ``root`` and delete it."""
+    pgdata = root / "data"
+    while root.exists():
+        if not _pid_alive(owner_pid):
+            orphan = EmbeddedPostgres()
+            orphan._root, orphan._pgdata = root, pgdata
+            if hasattr(os, "geteuid") and os.geteuid() == 0:
+                orphan._run_as = _ensure_system_user()
+            orphan.stop()
+            return 0
+        time.sleep(poll_seconds)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m awa.db.embedded``: start a server, print its URL, stop on Ctrl-C."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) == 3 and args[0] == "--watchdog":
+        return watchdog(int(args[1]), Path(args[2]))
     with EmbeddedPostgres() as server:
         print(server.url, flush=True)
         try:
