@@ -165,8 +165,7 @@ def database_factory(pg_server_url: str, template_database: str):
     create.drop = drop  # type: ignore[attr-defined]
     yield create
     for name in list(created):
-        with psycopg.connect(pg_server_url, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        drop(with_dbname(pg_server_url, name))
 
 
 @pytest.fixture
