@@ -14,6 +14,7 @@ from awa.routing import (
     AWA_COMPAT,
     XXH3,
     PartitionedQueue,
+    RoutedOpts,
     RoutingScheme,
     ordering_key_hash64,
     ordering_key_hashes64,

@@ -4,6 +4,7 @@ transactional enqueue, NOTIFY and metrics."""
 from __future__ import annotations
 
 import asyncio
+import re
 import datetime as dt
 import select
 from dataclasses import dataclass
@@ -481,4 +482,45 @@ def test_unsupported_args_type_is_rejected(client, conn):
         with pytest.raises(ValidationError) as info:
             client.enqueue_many_copy([{"ok": 1}, bad], kind="k")
         assert str(info.value) == "Job args must be a dataclass, pydantic BaseModel, or dict"
+    assert _count(conn) == 0
+
+
+def test_routed_opts_columns_store_the_same_rows_as_the_dicts_they_stand_for(client, conn):
+    from awa.routing import PartitionedQueue, RoutedOpts
+
+    pq = PartitionedQueue("routed", 4)
+    client.set_enqueue_shards("routed__p2", 4)
+    keys = [_AWKWARD_KEYS[i % len(_AWKWARD_KEYS)] or f"user-{i % 5}" for i in range(120)]
+    routed = pq.route_by_keys(keys)
+    assert isinstance(routed, RoutedOpts)
+    via_columns = client.insert_many_copy([{"i": i} for i in range(120)], kind="k", opts=routed)
+    via_dicts = client.insert_many_copy([{"i": i} for i in range(120)], kind="k", opts=list(routed))
+    shape = [(j.queue, j.enqueue_shard, j.ordering_key) for j in via_columns]
+    assert shape == [(j.queue, j.enqueue_shard, j.ordering_key) for j in via_dicts]
+    assert [q for q, _, _ in shape] == [pq.queue_for_key(k) for k in keys]
+    conn.rollback()
+    stored = conn.execute("SELECT id, ordering_key FROM awa.jobs").fetchall()
+    by_id = {i: bytes(k) for i, k in stored}
+    assert [by_id[j.id] for j in via_columns] == [j.ordering_key for j in via_columns]
+    # Index routes in column form too.
+    assert client.enqueue_many_copy([{"i": i} for i in range(8)], kind="k", opts=pq.route_by_indexes(range(8))) == 8
+    assert _count(conn, "queue = 'routed__p3' AND ordering_key IS NULL") == 2
+
+
+@pytest.mark.parametrize(
+    ("routed_queues", "message"),
+    [
+        (["q" * 201], "opts queue must be at most 200 characters (got 201)"),
+        (["a\tb"], "opts queue must not contain control characters"),
+        ([""], "opts queue must not be empty"),
+    ],
+)
+def test_routed_opts_with_bad_queue_names_are_refused_and_store_nothing(client, conn, routed_queues, message):
+    from awa.routing import RoutedOpts
+
+    opts = RoutedOpts(routed_queues * 3, [b"k"] * 3)
+    with pytest.raises(ValidationError, match=re.escape(message)):
+        client.enqueue_many_copy([{"i": i} for i in range(3)], kind="k", opts=opts)
+    with pytest.raises(ValidationError, match=r"opts length must match jobs length \(got 3, expected 2\)"):
+        client.enqueue_many_copy([{"i": i} for i in range(2)], kind="k", opts=RoutedOpts(["ok"] * 3))
     assert _count(conn) == 0

@@ -19,6 +19,7 @@ from typing import Any
 
 from awa.errors import ValidationError
 from awa.routing.hashes import coerce_key, shard_for_ordering_key, shards_for_ordering_keys
+from awa.routing.routed_opts import RoutedOpts
 
 try:  # orjson is optional: the same JSON, several times faster per row.
     import orjson as _orjson
@@ -244,6 +245,15 @@ def parse_opts(opts: Any, n_jobs: int) -> tuple[list[str | None], list[Any]] | N
     """Per-job queue overrides and tri-state ordering keys (ABSENT = inherit)."""
     if opts is None:
         return None
+    if type(opts) is RoutedOpts:
+        # Columns from PartitionedQueue's batch routes: read-only, strings and
+        # bytes checked when built; only the few distinct names are checked here.
+        if len(opts) != n_jobs:
+            raise ValidationError(f"opts length must match jobs length (got {len(opts)}, expected {n_jobs})")
+        queues, keys = opts.columns()
+        for q in set(queues):
+            check_name(q, "opts queue")
+        return list(queues), ([ABSENT] * n_jobs if keys is None else list(keys))
     if isinstance(opts, (str, bytes, Mapping)) or not isinstance(opts, Sequence):
         raise ValidationError("opts must be a list of dicts or None")
     if len(opts) != n_jobs:
@@ -512,9 +522,23 @@ def _array_literal(tags: list[str]) -> str:
     return "{" + ",".join(quoted) + "}"
 
 
+# Printable ASCII except backslash: bytea's escape input format takes these
+# bytes literally, so such a key is sent as itself (customer ids, uuids, ...).
+_LITERAL_BYTEA = re.compile(rb"[\x20-\x5b\x5d-\x7e]+\Z")
+
+
 def _key_text(key: bytes | None) -> str:
-    # bytea hex input, COPY-escaped (COPY reads the doubled backslash as one).
-    return "" if key is None else "\\\\x" + key.hex()
+    """The COPY text field of an ordering key ('' is our NULL).
+
+    Printable keys go as plain text (bytea escape format, about half the bytes
+    of hex); anything else, and the empty key, as bytea hex with the backslash
+    doubled for COPY.
+    """
+    if key is None:
+        return ""
+    if _LITERAL_BYTEA.match(key):
+        return key.decode("ascii")
+    return "\\\\x" + key.hex()
 
 
 def _escape(text: str) -> str:

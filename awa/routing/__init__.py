@@ -24,6 +24,7 @@ from awa.routing.hashes import (
     to_signed64,
 )
 from awa.routing.partitioned_queue import MAX_PHYSICAL_QUEUES, PartitionedQueue
+from awa.routing.routed_opts import RoutedOpts
 from awa.routing.schemes import (
     AWA_COMPAT,
     CORRELATED_VERIFICATION_ONLY,
@@ -39,6 +40,7 @@ from awa.routing.schemes import (
 __all__ = [
     "PartitionedQueue",
     "MAX_PHYSICAL_QUEUES",
+    "RoutedOpts",
     "RoutingScheme",
     "AWA_COMPAT",
     "XXH3",

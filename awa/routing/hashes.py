@@ -131,6 +131,13 @@ def coerce_keys(keys: Iterable[object]) -> list[bytes]:
     kinds = set(map(type, items))
     if kinds <= {bytes}:
         return items if type(items) is list else list(items)
+    if kinds == {str}:
+        # Keys repeat (one per customer, say): encode each distinct key once.
+        try:
+            encoded = {k: k.encode("utf-8") for k in set(items)}
+        except UnicodeEncodeError as exc:
+            raise ValidationError(KEY_TYPE_ERROR) from exc
+        return list(map(encoded.__getitem__, items))
     return [coerce_key(k) for k in items]
 
 

@@ -20,9 +20,16 @@ from awa.routing.hashes import PARTITION_HASH_DOMAIN as _DOMAIN
 from awa.routing.hashes import SPLITMIX_MUL_1 as _MUL_1
 from awa.routing.hashes import SPLITMIX_MUL_2 as _MUL_2
 from awa.routing.hashes import _base_hash_bytes as _base_hash
+from awa.routing.routed_opts import RoutedOpts
 from awa.routing.schemes import AWA_COMPAT, DEFAULT_SCHEME, RoutingScheme, routing_scheme
 
 PHYSICAL_QUEUE_SUFFIX = "__p"
+# Exact key types that can be deduplicated before coercion (str and bytes never
+# compare equal, so a str key and its UTF-8 bytes stay two entries: both route alike).
+_HASHABLE_KEY_TYPES = frozenset((str, bytes))
+# route_by_keys remembers up to this many keys of at most this length.
+_MEMO_KEYS = 16_384
+_MEMO_KEY_LENGTH = 128
 # Physical queue indexes are stored as smallint next to enqueue shards.
 MAX_PHYSICAL_QUEUES = 32767
 _U16_MAX = (1 << 16) - 1
@@ -95,7 +102,7 @@ class PartitionedQueue:
     1 -> N rollout never strands jobs enqueued to the plain name.
     """
 
-    __slots__ = ("_logical", "_queues", "_count", "_scheme", "_route", "_inline_awa", "_hash")
+    __slots__ = ("_logical", "_queues", "_count", "_scheme", "_route", "_inline_awa", "_hash", "_key_memo")
 
     def __init__(
         self,
@@ -159,6 +166,9 @@ class PartitionedQueue:
         # Only the default scheme with more than one queue takes the inline path.
         setter(self, "_inline_awa", scheme is AWA_COMPAT and len(queues) > 1)
         setter(self, "_hash", hash((logical, queues, scheme.name)))
+        # route_by_keys' memo: key -> physical queue, key -> key bytes. A cache
+        # only: it never changes an answer.
+        setter(self, "_key_memo", ({}, {}))
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError("PartitionedQueue is immutable")
@@ -235,6 +245,8 @@ class PartitionedQueue:
 
     def route_by_index(self, index: int) -> dict[str, Any]:
         """Insert kwargs routed round robin: ``{"queue": ...}``."""
+        if type(index) is int and index >= 0:  # the common case, checked inline
+            return {"queue": self._queues[index % len(self._queues)]}
         return {"queue": self.queue_for_index(index)}
 
     @staticmethod
@@ -259,12 +271,64 @@ class PartitionedQueue:
         """:meth:`queue_for_key` of every key, in order (vectorised when possible)."""
         return list(map(self._queues.__getitem__, self.partitions_for_keys(keys)))
 
-    def route_by_keys(self, keys: Iterable[object]) -> list[dict[str, Any]]:
-        """:meth:`route_by_key` of every key, in order."""
-        data = _h.coerce_keys(keys)
+    def route_by_keys(self, keys: Iterable[object]) -> RoutedOpts:
+        """:meth:`route_by_key` of every key, in order, as a read-only sequence.
+
+        Equal to ``[route_by_key(k) for k in keys]``; kept as two columns
+        (queues, keys) that ``enqueue_many_copy`` reads without one dict per job.
+        Each distinct key is encoded and hashed once; short str/bytes keys are
+        remembered (bounded), since producers send the same keys batch after batch.
+        """
+        items = _h._as_key_list(keys)
+        if not set(map(type, items)) <= _HASHABLE_KEY_TYPES:
+            # bytearray, memoryview, ...: coerce (and check) first.
+            queue_col, key_col, _, _ = self._route_distinct(_h.coerce_keys(items))
+            return RoutedOpts._own(queue_col, key_col)
+        queue_of, bytes_of = self._key_memo
+        queue_col = list(map(queue_of.get, items))
+        if None not in queue_col:
+            try:
+                return RoutedOpts._own(queue_col, list(map(bytes_of.__getitem__, items)))
+            except KeyError:  # another thread restarted the memo in between
+                pass
+        queue_col, key_col, distinct, routed = self._route_distinct(items)
+        short = [i for i, k in enumerate(distinct) if len(k) <= _MEMO_KEY_LENGTH]
+        if len(queue_of) + len(short) > _MEMO_KEYS:
+            queue_of.clear()
+            bytes_of.clear()
+        if len(short) <= _MEMO_KEYS:
+            for i in short:
+                bytes_of[distinct[i]] = routed[1][i]
+                queue_of[distinct[i]] = routed[0][i]
+        return RoutedOpts._own(queue_col, key_col)
+
+    def _route_distinct(self, items: list[Any]) -> tuple[list[str], list[bytes], list[Any], tuple[list[str], list[bytes]]]:
+        """Route every item, hashing each distinct one once.
+
+        Returns the queue and key columns, the distinct items, and their
+        (queues, key bytes) in the same order.
+        """
         queues = self._queues
-        indexes = self._scheme.partitions_for_keys(data, len(queues))
-        return [{"queue": queues[i], "ordering_key": k} for i, k in zip(indexes, data)]
+        distinct = list(dict.fromkeys(items))
+        data = _h.coerce_keys(distinct)
+        if len(queues) == 1:
+            targets = [queues[0]] * len(distinct)
+        else:
+            targets = list(map(queues.__getitem__, self._scheme.partitions_for_keys(data, len(queues))))
+        if len(distinct) == len(items):
+            return targets, data, distinct, (targets, data)
+        queue_of = dict(zip(distinct, targets))
+        bytes_of = dict(zip(distinct, data))
+        return (
+            list(map(queue_of.__getitem__, items)),
+            list(map(bytes_of.__getitem__, items)),
+            distinct,
+            (targets, data),
+        )
+
+    def route_by_indexes(self, indexes: Iterable[int]) -> RoutedOpts:
+        """:meth:`route_by_index` of every index, in order, as a read-only sequence."""
+        return RoutedOpts._own(self.queues_for_indexes(indexes))
 
     def queues_for_indexes(self, indexes: Iterable[int]) -> list[str]:
         """:meth:`queue_for_index` of every index, in order."""
