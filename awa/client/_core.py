@@ -281,14 +281,18 @@ class ClientCore:
         deadline = None if deadline_ms is None else dt.timedelta(milliseconds=deadline_ms)
         aging = dt.timedelta(milliseconds=aging_ms) if aging_ms else None  # 0 = off
         if limits is not None:
-            pairs = [(q, n) for q, n in zip(queue_list, limits) if n > 0]
-            if not pairs:
+            caps: dict[str, int] = {}
+            for q, n in zip(queue_list, limits):
+                if n > 0:
+                    caps[q] = caps.get(q, 0) + n  # a name given twice gets both caps
+            if not caps:
                 return []
             res = yield Query(
                 self.q("claim_many"),
                 {
-                    "queues": [q for q, _ in pairs],
-                    "limits": [n for _, n in pairs],
+                    "queues": list(caps),
+                    "limits": list(caps.values()),
+                    "total": sum(caps.values()),
                     "now": self.now(),
                     "deadline": deadline,
                     "aging": aging,

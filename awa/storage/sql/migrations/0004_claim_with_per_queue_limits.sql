@@ -1,0 +1,238 @@
+-- Claims for several queues with per-queue caps in one walk over their lanes.
+--
+-- 0003's claim_jobs walked the lanes of its queues under one shared cap, so a
+-- worker serving N partitions called it N times per round trip (one lane query,
+-- one function call and one result set each): at 4 partitions that fixed cost
+-- made the claim statement half again as expensive per job as at 1 (see
+-- docs/benchmarks.md). claim_jobs_limited takes a cap per queue and walks the
+-- lanes of all of them once; claim_jobs stays, with the same signature and
+-- results, as a call of it with every queue capped at p_limit.
+
+-- Claim from several queues at once, each with its own cap (p_limits, same
+-- positions as p_queues; names distinct), and at most p_total in all. One
+-- walk over the lanes of every queue: lanes in priority order (random among
+-- equals, for fairness across shards and queues); within a lane strictly by
+-- lane_seq. The claim head row lock serialises claimers per lane (busy lanes
+-- are skipped, never waited for). A queue's jobs are claimed exactly as a call
+-- for that queue alone with its cap would claim them: caps are independent and
+-- lanes never wait, so one walk costs one lane query instead of one per queue.
+CREATE OR REPLACE FUNCTION __schema__.claim_jobs_limited(
+    p_queues   text[],
+    p_limits   integer[],
+    p_total    integer,
+    p_now      timestamptz,
+    p_deadline interval,
+    p_aging    interval DEFAULT NULL
+)
+RETURNS SETOF __schema__.jobs
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_now        timestamptz := coalesce(p_now, pg_catalog.now());
+    v_left       integer[] := p_limits;  -- what each queue may still take
+    v_total      integer := p_total;     -- what the whole call may still take
+    v_qpos       integer;
+    v_lane_cap   integer;
+    v_remaining  integer;                -- for the current lane: least(its queue's, the total)
+    v_lane       record;
+    v_cursor     bigint;
+    v_next       bigint;
+    v_first      bigint[];
+    v_last       bigint[];
+    v_fid        bigint[];
+    v_ids        bigint[];
+    v_max_seq    bigint;
+    v_lane_got   bigint;
+    v_last_taken bigint;
+    v_new_cursor bigint;
+    v_page_full  boolean;
+    v_id_lo      bigint;
+    v_id_hi      bigint;
+    v_id_end     bigint;
+BEGIN
+    IF p_total <= 0 OR coalesce(cardinality(p_queues), 0) = 0 THEN
+        RETURN;
+    END IF;
+    IF cardinality(p_limits) IS DISTINCT FROM cardinality(p_queues) THEN
+        RAISE EXCEPTION 'claim_jobs_limited: % limits for % queues', cardinality(p_limits), cardinality(p_queues);
+    END IF;
+    -- New lanes get their claim heads first, all together and in key order.
+    -- (Created one by one during the walk, which visits lanes in random order,
+    -- two claimers could each wait for the other's uncommitted head: a
+    -- deadlock.) A lane whose head appears later is simply skipped this time.
+    INSERT INTO __schema__.claim_heads (queue, priority, enqueue_shard)
+    SELECT e.queue, e.priority, e.enqueue_shard
+    FROM __schema__.enqueue_heads AS e
+    WHERE e.queue = ANY (p_queues)
+      AND NOT EXISTS (SELECT 1 FROM __schema__.claim_heads AS c
+                      WHERE c.queue = e.queue AND c.priority = e.priority AND c.enqueue_shard = e.enqueue_shard)
+    ORDER BY e.queue, e.priority, e.enqueue_shard
+    ON CONFLICT DO NOTHING;
+
+    FOR v_lane IN
+        SELECT e.queue, e.priority, e.enqueue_shard, c.claim_seq
+        FROM __schema__.enqueue_heads AS e
+        JOIN __schema__.queues AS q ON q.name = e.queue AND NOT q.paused
+        LEFT JOIN __schema__.claim_heads AS c
+               ON c.queue = e.queue AND c.priority = e.priority AND c.enqueue_shard = e.enqueue_shard
+        -- Priority aging (optional): a lane whose next job has waited k
+        -- intervals competes as if its priority were k levels higher (not
+        -- above 1); ties go to the lane whose next job waited longest. Only
+        -- computed when asked for.
+        LEFT JOIN LATERAL (
+            SELECT j.run_at AS head_run_at
+            FROM __schema__.lane_segments AS g
+            CROSS JOIN LATERAL (
+                SELECT j.run_at FROM __schema__.jobs AS j
+                WHERE j.id BETWEEN g.first_id + (greatest(g.first_seq, coalesce(c.claim_seq, 0) + 1) - g.first_seq)
+                               AND g.first_id + (g.last_seq - g.first_seq)
+                  AND j.state = 'available'
+                  AND j.lane_seq = g.first_seq + (j.id - g.first_id)
+                ORDER BY j.id
+                LIMIT 1
+            ) AS j
+            WHERE p_aging IS NOT NULL
+              AND g.queue = e.queue AND g.priority = e.priority AND g.enqueue_shard = e.enqueue_shard
+              AND g.last_seq > coalesce(c.claim_seq, 0)
+            ORDER BY g.first_seq
+            LIMIT 1
+        ) AS h ON true
+        WHERE e.queue = ANY (p_queues)
+          AND p_limits[array_position(p_queues, e.queue)] > 0
+          AND e.next_seq - 1 - coalesce(c.claim_seq, 0) - coalesce(c.holes, 0) > 0
+        ORDER BY
+            CASE WHEN h.head_run_at IS NULL THEN e.priority
+                 ELSE greatest(1, e.priority - floor(extract(epoch FROM v_now - h.head_run_at)
+                                                     / extract(epoch FROM p_aging))::integer)
+            END,
+            h.head_run_at,  -- equal effective priority: the longer-waiting lane first
+            e.priority, random()
+    LOOP
+        EXIT WHEN v_total <= 0;
+        v_qpos := array_position(p_queues, v_lane.queue);
+        v_lane_cap := least(v_left[v_qpos], v_total);
+        CONTINUE WHEN v_lane_cap <= 0;
+        v_remaining := v_lane_cap;
+
+        SELECT c.claim_seq INTO v_cursor
+        FROM __schema__.claim_heads AS c
+        WHERE c.queue = v_lane.queue AND c.priority = v_lane.priority
+          AND c.enqueue_shard = v_lane.enqueue_shard
+        FOR UPDATE SKIP LOCKED;
+        CONTINUE WHEN NOT FOUND;
+
+        -- Segments are read a page at a time. Each page: one snapshot, taken
+        -- after the head lock, for the lane head and the next segments past
+        -- the cursor. Every committed job numbered below next_seq is reachable
+        -- through segments, so a lane drained in that snapshot may move its
+        -- cursor to next_seq - 1.
+        LOOP
+            SELECT e.next_seq, s.firsts, s.lasts, s.fids
+            INTO v_next, v_first, v_last, v_fid
+            FROM __schema__.enqueue_heads AS e
+            CROSS JOIN LATERAL (
+                SELECT array_agg(g.first_seq ORDER BY g.first_seq) AS firsts,
+                       array_agg(g.last_seq ORDER BY g.first_seq) AS lasts,
+                       array_agg(g.first_id ORDER BY g.first_seq) AS fids
+                FROM (
+                    SELECT * FROM __schema__.lane_segments AS g
+                    WHERE g.queue = v_lane.queue AND g.priority = v_lane.priority
+                      AND g.enqueue_shard = v_lane.enqueue_shard AND g.last_seq > v_cursor
+                    ORDER BY g.first_seq
+                    LIMIT 64
+                ) AS g
+            ) AS s
+            WHERE e.queue = v_lane.queue AND e.priority = v_lane.priority
+              AND e.enqueue_shard = v_lane.enqueue_shard;
+            v_page_full := coalesce(cardinality(v_first), 0) = 64;
+
+            v_lane_got := 0;
+            v_last_taken := v_cursor;
+            FOR i IN 1 .. coalesce(cardinality(v_first), 0) LOOP
+                EXIT WHEN v_remaining <= 0;
+                -- Consecutive ids: primary-key ranges in lane order, a bounded
+                -- window at a time so the cost follows the claim size, not
+                -- the segment size. A job that left the lane (cancelled) no
+                -- longer matches: a hole.
+                v_id_lo := v_fid[i] + (greatest(v_first[i], v_cursor + 1) - v_first[i]);
+                v_id_end := v_fid[i] + (v_last[i] - v_first[i]);
+                LOOP
+                    v_id_hi := least(v_id_lo + greatest(2 * v_remaining, 32) - 1, v_id_end);
+                    SELECT array_agg(p.id ORDER BY p.id), max(p.lane_seq) INTO v_ids, v_max_seq
+                    FROM (
+                        SELECT j.id, j.lane_seq FROM __schema__.jobs AS j
+                        WHERE j.id BETWEEN v_id_lo AND v_id_hi
+                          AND j.state = 'available'
+                          AND j.lane_seq = v_first[i] + (j.id - v_fid[i])
+                          AND j.queue = v_lane.queue AND j.priority = v_lane.priority
+                          AND j.enqueue_shard = v_lane.enqueue_shard
+                        ORDER BY j.id
+                        LIMIT v_remaining
+                    ) AS p;
+                    IF v_ids IS NOT NULL THEN
+                        RETURN QUERY
+                        WITH claimed AS (
+                            UPDATE __schema__.jobs AS j
+                            SET state = 'running',
+                                attempt = j.attempt + 1,
+                                run_lease = j.run_lease + 1,
+                                attempted_at = v_now,
+                                heartbeat_at = v_now,
+                                deadline_at = v_now + p_deadline
+                            WHERE j.id = ANY (v_ids)
+                            RETURNING j.*
+                        )
+                        SELECT * FROM claimed ORDER BY claimed.lane_seq;
+                        v_remaining := v_remaining - cardinality(v_ids);
+                        v_lane_got := v_lane_got + cardinality(v_ids);
+                    END IF;
+                    IF v_remaining <= 0 THEN
+                        v_last_taken := v_max_seq;
+                        EXIT;
+                    END IF;
+                    -- everything up to v_id_hi was claimed or a hole
+                    v_last_taken := v_first[i] + (v_id_hi - v_fid[i]);
+                    EXIT WHEN v_id_hi >= v_id_end;
+                    v_id_lo := v_id_hi + 1;
+                END LOOP;
+            END LOOP;
+
+            IF v_remaining > 0 AND NOT v_page_full THEN
+                v_new_cursor := greatest(v_cursor, v_next - 1);  -- drained in this snapshot
+            ELSE
+                v_new_cursor := greatest(v_cursor, v_last_taken);
+            END IF;
+            -- Numbers passed over without a claim were holes.
+            UPDATE __schema__.claim_heads AS c
+            SET claim_seq = v_new_cursor,
+                holes = greatest(c.holes - ((v_new_cursor - v_cursor) - v_lane_got), 0)
+            WHERE c.queue = v_lane.queue AND c.priority = v_lane.priority
+              AND c.enqueue_shard = v_lane.enqueue_shard;
+            IF cardinality(v_last) > 0 AND v_last[1] <= v_new_cursor THEN
+                DELETE FROM __schema__.lane_segments AS g
+                WHERE g.queue = v_lane.queue AND g.priority = v_lane.priority
+                  AND g.enqueue_shard = v_lane.enqueue_shard AND g.last_seq <= v_new_cursor;
+            END IF;
+            EXIT WHEN v_remaining <= 0 OR NOT v_page_full;
+            v_cursor := v_new_cursor;
+        END LOOP;
+        -- What this lane took counts against its queue and the whole call.
+        v_left[v_qpos] := v_left[v_qpos] - (v_lane_cap - v_remaining);
+        v_total := v_total - (v_lane_cap - v_remaining);
+    END LOOP;
+END
+$$;
+
+-- The shared-cap form: every queue may take up to p_limit, p_limit in all.
+CREATE OR REPLACE FUNCTION __schema__.claim_jobs(
+    p_queues   text[],
+    p_limit    integer,
+    p_now      timestamptz,
+    p_deadline interval,
+    p_aging    interval DEFAULT NULL
+)
+RETURNS SETOF __schema__.jobs
+LANGUAGE sql AS $$
+    SELECT * FROM __schema__.claim_jobs_limited(
+        p_queues, array_fill(greatest(p_limit, 0), ARRAY[coalesce(cardinality(p_queues), 0)]),
+        p_limit, p_now, p_deadline, p_aging)
+$$;
