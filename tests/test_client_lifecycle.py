@@ -372,3 +372,20 @@ def test_claim_per_queue_limits_are_validated(client, limits, message):
     assert str(info.value) == message
     # Nothing was claimed by the rejected call.
     assert [j.args["n"] for j in client.claim(["a"], 5)] == [1]
+
+
+def test_claimed_args_decode_exactly_with_the_fast_json_loader(client):
+    # Client pools decode json/jsonb with orjson; what orjson refuses (integers
+    # beyond 64 bits) falls back to the standard decoder, so nothing is lost.
+    from awa.client import _batch
+
+    args = [
+        {"n": 2**70, "neg": -(2**65), "nested": [{"big": 10**30}]},
+        {"f": 1.5, "e": 1e-7, "s": "caf\u00e9 \u2603", "none": None, "t": True, "list": [1, "2", [3]]},
+    ]
+    for a in args:
+        client.insert(a, kind="k", queue="json")
+    claimed = client.claim(["json"], 5)
+    assert sorted((j.args for j in claimed), key=str) == sorted(args, key=str)
+    with client._pool.connection() as conn:  # the pool's connections carry the loader
+        assert conn.adapters.get_loader(conn.adapters.types["jsonb"].oid, 0) is _batch._FastJsonbLoader

@@ -53,6 +53,47 @@ else:  # pragma: no cover
     loads = json.loads
 
 
+if _orjson is not None:
+    from psycopg.types.json import JsonbLoader, JsonLoader
+
+    _OrjsonDecodeError = _orjson.JSONDecodeError
+    _orjson_loads = _orjson.loads
+
+    # orjson turns integers beyond 64 bits into floats (silently rounding them);
+    # a run of 19+ digits anywhere sends the document to the standard decoder.
+    _LONG_DIGITS = re.compile(rb"[0-9]{19}")
+
+    def _load_json(data: Any) -> Any:
+        if _LONG_DIGITS.search(data) is None:
+            try:
+                return _orjson_loads(data)  # takes bytes and memoryview as they come
+            except _OrjsonDecodeError:
+                pass
+        return json.loads(bytes(data))
+
+    class _FastJsonLoader(JsonLoader):
+        def load(self, data: Any) -> Any:
+            return _load_json(data)
+
+    class _FastJsonbLoader(JsonbLoader):
+        def load(self, data: Any) -> Any:
+            return _load_json(data)
+
+    def use_fast_json(conn: Any) -> None:
+        """Decode json/jsonb results of this connection with orjson (json as fallback).
+
+        Set on the connections of pools the clients create themselves: every
+        claimed job's args are decoded on the worker's hot path.
+        """
+        conn.adapters.register_loader("json", _FastJsonLoader)
+        conn.adapters.register_loader("jsonb", _FastJsonbLoader)
+
+else:  # pragma: no cover
+
+    def use_fast_json(conn: Any) -> None:
+        return None
+
+
 # --------------------------------------------------------------------------
 # Scalar validation
 # --------------------------------------------------------------------------

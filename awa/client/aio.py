@@ -13,6 +13,7 @@ from typing import Any
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
+from awa.client import _batch
 from awa.client._api import ClientAPI
 from awa.client._core import ClientCore, Copy, Op, Result
 from awa.errors import ValidationError
@@ -50,6 +51,10 @@ async def run_in_async(conn: psycopg.AsyncConnection, op: Op) -> Any:
     return await run_async(conn, op)
 
 
+async def _configure(conn: psycopg.AsyncConnection) -> None:
+    _batch.use_fast_json(conn)
+
+
 class AsyncClient(AsyncWorkerMixin, ClientAPI):
     """Async client; every public method returns an awaitable.
 
@@ -83,6 +88,7 @@ class AsyncClient(AsyncWorkerMixin, ClientAPI):
                 open=False,
                 name=f"awa-{schema}",
                 kwargs={"autocommit": True},  # one round trip for single-statement calls
+                configure=_configure,
             )
             self._owns_pool = True
         elif isinstance(target, AsyncConnectionPool):

@@ -9,6 +9,7 @@ from typing import Any
 import psycopg
 from psycopg_pool import ConnectionPool
 
+from awa.client import _batch
 from awa.client._api import ClientAPI
 from awa.client._core import ClientCore, Copy, Op, Result
 from awa.errors import ValidationError
@@ -51,6 +52,10 @@ def run_in(conn: psycopg.Connection, op: Op) -> Any:
     return run_sync(conn, op)
 
 
+def _configure(conn: psycopg.Connection) -> None:
+    _batch.use_fast_json(conn)
+
+
 class Client(WorkerMixin, ClientAPI):
     """Sync client. ``Client(url)`` opens its own pool; a pool or a connection may be passed.
 
@@ -83,6 +88,7 @@ class Client(WorkerMixin, ClientAPI):
                 open=True,
                 name=f"awa-{schema}",
                 kwargs={"autocommit": True},  # one round trip for single-statement calls
+                configure=_configure,
             )
             self._owns_pool = True
         elif isinstance(target, ConnectionPool):
