@@ -1,22 +1,32 @@
-"""Versioned schema migrations.
+"""Versioned schema migrations, written once and driven sync or async.
 
 Migrations are the files ``sql/migrations/NNNN_name.sql`` in this package,
 applied in numeric order. Each one runs in its own transaction and is recorded
 in ``<schema>.schema_migrations``; a file already recorded is never run again,
-so ``migrate()`` is idempotent. A transaction-level advisory lock (keyed on the
-schema name) serialises concurrent migrators: the second process waits, then
+so migrating is idempotent. A transaction-level advisory lock (keyed on the
+schema name) serialises concurrent migrators: the second one waits, then
 finds everything recorded and does nothing.
 
 The token ``__schema__`` in a migration is replaced by the schema name quoted
 with :class:`psycopg.sql.Identifier`, so the schema is configurable without
 string-formatting identifiers by hand.
+
+The logic lives in one I/O-free plan (:func:`_migration_plan`), a generator
+that yields :class:`Transaction` steps whose bodies yield :class:`Statement`
+steps and receive their rows. :func:`migrate` drives it on a
+``psycopg.Connection``, :func:`migrate_async` on a ``psycopg.AsyncConnection``
+(the same pattern as the client's sans-IO core). Both run on exactly the
+connection they are given: no reconnecting, so whatever that connection was
+opened with (password, sslmode, role, session settings) applies.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from importlib import resources
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -34,6 +44,32 @@ class Migration:
     version: int
     name: str
     text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    """One statement; the driver sends back its rows (``[]`` when it returns none)."""
+
+    query: sql.Composable | str
+    params: Sequence[Any] | None = None
+
+
+Rows = list[tuple[Any, ...]]
+# A transaction body: yields statements, receives their rows. A psycopg error
+# raised by a statement is thrown into the body at its ``yield``.
+Body = Generator[Statement, Rows, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Transaction:
+    """Run ``body`` in one transaction (committed when it returns, rolled back if it raises)."""
+
+    body: Body
+
+
+# A plan yields bare statements (run in the connection's current state) or
+# whole transactions, and receives rows or a body's return value.
+Plan = Generator[Statement | Transaction, Any, Any]
 
 
 def validate_schema_name(schema: str) -> str:
@@ -59,74 +95,156 @@ def load_migrations() -> list[Migration]:
     return found
 
 
-def render(text: str, schema: str, conn: psycopg.Connection) -> str:
+def _compose(text: str, schema: str) -> sql.Composed:
+    """The migration text with every schema token replaced by the quoted identifier."""
+    ident = sql.Identifier(validate_schema_name(schema))
+    pieces: list[sql.Composable] = []
+    for i, part in enumerate(text.split(SCHEMA_TOKEN)):
+        if i:
+            pieces.append(ident)
+        pieces.append(sql.SQL(part))
+    return sql.Composed(pieces)
+
+
+def render(text: str, schema: str, conn: psycopg.Connection | psycopg.AsyncConnection) -> str:
     """Replace the schema token with the properly quoted identifier."""
-    quoted = sql.Identifier(validate_schema_name(schema)).as_string(conn)
-    return text.replace(SCHEMA_TOKEN, quoted)
+    return _compose(text, schema).as_string(conn)
 
 
-def _lock_key(schema: str) -> sql.Composed:
-    return sql.SQL("SELECT pg_advisory_xact_lock(hashtext({}))").format(sql.Literal(f"awa.migrate:{schema}"))
+def _lock(schema: str) -> Statement:
+    return Statement("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"awa.migrate:{schema}"])
 
 
-def applied_versions(conn: psycopg.Connection, schema: str = "awa") -> list[int]:
-    exists = conn.execute("SELECT to_regclass(%s) IS NOT NULL", [f"{sql.Identifier(schema).as_string(conn)}.schema_migrations"]).fetchone()
-    if not exists or not exists[0]:
+# ---------------------------------------------------------------- the plans
+
+
+def _applied_plan(schema: str) -> Plan:
+    # Looked up in the catalog by name, so no identifier has to be quoted here.
+    exists = yield Statement(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c"
+        " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE n.nspname = %s AND c.relname = 'schema_migrations')",
+        [schema],
+    )
+    if not exists[0][0]:
         return []
-    rows = conn.execute(
+    rows = yield Statement(
         sql.SQL("SELECT version FROM {}.schema_migrations ORDER BY version").format(sql.Identifier(schema))
-    ).fetchall()
+    )
     return [r[0] for r in rows]
 
 
-def migrate(conn: psycopg.Connection, schema: str = "awa") -> list[int]:
-    """Apply every pending migration; return the versions applied by this call.
+def _bootstrap(schema: str) -> Body:
+    ident = sql.Identifier(schema)
+    yield _lock(schema)
+    yield Statement(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(ident))
+    yield Statement(
+        sql.SQL(
+            "CREATE TABLE IF NOT EXISTS {}.schema_migrations ("
+            " version integer PRIMARY KEY,"
+            " name text NOT NULL,"
+            " applied_at timestamptz NOT NULL DEFAULT now())"
+        ).format(ident)
+    )
 
-    ``conn`` may be in any transaction state that is idle; it is used with
-    autocommit off and each migration commits on its own.
-    """
-    validate_schema_name(schema)
-    migrations = load_migrations()
-    applied_now: list[int] = []
-    previous_autocommit = conn.autocommit
-    conn.autocommit = False
+
+def _apply_one(schema: str, migration: Migration) -> Body:
+    """Apply ``migration`` unless recorded; return whether this call applied it."""
+    ident = sql.Identifier(schema)
+    # Re-checked under the lock: a concurrent migrator may have applied it meanwhile.
+    yield _lock(schema)
+    done = yield Statement(
+        sql.SQL("SELECT 1 FROM {}.schema_migrations WHERE version = %s").format(ident), [migration.version]
+    )
+    if done:
+        return False
     try:
-        ident = sql.Identifier(schema)
-        with conn.transaction():
-            conn.execute(_lock_key(schema))
-            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(ident))
-            conn.execute(
-                sql.SQL(
-                    "CREATE TABLE IF NOT EXISTS {}.schema_migrations ("
-                    " version integer PRIMARY KEY,"
-                    " name text NOT NULL,"
-                    " applied_at timestamptz NOT NULL DEFAULT now())"
-                ).format(ident)
-            )
-        for migration in migrations:
-            with conn.transaction():
-                conn.execute(_lock_key(schema))
-                done = conn.execute(
-                    sql.SQL("SELECT 1 FROM {}.schema_migrations WHERE version = %s").format(ident),
-                    [migration.version],
-                ).fetchone()
-                if done:
-                    continue
-                try:
-                    conn.execute(render(migration.text, schema, conn))
-                except psycopg.Error as exc:
-                    raise MigrationError(
-                        f"migration {migration.version:04d}_{migration.name} failed: {exc}"
-                    ) from exc
-                conn.execute(
-                    sql.SQL("INSERT INTO {}.schema_migrations (version, name) VALUES (%s, %s)").format(ident),
-                    [migration.version, migration.name],
-                )
-                applied_now.append(migration.version)
-    finally:
-        if not conn.closed and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
-            conn.autocommit = previous_autocommit
+        yield Statement(_compose(migration.text, schema))
+    except psycopg.Error as exc:
+        raise MigrationError(f"migration {migration.version:04d}_{migration.name} failed: {exc}") from exc
+    yield Statement(
+        sql.SQL("INSERT INTO {}.schema_migrations (version, name) VALUES (%s, %s)").format(ident),
+        [migration.version, migration.name],
+    )
+    return True
+
+
+def _migration_plan(schema: str) -> Plan:
+    validate_schema_name(schema)  # before any statement: bad input leaves the database untouched
+    migrations = load_migrations()
+    yield Transaction(_bootstrap(schema))
+    applied_now: list[int] = []
+    for migration in migrations:
+        if (yield Transaction(_apply_one(schema, migration))):
+            applied_now.append(migration.version)
     return applied_now
+
+
+def _require_idle(conn: psycopg.Connection | psycopg.AsyncConnection) -> None:
+    # Each migration must really commit; inside the caller's transaction the
+    # per-file transactions would silently become savepoints of it.
+    status = conn.info.transaction_status
+    if status != psycopg.pq.TransactionStatus.IDLE:
+        raise ValidationError(
+            "migrate needs a connection with no transaction in progress (each migration commits on its own); "
+            f"this one is {status.name}: commit or roll back first"
+        )
+
+
+# ---------------------------------------------------------------- sync driver
+
+
+def _execute(conn: psycopg.Connection, step: Statement) -> Rows:
+    cur = conn.execute(step.query, step.params)
+    return cur.fetchall() if cur.description else []
+
+
+def _run_body(conn: psycopg.Connection, body: Body) -> Any:
+    try:
+        step = next(body)
+        while True:
+            try:
+                rows = _execute(conn, step)
+            except psycopg.Error as exc:
+                step = body.throw(exc)
+            else:
+                step = body.send(rows)
+    except StopIteration as done:
+        return done.value
+    finally:
+        body.close()
+
+
+def _run_plan(conn: psycopg.Connection, plan: Plan) -> Any:
+    try:
+        step = next(plan)
+        while True:
+            if isinstance(step, Transaction):
+                with conn.transaction():
+                    outcome = _run_body(conn, step.body)
+            else:
+                outcome = _execute(conn, step)
+            step = plan.send(outcome)
+    except StopIteration as done:
+        return done.value
+    finally:
+        plan.close()
+
+
+def migrate(conn: psycopg.Connection, schema: str = "awa") -> list[int]:
+    """Apply every pending migration on ``conn``; return the versions applied by this call.
+
+    ``conn`` must have no transaction in progress (autocommit on or off both
+    work, and the setting is left as it was): each migration runs in its own
+    transaction and commits before the next starts.
+    """
+    _require_idle(conn)
+    return _run_plan(conn, _migration_plan(schema))
+
+
+def applied_versions(conn: psycopg.Connection, schema: str = "awa") -> list[int]:
+    """Versions recorded in ``<schema>.schema_migrations`` (``[]`` before the first migrate)."""
+    return _run_plan(conn, _applied_plan(schema))
 
 
 def migrate_url(database_url: str, schema: str = "awa") -> list[int]:
@@ -135,3 +253,54 @@ def migrate_url(database_url: str, schema: str = "awa") -> list[int]:
 
     with connect_or_explain(database_url) as conn:
         return migrate(conn, schema)
+
+
+# ---------------------------------------------------------------- async driver
+
+
+async def _execute_async(conn: psycopg.AsyncConnection, step: Statement) -> Rows:
+    cur = await conn.execute(step.query, step.params)
+    return await cur.fetchall() if cur.description else []
+
+
+async def _run_body_async(conn: psycopg.AsyncConnection, body: Body) -> Any:
+    try:
+        step = next(body)
+        while True:
+            try:
+                rows = await _execute_async(conn, step)
+            except psycopg.Error as exc:
+                step = body.throw(exc)
+            else:
+                step = body.send(rows)
+    except StopIteration as done:
+        return done.value
+    finally:
+        body.close()
+
+
+async def _run_plan_async(conn: psycopg.AsyncConnection, plan: Plan) -> Any:
+    try:
+        step = next(plan)
+        while True:
+            if isinstance(step, Transaction):
+                async with conn.transaction():
+                    outcome = await _run_body_async(conn, step.body)
+            else:
+                outcome = await _execute_async(conn, step)
+            step = plan.send(outcome)
+    except StopIteration as done:
+        return done.value
+    finally:
+        plan.close()
+
+
+async def migrate_async(conn: psycopg.AsyncConnection, schema: str = "awa") -> list[int]:
+    """:func:`migrate` for a ``psycopg.AsyncConnection``: same plan, same rules."""
+    _require_idle(conn)
+    return await _run_plan_async(conn, _migration_plan(schema))
+
+
+async def applied_versions_async(conn: psycopg.AsyncConnection, schema: str = "awa") -> list[int]:
+    """:func:`applied_versions` for a ``psycopg.AsyncConnection``."""
+    return await _run_plan_async(conn, _applied_plan(schema))
