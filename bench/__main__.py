@@ -59,6 +59,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=None, help="end-to-end workers in total, split over partitions (default 256)")
     p.add_argument("--widths", default=None, help="end-to-end widths, comma separated (default 1,2,4,8)")
     p.add_argument("--probe-jobs", type=int, default=None, help="pickup-latency probe jobs per e2e run (default 100)")
+    p.add_argument(
+        "--worker-processes",
+        default=None,
+        help="end-to-end worker processes, comma separated (default 1,2: one process, and one per core of a 2-core machine)",
+    )
     p.add_argument("--database-url", default=None, help="server to use (default DATABASE_URL, else embedded PostgreSQL 18)")
     p.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     p.add_argument("--no-plots", action="store_true")
@@ -70,6 +75,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.workers = args.workers or (64 if args.quick else 256)
     args.probe_jobs = args.probe_jobs if args.probe_jobs is not None else (20 if args.quick else 100)
     args.widths = tuple(int(w) for w in args.widths.split(",")) if args.widths else E2E_WIDTHS
+    args.worker_processes = (
+        tuple(int(n) for n in args.worker_processes.split(",")) if args.worker_processes else (1,) if args.quick else (1, 2)
+    )
     args.producer_rounds = args.rounds or (1 if args.quick else 7)
     args.e2e_rounds = args.rounds or (1 if args.quick else 5)
     return args
@@ -182,7 +190,7 @@ class Runner:
             res["distribution_ok"], res["distribution_detail"] = ok, detail
         return res
 
-    def e2e(self, side: str, width: int) -> dict[str, Any]:
+    def e2e(self, side: str, width: int, processes: int = 1) -> dict[str, Any]:
         url = self.fresh(side)
         timeout_s = max(30.0, self.args.jobs / 200)  # 20,000 jobs: 100 s, ~7x the slowest drain seen
         params = dict(
@@ -193,6 +201,7 @@ class Runner:
             probe_jobs=self.args.probe_jobs,
             probe_interval_ms=20,
             timeout_s=timeout_s,
+            processes=processes,
         )
         if side == "ours":
             try:
@@ -264,28 +273,37 @@ def summarise_producer(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def summarise_e2e(runs: list[dict[str, Any]], widths: tuple[int, ...]) -> dict[str, Any]:
+    """{processes: {width: row}} (processes and width as strings, for JSON)."""
     summary: dict[str, Any] = {}
-    for width in widths:
-        row: dict[str, Any] = {}
-        for side in SIDES:
-            mine = [r for r in runs if r["width"] == width and r["side"] == side]
-            good = [r for r in mine if r["result"].get("ok") and not r["result"].get("stalled")]
-            row[side] = {
-                "jobs_per_s": median([r["result"]["jobs_per_s"] for r in good]),
-                "pickup_p50_ms": median([r["result"].get("pickup_p50_ms") for r in good]),
-                "pickup_p99_ms": median([r["result"].get("pickup_p99_ms") for r in good]),
-                "enqueue_s": median([r["result"].get("enqueue_s") for r in good]),
-                "rounds": len(good),
-                "failed_or_stalled": len(mine) - len(good),
-                "errors": sorted(
-                    {r["result"].get("error") or f"stalled at {r['result'].get('completed')} jobs" for r in mine if r not in good}
-                ),
-            }
-        row["ours_vs_awa_pg"] = paired_ratio(
-            _by_round(runs, width=width, side="ours"), _by_round(runs, width=width, side="awa_pg")
-        )
-        row["ours_vs_awa_pg_of_medians"] = ratio(row["ours"]["jobs_per_s"], row["awa_pg"]["jobs_per_s"])
-        summary[str(width)] = row
+    for processes in sorted({r.get("processes", 1) for r in runs}):
+        table: dict[str, Any] = {}
+        for width in widths:
+            row: dict[str, Any] = {}
+            for side in SIDES:
+                mine = [r for r in runs if r["width"] == width and r["side"] == side and r.get("processes", 1) == processes]
+                good = [r for r in mine if r["result"].get("ok") and not r["result"].get("stalled")]
+                row[side] = {
+                    "jobs_per_s": median([r["result"]["jobs_per_s"] for r in good]),
+                    "pickup_p50_ms": median([r["result"].get("pickup_p50_ms") for r in good]),
+                    "pickup_p99_ms": median([r["result"].get("pickup_p99_ms") for r in good]),
+                    "enqueue_s": median([r["result"].get("enqueue_s") for r in good]),
+                    "rounds": len(good),
+                    "failed_or_stalled": len(mine) - len(good),
+                    "errors": sorted(
+                        {r["result"].get("error") or f"stalled at {r['result'].get('completed')} jobs" for r in mine if r not in good}
+                    ),
+                }
+                row[side]["vs_width_1"] = paired_ratio(
+                    _by_round(runs, width=width, side=side, processes=processes),
+                    _by_round(runs, width=1, side=side, processes=processes),
+                )
+            row["ours_vs_awa_pg"] = paired_ratio(
+                _by_round(runs, width=width, side="ours", processes=processes),
+                _by_round(runs, width=width, side="awa_pg", processes=processes),
+            )
+            row["ours_vs_awa_pg_of_medians"] = ratio(row["ours"]["jobs_per_s"], row["awa_pg"]["jobs_per_s"])
+            table[str(width)] = row
+        summary[str(processes)] = table
     return summary
 
 
@@ -305,14 +323,14 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         dist = [producer[s.name]["ours"]["distribution_ok"] for s in producer_bench.SCENARIOS]
         add("index routing: exact per-partition distribution (ours)", None, "every run exact", all(d is True for d in dist) if dist else None)
     e2e = results.get("e2e", {}).get("summary")
-    if e2e:
-        for width, row in e2e.items():
+    for processes, table in (e2e or {}).items():
+        where = f"{processes} worker process{'es' if processes != '1' else ''}"
+        for width, row in table.items():
             v = row["ours_vs_awa_pg"]
-            add(f"end to end width {width}: ours / awa-pg", v, f">= {TARGET_E2E_VS_AWA_PG}", None if v is None else v >= TARGET_E2E_VS_AWA_PG)
-        if "1" in e2e and "4" in e2e:
-            w1, w4 = e2e["1"]["ours"]["jobs_per_s"], e2e["4"]["ours"]["jobs_per_s"]
-            v = ratio(w4, w1)
-            add("end to end ours: width 4 / width 1", v, ">= 1.0 (grows, not falls)", None if v is None else v >= 1.0)
+            add(f"end to end width {width}, {where}: ours / awa-pg", v, f">= {TARGET_E2E_VS_AWA_PG}", None if v is None else v >= TARGET_E2E_VS_AWA_PG)
+        if "1" in table and "4" in table:
+            v = table["4"]["ours"]["vs_width_1"]
+            add(f"end to end ours, {where}: width 4 / width 1", v, ">= 1.0 (grows, not falls)", None if v is None else v >= 1.0)
     return targets
 
 
@@ -359,18 +377,25 @@ def markdown(results: dict[str, Any]) -> str:
             )
         out.append("")
     e2e = results.get("e2e", {}).get("summary")
-    if e2e:
-        out.append("### End to end (enqueue, then drain no-op jobs with the worker runtime)")
+    for processes, table in (e2e or {}).items():
+        plural = "es" if processes != "1" else ""
+        out.append(
+            f"### End to end, {processes} worker process{plural} (enqueue, then drain no-op jobs with the worker runtime)"
+        )
         out.append("")
-        out.append("| width | ours jobs/s | awa-pg jobs/s | ours / awa-pg | ours pickup p50 / p99 ms | awa-pg pickup p50 / p99 ms |")
-        out.append("|---:|---:|---:|---:|---:|---:|")
-        for width, row in e2e.items():
+        out.append(
+            "| width | ours jobs/s | awa-pg jobs/s | ours / awa-pg | ours / width 1 | awa-pg / width 1 "
+            "| ours pickup p50 / p99 ms | awa-pg pickup p50 / p99 ms |"
+        )
+        out.append("|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for width, row in table.items():
             o, a = row["ours"], row["awa_pg"]
             note = ""
             if a["failed_or_stalled"]:
                 note = f" ({a['failed_or_stalled']} stalled/failed)"
             out.append(
                 f"| {width} | {fmt_rate(o['jobs_per_s'])} | {fmt_rate(a['jobs_per_s'])}{note} | {fmt_ratio(row['ours_vs_awa_pg'])} | "
+                f"{fmt_ratio(o['vs_width_1'])} | {fmt_ratio(a['vs_width_1'])} | "
                 f"{fmt_ms(o['pickup_p50_ms'])} / {fmt_ms(o['pickup_p99_ms'])} | {fmt_ms(a['pickup_p50_ms'])} / {fmt_ms(a['pickup_p99_ms'])} |"
             )
         out.append("")
@@ -442,7 +467,7 @@ def main(argv: list[str] | None = None) -> int:
         if "producer" in args.only:
             steps += args.producer_rounds * len(producer_bench.SCENARIOS) * len(sides) + 1
         if "e2e" in args.only:
-            steps += args.e2e_rounds * len(args.widths) * len(sides)
+            steps += args.e2e_rounds * len(args.worker_processes) * len(args.widths) * len(sides)
         if "routing" in args.only:
             steps += 1
         progress = Progress(steps, enabled=not args.no_progress)
@@ -450,7 +475,10 @@ def main(argv: list[str] | None = None) -> int:
         if "producer" in args.only:
             runs = []
             for rnd in range(args.producer_rounds):
-                for scenario in producer_bench.SCENARIOS:
+                # Rotate the scenario order each round: no scenario is always the
+                # first after the other side's run (or always the last).
+                shift = rnd % len(producer_bench.SCENARIOS)
+                for scenario in producer_bench.SCENARIOS[shift:] + producer_bench.SCENARIOS[:shift]:
                     for side in interleaved(rnd):
                         if side not in sides:
                             continue
@@ -474,18 +502,23 @@ def main(argv: list[str] | None = None) -> int:
         if "e2e" in args.only:
             runs = []
             for rnd in range(args.e2e_rounds):
-                for width in args.widths:
-                    for side in interleaved(rnd + width):
-                        if side not in sides:
-                            continue
-                        progress.note(f"e2e r{rnd + 1} width {width} {side}")
-                        res = runner.e2e(side, width)
-                        runs.append({"round": rnd, "width": width, "side": side, "result": res})
-                        if not res.get("ok") or res.get("stalled"):
-                            results["errors"].append(
-                                f"e2e width {width} {side}: {res.get('error') or 'stalled at %s jobs' % res.get('completed')}"
+                for processes in args.worker_processes:
+                    for width in args.widths:
+                        for side in interleaved(rnd + width):
+                            if side not in sides:
+                                continue
+                            label = f"e2e r{rnd + 1} p{processes} w{width} {side}"
+                            progress.note(label)
+                            res = runner.e2e(side, width, processes)
+                            runs.append(
+                                {"round": rnd, "processes": processes, "width": width, "side": side, "result": res}
                             )
-                        progress.step(f"e2e r{rnd + 1} w{width} {side}: {fmt_rate(res.get('jobs_per_s'))}/s")
+                            if not res.get("ok") or res.get("stalled"):
+                                results["errors"].append(
+                                    f"e2e {processes} process(es) width {width} {side}: "
+                                    f"{res.get('error') or 'stalled at %s jobs' % res.get('completed')}"
+                                )
+                            progress.step(f"{label}: {fmt_rate(res.get('jobs_per_s'))}/s")
             results["e2e"] = {"runs": runs, "summary": summarise_e2e(runs, args.widths)}
 
         if "routing" in args.only:
@@ -497,7 +530,7 @@ def main(argv: list[str] | None = None) -> int:
     results["meta"] = meta
     results["config"] = {
         k: getattr(args, k) for k in ("quick", "jobs", "chunk", "workers", "producer_rounds", "e2e_rounds", "probe_jobs")
-    } | {"widths": list(args.widths), "only": sorted(args.only)}
+    } | {"widths": list(args.widths), "worker_processes": list(args.worker_processes), "only": sorted(args.only)}
     results["targets"] = evaluate_targets(results)
     results = {"meta": results.pop("meta"), "config": results.pop("config"), **results}
 

@@ -12,7 +12,7 @@ Protocol: one JSON command on stdin, one JSON result on the last stdout line.
      "queue": "bench_single", "width": 4 | null, "routing": "none"|"index"|"key"}
     {"op": "e2e",      "database_url": ..., "total": 20000, "chunk": 2000,
      "width": 4, "workers": 256, "probe_jobs": 100, "probe_interval_ms": 20,
-     "timeout_s": 120, "max_connections": 150}
+     "timeout_s": 120, "max_connections": 150, "processes": 1}
 
 The measurement methods mirror bench/producer.py and bench/e2e.py exactly so
 that the two sides' figures are comparable.
@@ -21,14 +21,31 @@ that the two sides' figures are comparable.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import sys
 import time
 import traceback
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import awa  # awa-pg (Rust core)
+
+
+def _load_worker_processes() -> Any:
+    """bench/worker_processes.py (standard library only), loaded by path: with
+    ``python -I`` this file's folder is not on sys.path, and must not be."""
+    name = "awa_bench_worker_processes"
+    if name not in sys.modules:  # spawned children load it again when they import this script
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("worker_processes.py"))
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+worker_processes = _load_worker_processes()
 
 QUEUE_STORAGE_SCHEMA = "awa_qs_bench"
 JOB_KIND = "bench_noop"
@@ -190,6 +207,98 @@ async def run_e2e(cmd: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+def _worker_process(slot: Any, database_url: str, width: int, per_partition: int, max_connections: int) -> None:
+    """One awa-pg worker process of a multi-process drain (a spawned child)."""
+
+    async def main() -> None:
+        client = awa.AsyncClient(database_url, max_connections=max_connections)
+        pq = awa.PartitionedQueue(f"e2e_w{width}", width)
+
+        async def handle(job: Any) -> None:
+            args = job.args
+            if args.seq < 0:
+                slot.probe(-1 - args.seq, time.time() - args.t)
+            else:
+                slot.done()
+
+        for queue in pq.physical_queues:
+            client.task(BenchNoop, kind=JOB_KIND, queue=queue)(handle)
+        slot.ready()
+        await asyncio.get_running_loop().run_in_executor(None, slot.wait_go)
+        await client.start(
+            pq.queue_configs(per_partition), poll_interval_ms=200, queue_storage_schema=QUEUE_STORAGE_SCHEMA
+        )
+        try:
+            while not slot.should_stop():
+                await asyncio.sleep(0.01)
+        finally:
+            try:
+                await asyncio.wait_for(client.shutdown(timeout_ms=5000), 15)
+            finally:
+                await asyncio.wait_for(client.close(), 10)
+
+    asyncio.run(main())
+
+
+def run_e2e_processes(cmd: dict[str, Any]) -> dict[str, Any]:
+    """The drain in several awa-pg worker processes; this process enqueues and times."""
+    total, chunk = int(cmd["total"]), int(cmd["chunk"])
+    width, workers, processes = int(cmd["width"]), int(cmd["workers"]), int(cmd["processes"])
+    probe_jobs, probe_interval = int(cmd.get("probe_jobs", 0)), float(cmd.get("probe_interval_ms", 20)) / 1000
+    timeout_s = float(cmd.get("timeout_s", 120))
+    per_partition = max(1, -(-workers // (width * processes)))
+    # The server's connections are shared by every process.
+    per_process_connections = max(20, int(cmd.get("max_connections", 150)) // processes)
+    pool = worker_processes.WorkerProcesses(
+        _worker_process, (cmd["database_url"], width, per_partition, per_process_connections), processes, probe_jobs
+    )
+    result: dict[str, Any] = {"width": width, "workers": workers, "processes": processes, "stalled": False}
+
+    async def parent() -> None:
+        client = await _fresh_client(cmd)  # resets the queue storage before the children connect
+        pq = awa.PartitionedQueue(f"e2e_w{width}", width)
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, pool.start)
+            started = time.perf_counter()
+            for lo in range(0, total, chunk):
+                hi = min(lo + chunk, total)
+                now = time.time()
+                jobs = [BenchNoop(seq=i, t=now) for i in range(lo, hi)]
+                await client.enqueue_many_copy(
+                    jobs, kind=JOB_KIND, queue=pq.logical_queue, opts=[pq.route_by_index(i) for i in range(lo, hi)]
+                )
+            result["enqueue_s"] = time.perf_counter() - started
+            pool.go()
+            drain_s, stalled = await asyncio.get_running_loop().run_in_executor(None, pool.wait_completed, total, timeout_s)
+            completed = pool.completed()
+            result.update(stalled=stalled, completed=completed, drain_s=drain_s, jobs_per_s=completed / drain_s)
+            if probe_jobs and not stalled:
+                for i in range(probe_jobs):
+                    await client.enqueue_many_copy(
+                        [BenchNoop(seq=-1 - i, t=time.time())],
+                        kind=JOB_KIND,
+                        queue=pq.logical_queue,
+                        opts=[pq.route_by_index(i)],
+                    )
+                    await asyncio.sleep(probe_interval)
+        finally:
+            await client.close()
+
+    try:
+        asyncio.run(parent())
+        latencies = sorted(pool.wait_probes(30) if probe_jobs and not result["stalled"] else [])
+        if probe_jobs and len(latencies) < probe_jobs and not result["stalled"]:
+            result["probe_stalled"] = True
+        result["probe_count"] = len(latencies)
+        result["pickup_p50_ms"] = None if not latencies else _percentile(latencies, 50) * 1000
+        result["pickup_p99_ms"] = None if not latencies else _percentile(latencies, 99) * 1000
+    finally:
+        codes = pool.stop()
+        if any(code != 0 for code in codes):
+            result["worker_exit_codes"] = codes
+    return result
+
+
 async def run_migrate(cmd: dict[str, Any]) -> dict[str, Any]:
     client = awa.AsyncClient(cmd["database_url"], max_connections=4)
     await client.migrate()
@@ -204,7 +313,10 @@ def main() -> int:
     raw = sys.argv[1] if len(sys.argv) > 1 else sys.stdin.read()
     cmd = json.loads(raw)
     try:
-        result = asyncio.run(OPS[cmd["op"]](cmd))
+        if cmd["op"] == "e2e" and int(cmd.get("processes", 1)) > 1:
+            result = run_e2e_processes(cmd)
+        else:
+            result = asyncio.run(OPS[cmd["op"]](cmd))
         result["ok"] = True
     except Exception as exc:  # reported to the harness, never raised through it
         result = {"ok": False, "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
@@ -222,5 +334,5 @@ def _version() -> str | None:
         return None
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # not in spawned worker processes (they import this as __mp_main__)
     sys.exit(main())

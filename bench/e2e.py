@@ -6,6 +6,10 @@ them with the worker runtime; then measure pickup latency on the idle runtime.
   jobs enqueued one at a time ``probe_interval_ms`` apart after the drain (so it
   measures wake-up + claim, not time spent waiting behind a backlog).
 
+With ``processes`` > 1 the drain runs in that many worker processes, each
+serving every partition, the ``workers`` split evenly between them
+(bench/worker_processes.py); the parent enqueues, times and probes.
+
 bench/awa_pg_side.py measures awa-pg the same way.
 """
 
@@ -57,19 +61,11 @@ async def run_ours_async(
     for queue in pq.physical_queues:
         client.task(BenchNoop, kind=JOB_KIND, queue=queue)(handle)
 
-    out: dict[str, Any] = {"width": width, "workers": workers, "stalled": False}
+    out: dict[str, Any] = {"width": width, "workers": workers, "processes": 1, "stalled": False}
     try:
-        enqueue_started = time.perf_counter()
-        for lo in range(0, total, chunk):
-            hi = min(lo + chunk, total)
-            now = time.time()
-            jobs = [BenchNoop(seq=i, t=now) for i in range(lo, hi)]
-            await client.enqueue_many_copy(
-                jobs, kind=JOB_KIND, queue=pq.logical_queue, opts=[pq.route_by_index(i) for i in range(lo, hi)]
-            )
-        out["enqueue_s"] = time.perf_counter() - enqueue_started
+        out["enqueue_s"] = await _enqueue_backlog(client, pq, total, chunk)
 
-        per_partition = max(1, -(-workers // width))
+        per_partition = per_partition_workers(workers, width, 1)
         drain_started = time.perf_counter()
         await client.start(pq.queue_configs(per_partition), poll_interval_ms=poll_interval_ms)
         try:
@@ -80,14 +76,7 @@ async def run_ours_async(
         out.update(completed=completed, drain_s=drain_s, jobs_per_s=completed / drain_s if drain_s > 0 else None)
 
         if probe_jobs and not out["stalled"]:
-            for i in range(probe_jobs):
-                await client.enqueue_many_copy(
-                    [BenchNoop(seq=-1 - i, t=time.time())],
-                    kind=JOB_KIND,
-                    queue=pq.logical_queue,
-                    opts=[pq.route_by_index(i)],
-                )
-                await asyncio.sleep(probe_interval_ms / 1000)
+            await _send_probes(client, pq, probe_jobs, probe_interval_ms)
             try:
                 await asyncio.wait_for(probe_done.wait(), 30)
             except asyncio.TimeoutError:
@@ -106,7 +95,124 @@ async def run_ours_async(
     return out
 
 
-def run_ours(database_url: str, **kwargs: Any) -> dict[str, Any]:
+def per_partition_workers(workers: int, width: int, processes: int) -> int:
+    """max_workers of each partition in each process: ``workers`` in all, rounded up."""
+    return max(1, -(-workers // (width * processes)))
+
+
+async def _enqueue_backlog(client: Any, pq: Any, total: int, chunk: int) -> float:
+    started = time.perf_counter()
+    for lo in range(0, total, chunk):
+        hi = min(lo + chunk, total)
+        now = time.time()
+        jobs = [BenchNoop(seq=i, t=now) for i in range(lo, hi)]
+        await client.enqueue_many_copy(
+            jobs, kind=JOB_KIND, queue=pq.logical_queue, opts=[pq.route_by_index(i) for i in range(lo, hi)]
+        )
+    return time.perf_counter() - started
+
+
+async def _send_probes(client: Any, pq: Any, probe_jobs: int, probe_interval_ms: float) -> None:
+    for i in range(probe_jobs):
+        await client.enqueue_many_copy(
+            [BenchNoop(seq=-1 - i, t=time.time())], kind=JOB_KIND, queue=pq.logical_queue, opts=[pq.route_by_index(i)]
+        )
+        await asyncio.sleep(probe_interval_ms / 1000)
+
+
+def _worker_process(slot: Any, database_url: str, width: int, per_partition: int, poll_interval_ms: int) -> None:
+    """One worker process of a multi-process drain (runs in a spawned child)."""
+
+    async def main() -> None:
+        from awa.routing import PartitionedQueue
+
+        client = open_async_client(database_url)
+        await open_pool(client)
+        pq = PartitionedQueue(f"e2e_w{width}", width)
+
+        async def handle(job: Any) -> None:
+            args = job.args
+            if args.seq < 0:
+                slot.probe(-1 - args.seq, time.time() - args.t)
+            else:
+                slot.done()
+
+        for queue in pq.physical_queues:
+            client.task(BenchNoop, kind=JOB_KIND, queue=queue)(handle)
+        loop = asyncio.get_running_loop()
+        slot.ready()
+        await loop.run_in_executor(None, slot.wait_go)
+        await client.start(pq.queue_configs(per_partition), poll_interval_ms=poll_interval_ms)
+        try:
+            while not slot.should_stop():
+                await asyncio.sleep(0.01)
+        finally:
+            await asyncio.wait_for(client.shutdown(timeout_ms=5000), 15)
+            await _close(client)
+
+    asyncio.run(main())
+
+
+def run_ours_processes(
+    database_url: str,
+    *,
+    total: int,
+    chunk: int,
+    width: int,
+    workers: int,
+    processes: int,
+    probe_jobs: int = 100,
+    probe_interval_ms: float = 20,
+    timeout_s: float = 120,
+    poll_interval_ms: int = 200,
+) -> dict[str, Any]:
+    """The drain in ``processes`` worker processes (the parent enqueues and times)."""
+    from awa.routing import PartitionedQueue
+
+    from bench.worker_processes import WorkerProcesses
+
+    pq = PartitionedQueue(f"e2e_w{width}", width)
+    per_partition = per_partition_workers(workers, width, processes)
+    out: dict[str, Any] = {"width": width, "workers": workers, "processes": processes, "stalled": False}
+    pool = WorkerProcesses(_worker_process, (database_url, width, per_partition, poll_interval_ms), processes, probe_jobs)
+
+    async def parent() -> None:
+        client = open_async_client(database_url)
+        await open_pool(client)
+        try:
+            out["enqueue_s"] = await _enqueue_backlog(client, pq, total, chunk)
+            pool.go()
+            drain_s, stalled = await asyncio.get_running_loop().run_in_executor(None, pool.wait_completed, total, timeout_s)
+            completed = pool.completed()
+            out.update(stalled=stalled, completed=completed, drain_s=drain_s, jobs_per_s=completed / drain_s)
+            if probe_jobs and not stalled:
+                await _send_probes(client, pq, probe_jobs, probe_interval_ms)
+        finally:
+            await _close(client)
+
+    try:
+        pool.start()
+        asyncio.run(parent())
+        latencies = sorted(pool.wait_probes(30) if probe_jobs and not out["stalled"] else [])
+        if probe_jobs and len(latencies) < probe_jobs and not out["stalled"]:
+            out["probe_stalled"] = True
+        out["probe_count"] = len(latencies)
+        out["pickup_p50_ms"] = None if not latencies else percentile(latencies, 50) * 1000
+        out["pickup_p99_ms"] = None if not latencies else percentile(latencies, 99) * 1000
+        out["ok"] = True
+    finally:
+        codes = pool.stop()
+        if any(code != 0 for code in codes):
+            out["worker_exit_codes"] = codes
+    return out
+
+
+def run_ours(database_url: str, processes: int = 1, **kwargs: Any) -> dict[str, Any]:
+    if processes > 1:
+        try:
+            return run_ours_processes(database_url, processes=processes, **kwargs)
+        except Exception as exc:
+            return {"ok": False, "stalled": True, "error": f"{type(exc).__name__}: {exc}"}
     # An outer bound as well, so a hang anywhere (pool, start, shutdown) never
     # hangs the benchmark: drain timeout + probe wait + generous slack.
     limit = float(kwargs.get("timeout_s", 120)) + 90

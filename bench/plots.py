@@ -41,14 +41,24 @@ def throughput_vs_width(results: dict[str, Any], path: Path) -> Path | None:
     _width_axis(ax)
 
     ax = axes[1]
-    for side, label, colour, style in sides:
-        points = sorted(
-            (int(width), row[side]["jobs_per_s"])
-            for width, row in e2e.items()
-            if row.get(side, {}).get("jobs_per_s")
-        )
-        if points:
-            ax.plot([w for w, _ in points], [v for _, v in points], style, color=colour, label=label)
+    # One line per side and number of worker processes (e2e summary: {processes: {width: row}}).
+    for processes, table in sorted(e2e.items(), key=lambda item: int(item[0])):
+        for side, label, colour, style in sides:
+            points = sorted(
+                (int(width), row[side]["jobs_per_s"])
+                for width, row in table.items()
+                if row.get(side, {}).get("jobs_per_s")
+            )
+            if points:
+                marker_style = style if processes == "1" else style.replace("-", ":").replace("::", ":")
+                ax.plot(
+                    [w for w, _ in points],
+                    [v for _, v in points],
+                    marker_style,
+                    color=colour,
+                    alpha=1.0 if processes == "1" else 0.7,
+                    label=f"{label}, {processes} process{'es' if processes != '1' else ''}",
+                )
     ax.set_title("End to end: enqueue + drain no-op jobs")
     ax.set_ylabel("completed jobs/s (median)")
     _width_axis(ax)

@@ -126,6 +126,30 @@ def test_e2e_tiny_drain(database_url: str) -> None:
     assert 0 <= result["pickup_p50_ms"] <= result["pickup_p99_ms"]
 
 
+def test_e2e_tiny_drain_in_two_worker_processes(database_url: str) -> None:
+    from bench import e2e
+
+    result = e2e.run_ours(
+        database_url, processes=2, total=40, chunk=10, width=2, workers=4, probe_jobs=4, timeout_s=60
+    )
+    assert result["ok"] is True and result["stalled"] is False, result
+    assert result["processes"] == 2 and "worker_exit_codes" not in result  # both children exited cleanly
+    assert result["completed"] == 40 and result["jobs_per_s"] > 0
+    assert result["probe_count"] == 4
+    with psycopg.connect(database_url) as conn:
+        states = dict(conn.execute("SELECT state::text, count(*) FROM awa.jobs GROUP BY 1").fetchall())
+    assert states == {"completed": 44}  # every job and probe ran once, nothing left running
+
+
+def test_worker_processes_split_the_workers_and_stop_cleanly_when_never_started() -> None:
+    from bench.e2e import per_partition_workers
+    from bench.worker_processes import WorkerProcesses
+
+    assert per_partition_workers(256, 4, 2) == 32 and per_partition_workers(256, 1, 1) == 256
+    assert per_partition_workers(256, 3, 2) == 43  # rounded up: never fewer than asked for
+    assert WorkerProcesses(print, (), 2, 0).stop(timeout_s=1) == []
+
+
 def test_awa_pg_side_never_imports_this_repository() -> None:
     tree = ast.parse((BENCH_DIR / "awa_pg_side.py").read_text())
     imported = set()
@@ -149,3 +173,28 @@ def test_small_helpers() -> None:
     bar.step("b")
     bar.step("c")
     assert bar.done == 2
+
+
+def test_harness_quick_e2e_reports_each_process_count(pg_server_url: str, tmp_path: Path, capsys) -> None:
+    from bench.__main__ import main
+
+    code = main(
+        [
+            "--quick", "--jobs", "30", "--chunk", "10", "--rounds", "1", "--only", "e2e", "--widths", "1,2",
+            "--worker-processes", "1,2", "--workers", "4", "--probe-jobs", "2",
+            "--no-awa-pg", "--no-plots", "--no-progress",
+            "--database-url", pg_server_url, "--results-dir", str(tmp_path),
+        ]
+    )
+    assert code == 0
+    data = json.loads((tmp_path / "latest.json").read_text())
+    assert data["errors"] == []
+    summary = data["e2e"]["summary"]
+    assert set(summary) == {"1", "2"} and all(set(table) == {"1", "2"} for table in summary.values())
+    for table in summary.values():
+        assert table["1"]["ours"]["vs_width_1"] == pytest.approx(1.0)
+        assert table["2"]["ours"]["jobs_per_s"] > 0
+    names = [t["target"] for t in data["targets"]]
+    assert "end to end width 2, 2 worker processes: ours / awa-pg" in names
+    printed = capsys.readouterr().out
+    assert "### End to end, 1 worker process " in printed and "### End to end, 2 worker processes " in printed
