@@ -5,7 +5,6 @@ It runs the very same operation generators as :class:`awa.client.Client`.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from collections.abc import Callable
 from typing import Any
@@ -129,20 +128,23 @@ class AsyncClient(AsyncWorkerMixin, ClientAPI):
             raise ValidationError("this client was built on a single connection; use it directly")
         return _OpenThenConnect(self)
 
-    async def migrate(self) -> None:
-        from awa.storage.migrate import migrate
+    async def migrate(self) -> list[int]:
+        """Apply pending schema migrations; return the versions this call applied.
+
+        Runs on one of the client's own connections (a pooled one, or the
+        single ``AsyncConnection`` it was built on), so its credentials, pool
+        ``kwargs`` and session settings all apply. A single connection must
+        have no transaction in progress (each migration commits on its own);
+        its autocommit setting is left unchanged.
+        """
+        from awa.storage.migrate import migrate_async
 
         if self._pool is not None:
-            conninfo = self._pool.conninfo
-        else:
-            assert self._conn is not None
-            conninfo = self._conn.info.dsn  # no password in dsn; fine for local sockets
-
-        def work() -> None:
-            with psycopg.connect(conninfo) as c:
-                migrate(c, self.schema)
-
-        await asyncio.to_thread(work)
+            await self._ensure_open()
+            async with self._pool.connection() as pooled:
+                return await migrate_async(pooled, self.schema)
+        assert self._conn is not None
+        return await migrate_async(self._conn, self.schema)
 
     async def close(self) -> None:
         if self._owns_pool and self._pool is not None and self._opened:

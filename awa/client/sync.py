@@ -119,15 +119,21 @@ class Client(WorkerMixin, ClientAPI):
             raise ValidationError("this client was built on a single connection; use it directly")
         return self._pool.connection()
 
-    def migrate(self) -> None:
+    def migrate(self) -> list[int]:
+        """Apply pending schema migrations; return the versions this call applied.
+
+        Runs on one of the client's own connections (a pooled one, or the
+        single ``Connection`` it was built on). A single connection must have
+        no transaction in progress (each migration commits on its own); its
+        autocommit setting is left unchanged.
+        """
         from awa.storage.migrate import migrate
 
         if self._pool is not None:
-            with self._pool.connection() as c:
-                migrate(c, self.schema)
-        else:
-            assert self._conn is not None
-            migrate(self._conn, self.schema)
+            with self._pool.connection() as pooled:
+                return migrate(pooled, self.schema)
+        assert self._conn is not None
+        return migrate(self._conn, self.schema)
 
     def close(self) -> None:
         if self._owns_pool and self._pool is not None:
