@@ -466,7 +466,10 @@ def prepare(
             queues = q_over  # type: ignore[assignment]
         elif any(q is not None for q in q_over):
             queues = [q if q is not None else queue for q in q_over]
-        if k_over.count(ABSENT) != len(k_over):
+        absent = k_over.count(ABSENT)
+        if absent == 0:
+            keys = k_over  # every job names its key (batch routes): nothing to fill in
+        elif absent != len(k_over):
             keys = [key if k is ABSENT else k for k in k_over]
     return Batch(n, texts, kinds, queue, queues, key, keys, priority, max_attempts, tags, metadata, run_at)
 
@@ -512,15 +515,15 @@ def route(batch: Batch, shard_counts: Mapping[str, int], rotor: Callable[[str, i
     for q in sorted(by_queue):
         rows = by_queue[q]
         shards = shard_counts[q]
+        if shards <= 1:
+            lanes.setdefault((q, 0), []).extend(rows)  # one shard: keys do not matter here
+            continue
         if keys is None:
             row_keys: list[bytes | None] = [batch.key] * len(rows) if batch.key is not None else []
         else:
             row_keys = [keys[i] for i in rows]
-        if not row_keys or shards <= 1:
-            if shards <= 1:
-                lanes.setdefault((q, 0), []).extend(rows)
-            else:
-                lanes.setdefault((q, rotor(q, shards)), []).extend(rows)
+        if not row_keys:  # no keys at all: the rotor's shard for the whole group
+            lanes.setdefault((q, rotor(q, shards)), []).extend(rows)
             continue
         if None in row_keys:
             keyed = [i for i, k in zip(rows, row_keys) if k is not None]
