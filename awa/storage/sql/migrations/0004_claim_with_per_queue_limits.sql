@@ -40,6 +40,7 @@ DECLARE
     v_last       bigint[];
     v_fid        bigint[];
     v_ids        bigint[];
+    v_claim      bigint[] := '{}';  -- ids taken, in walk order
     v_max_seq    bigint;
     v_lane_got   bigint;
     v_last_taken bigint;
@@ -169,19 +170,8 @@ BEGIN
                         LIMIT v_remaining
                     ) AS p;
                     IF v_ids IS NOT NULL THEN
-                        RETURN QUERY
-                        WITH claimed AS (
-                            UPDATE __schema__.jobs AS j
-                            SET state = 'running',
-                                attempt = j.attempt + 1,
-                                run_lease = j.run_lease + 1,
-                                attempted_at = v_now,
-                                heartbeat_at = v_now,
-                                deadline_at = v_now + p_deadline
-                            WHERE j.id = ANY (v_ids)
-                            RETURNING j.*
-                        )
-                        SELECT * FROM claimed ORDER BY claimed.lane_seq;
+                        -- Marked running once, for every lane, after the walk.
+                        v_claim := v_claim || v_ids;
                         v_remaining := v_remaining - cardinality(v_ids);
                         v_lane_got := v_lane_got + cardinality(v_ids);
                     END IF;
@@ -219,6 +209,29 @@ BEGIN
         v_left[v_qpos] := v_left[v_qpos] - (v_lane_cap - v_remaining);
         v_total := v_total - (v_lane_cap - v_remaining);
     END LOOP;
+
+    -- One UPDATE for all lanes (one per lane and window cost a statement
+    -- each). Safe to defer: every row in v_claim is an available job of a lane
+    -- whose claim head this transaction holds, and nothing moves such a row
+    -- without that lock (claims take it; cancel_job waits for it). Rows come
+    -- back in walk order: lane by lane, each in lane order.
+    IF cardinality(v_claim) > 0 THEN
+        RETURN QUERY
+        WITH claimed AS (
+            UPDATE __schema__.jobs AS j
+            SET state = 'running',
+                attempt = j.attempt + 1,
+                run_lease = j.run_lease + 1,
+                attempted_at = v_now,
+                heartbeat_at = v_now,
+                deadline_at = v_now + p_deadline
+            WHERE j.id = ANY (v_claim)  -- a primary-key lookup (a join here plans a scan)
+            RETURNING j.*
+        )
+        SELECT c.* FROM claimed AS c
+        JOIN unnest(v_claim) WITH ORDINALITY AS u(id, ord) ON u.id = c.id
+        ORDER BY u.ord;
+    END IF;
 END
 $$;
 
