@@ -338,6 +338,14 @@ def parse_opts(opts: Any, n_jobs: int) -> tuple[list[str | None], list[Any]] | N
     return queues, keys
 
 
+def _all_valid_names(names: Sequence[Any]) -> bool:
+    """Whether every distinct name passes :func:`check_name` (without wording an error)."""
+    for q in set(names):
+        if q.__class__ is not str or not q or len(q) > MAX_NAME_LENGTH or _CONTROL.search(q):
+            return False
+    return True
+
+
 def _queue_only_opts(opts: Sequence[Any]) -> list[str | None] | None:
     """The queues when every entry is exactly ``{"queue": <valid name>}``, else None.
 
@@ -350,16 +358,13 @@ def _queue_only_opts(opts: Sequence[Any]) -> list[str | None] | None:
         queues = [e["queue"] for e in opts]
     except KeyError:
         return None
-    for q in set(queues):
-        if q.__class__ is not str or not q or len(q) > MAX_NAME_LENGTH or _CONTROL.search(q):
-            return None
-    return queues
+    return queues if _all_valid_names(queues) else None
 
 
 def _queue_and_key_opts(opts: Sequence[Any]) -> tuple[list[str | None], list[Any]] | None:
     """Queues and keys when every entry is exactly ``{"queue": <valid name>,
-    "ordering_key": <bytes/str/None>}`` (what ``PartitionedQueue.route_by_keys``
-    yields), else None.
+    "ordering_key": <bytes/str/None>}`` (the shape of ``PartitionedQueue.route_by_key``
+    results in a list), else None.
 
     Each distinct queue name and each distinct str key is checked or encoded
     once per batch. Anything unusual returns None, so the entry-by-entry path
@@ -372,9 +377,8 @@ def _queue_and_key_opts(opts: Sequence[Any]) -> tuple[list[str | None], list[Any
         raw_keys = [e["ordering_key"] for e in opts]
     except KeyError:
         return None
-    for q in set(queues):
-        if q.__class__ is not str or not q or len(q) > MAX_NAME_LENGTH or _CONTROL.search(q):
-            return None
+    if not _all_valid_names(queues):
+        return None
     key_types = set(map(type, raw_keys))
     if key_types <= _BYTES_OR_NONE:
         return queues, raw_keys  # check_key returns bytes and None unchanged
