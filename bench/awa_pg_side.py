@@ -3,7 +3,9 @@
 Runs ONLY inside the benchmark's own virtualenv (``.bench-venv-awa-pg/``) where
 the PyPI package ``awa-pg`` provides the import name ``awa``. It must never see
 this repository's ``awa`` package, so the harness starts it with ``python -I``
-from a neutral working directory, and it imports nothing from ``bench``.
+from a neutral working directory, and it imports nothing from ``bench``: the
+two standard-library-only files it shares with our side (worker_processes.py,
+e2e_common.py) are loaded by path.
 
 Protocol: one JSON command on stdin, one JSON result on the last stdout line.
 
@@ -33,19 +35,20 @@ from typing import Any
 import awa  # awa-pg (Rust core)
 
 
-def _load_worker_processes() -> Any:
-    """bench/worker_processes.py (standard library only), loaded by path: with
-    ``python -I`` this file's folder is not on sys.path, and must not be."""
-    name = "awa_bench_worker_processes"
+def _load_bench_module(stem: str) -> Any:
+    """A standard-library-only file of bench/ (shared with our side), loaded by
+    path: with ``python -I`` this file's folder is not on sys.path, and must not be."""
+    name = f"awa_bench_{stem}"
     if name not in sys.modules:  # spawned children load it again when they import this script
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("worker_processes.py"))
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{stem}.py"))
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
         spec.loader.exec_module(module)
     return sys.modules[name]
 
 
-worker_processes = _load_worker_processes()
+worker_processes = _load_bench_module("worker_processes")
+common = _load_bench_module("e2e_common")
 
 QUEUE_STORAGE_SCHEMA = "awa_qs_bench"
 JOB_KIND = "bench_noop"
@@ -55,13 +58,6 @@ JOB_KIND = "bench_noop"
 class BenchNoop:
     seq: int
     t: float  # wall-clock enqueue time, for pickup latency
-
-
-def _percentile(sorted_values: list[float], pct: float) -> float | None:
-    if not sorted_values:
-        return None
-    index = min(len(sorted_values) - 1, max(0, round(pct / 100 * (len(sorted_values) - 1))))
-    return sorted_values[index]
 
 
 async def _fresh_client(cmd: dict[str, Any]) -> Any:
@@ -156,15 +152,7 @@ async def run_e2e(cmd: dict[str, Any]) -> dict[str, Any]:
 
     result: dict[str, Any] = {"width": width, "workers": workers, "stalled": False}
     try:
-        enqueue_started = time.perf_counter()
-        for lo in range(0, total, chunk):
-            hi = min(lo + chunk, total)
-            now = time.time()
-            jobs = [BenchNoop(seq=i, t=now) for i in range(lo, hi)]
-            await client.enqueue_many_copy(
-                jobs, kind=JOB_KIND, queue=pq.logical_queue, opts=[pq.route_by_index(i) for i in range(lo, hi)]
-            )
-        result["enqueue_s"] = time.perf_counter() - enqueue_started
+        result["enqueue_s"] = await common.enqueue_backlog(client, pq, BenchNoop, JOB_KIND, total, chunk)
 
         per_partition = max(1, -(-workers // width))
         drain_started = time.perf_counter()
@@ -179,22 +167,12 @@ async def run_e2e(cmd: dict[str, Any]) -> dict[str, Any]:
         result.update(completed=completed, drain_s=drain_s, jobs_per_s=completed / drain_s if drain_s > 0 else None)
 
         if probe_jobs and not result["stalled"]:
-            for i in range(probe_jobs):
-                await client.enqueue_many_copy(
-                    [BenchNoop(seq=-1 - i, t=time.time())],
-                    kind=JOB_KIND,
-                    queue=pq.logical_queue,
-                    opts=[pq.route_by_index(i)],
-                )
-                await asyncio.sleep(probe_interval)
+            await common.send_probes(client, pq, BenchNoop, JOB_KIND, probe_jobs, probe_interval)
             try:
                 await asyncio.wait_for(probe_done.wait(), 30)
             except asyncio.TimeoutError:
                 result["probe_stalled"] = True
-        latencies = sorted(probe_latencies)
-        result["probe_count"] = len(latencies)
-        result["pickup_p50_ms"] = None if not latencies else _percentile(latencies, 50) * 1000
-        result["pickup_p99_ms"] = None if not latencies else _percentile(latencies, 99) * 1000
+        result.update(common.pickup_figures(probe_latencies))
     finally:
         try:
             await asyncio.wait_for(client.shutdown(timeout_ms=5000), 15)
@@ -259,39 +237,22 @@ def run_e2e_processes(cmd: dict[str, Any]) -> dict[str, Any]:
         pq = awa.PartitionedQueue(f"e2e_w{width}", width)
         try:
             await asyncio.get_running_loop().run_in_executor(None, pool.start)
-            started = time.perf_counter()
-            for lo in range(0, total, chunk):
-                hi = min(lo + chunk, total)
-                now = time.time()
-                jobs = [BenchNoop(seq=i, t=now) for i in range(lo, hi)]
-                await client.enqueue_many_copy(
-                    jobs, kind=JOB_KIND, queue=pq.logical_queue, opts=[pq.route_by_index(i) for i in range(lo, hi)]
-                )
-            result["enqueue_s"] = time.perf_counter() - started
+            result["enqueue_s"] = await common.enqueue_backlog(client, pq, BenchNoop, JOB_KIND, total, chunk)
             pool.go()
             drain_s, stalled = await asyncio.get_running_loop().run_in_executor(None, pool.wait_completed, total, timeout_s)
             completed = pool.completed()
             result.update(stalled=stalled, completed=completed, drain_s=drain_s, jobs_per_s=completed / drain_s)
             if probe_jobs and not stalled:
-                for i in range(probe_jobs):
-                    await client.enqueue_many_copy(
-                        [BenchNoop(seq=-1 - i, t=time.time())],
-                        kind=JOB_KIND,
-                        queue=pq.logical_queue,
-                        opts=[pq.route_by_index(i)],
-                    )
-                    await asyncio.sleep(probe_interval)
+                await common.send_probes(client, pq, BenchNoop, JOB_KIND, probe_jobs, probe_interval)
         finally:
             await client.close()
 
     try:
         asyncio.run(parent())
-        latencies = sorted(pool.wait_probes(30) if probe_jobs and not result["stalled"] else [])
+        latencies = pool.wait_probes(30) if probe_jobs and not result["stalled"] else []
         if probe_jobs and len(latencies) < probe_jobs and not result["stalled"]:
             result["probe_stalled"] = True
-        result["probe_count"] = len(latencies)
-        result["pickup_p50_ms"] = None if not latencies else _percentile(latencies, 50) * 1000
-        result["pickup_p99_ms"] = None if not latencies else _percentile(latencies, 99) * 1000
+        result.update(common.pickup_figures(latencies))
     finally:
         codes = pool.stop()
         if any(code != 0 for code in codes):

@@ -19,7 +19,7 @@ import asyncio
 import time
 from typing import Any
 
-from bench.harness import percentile
+from bench.e2e_common import enqueue_backlog, pickup_figures, send_probes
 from bench.producer import JOB_KIND, BenchNoop, _close, open_async_client, open_pool
 
 
@@ -63,7 +63,7 @@ async def run_ours_async(
 
     out: dict[str, Any] = {"width": width, "workers": workers, "processes": 1, "stalled": False}
     try:
-        out["enqueue_s"] = await _enqueue_backlog(client, pq, total, chunk)
+        out["enqueue_s"] = await enqueue_backlog(client, pq, BenchNoop, JOB_KIND, total, chunk)
 
         per_partition = per_partition_workers(workers, width, 1)
         drain_started = time.perf_counter()
@@ -76,15 +76,12 @@ async def run_ours_async(
         out.update(completed=completed, drain_s=drain_s, jobs_per_s=completed / drain_s if drain_s > 0 else None)
 
         if probe_jobs and not out["stalled"]:
-            await _send_probes(client, pq, probe_jobs, probe_interval_ms)
+            await send_probes(client, pq, BenchNoop, JOB_KIND, probe_jobs, probe_interval_ms / 1000)
             try:
                 await asyncio.wait_for(probe_done.wait(), 30)
             except asyncio.TimeoutError:
                 out["probe_stalled"] = True
-        latencies = sorted(probe_latencies)
-        out["probe_count"] = len(latencies)
-        out["pickup_p50_ms"] = None if not latencies else percentile(latencies, 50) * 1000
-        out["pickup_p99_ms"] = None if not latencies else percentile(latencies, 99) * 1000
+        out.update(pickup_figures(probe_latencies))
         out["ok"] = True
     finally:
         try:
@@ -98,26 +95,6 @@ async def run_ours_async(
 def per_partition_workers(workers: int, width: int, processes: int) -> int:
     """max_workers of each partition in each process: ``workers`` in all, rounded up."""
     return max(1, -(-workers // (width * processes)))
-
-
-async def _enqueue_backlog(client: Any, pq: Any, total: int, chunk: int) -> float:
-    started = time.perf_counter()
-    for lo in range(0, total, chunk):
-        hi = min(lo + chunk, total)
-        now = time.time()
-        jobs = [BenchNoop(seq=i, t=now) for i in range(lo, hi)]
-        await client.enqueue_many_copy(
-            jobs, kind=JOB_KIND, queue=pq.logical_queue, opts=[pq.route_by_index(i) for i in range(lo, hi)]
-        )
-    return time.perf_counter() - started
-
-
-async def _send_probes(client: Any, pq: Any, probe_jobs: int, probe_interval_ms: float) -> None:
-    for i in range(probe_jobs):
-        await client.enqueue_many_copy(
-            [BenchNoop(seq=-1 - i, t=time.time())], kind=JOB_KIND, queue=pq.logical_queue, opts=[pq.route_by_index(i)]
-        )
-        await asyncio.sleep(probe_interval_ms / 1000)
 
 
 def _worker_process(slot: Any, database_url: str, width: int, per_partition: int, poll_interval_ms: int) -> None:
@@ -180,25 +157,23 @@ def run_ours_processes(
         client = open_async_client(database_url)
         await open_pool(client)
         try:
-            out["enqueue_s"] = await _enqueue_backlog(client, pq, total, chunk)
+            out["enqueue_s"] = await enqueue_backlog(client, pq, BenchNoop, JOB_KIND, total, chunk)
             pool.go()
             drain_s, stalled = await asyncio.get_running_loop().run_in_executor(None, pool.wait_completed, total, timeout_s)
             completed = pool.completed()
             out.update(stalled=stalled, completed=completed, drain_s=drain_s, jobs_per_s=completed / drain_s)
             if probe_jobs and not stalled:
-                await _send_probes(client, pq, probe_jobs, probe_interval_ms)
+                await send_probes(client, pq, BenchNoop, JOB_KIND, probe_jobs, probe_interval_ms / 1000)
         finally:
             await _close(client)
 
     try:
         pool.start()
         asyncio.run(parent())
-        latencies = sorted(pool.wait_probes(30) if probe_jobs and not out["stalled"] else [])
+        latencies = pool.wait_probes(30) if probe_jobs and not out["stalled"] else []
         if probe_jobs and len(latencies) < probe_jobs and not out["stalled"]:
             out["probe_stalled"] = True
-        out["probe_count"] = len(latencies)
-        out["pickup_p50_ms"] = None if not latencies else percentile(latencies, 50) * 1000
-        out["pickup_p99_ms"] = None if not latencies else percentile(latencies, 99) * 1000
+        out.update(pickup_figures(latencies))
         out["ok"] = True
     finally:
         codes = pool.stop()

@@ -38,17 +38,12 @@ AWA_PG_SIDE_SCRIPT = Path(__file__).resolve().parent / "awa_pg_side.py"
 # --- small statistics ---------------------------------------------------------
 
 
+from bench.e2e_common import percentile  # noqa: E402,F401  (one rule for both sides)
+
+
 def median(values: Sequence[float | None]) -> float | None:
     present = [v for v in values if v is not None]
     return statistics.median(present) if present else None
-
-
-def percentile(sorted_values: Sequence[float], pct: float) -> float | None:
-    """Nearest-rank percentile of already sorted values (same rule on both sides)."""
-    if not sorted_values:
-        return None
-    index = min(len(sorted_values) - 1, max(0, round(pct / 100 * (len(sorted_values) - 1))))
-    return sorted_values[index]
 
 
 def ratio(numerator: float | None, denominator: float | None) -> float | None:
