@@ -192,23 +192,16 @@ def _worker_process(slot: Any, database_url: str, width: int, per_partition: int
         client = awa.AsyncClient(database_url, max_connections=max_connections)
         pq = awa.PartitionedQueue(f"e2e_w{width}", width)
 
-        async def handle(job: Any) -> None:
-            args = job.args
-            if args.seq < 0:
-                slot.probe(-1 - args.seq, time.time() - args.t)
-            else:
-                slot.done()
-
+        handle = slot.run_job  # one handler object: each attribute access makes a new bound method
         for queue in pq.physical_queues:
             client.task(BenchNoop, kind=JOB_KIND, queue=queue)(handle)
         slot.ready()
-        await asyncio.get_running_loop().run_in_executor(None, slot.wait_go)
+        await slot.go_signal()
         await client.start(
             pq.queue_configs(per_partition), poll_interval_ms=200, queue_storage_schema=QUEUE_STORAGE_SCHEMA
         )
         try:
-            while not slot.should_stop():
-                await asyncio.sleep(0.01)
+            await slot.stop_signal()
         finally:
             try:
                 await asyncio.wait_for(client.shutdown(timeout_ms=5000), 15)

@@ -107,22 +107,14 @@ def _worker_process(slot: Any, database_url: str, width: int, per_partition: int
         await open_pool(client)
         pq = PartitionedQueue(f"e2e_w{width}", width)
 
-        async def handle(job: Any) -> None:
-            args = job.args
-            if args.seq < 0:
-                slot.probe(-1 - args.seq, time.time() - args.t)
-            else:
-                slot.done()
-
+        handle = slot.run_job  # one handler object: each attribute access makes a new bound method
         for queue in pq.physical_queues:
             client.task(BenchNoop, kind=JOB_KIND, queue=queue)(handle)
-        loop = asyncio.get_running_loop()
         slot.ready()
-        await loop.run_in_executor(None, slot.wait_go)
+        await slot.go_signal()
         await client.start(pq.queue_configs(per_partition), poll_interval_ms=poll_interval_ms)
         try:
-            while not slot.should_stop():
-                await asyncio.sleep(0.01)
+            await slot.stop_signal()
         finally:
             await asyncio.wait_for(client.shutdown(timeout_ms=5000), 15)
             await _close(client)

@@ -11,15 +11,16 @@ same lanes, with several they claim side by side.
 
 Protocol. The parent starts P children (``spawn``: nothing inherited from a
 parent that already holds connections or a Rust runtime). Each child runs
-``target(slot, *args)``: it opens its client, registers handlers, calls
-``slot.ready()``, waits for ``slot.wait_go()``, starts its runtime, counts
-each finished job with ``slot.done()`` (probe jobs: ``slot.probe(i, latency)``)
-and shuts down when ``slot.should_stop()``. The parent enqueues, says go,
+``target(slot, *args)``: it opens its client, registers ``slot.run_job`` as
+the handler (it counts jobs and records probe latencies), calls
+``slot.ready()``, awaits ``slot.go_signal()``, starts its runtime and shuts
+down after ``slot.stop_signal()``. The parent enqueues, says go,
 times the drain by polling the shared counters, sends probes, then stops all.
 """
 
 from __future__ import annotations
 
+import asyncio
 import multiprocessing as mp
 import time
 from collections.abc import Callable
@@ -52,6 +53,24 @@ class WorkerSlot:
     def done(self) -> None:
         # One writer per slot (this process), so no lock is needed.
         self._counters[self.index] += 1
+
+    async def run_job(self, job: Any) -> None:
+        """The benchmark's no-op handler (either side): count a backlog job, or
+        record a probe job's pickup latency (probes carry seq = -1 - number)."""
+        args = job.args
+        if args.seq < 0:
+            self.probe(-1 - args.seq, time.time() - args.t)
+        else:
+            self.done()
+
+    async def go_signal(self) -> None:
+        """Wait (without blocking the event loop) until the parent says go."""
+        await asyncio.get_running_loop().run_in_executor(None, self.wait_go)
+
+    async def stop_signal(self) -> None:
+        """Return once the parent asks the workers to stop."""
+        while not self.should_stop():
+            await asyncio.sleep(0.01)
 
     def probe(self, number: int, latency_s: float) -> None:
         # Each probe job is run by exactly one process: one writer per entry.
