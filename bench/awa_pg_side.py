@@ -192,9 +192,8 @@ def _worker_process(slot: Any, database_url: str, width: int, per_partition: int
         client = awa.AsyncClient(database_url, max_connections=max_connections)
         pq = awa.PartitionedQueue(f"e2e_w{width}", width)
 
-        handle = slot.run_job  # one handler object: each attribute access makes a new bound method
         for queue in pq.physical_queues:
-            client.task(BenchNoop, kind=JOB_KIND, queue=queue)(handle)
+            client.task(BenchNoop, kind=JOB_KIND, queue=queue)(slot.run_job)
         slot.ready()
         await slot.go_signal()
         await client.start(

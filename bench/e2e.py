@@ -107,9 +107,8 @@ def _worker_process(slot: Any, database_url: str, width: int, per_partition: int
         await open_pool(client)
         pq = PartitionedQueue(f"e2e_w{width}", width)
 
-        handle = slot.run_job  # one handler object: each attribute access makes a new bound method
         for queue in pq.physical_queues:
-            client.task(BenchNoop, kind=JOB_KIND, queue=queue)(handle)
+            client.task(BenchNoop, kind=JOB_KIND, queue=queue)(slot.run_job)
         slot.ready()
         await slot.go_signal()
         await client.start(pq.queue_configs(per_partition), poll_interval_ms=poll_interval_ms)

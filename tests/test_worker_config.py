@@ -239,6 +239,18 @@ def test_task_registration_kinds_and_errors():
     handler = reg.get("smtp_email").func
     reg.decorator(SMTPEmail, queue="mail-1")(handler)
     assert reg.declared_queues() == ["mail", "default", "mail-1"]
+    # A bound method is a new object on every access; the same object's method
+    # is the same handler, another object's method is not.
+    class Counter:
+        def run(self, job: object) -> None:
+            return None
+
+    first, second = Counter(), Counter()
+    reg.decorator("counted", queue="c-0")(first.run)
+    reg.decorator("counted", queue="c-1")(first.run)
+    assert reg.declared_queues()[-2:] == ["c-0", "c-1"]
+    with raises("a handler for job kind 'counted' is already registered"):
+        reg.decorator("counted", queue="c-2")(second.run)
     with raises("task() takes an args class or a kind string, got int"):
         reg.decorator(3)
     with raises("queue must be a non-empty string"):

@@ -102,7 +102,9 @@ class Registry:
             existing = self._by_kind.get(resolved_kind)
             if existing is not None:
                 # The same handler may be declared for more queues (e.g. every partition).
-                if existing.func is func and existing.args_type is typed:
+                # == rather than is: ``obj.method`` is a new bound-method object on
+                # every access, equal to the last one when self and function match.
+                if existing.func == func and existing.args_type is typed:
                     self._declared[queue] = None
                     return func
                 raise ValidationError(f"a handler for job kind '{resolved_kind}' is already registered")
