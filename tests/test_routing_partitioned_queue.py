@@ -6,6 +6,8 @@ import pickle
 import re
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import awa
 from awa.errors import ValidationError
@@ -120,6 +122,31 @@ def test_negative_index_rejected(index: int) -> None:
         pq.route_by_index(index)
     with pytest.raises(ValidationError, match=exact("index must be >= 0")):
         pq.queues_for_indexes([0, index])
+
+
+@given(
+    width=st.integers(1, 9),
+    start=st.integers(-3, 2**66),
+    length=st.integers(0, 40),
+    step=st.sampled_from([1, 1, 1, 2, 3, -1]),
+)
+def test_queues_for_indexes_of_a_range_equals_one_index_at_a_time(width: int, start: int, length: int, step: int) -> None:
+    """A range takes a shortcut (the names rotated and repeated); it must give
+    exactly what routing each index alone gives, and reject what that rejects."""
+    pq = PartitionedQueue("email", width)
+    indexes = range(start, start + step * length, step)
+    try:
+        expected: list[str] | None = [pq.queue_for_index(i) for i in indexes]
+    except ValidationError:
+        expected = None
+    if expected is None:
+        with pytest.raises(ValidationError, match=exact("index must be >= 0")):
+            pq.queues_for_indexes(indexes)
+    else:
+        got = pq.queues_for_indexes(indexes)
+        assert type(got) is list
+        assert got == expected
+        assert pq.route_by_indexes(indexes) == [pq.route_by_index(i) for i in indexes]
 
 
 @pytest.mark.parametrize("index", [1.0, "1", None, True])

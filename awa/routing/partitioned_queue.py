@@ -334,7 +334,19 @@ class PartitionedQueue:
         """:meth:`queue_for_index` of every index, in order."""
         queues = self._queues
         n = len(queues)
-        return [queues[self._index(i) % n] for i in indexes]
+        if type(indexes) is range and indexes.step == 1:
+            # A run of consecutive indexes (a producer's chunk): the partition
+            # names rotated to the first one, repeated, cut to length. No
+            # per-index work; only the first index can be negative.
+            if len(indexes) == 0:
+                return []
+            self._index(indexes.start)
+            first = indexes.start % n
+            cycle = list(queues[first:] + queues[:first])
+            return (cycle * (len(indexes) // n + 1))[: len(indexes)]
+        # Plain non-negative ints take the inline test; anything else is checked
+        # (and worded) by _index.
+        return [queues[(i if type(i) is int and i >= 0 else self._index(i)) % n] for i in indexes]
 
     # -- worker configuration ------------------------------------------------
 
