@@ -14,7 +14,7 @@ import pytest
 
 from awa.client import AsyncClient, Client, JobState
 from awa.errors import ValidationError
-from awa.routing import shard_for_ordering_key
+from awa.routing import PartitionedQueue, shard_for_ordering_key
 
 
 @pytest.fixture
@@ -154,6 +154,22 @@ def test_per_job_opts_route_two_jobs_to_two_queues_in_one_call(client, conn):
     rows = conn.execute("SELECT queue, args->>'n', lane_seq FROM awa.jobs ORDER BY queue").fetchall()
     assert rows == [("alpha", "1", 1), ("beta", "2", 1)]
     assert client.enqueue_metrics()["alpha"].jobs == 1 and "base" not in client.enqueue_metrics()
+
+
+@pytest.mark.parametrize("shards", [1, 4])
+def test_opts_sending_every_job_to_one_other_queue_store_them_there_only(client, conn, shards):
+    """Every entry names the same queue (a width-1 route): one lane of that
+    queue, nothing in the batch default, metrics under that queue."""
+    client.set_enqueue_shards("elsewhere", shards)
+    for opts in ([{"queue": "elsewhere"}] * 5, PartitionedQueue("elsewhere", 1).route_by_indexes(range(5))):
+        jobs = client.insert_many_copy([{"n": i} for i in range(5)], kind="k", queue="base", opts=opts)
+        assert {j.queue for j in jobs} == {"elsewhere"}
+        assert len({j.enqueue_shard for j in jobs}) == 1
+        assert [j.lane_seq for j in jobs] == sorted(j.lane_seq for j in jobs)
+    conn.rollback()
+    rows = conn.execute("SELECT queue, count(*) FROM awa.jobs GROUP BY queue").fetchall()
+    assert rows == [("elsewhere", 10)]
+    assert client.enqueue_metrics()["elsewhere"].jobs == 10 and "base" not in client.enqueue_metrics()
 
 
 def test_none_opts_entry_and_none_queue_use_batch_default(client):

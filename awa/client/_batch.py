@@ -470,6 +470,10 @@ def prepare(
             queues = q_over  # type: ignore[assignment]
         elif any(q is not None for q in q_over):
             queues = [q if q is not None else queue for q in q_over]
+        if queues is not None and len(set(queues)) == 1:
+            # Every job routed to the same queue (a width-1 partitioned queue,
+            # say): that queue is the batch's, and routing takes the one-lane path.
+            queue, queues = queues[0], None
         absent = k_over.count(ABSENT)
         if absent == 0:
             keys = k_over  # every job names its key (batch routes): nothing to fill in
