@@ -11,7 +11,7 @@ Protocol: one JSON command on stdin, one JSON result on the last stdout line.
 
     {"op": "migrate",  "database_url": ...}
     {"op": "producer", "database_url": ..., "total": 20000, "chunk": 2000,
-     "queue": "bench_single", "width": 4 | null, "routing": "none"|"index"|"key"}
+     "queue": "bench_single", "width": 4 | null, "routing": "none"|"index"|"dicts"|"key"}
     {"op": "e2e",      "database_url": ..., "total": 20000, "chunk": 2000,
      "width": 4, "workers": 256, "probe_jobs": 100, "probe_interval_ms": 20,
      "timeout_s": 120, "max_connections": 150, "processes": 1}
@@ -75,7 +75,7 @@ def _router(cmd: dict[str, Any]) -> tuple[Any, Any]:
     if width is None or routing == "none":
         return None, None
     pq = awa.PartitionedQueue(cmd["queue"], int(width))
-    if routing == "index":
+    if routing in ("index", "dicts"):  # awa-pg has no batch form: a dict per job either way
         return pq, pq.route_by_index
     if routing == "key":
         return pq, lambda i: pq.route_by_key(f"customer-{i % 1000}")

@@ -4,9 +4,12 @@ Scenarios (each side, every round, a fresh database):
 
 * ``single``   — one physical queue;
 * ``wN index`` — a ``PartitionedQueue`` of width N (1, 2, 4, 8), job ``i`` routed by
-  per-job opts ``route_by_index(i)``: exactly N-th of the jobs per partition;
+  index: exactly N-th of the jobs per partition (ours: the batch form
+  ``route_by_indexes`` per chunk; awa-pg, which has none: ``route_by_index`` per job);
+* ``w4 index, dicts`` — the same at width 4 with ``route_by_index(i)`` per job on
+  both sides (a list of dicts: what a producer without the batch form pays);
 * ``w4 key``   — width 4, routed by key ``f"customer-{i % 1000}"`` (ours: the batch
-  form ``route_by_keys`` per chunk; awa-pg, which has none: ``route_by_key`` per job).
+  form ``route_by_keys`` per chunk; awa-pg: ``route_by_key`` per job).
 
 The timed loop builds each chunk's job objects and per-job opts and COPYs it,
 exactly like bench/awa_pg_side.py does for awa-pg.
@@ -29,7 +32,7 @@ JOB_KIND = "bench_noop"
 class Scenario:
     name: str
     width: int | None
-    routing: str  # "none" | "index" | "key"
+    routing: str  # "none" | "index" | "dicts" (index, a dict per job) | "key"
 
     @property
     def queue(self) -> str:
@@ -42,6 +45,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("w2 index", 2, "index"),
     Scenario("w4 index", 4, "index"),
     Scenario("w8 index", 8, "index"),
+    Scenario("w4 index, dicts", 4, "dicts"),
     Scenario("w4 key", 4, "key"),
 )
 
@@ -71,7 +75,7 @@ def check_distribution(
     stray = set(distribution) - set(physical_queues)
     if stray:
         return False, f"jobs outside the partitions: {sorted(stray)}"
-    if scenario.routing == "index":
+    if scenario.routing in ("index", "dicts"):
         expected = expected_index_distribution(physical_queues, total)
         if {q: distribution.get(q, 0) for q in physical_queues} != expected:
             return False, f"got {distribution}, expected {expected}"
@@ -85,8 +89,9 @@ def check_distribution(
 def _router(scenario: Scenario, chunk: int = 2000):
     """(partitioned queue, chunk opts builder): ``opts(lo, hi)`` for jobs lo..hi-1.
 
-    Keyed routing uses our batch form ``route_by_keys`` (one vectorised hash per
-    chunk); index routing is a cheap per-job ``route_by_index``.
+    Index and key routing use our batch forms (``route_by_indexes``,
+    ``route_by_keys``: one ``RoutedOpts`` per chunk, no dict per job); the
+    ``dicts`` scenario builds the list of ``route_by_index`` dicts instead.
     """
     from awa.routing import PartitionedQueue
 
@@ -94,6 +99,8 @@ def _router(scenario: Scenario, chunk: int = 2000):
         return None, None
     pq = PartitionedQueue(scenario.queue, scenario.width)
     if scenario.routing == "index":
+        return pq, lambda lo, hi: pq.route_by_indexes(range(lo, hi))
+    if scenario.routing == "dicts":
         return pq, lambda lo, hi: [pq.route_by_index(i) for i in range(lo, hi)]
     # The first full-size batch imports numpy (vectorised hashing): not part of the producer path.
     pq.route_by_keys([key_for(i) for i in range(chunk)])
