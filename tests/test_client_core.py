@@ -55,3 +55,54 @@ def test_async_client_shares_behaviour(database_url):
             return (await c.get_job(job.id)).state
 
     assert asyncio.run(main()) is JobState.COMPLETED
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "SELECT 1 AS a, 'x' AS \"Ünï\"",
+        "SELECT",
+        "CREATE TEMP TABLE other_t (x int)",
+        "INSERT INTO names_t VALUES (1)",
+        "INSERT INTO names_t VALUES (2) RETURNING x, x AS y",
+        "UPDATE names_t SET x = 3",
+        "SELECT * FROM awa.jobs WHERE false",
+    ],
+)
+def test_result_names_agree_with_cursor_description(database_url, statement):
+    """The drivers read column names from the result, not from cursor.description
+    (which builds objects on every access): same names, same 'no rows' cases."""
+    from awa.client._core import result_names
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("CREATE TEMP TABLE IF NOT EXISTS names_t (x int)")
+        cur = conn.execute(statement)
+        described = None if cur.description is None else [c.name for c in cur.description]
+        assert result_names(cur) == described
+
+
+def test_array_parameters_sent_as_literals_arrive_exactly(database_url):
+    """Queue names and ids travel as array literals cast by the query: every
+    name the validator accepts must arrive unchanged, whatever its characters."""
+    from awa.client._core import int_array, text_array
+
+    names = ['plain', 'with space', 'com,ma', 'br{ac}es', 'quo"te', 'back\\slash', "'single'", 'ünïcödé', 'NULL', '']
+    ints = [0, 1, -1, 2**62, -(2**63)]
+    with psycopg.connect(database_url) as conn:
+        got_names, got_ints, empty = conn.execute(
+            "SELECT %s::text[], %s::bigint[], %s::integer[]", (text_array(names), int_array(ints), int_array([]))
+        ).fetchone()
+    assert got_names == names and got_ints == ints and empty == []
+
+
+def test_claim_and_complete_with_awkward_queue_names(client):
+    """The claim statement's queue array is a literal: names with quotes,
+    commas, braces and backslashes claim their own jobs and only those."""
+    names = ['a,b', 'c"d', 'e\\f', '{g}', 'h i']
+    for name in names:
+        client.insert({"q": name}, kind="k", queue=name)
+    claimed = client._drive(client._core.claim(names, 10, None, 0, limits=[2] * len(names)), tx=False)
+    assert sorted(j.queue for j in claimed) == sorted(names)
+    assert all(j.args["q"] == j.queue for j in claimed)
+    client.complete_many([(j.id, j.run_lease) for j in claimed])
+    assert sorted(j.queue for j in client.list_jobs(state="completed", limit=100)) == sorted(names)

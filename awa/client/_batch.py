@@ -569,7 +569,10 @@ def route(batch: Batch, shard_counts: Mapping[str, int], rotor: Callable[[str, i
 # COPY text formatting
 # --------------------------------------------------------------------------
 
-def _array_literal(tags: list[str]) -> str:
+def array_literal(tags: list[str]) -> str:
+    """A text[] literal: every element double-quoted, backslash and quote escaped
+    (used in COPY text, where the caller still doubles backslashes, and as a
+    query parameter)."""
     quoted = ('"' + t.replace("\\", "\\\\").replace('"', '\\"') + '"' for t in tags)
     return "{" + ",".join(quoted) + "}"
 
@@ -665,7 +668,7 @@ def copy_buffer(
         const_vals.append(now.isoformat())
     if batch.tags:
         const_cols.append("tags")
-        const_vals.append(_array_literal(batch.tags))
+        const_vals.append(array_literal(batch.tags))
     if batch.metadata:
         const_cols.append("metadata")
         const_vals.append(dumps(batch.metadata))

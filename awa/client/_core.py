@@ -15,6 +15,7 @@ from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from psycopg import pq
 from psycopg.types.json import Jsonb
 
 from awa.client import _batch
@@ -49,6 +50,25 @@ class Result:
 
 Op = Generator[Query | Copy, Result | None, Any]
 
+_ROW_RESULTS = frozenset(
+    getattr(pq.ExecStatus, name) for name in ("TUPLES_OK", "SINGLE_TUPLE", "TUPLES_CHUNK") if hasattr(pq.ExecStatus, name)
+)
+
+
+def result_names(cur: Any) -> list[str] | None:
+    """The column names of a cursor's current result, or None when it has no
+    rows to fetch (a command without RETURNING).
+
+    Read from the result itself: ``cursor.description`` builds a Column object
+    for every column on every access, which cost a claim statement (27
+    columns) a quarter of a millisecond of the worker's time.
+    """
+    res = cur.pgresult
+    if res is None or not (res.nfields or res.status in _ROW_RESULTS):  # as psycopg decides it
+        return None
+    encoding = cur.connection.info.encoding
+    return [res.fname(i).decode(encoding) for i in range(res.nfields)]
+
 
 def _jobs(res: Result) -> list[Job]:
     return [Job.from_row(res.names, r) for r in res.rows]
@@ -79,6 +99,20 @@ def _pairs(items: Iterable[tuple[int, int]]) -> tuple[list[int], list[int]]:
         ids.append(int(job_id))
         leases.append(int(lease))
     return ids, leases
+
+
+# Array parameters travel as array literals (text, cast by the query to its
+# ``::type[]``): psycopg dumps a Python list element by element in Python, which
+# cost a 256-job complete_many 0.4 ms of the worker's time against 0.03 ms for
+# the literal.
+def int_array(values: Iterable[int]) -> str:
+    """``{1,2,3}`` for ints (callers pass ints already checked or converted)."""
+    return "{" + ",".join(map(str, values)) + "}"
+
+
+def text_array(values: Iterable[str]) -> str:
+    """``{"a","b"}``: every element quoted, backslashes and quotes escaped."""
+    return _batch.array_literal(list(values))
 
 
 class ClientCore:
@@ -145,12 +179,12 @@ class ClientCore:
             res = yield Query(
                 self.q("enqueue_reserve"),
                 {
-                    "queues": queues,
-                    "expected": expected,
-                    "lane_queue": [l.queue for l in lanes],
-                    "lane_priority": [batch.priority] * len(lanes),
-                    "lane_shard": [l.shard for l in lanes],
-                    "lane_count": _batch.lane_counts(lanes, batch.n),
+                    "queues": text_array(queues),
+                    "expected": int_array(expected),
+                    "lane_queue": text_array([l.queue for l in lanes]),
+                    "lane_priority": int_array([batch.priority] * len(lanes)),
+                    "lane_shard": int_array([l.shard for l in lanes]),
+                    "lane_count": int_array(_batch.lane_counts(lanes, batch.n)),
                     "run_at": batch.run_at,
                     "now": now,
                     "id_count": batch.n,
@@ -290,8 +324,8 @@ class ClientCore:
             res = yield Query(
                 self.q("claim_many"),
                 {
-                    "queues": list(caps),
-                    "limits": list(caps.values()),
+                    "queues": text_array(caps),
+                    "limits": int_array(caps.values()),
                     "total": sum(caps.values()),
                     "now": self.now(),
                     "deadline": deadline,
@@ -313,7 +347,9 @@ class ClientCore:
         ids, leases = _pairs(items)
         if not ids:
             return []
-        res = yield Query(self.q("complete_many"), {"ids": ids, "leases": leases, "now": self.now()})
+        res = yield Query(
+            self.q("complete_many"), {"ids": int_array(ids), "leases": int_array(leases), "now": self.now()}
+        )
         done = {(r[0], r[1]) for r in res.rows}
         return [pair in done for pair in zip(ids, leases)]
 
@@ -332,7 +368,9 @@ class ClientCore:
         ids, leases = _pairs(items)
         if not ids:
             return []
-        res = yield Query(self.q("heartbeat_many"), {"ids": ids, "leases": leases, "now": self.now()})
+        res = yield Query(
+            self.q("heartbeat_many"), {"ids": int_array(ids), "leases": int_array(leases), "now": self.now()}
+        )
         alive = {(r[0], r[1]) for r in res.rows}
         return [pair in alive for pair in zip(ids, leases)]
 

@@ -14,7 +14,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from awa.client import _batch
 from awa.client._api import ClientAPI
-from awa.client._core import ClientCore, Copy, Op, Result
+from awa.client._core import ClientCore, Copy, Op, Result, result_names
 from awa.errors import ValidationError
 from awa.worker.mixin import AsyncWorkerMixin
 
@@ -33,9 +33,9 @@ async def run_async(conn: psycopg.AsyncConnection, op: Op) -> Any:
                 result: Result | None = None
             else:
                 cur = await conn.execute(step.sql, step.params)
-                names = [c.name for c in cur.description] if cur.description else []
-                rows = await cur.fetchall() if cur.description else []
-                result = Result(names, rows, cur.rowcount)
+                names = result_names(cur)
+                rows = await cur.fetchall() if names is not None else []
+                result = Result(names or [], rows, cur.rowcount)
             step = op.send(result)
     except StopIteration as done:
         return done.value

@@ -11,7 +11,7 @@ from psycopg_pool import ConnectionPool
 
 from awa.client import _batch
 from awa.client._api import ClientAPI
-from awa.client._core import ClientCore, Copy, Op, Result
+from awa.client._core import ClientCore, Copy, Op, Result, result_names
 from awa.errors import ValidationError
 from awa.worker.mixin import WorkerMixin
 
@@ -31,8 +31,8 @@ def run_sync(conn: psycopg.Connection, op: Op) -> Any:
                 result: Result | None = None
             else:
                 cur = conn.execute(step.sql, step.params)
-                names = [c.name for c in cur.description] if cur.description else []
-                result = Result(names, cur.fetchall() if cur.description else [], cur.rowcount)
+                names = result_names(cur)
+                result = Result(names or [], cur.fetchall() if names is not None else [], cur.rowcount)
             step = op.send(result)
     except StopIteration as done:
         return done.value
