@@ -8,14 +8,14 @@ maintenance leader's advisory lock).
 
 from __future__ import annotations
 
-import asyncio
 import inspect
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from typing import Any
 
 import psycopg
 
 from awa.errors import ValidationError
+from awa.worker.claim_batcher import ClaimBatcher
 
 # Page sizes for the maintenance calls; a full page means "call again".
 PROMOTE_LIMIT = 1000
@@ -44,9 +44,7 @@ class StoreAdapter:
             and _accepts(core.claim, "limits")
             and inspect.iscoroutinefunction(client._drive)
         )
-        # (deadline_ms, aging_ms) -> queued requests: (queue, limit, future)
-        self._claim_waiting: dict[tuple[int, int], list[tuple[str, int, asyncio.Future[list[Any]]]]] = {}
-        self._claim_running: set[tuple[int, int]] = set()
+        self.claims = ClaimBatcher(self._send_claims)
 
     # -- connections outside the pool ----------------------------------------
     @property
@@ -79,65 +77,22 @@ class StoreAdapter:
     async def claim(self, queue: str, limit: int, *, deadline_ms: int, aging_ms: int) -> list[Any]:
         """Claim up to ``limit`` jobs of ``queue`` (the caller holds that many slots).
 
-        Requests that arrive while a claim statement is in flight wait and then
-        go out together: one statement, each queue with its own limit, so many
-        narrow partitions cost one round trip instead of one each. A request
-        that finds nothing in flight is sent at once (no added latency).
+        Batched with the other queues' requests and pipelined in claim groups
+        (:mod:`awa.worker.claim_batcher`) when the client exposes the claim
+        with per-queue limits; otherwise one statement per request.
         """
         if not self._coalesce:
             kwargs: dict[str, Any] = {"deadline_ms": deadline_ms or None}
             if self._claim_takes_aging:
                 kwargs["priority_aging_interval_ms"] = aging_ms
             return list(await self.client.claim([queue], limit, **kwargs))
-        key = (deadline_ms, aging_ms)
-        future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
-        self._claim_waiting.setdefault(key, []).append((queue, limit, future))
-        if key not in self._claim_running:
-            self._claim_running.add(key)
-            asyncio.get_running_loop().create_task(self._send_claims(key), name="awa-claim-batch")
-        return await future
+        return await self.claims.claim(queue, limit, (deadline_ms, aging_ms))
 
-    async def _send_claims(self, key: tuple[int, int]) -> None:
-        deadline_ms, aging_ms = key
-        try:
-            while True:
-                batch = self._claim_waiting.pop(key, None)
-                if not batch:
-                    return
-                # Each queue once per statement (its claimer has one request out);
-                # a fixed order keeps lock order the same for every worker.
-                by_queue: dict[str, list[tuple[int, asyncio.Future[list[Any]]]]] = {}
-                for queue, limit, future in batch:
-                    by_queue.setdefault(queue, []).append((limit, future))
-                names = sorted(by_queue)
-                limits = [sum(limit for limit, _ in by_queue[name]) for name in names]
-                try:
-                    jobs = await self.client._drive(
-                        self.client._core.claim(names, sum(limits), deadline_ms or None, aging_ms, limits=limits),
-                        tx=False,
-                    )
-                except BaseException as exc:  # every waiter releases its slots and backs off
-                    for _, _, future in batch:
-                        if not future.done():
-                            future.set_exception(exc)
-                    if isinstance(exc, asyncio.CancelledError):
-                        raise
-                    continue
-                per_queue: dict[str, list[Any]] = {name: [] for name in names}
-                for job in jobs:
-                    per_queue[job.queue].append(job)
-                for name in names:
-                    got = per_queue[name]
-                    for limit, future in by_queue[name]:
-                        share, got = got[:limit], got[limit:]
-                        if not future.done():
-                            future.set_result(share)
-        finally:
-            self._claim_running.discard(key)
-            if self._claim_waiting.get(key):  # cancelled with requests queued: fail them, not hang them
-                for _, _, future in self._claim_waiting.pop(key):
-                    if not future.done():
-                        future.set_exception(asyncio.CancelledError())
+    async def _send_claims(self, queues: list[str], limits: list[int], setting: Hashable) -> Sequence[Any]:
+        deadline_ms, aging_ms = setting  # type: ignore[misc]
+        return await self.client._drive(
+            self.client._core.claim(queues, sum(limits), deadline_ms or None, aging_ms, limits=limits), tx=False
+        )
 
     async def complete_many(self, pairs: Sequence[tuple[int, int]]) -> list[bool]:
         result = await self.client.complete_many(list(pairs))

@@ -1,0 +1,224 @@
+"""The claim batcher's scheduling rules (awa/worker/claim_batcher.py).
+
+The statement is injected: these tests are about who goes out together, in
+which order, and what each request gets back, so every statement is recorded
+and answered by hand. The same batcher against PostgreSQL is exercised by the
+worker runtime tests (tests/test_worker_runtime.py), which drain partitioned
+queues through it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from awa.worker.claim_batcher import ClaimBatcher
+
+
+@dataclass(frozen=True)
+class FakeJob:
+    queue: str
+    n: int
+
+
+class Statements:
+    """Records each statement; the test answers it with ``answer``."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[list[str], list[int], Any]] = []
+        self.pending: list[asyncio.Future[list[FakeJob]]] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.queues_in_flight: set[str] = set()
+        self.overlap: list[str] = []
+        self.rows = 0
+
+    async def send(self, queues: list[str], limits: list[int], setting: Any) -> list[FakeJob]:
+        self.sent.append((queues, limits, setting))
+        clash = self.queues_in_flight & set(queues)
+        self.overlap.extend(sorted(clash))
+        self.queues_in_flight |= set(queues)
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        future: asyncio.Future[list[FakeJob]] = asyncio.get_running_loop().create_future()
+        self.pending.append(future)
+        try:
+            return await future
+        finally:
+            self.in_flight -= 1
+            self.queues_in_flight -= set(queues)
+
+    def answer(self, index: int, jobs: list[FakeJob] | None = None, error: BaseException | None = None) -> None:
+        future = self.pending[index]
+        if error is not None:
+            future.set_exception(error)
+        else:
+            queues, limits, _ = self.sent[index]
+            if jobs is None:  # every queue has plenty: each gets its limit of fresh rows
+                jobs = []
+                for q, n in zip(queues, limits):
+                    jobs.extend(FakeJob(q, self.rows + i) for i in range(n))
+                    self.rows += n
+            future.set_result(jobs)
+
+
+async def turns(n: int = 3) -> None:
+    for _ in range(n):
+        await asyncio.sleep(0)
+
+
+def test_requests_of_one_turn_go_out_in_one_statement_per_group():
+    async def main():
+        st_ = Statements()
+        batcher = ClaimBatcher(st_.send, groups=1)
+        tasks = [asyncio.create_task(batcher.claim(q, 3, "s")) for q in ("p2", "p0", "p1", "p0")]
+        await turns()
+        assert [(q, l) for q, l, _ in st_.sent] == [(["p0", "p1", "p2"], [6, 3, 3])]  # p0 asked twice
+        st_.answer(0)
+        got = await asyncio.gather(*tasks)
+        assert [len(g) for g in got] == [3, 3, 3, 3]
+        assert {j.queue for j in got[1]} == {"p0"} and {j.queue for j in got[3]} == {"p0"}
+        assert set(got[1]).isdisjoint(got[3])  # the two p0 requests share its rows, none twice
+
+    asyncio.run(main())
+
+
+def test_from_idle_one_group_goes_first_and_the_next_before_its_jobs_are_handed_out():
+    async def main():
+        st_ = Statements()
+        batcher = ClaimBatcher(st_.send, groups=2)
+        resumed: list[tuple[str, int]] = []  # (queue, statements sent when its claimer resumed)
+
+        async def claimer(q: str) -> list[FakeJob]:
+            jobs = await batcher.claim(q, 2, "s")
+            resumed.append((q, len(st_.sent)))
+            return jobs
+
+        tasks = [asyncio.create_task(claimer(q)) for q in ("p0", "p1", "p2", "p3")]
+        await turns()
+        assert len(st_.sent) == 1  # staggered: one group from idle
+        first = set(st_.sent[0][0])
+        assert len(first) == 2
+        st_.answer(0)
+        await turns()
+        # The other group went out before the first group's claimers resumed.
+        assert len(st_.sent) == 2 and set(st_.sent[1][0]) == {"p0", "p1", "p2", "p3"} - first
+        assert sorted(q for q, _ in resumed) == sorted(first)
+        assert all(sent == 2 for _, sent in resumed)
+        # The first group's claimers ran their jobs and ask again while the
+        # second group is on the server: sent at once, two in flight.
+        again = [asyncio.create_task(batcher.claim(q, 2, "s")) for q in sorted(first)]
+        await turns()
+        assert len(st_.sent) == 3 and set(st_.sent[2][0]) == first
+        assert st_.max_in_flight == 2 and st_.overlap == []
+        st_.answer(1)
+        st_.answer(2)
+        await asyncio.gather(*tasks, *again)
+
+    asyncio.run(main())
+
+
+def test_one_queue_never_has_two_statements_in_flight():
+    async def main():
+        st_ = Statements()
+        batcher = ClaimBatcher(st_.send, groups=2)
+        first = asyncio.create_task(batcher.claim("only", 4, "s"))
+        await turns()
+        second = asyncio.create_task(batcher.claim("only", 4, "s"))  # its claimer asks again meanwhile
+        await turns()
+        assert len(st_.sent) == 1
+        st_.answer(0)
+        await turns()
+        assert len(st_.sent) == 2 and st_.overlap == []
+        st_.answer(1)
+        assert len(await first) == 4 and len(await second) == 4
+
+    asyncio.run(main())
+
+
+def test_a_failed_statement_fails_its_requests_only_and_the_next_ones_still_go():
+    async def main():
+        st_ = Statements()
+        batcher = ClaimBatcher(st_.send, groups=2)
+        a = asyncio.create_task(batcher.claim("p0", 1, "s"))
+        b = asyncio.create_task(batcher.claim("p1", 1, "s"))
+        await turns()
+        failing = st_.sent[0][0][0]
+        st_.answer(0, error=RuntimeError("connection lost"))
+        await turns()
+        assert len(st_.sent) == 2  # the other group was sent anyway
+        st_.answer(1)
+        results = dict(zip(("p0", "p1"), await asyncio.gather(a, b, return_exceptions=True)))
+        assert isinstance(results[failing], RuntimeError)
+        other = "p1" if failing == "p0" else "p0"
+        assert [j.queue for j in results[other]] == [other]
+
+    asyncio.run(main())
+
+
+def test_settings_batch_separately():
+    async def main():
+        st_ = Statements()
+        batcher = ClaimBatcher(st_.send, groups=1)
+        a = asyncio.create_task(batcher.claim("p0", 1, (30_000, 0)))
+        b = asyncio.create_task(batcher.claim("p1", 1, (60_000, 0)))
+        await turns()
+        assert sorted(s for _, _, s in st_.sent) == [(30_000, 0), (60_000, 0)]
+        st_.answer(0)
+        st_.answer(1)
+        await asyncio.gather(a, b)
+
+    asyncio.run(main())
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    groups=st.integers(1, 3),
+    script=st.lists(
+        st.tuples(st.sampled_from(["q0", "q1", "q2", "q3", "q4"]), st.integers(1, 5), st.booleans()), min_size=1, max_size=25
+    ),
+    seed=st.randoms(use_true_random=False),
+)
+def test_every_request_is_answered_with_at_most_its_limit_and_queues_never_overlap(groups, script, seed):
+    """Random arrivals and random answer order: every request ends, gets at
+    most what it asked for, of its own queue, no row twice; a queue is never in
+    two statements at once; no more statements in flight than groups."""
+
+    async def main():
+        st_ = Statements()
+        batcher = ClaimBatcher(st_.send, groups=groups)
+        tasks = []
+        answered = 0
+        for queue, limit, yield_now in script:
+            tasks.append((queue, limit, asyncio.create_task(batcher.claim(queue, limit, "s"))))
+            if yield_now:
+                await turns(2)
+            while answered < len(st_.sent) and seed.random() < 0.5:
+                st_.answer(answered)
+                answered += 1
+                await turns(1)
+        while not all(t.done() for _, _, t in tasks):
+            await turns(2)
+            while answered < len(st_.sent):
+                st_.answer(answered)
+                answered += 1
+        seen: set[FakeJob] = set()
+        for queue, limit, task in tasks:
+            jobs = task.result()
+            assert len(jobs) <= limit and all(j.queue == queue for j in jobs)
+            assert seen.isdisjoint(jobs)
+            seen.update(jobs)
+        assert st_.overlap == []
+        assert st_.max_in_flight <= groups
+
+    asyncio.run(main())
+
+
+def test_groups_must_be_positive():
+    with pytest.raises(ValueError):
+        ClaimBatcher(Statements().send, groups=0)
