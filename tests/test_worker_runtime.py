@@ -420,6 +420,61 @@ def test_notify_wakes_an_idle_worker_long_before_the_poll_interval(database_url)
     assert run(main()) < 5.0  # 30 s poll: only the NOTIFY can explain a pickup this fast
 
 
+def test_a_claim_that_meets_a_lane_locked_by_another_claimer_is_retried_soon(database_url):
+    """Right after a full batch, an empty claim usually means another process
+    holds the lane's claim head (SKIP LOCKED), not that the queue is drained.
+    The claimer must look again within tens of milliseconds, not leave its
+    slots idle until a NOTIFY or the poll (30 s here; nothing is enqueued)."""
+
+    async def main():
+        client = WorkerAsyncClient(database_url)
+        first_batch_running = asyncio.Event()
+        release_first_batch = asyncio.Event()
+        handled: list[int] = []
+
+        @client.task(Ping, queue="locked")
+        async def ping(job):
+            handled.append(job.args.n)
+            if len(handled) == 4:
+                first_batch_running.set()
+            if job.args.n < 4:
+                await release_first_batch.wait()
+
+        await client.insert_many_copy([Ping(n) for n in range(8)], queue="locked")
+        holder = await psycopg.AsyncConnection.connect(database_url)
+        try:
+            await client.start(
+                [{"name": "locked", "max_workers": 4, "claim_batch_size": 4}], **{**FAST, "poll_interval_ms": 30_000}
+            )
+            await asyncio.wait_for(first_batch_running.wait(), timeout=10)
+            # Another claimer now holds the lane's claim head: the next claims find it locked.
+            await holder.execute(
+                "SELECT 1 FROM awa.claim_heads WHERE queue = 'locked' FOR UPDATE"
+            )
+            sent = client.worker_runtime.store.claims.statements_sent
+            release_first_batch.set()
+            # Hold it until two claims have come back empty (the first after the
+            # full batch and one quick retry, the old limit): a third is then
+            # on its way only if the claimer keeps looking.
+            await wait_until(
+                lambda: _async_true(client.worker_runtime.store.claims.statements_sent >= sent + 3), timeout=10, step=0.001
+            )
+            await holder.rollback()
+            t0 = time.monotonic()
+            await wait_until(lambda: _async_true(len(handled) == 8), timeout=10, step=0.005)
+            return time.monotonic() - t0
+        finally:
+            await holder.close()
+            await client.shutdown()
+            await client.close()
+
+    assert run(main()) < 5.0  # a 30 s poll and no NOTIFY: only the retries explain this
+
+
+async def _async_true(value: bool) -> bool:
+    return value
+
+
 def test_leader_promotes_due_jobs_and_rescues_a_dead_attempt(database_url):
     async def main():
         client = WorkerAsyncClient(database_url)
