@@ -108,9 +108,11 @@ def test_work_from_a_config_file(database_url, handler_dir, fmt):
 
 
 def _start_worker(database_url: str, handler_dir: Path) -> subprocess.Popen:
+    env = _env(database_url, handler_dir)
+    env["PYTHONFAULTHANDLER"] = "1"  # SIGABRT prints every thread's stack (see the signal test)
     proc = subprocess.Popen(
         [sys.executable, "-m", "awa", "work", "--handlers", "shop_tasks", "--status-every", "0"],
-        cwd=handler_dir, env=_env(database_url, handler_dir), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=handler_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     assert proc.stderr is not None
     deadline = time.monotonic() + 60
@@ -135,7 +137,14 @@ def test_signals_stop_the_worker_gracefully(database_url, handler_dir, signum, e
         while len(_ran(handler_dir)) < 5 and time.monotonic() < deadline:
             time.sleep(0.1)
         proc.send_signal(signum)
-        _out, err = proc.communicate(timeout=60)
+        try:
+            _out, err = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            # Still running: have faulthandler print every thread's stack, so a
+            # hang in shutdown says where it is.
+            proc.send_signal(signal.SIGABRT)
+            _out, err = proc.communicate(timeout=30)
+            pytest.fail(f"the worker did not stop within 60 s of {signal.Signals(signum).name}; its stacks:\n{err[-12000:]}")
     finally:
         if proc.poll() is None:
             proc.kill()
