@@ -222,3 +222,24 @@ def test_every_request_is_answered_with_at_most_its_limit_and_queues_never_overl
 def test_groups_must_be_positive():
     with pytest.raises(ValueError):
         ClaimBatcher(Statements().send, groups=0)
+
+
+def test_a_group_whose_claimers_are_all_gone_does_not_hold_back_the_others():
+    """From idle one group goes first; if every request of the group that would
+    go first was cancelled meanwhile, the other group must go instead of
+    waiting for a statement that is never sent."""
+
+    async def main():
+        st_ = Statements()
+        batcher = ClaimBatcher(st_.send, groups=2)
+        batcher._offset = 0  # p0 -> group 0, p1 -> group 1, group 0 first from idle
+        gone = asyncio.create_task(batcher.claim("p0", 1, "s"))
+        alive = asyncio.create_task(batcher.claim("p1", 1, "s"))
+        await asyncio.sleep(0)  # both requests are queued, the dispatch not yet run
+        gone.cancel()
+        await turns()
+        assert [q for q, _, _ in st_.sent] == [["p1"]]
+        st_.answer(0)
+        assert [j.queue for j in await asyncio.wait_for(alive, 1)] == ["p1"]
+
+    asyncio.run(main())

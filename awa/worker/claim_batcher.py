@@ -83,11 +83,15 @@ class ClaimBatcher:
         self._dispatch(setting)
 
     def _dispatch(self, setting: Hashable) -> None:
-        ready = [
-            g
-            for g in range(self._groups)
-            if self._waiting.get((setting, g)) and (setting, g) not in self._in_flight
-        ]
+        ready = []
+        for g in range(self._groups):
+            waiting = self._waiting.get((setting, g))
+            if waiting and (setting, g) not in self._in_flight:
+                # Requests whose claimer is gone need no statement (and must not
+                # make a group look ready, or the others would wait behind it).
+                waiting[:] = [r for r in waiting if not r[2].done()]
+                if waiting:
+                    ready.append(g)
         if not ready:
             return
         if not any((setting, g) in self._in_flight for g in range(self._groups)):
@@ -97,9 +101,7 @@ class ClaimBatcher:
             ready = [min(ready, key=lambda g: (g - after - 1) % self._groups)]
         loop = asyncio.get_running_loop()
         for group in ready:
-            batch = [r for r in self._waiting.pop((setting, group)) if not r[2].done()]
-            if not batch:
-                continue
+            batch = self._waiting.pop((setting, group))
             self._in_flight.add((setting, group))
             self._last_started[setting] = group
             self.statements_sent += 1
