@@ -17,6 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from awa.errors import ValidationError
 from awa.worker.claim_batcher import ClaimBatcher
 
 
@@ -219,9 +220,10 @@ def test_every_request_is_answered_with_at_most_its_limit_and_queues_never_overl
     asyncio.run(main())
 
 
-def test_groups_must_be_positive():
-    with pytest.raises(ValueError):
-        ClaimBatcher(Statements().send, groups=0)
+@pytest.mark.parametrize("groups", [0, -1, 1.5, True])
+def test_groups_must_be_a_positive_int(groups):
+    with pytest.raises(ValidationError, match="claim groups must be an int >= 1"):
+        ClaimBatcher(Statements().send, groups=groups)
 
 
 def test_a_group_whose_claimers_are_all_gone_does_not_hold_back_the_others():

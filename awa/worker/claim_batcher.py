@@ -30,6 +30,8 @@ import random
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from typing import Any
 
+from awa.errors import ValidationError
+
 # Two groups make the two pipeline stages; more would only split the same
 # capacity into more, smaller statements.
 DEFAULT_CLAIM_GROUPS = 2
@@ -42,8 +44,8 @@ _Request = tuple[str, int, "asyncio.Future[list[Any]]"]
 
 class ClaimBatcher:
     def __init__(self, send: SendClaims, groups: int = DEFAULT_CLAIM_GROUPS) -> None:
-        if groups < 1:
-            raise ValueError("groups must be >= 1")
+        if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
+            raise ValidationError(f"claim groups must be an int >= 1, got {groups!r}")
         self._send = send
         self._groups = groups
         # Where the round robin starts: workers in other processes deal the
