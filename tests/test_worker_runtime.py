@@ -457,11 +457,11 @@ def test_a_claim_that_meets_a_lane_locked_by_another_claimer_is_retried_soon(dat
             # full batch and one quick retry, the old limit): a third is then
             # on its way only if the claimer keeps looking.
             await wait_until(
-                lambda: _async_true(client.worker_runtime.store.claims.statements_sent >= sent + 3), timeout=10, step=0.001
+                lambda: client.worker_runtime.store.claims.statements_sent >= sent + 3, timeout=10, step=0.001
             )
             await holder.rollback()
             t0 = time.monotonic()
-            await wait_until(lambda: _async_true(len(handled) == 8), timeout=10, step=0.005)
+            await wait_until(lambda: len(handled) == 8, timeout=10, step=0.005)
             return time.monotonic() - t0
         finally:
             await holder.close()
@@ -469,10 +469,6 @@ def test_a_claim_that_meets_a_lane_locked_by_another_claimer_is_retried_soon(dat
             await client.close()
 
     assert run(main()) < 5.0  # a 30 s poll and no NOTIFY: only the retries explain this
-
-
-async def _async_true(value: bool) -> bool:
-    return value
 
 
 def test_leader_promotes_due_jobs_and_rescues_a_dead_attempt(database_url):

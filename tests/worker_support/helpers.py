@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -35,10 +36,16 @@ def run(coro: Awaitable[Any]) -> Any:
     return asyncio.run(coro)  # type: ignore[arg-type]
 
 
-async def wait_until(predicate: Callable[[], Awaitable[bool]], timeout: float = 10.0, step: float = 0.02) -> None:
+async def wait_until(
+    predicate: Callable[[], Awaitable[bool] | bool], timeout: float = 10.0, step: float = 0.02
+) -> None:
+    """Poll ``predicate`` (a plain check, or a coroutine for checks that query) until true."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if await predicate():
+        result = predicate()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
             return
         await asyncio.sleep(step)
     raise AssertionError(f"condition not met within {timeout}s")
