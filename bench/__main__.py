@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import statistics
 import subprocess
 import sys
 import time
@@ -26,6 +27,7 @@ from bench.harness import (
     fmt_ms,
     fmt_rate,
     fmt_ratio,
+    fmt_spread,
     machine_info,
     median,
     open_server,
@@ -241,10 +243,23 @@ def _by_round(runs: list[dict[str, Any]], **match: Any) -> dict[int, float]:
     return out
 
 
+def paired_ratios(numerators: dict[int, float], denominators: dict[int, float]) -> list[float]:
+    """The per-round ratios, for rounds where both runs succeeded."""
+    return [numerators[r] / denominators[r] for r in numerators if denominators.get(r)]
+
+
 def paired_ratio(numerators: dict[int, float], denominators: dict[int, float]) -> float | None:
     """Median over rounds of the per-round ratio. Runs of one round are seconds
     apart, so this cancels most of the slow drift a shared machine adds."""
-    return median([numerators[r] / denominators[r] for r in numerators if denominators.get(r)])
+    return median(paired_ratios(numerators, denominators))
+
+
+def quartiles(values: list[float]) -> list[float] | None:
+    """[first, third] quartile (inclusive method), or None with fewer than 4 values."""
+    if len(values) < 4:
+        return None
+    q = statistics.quantiles(values, n=4, method="inclusive")
+    return [q[0], q[2]]
 
 
 def summarise_producer(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -265,9 +280,11 @@ def summarise_producer(runs: list[dict[str, Any]]) -> dict[str, Any]:
         summary[scenario.name] = row
     for name, row in summary.items():
         for side in SIDES:
-            row[side]["vs_single"] = paired_ratio(
+            per_round = paired_ratios(
                 _by_round(runs, scenario=name, side=side), _by_round(runs, scenario="single", side=side)
             )
+            row[side]["vs_single"] = median(per_round)
+            row[side]["vs_single_quartiles"] = quartiles(per_round)
             row[side]["vs_single_of_medians"] = ratio(row[side]["jobs_per_s"], summary["single"][side]["jobs_per_s"])
         row["ours_vs_awa_pg"] = paired_ratio(
             _by_round(runs, scenario=name, side="ours"), _by_round(runs, scenario=name, side="awa_pg")
@@ -324,6 +341,9 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         for name in ("w4 index", "w4 index, dicts", "w4 key"):
             v = producer[name]["ours"]["vs_single"]
             add(f"producer {name} / single (ours)", v, f">= {TARGET_PARTITIONED_VS_SINGLE}", None if v is None else v >= TARGET_PARTITIONED_VS_SINGLE)
+        control = producer.get(producer_bench.CONTROL)
+        if control:  # not a target: how far identical work reads from 1.0 in this run
+            add(f"control, {producer_bench.CONTROL} / single (ours): the noise floor", control["ours"]["vs_single"], "1.0 (identical work)", None)
         dist = [producer[s.name]["ours"]["distribution_ok"] for s in producer_bench.SCENARIOS]
         add("index routing: exact per-partition distribution (ours)", None, "every run exact", all(d is True for d in dist) if dist else None)
     e2e = results.get("e2e", {}).get("summary")
@@ -368,6 +388,11 @@ def markdown(results: dict[str, Any]) -> str:
     if producer:
         out.append("### Producer path (direct COPY, no workers)")
         out.append("")
+        out.append(
+            "Ratios to single: median of the per-round ratios, in brackets their first and third "
+            f"quartiles. `{producer_bench.CONTROL}` repeats `single`: its ratio is the noise floor."
+        )
+        out.append("")
         out.append("| scenario | ours jobs/s | awa-pg jobs/s | ours / awa-pg | ours / single | awa-pg / single | per-partition (ours) |")
         out.append("|---|---:|---:|---:|---:|---:|---|")
         for name, row in producer.items():
@@ -376,8 +401,8 @@ def markdown(results: dict[str, Any]) -> str:
                 dist = "**WRONG** " + dist
             out.append(
                 f"| {name} | {fmt_rate(row['ours']['jobs_per_s'])} | {fmt_rate(row['awa_pg']['jobs_per_s'])} | "
-                f"{fmt_ratio(row['ours_vs_awa_pg'])} | {fmt_ratio(row['ours']['vs_single'])} | "
-                f"{fmt_ratio(row['awa_pg']['vs_single'])} | {dist} |"
+                f"{fmt_ratio(row['ours_vs_awa_pg'])} | {fmt_spread(row['ours']['vs_single'], row['ours'].get('vs_single_quartiles'))} | "
+                f"{fmt_spread(row['awa_pg']['vs_single'], row['awa_pg'].get('vs_single_quartiles'))} | {dist} |"
             )
         out.append("")
     e2e = results.get("e2e", {}).get("summary")

@@ -304,5 +304,12 @@ def fmt_ratio(value: float | None) -> str:
     return "—" if value is None else f"{value:.2f}"
 
 
+def fmt_spread(value: float | None, quartiles: Sequence[float] | None) -> str:
+    """``0.93 (0.88–0.99)``: a median ratio with its quartiles, when there are any."""
+    if value is None or not quartiles:
+        return fmt_ratio(value)
+    return f"{value:.2f} ({quartiles[0]:.2f}–{quartiles[1]:.2f})"
+
+
 def fmt_ms(value: float | None) -> str:
     return "—" if value is None else f"{value:.0f}"

@@ -9,7 +9,10 @@ Scenarios (each side, every round, a fresh database):
 * ``w4 index, dicts`` — the same at width 4 with ``route_by_index(i)`` per job on
   both sides (a list of dicts: what a producer without the batch form pays);
 * ``w4 key``   — width 4, routed by key ``f"customer-{i % 1000}"`` (ours: the batch
-  form ``route_by_keys`` per chunk; awa-pg: ``route_by_key`` per job).
+  form ``route_by_keys`` per chunk; awa-pg: ``route_by_key`` per job);
+* ``single, again`` — the control: ``single`` run a second time in the round. Its
+  ratio to ``single`` is what identical work reads as on this machine, the noise
+  floor of every other ratio in the table.
 
 The timed loop builds each chunk's job objects and per-job opts and COPYs it,
 exactly like bench/awa_pg_side.py does for awa-pg.
@@ -26,6 +29,7 @@ import psycopg
 from psycopg import sql
 
 JOB_KIND = "bench_noop"
+CONTROL = "single, again"  # the A/A control scenario (see the module docstring)
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("w8 index", 8, "index"),
     Scenario("w4 index, dicts", 4, "dicts"),
     Scenario("w4 key", 4, "key"),
+    Scenario(CONTROL, None, "none"),  # same work as "single", same queue name
 )
 
 

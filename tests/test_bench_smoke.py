@@ -21,7 +21,8 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from bench import producer  # noqa: E402
-from bench.harness import Progress, median, percentile, with_dbname  # noqa: E402
+from bench.__main__ import paired_ratios, quartiles  # noqa: E402
+from bench.harness import Progress, fmt_spread, median, percentile, with_dbname  # noqa: E402
 
 BENCH_DIR = REPO_ROOT / "bench"
 
@@ -106,8 +107,12 @@ def test_harness_quick_run_writes_documented_json(pg_server_url: str, tmp_path: 
         assert row["awa_pg"]["jobs_per_s"] is None  # not run, and said so
     assert summary["w8 index"]["ours"]["distribution"] == "exact " + "/".join(["5"] * 8)
     assert summary["single"]["ours"]["vs_single"] == pytest.approx(1.0)
+    # The control repeats "single" on the same queue; one round gives no quartiles.
+    assert summary[producer.CONTROL]["ours"]["distribution"] == "40"
+    assert summary[producer.CONTROL]["ours"]["vs_single_quartiles"] is None
     names = [t["target"] for t in data["targets"]]
     assert "producer single queue: ours / awa-pg" in names
+    assert any(name.startswith("control, single, again / single") for name in names)
     printed = capsys.readouterr().out
     assert "| w4 index |" in printed and "awa-pg side not run" in printed
     # The harness cleaned up after itself: none of its databases is left.
@@ -171,6 +176,10 @@ def test_small_helpers() -> None:
     assert with_dbname("host=h user=u password=p@ss port=7 dbname=a", "b") == "postgresql://u:p%40ss@h:7/b"
     assert median([3.0, None, 1.0, 2.0]) == 2.0 and median([None]) is None
     assert percentile([1.0, 2.0, 3.0, 4.0, 5.0], 50) == 3.0 and percentile([], 99) is None
+    assert paired_ratios({1: 2.0, 2: 3.0, 3: 1.0}, {1: 1.0, 2: 0.0}) == [2.0]  # round 2 failed, 3 unpaired
+    assert quartiles([1.0, 2.0, 3.0]) is None
+    assert quartiles([1.0, 2.0, 3.0, 4.0, 5.0]) == [2.0, 4.0]
+    assert fmt_spread(0.934, [0.881, 0.99]) == "0.93 (0.88–0.99)" and fmt_spread(0.934, None) == "0.93"
     bar = Progress(2, enabled=False)
     bar.step("a")
     bar.step("b")
