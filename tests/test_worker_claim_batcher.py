@@ -245,3 +245,114 @@ def test_a_group_whose_claimers_are_all_gone_does_not_hold_back_the_others():
         assert [j.queue for j in await asyncio.wait_for(alive, 1)] == ["p1"]
 
     asyncio.run(main())
+
+
+# --- the batcher against its spec (specs/ClaimGroups.tla) ---------------------
+
+OPERATIONS = st.one_of(
+    # Several claimers asking in the same loop turn (their dispatch not yet run).
+    st.tuples(st.just("ask"), st.lists(st.tuples(st.integers(0, 3), st.integers(1, 3)), min_size=1, max_size=3)),
+    st.tuples(st.just("cancel"), st.integers(0, 30)),
+    st.tuples(st.just("answer"), st.integers(0, 30)),
+    st.tuples(st.just("fail"), st.integers(0, 30)),
+    st.tuples(st.just("turn")),  # the event loop runs what is scheduled
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(groups=st.integers(1, 3), offset=st.integers(0, 2), script=st.lists(OPERATIONS, max_size=30))
+def test_the_batcher_is_a_behaviour_of_the_claim_groups_spec(groups, offset, script):
+    """Every step of the real batcher, seen through the spec's variables
+    (``abstract_state``), is a step the spec allows: the environment's asks
+    and cancels, each once and in order, plus the batcher's own dispatches
+    and answered statements (``explains``); every invariant of
+    ClaimGroups.tla holds after it; and once the server has answered
+    everything, every request asked has ended (EveryRequestEnds)."""
+    from awa.models import claim_groups as spec
+
+    async def main():
+        st_ = Statements()
+        batcher = ClaimBatcher(st_.send, groups=groups)
+        batcher._offset = offset % groups
+        names = ["q0", "q1", "q2", "q3"]
+        queue_id: dict[str, int] = {}  # spec ids, with GroupOf(id) == batcher.group_of(name)
+        asked: list[tuple[int, asyncio.Future]] = []
+        tasks: list[asyncio.Task] = []
+
+        def observe(c: spec.ClaimGroupsConstants) -> spec.ClaimGroupsState:
+            state = spec.abstract_state(batcher, "s", asked)
+            missing = c.num_requests - len(state.queue_of)  # requests not asked yet
+            return state._replace(queue_of=state.queue_of + (0,) * missing)
+
+        async def step(environment, action, will_ask: int = 0) -> None:
+            c = spec.ClaimGroupsConstants(
+                num_queues=4 * groups + 3, num_groups=groups, num_requests=max(len(asked) + will_ask, 1)
+            )
+            before = observe(c)
+            await action()
+            after = observe(c)
+            assert spec.explains(c, before, after, environment), (
+                f"{environment}: {spec.render(before)}  ->  {spec.render(after)}"
+            )
+            assert spec.violated_invariants(c, after) == [], spec.render(after)
+
+        for op in script:
+            if op[0] == "ask":
+                env = []
+                for q, _ in op[1]:
+                    name = names[q]
+                    queue_id.setdefault(name, batcher.group_of(name) + groups * (1 + len(queue_id)))
+                    env.append(("Ask", (queue_id[name],)))
+
+                async def ask(requests=op[1]):
+                    known = {f for _, f in asked}
+                    new_tasks = [asyncio.create_task(batcher.claim(names[q], limit, "s")) for q, limit in requests]
+                    tasks.extend(new_tasks)
+                    await asyncio.sleep(0)  # each claim runs up to its await; their dispatch is only scheduled
+                    for q, _ in requests:  # the batcher's futures, in the order the claims ran
+                        waiting = [f for w in batcher._waiting.values() for _, _, f in w]
+                        new = [f for f in waiting if f not in known]
+                        queue = names[q]
+                        mine = next(f for f in new if any(e[2] is f and e[0] == queue for w in batcher._waiting.values() for e in w))
+                        asked.append((queue_id[queue], mine))
+                        known.add(mine)
+
+                await step(env, ask, will_ask=len(op[1]))
+            elif op[0] == "cancel" and asked:
+                r = op[1] % len(asked)
+                if asked[r][1].done():
+                    continue
+
+                async def cancel(r=r):
+                    tasks[r].cancel()  # cancels the batcher's future at once
+
+                await step([("Cancel", (r + 1,))], cancel)
+            elif op[0] in ("answer", "fail") and any(not f.done() for f in st_.pending):
+                open_ones = [i for i, f in enumerate(st_.pending) if not f.done()]
+                index = open_ones[op[1] % len(open_ones)]
+
+                async def answer(index=index, fail=op[0] == "fail"):
+                    st_.answer(index, error=RuntimeError("statement failed") if fail else None)
+
+                await step([], answer)
+            elif op[0] == "turn":
+                await step([], lambda: turns(4))
+        # The loop runs and the server answers everything it is sent, until
+        # nothing is left to do; then every request has ended.
+        for _ in range(100):
+            await step([], lambda: turns(4))
+            open_ones = [i for i, f in enumerate(st_.pending) if not f.done()]
+            if not open_ones and not batcher._in_flight and not batcher._dispatch_pending:
+                break
+            for index in open_ones:
+                await step([], lambda index=index: _answer_now(st_, index))
+        final = spec.abstract_state(batcher, "s", asked)
+        assert final.flight == frozenset() and not final.dispatch_pending
+        assert all(r in final.answered or r in final.gone for r in range(1, len(asked) + 1)), spec.render(final)
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    asyncio.run(main())
+
+
+async def _answer_now(st_: Statements, index: int) -> None:
+    st_.answer(index)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from awa.models import lifecycle, routing
+from awa.models import claim_groups, lifecycle, routing
 from awa.models.cfg import parse_cfg
 from awa.models.explore import CheckResult, Model, check
 from awa.models.manifest import ModelEntry
@@ -12,6 +12,7 @@ from awa.models.manifest import ModelEntry
 MIRRORS: dict[str, ModuleType] = {
     "PartitionedQueueRouting": routing,
     "PartitionedQueueLifecycle": lifecycle,
+    "ClaimGroups": claim_groups,
 }
 
 

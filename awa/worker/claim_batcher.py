@@ -56,7 +56,8 @@ class ClaimBatcher:
         # Statements differ by ``setting`` (deadline, aging), so each setting
         # batches on its own: (setting, group) -> waiting requests.
         self._waiting: dict[tuple[Hashable, int], list[_Request]] = {}
-        self._in_flight: set[tuple[Hashable, int]] = set()
+        # (setting, group) -> the requests of its statement on the server
+        self._in_flight: dict[tuple[Hashable, int], list[_Request]] = {}
         self._last_started: dict[Hashable, int] = {}
         self._dispatch_pending: set[Hashable] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -104,7 +105,7 @@ class ClaimBatcher:
         loop = asyncio.get_running_loop()
         for group in ready:
             batch = self._waiting.pop((setting, group))
-            self._in_flight.add((setting, group))
+            self._in_flight[(setting, group)] = batch
             self._last_started[setting] = group
             self.statements_sent += 1
             task = loop.create_task(self._run(setting, group, batch), name="awa-claim-batch")
@@ -144,7 +145,7 @@ class ClaimBatcher:
                     future.set_result(share)
 
     def _finish(self, setting: Hashable, group: int) -> None:
-        self._in_flight.discard((setting, group))
+        self._in_flight.pop((setting, group), None)
         try:
             self._dispatch(setting)
         except RuntimeError:  # the loop is closing: fail the waiters, never hang them
