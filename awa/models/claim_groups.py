@@ -351,7 +351,7 @@ def explains(
     before: ClaimGroupsState,
     after: ClaimGroupsState,
     environment: Sequence[tuple[str, tuple]] = (),
-    max_steps: int = 8,
+    max_steps: int = 12,
 ) -> bool:
     """Whether the spec can go from ``before`` to ``after`` by the environment's
     steps (Ask/Cancel with their parameters), each once and in this order, and
