@@ -284,6 +284,12 @@ def test_the_batcher_is_a_behaviour_of_the_claim_groups_spec(groups, offset, scr
             missing = c.num_requests - len(state.queue_of)  # requests not asked yet
             return state._replace(queue_of=state.queue_of + (0,) * missing)
 
+        def open_statements() -> list[int]:
+            return [i for i, f in enumerate(st_.pending) if not f.done()]
+
+        async def answer(index: int, fail: bool = False) -> None:
+            st_.answer(index, error=RuntimeError("statement failed") if fail else None)
+
         async def step(environment, action, will_ask: int = 0) -> None:
             c = spec.ClaimGroupsConstants(
                 num_queues=4 * groups + 3, num_groups=groups, num_requests=max(len(asked) + will_ask, 1)
@@ -309,13 +315,12 @@ def test_the_batcher_is_a_behaviour_of_the_claim_groups_spec(groups, offset, scr
                     new_tasks = [asyncio.create_task(batcher.claim(names[q], limit, "s")) for q, limit in requests]
                     tasks.extend(new_tasks)
                     await asyncio.sleep(0)  # each claim runs up to its await; their dispatch is only scheduled
-                    for q, _ in requests:  # the batcher's futures, in the order the claims ran
-                        waiting = [f for w in batcher._waiting.values() for _, _, f in w]
-                        new = [f for f in waiting if f not in known]
-                        queue = names[q]
-                        mine = next(f for f in new if any(e[2] is f and e[0] == queue for w in batcher._waiting.values() for e in w))
-                        asked.append((queue_id[queue], mine))
-                        known.add(mine)
+                    # The batcher's new futures; each group's list keeps the order the claims ran.
+                    new = [(queue, f) for w in batcher._waiting.values() for queue, _, f in w if f not in known]
+                    for q, _ in requests:
+                        mine = next(entry for entry in new if entry[0] == names[q])
+                        new.remove(mine)
+                        asked.append((queue_id[names[q]], mine[1]))
 
                 await step(env, ask, will_ask=len(op[1]))
             elif op[0] == "cancel" and asked:
@@ -327,32 +332,23 @@ def test_the_batcher_is_a_behaviour_of_the_claim_groups_spec(groups, offset, scr
                     tasks[r].cancel()  # cancels the batcher's future at once
 
                 await step([("Cancel", (r + 1,))], cancel)
-            elif op[0] in ("answer", "fail") and any(not f.done() for f in st_.pending):
-                open_ones = [i for i, f in enumerate(st_.pending) if not f.done()]
-                index = open_ones[op[1] % len(open_ones)]
-
-                async def answer(index=index, fail=op[0] == "fail"):
-                    st_.answer(index, error=RuntimeError("statement failed") if fail else None)
-
-                await step([], answer)
+            elif op[0] in ("answer", "fail") and open_statements():
+                index = open_statements()[op[1] % len(open_statements())]
+                await step([], lambda index=index, fail=op[0] == "fail": answer(index, fail))
             elif op[0] == "turn":
                 await step([], lambda: turns(4))
         # The loop runs and the server answers everything it is sent, until
         # nothing is left to do; then every request has ended.
         for _ in range(100):
             await step([], lambda: turns(4))
-            open_ones = [i for i, f in enumerate(st_.pending) if not f.done()]
+            open_ones = open_statements()
             if not open_ones and not batcher._in_flight and not batcher._dispatch_pending:
                 break
             for index in open_ones:
-                await step([], lambda index=index: _answer_now(st_, index))
+                await step([], lambda index=index: answer(index))
         final = spec.abstract_state(batcher, "s", asked)
         assert final.flight == frozenset() and not final.dispatch_pending
         assert all(r in final.answered or r in final.gone for r in range(1, len(asked) + 1)), spec.render(final)
         await asyncio.gather(*tasks, return_exceptions=True)
 
     asyncio.run(main())
-
-
-async def _answer_now(st_: Statements, index: int) -> None:
-    st_.answer(index)
