@@ -355,7 +355,7 @@ def _queue_only_opts(opts: Sequence[Any]) -> list[str | None] | None:
     if not opts or set(map(type, opts)) != {dict} or set(map(len, opts)) != {1}:
         return None
     try:
-        queues = [e["queue"] for e in opts]
+        queues = list(map(_GET_QUEUE, opts))
     except KeyError:
         return None
     return queues if _all_valid_names(queues) else None
@@ -373,8 +373,8 @@ def _queue_and_key_opts(opts: Sequence[Any]) -> tuple[list[str | None], list[Any
     if not opts or set(map(type, opts)) != {dict} or set(map(len, opts)) != {2}:
         return None
     try:
-        queues = [e["queue"] for e in opts]
-        raw_keys = [e["ordering_key"] for e in opts]
+        queues = list(map(_GET_QUEUE, opts))
+        raw_keys = list(map(_GET_KEY, opts))
     except KeyError:
         return None
     if not _all_valid_names(queues):
@@ -388,6 +388,8 @@ def _queue_and_key_opts(opts: Sequence[Any]) -> tuple[list[str | None], list[Any
     return None
 
 
+_GET_QUEUE = itemgetter("queue")  # C-level field reads of every opts dict
+_GET_KEY = itemgetter("ordering_key")
 _BYTES_OR_NONE = frozenset((bytes, type(None)))
 _STR_OR_NONE = frozenset((str, type(None)))
 
@@ -466,11 +468,16 @@ def prepare(
     keys: list[bytes | None] | None = None
     if parsed is not None:
         q_over, k_over = parsed
-        if None not in q_over:
+        # A set, not `None in q_over`: strings hash once, but each str-to-None
+        # comparison of a list scan costs two rich-compare calls per row.
+        distinct = set(q_over)
+        if None not in distinct:
             queues = q_over  # type: ignore[assignment]
-        elif any(q is not None for q in q_over):
+        elif len(distinct) > 1:  # some jobs routed elsewhere, the rest keep the batch queue
             queues = [q if q is not None else queue for q in q_over]
-        if queues is not None and len(set(queues)) == 1:
+            distinct.discard(None)
+            distinct.add(queue)
+        if queues is not None and len(distinct) == 1:
             # Every job routed to the same queue (a width-1 partitioned queue,
             # say): that queue is the batch's, and routing takes the one-lane path.
             queue, queues = queues[0], None
@@ -491,7 +498,7 @@ def prepare(
 class Lane:
     queue: str
     shard: int
-    rows: list[int] | None  # row indices in input order; None = every row of the batch
+    rows: Sequence[int] | None  # ascending row indices (a list or a range); None = every row of the batch
 
 
 def route(batch: Batch, shard_counts: Mapping[str, int], rotor: Callable[[str, int], int]) -> list[Lane]:
@@ -506,25 +513,15 @@ def route(batch: Batch, shard_counts: Mapping[str, int], rotor: Callable[[str, i
         return [Lane(batch.queue, shard, None)]
 
     n = batch.n
-    queues = batch.queues if batch.queues is not None else None
     keys = batch.keys if batch.keys is not None else None
-    by_queue: dict[str, list[int]] = {}
-    if queues is None:
-        by_queue[batch.queue] = list(range(n))
-    else:
-        for i, q in enumerate(queues):
-            rows = by_queue.get(q)
-            if rows is None:
-                by_queue[q] = [i]
-            else:
-                rows.append(i)
+    by_queue = {batch.queue: range(n)} if batch.queues is None else group_rows(batch.queues)
 
-    lanes: dict[tuple[str, int], list[int]] = {}
+    lanes: dict[tuple[str, int], Sequence[int]] = {}
     for q in sorted(by_queue):
         rows = by_queue[q]
         shards = shard_counts[q]
         if shards <= 1:
-            lanes.setdefault((q, 0), []).extend(rows)  # one shard: keys do not matter here
+            lanes[(q, 0)] = rows  # one shard: keys do not matter here (one entry per queue)
             continue
         if keys is None:
             row_keys: list[bytes | None] = [batch.key] * len(rows) if batch.key is not None else []
@@ -555,14 +552,40 @@ def route(batch: Batch, shard_counts: Mapping[str, int], rotor: Callable[[str, i
                 else:
                     group.append(i)
             for s, group in by_shard.items():
-                lanes.setdefault((q, s), []).extend(group)
+                lanes.setdefault((q, s), []).extend(group)  # type: ignore[union-attr]
         if unkeyed:
-            lanes.setdefault((q, rotor(q, shards)), []).extend(unkeyed)
+            lanes.setdefault((q, rotor(q, shards)), []).extend(unkeyed)  # type: ignore[union-attr]
     out = []
     for (q, s), rows in sorted(lanes.items()):
-        rows.sort()
+        if type(rows) is list:
+            rows.sort()  # keyed and unkeyed rows of one shard were appended apart
         out.append(Lane(q, s, rows))
     return out
+
+
+def group_rows(queues: list[str]) -> dict[str, Sequence[int]]:
+    """Row indices of each queue, ascending (a ``range`` when they are evenly spaced).
+
+    Round-robin routes (``route_by_indexes``, or ``route_by_index`` per job)
+    repeat the partitions with period ``p`` (the number of names); one set and
+    one list comparison, both C-level passes, recognise that and give each
+    queue ``range(j, n, p)``, with no per-row Python work. Other
+    columns (keyed routes) are grouped row by row.
+    """
+    n = len(queues)
+    p = len(set(queues))
+    if 1 < p < n and queues[p:] == queues[:-p]:
+        # queues[i] == queues[i + p] everywhere, so the first p rows hold all p
+        # names, each once: queue queues[j] sits exactly at rows j, j + p, ...
+        return {q: range(j, n, p) for j, q in enumerate(queues[:p])}
+    by_queue: dict[str, list[int]] = {}
+    for i, q in enumerate(queues):
+        rows = by_queue.get(q)
+        if rows is None:
+            by_queue[q] = [i]
+        else:
+            rows.append(i)
+    return by_queue  # type: ignore[return-value]
 
 
 # --------------------------------------------------------------------------
@@ -613,6 +636,10 @@ _KEY_FIELD_CACHE_KEY_BYTES = 128
 def _key_fields(keys: list[bytes | None]) -> list[str]:
     """The key field (escaped bytea hex, then a tab) of every row."""
     cache = _KEY_FIELD_CACHE
+    try:
+        return list(map(cache.__getitem__, keys))  # the usual case: every key seen before
+    except KeyError:
+        pass
     distinct = list(set(keys))
     fields = list(map(cache.get, distinct))
     if None in fields:
@@ -756,7 +783,9 @@ def copy_buffer(
     return columns, "".join(parts)
 
 
-def _pick(values: Sequence[Any], rows: list[int]) -> Sequence[Any]:
+def _pick(values: Sequence[Any], rows: Sequence[int]) -> Sequence[Any]:
+    if type(rows) is range:
+        return values[rows.start : rows.stop : rows.step]  # type: ignore[index]
     if len(rows) == 1:
         return [values[rows[0]]]
     return itemgetter(*rows)(values)

@@ -285,12 +285,10 @@ class PartitionedQueue:
             queue_col, key_col, _, _ = self._route_distinct(_h.coerce_keys(items))
             return RoutedOpts._own(queue_col, key_col)
         queue_of, bytes_of = self._key_memo
-        queue_col = list(map(queue_of.get, items))
-        if None not in queue_col:
-            try:
-                return RoutedOpts._own(queue_col, list(map(bytes_of.__getitem__, items)))
-            except KeyError:  # another thread restarted the memo in between
-                pass
+        try:  # every key remembered (the usual case); KeyError also when another thread restarted the memo
+            return RoutedOpts._own(list(map(queue_of.__getitem__, items)), list(map(bytes_of.__getitem__, items)))
+        except KeyError:
+            pass
         queue_col, key_col, distinct, routed = self._route_distinct(items)
         short = [i for i, k in enumerate(distinct) if len(k) <= _MEMO_KEY_LENGTH]
         if len(queue_of) + len(short) > _MEMO_KEYS:
