@@ -38,6 +38,9 @@ from bench.harness import (
 
 SIDES = ("ours", "awa_pg")
 E2E_WIDTHS = (1, 2, 4, 8)
+# Scenario -> the one-queue scenario with the same jobs and opts payload: their
+# ratio is what partitioning itself costs (w1 is exactly a plain queue).
+SAME_PAYLOAD = {"w4 index, dicts": "w1 index, dicts", "w4 key": "w1 key"}
 
 # Targets from issue 8 (same run, same server).
 TARGET_PRODUCER_VS_AWA_PG = 2.0
@@ -86,6 +89,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     # median of its paired ratios (15 rounds cost about 2 minutes per side).
     args.producer_rounds = args.rounds or (1 if args.quick else 15)
     args.e2e_rounds = args.rounds or (1 if args.quick else 7)
+    # Our scenarios taking turns chunk by chunk (producer.run_ours_interleaved):
+    # a round of all of them costs about as much as one round of the other runs.
+    args.interleaved_rounds = args.rounds or (1 if args.quick else 15)
     return args
 
 
@@ -290,6 +296,35 @@ def summarise_producer(runs: list[dict[str, Any]]) -> dict[str, Any]:
             _by_round(runs, scenario=name, side="ours"), _by_round(runs, scenario=name, side="awa_pg")
         )
         row["ours_vs_awa_pg_of_medians"] = ratio(row["ours"]["jobs_per_s"], row["awa_pg"]["jobs_per_s"])
+    for name, base in SAME_PAYLOAD.items():
+        if name in summary and base in summary:
+            for side in SIDES:
+                per_round = paired_ratios(
+                    _by_round(runs, scenario=name, side=side), _by_round(runs, scenario=base, side=side)
+                )
+                summary[name][side]["vs_same_payload"] = median(per_round)
+                summary[name][side]["vs_same_payload_quartiles"] = quartiles(per_round)
+    return summary
+
+
+def summarise_interleaved(rounds: list[dict[str, list[float]]], total: int) -> dict[str, Any]:
+    """Per scenario: jobs/s (median over rounds of ``total`` / its chunk seconds) and
+    its ratio to ``single``: the median over rounds of single's median chunk time over
+    its own. A median chunk is a steady one: it leaves out the first, cold chunk and
+    the rare 50-70 ms chunk (a WAL segment being created, say) that otherwise decide
+    much of a 20,000-job run's spread."""
+    summary: dict[str, Any] = {}
+    names = [s.name for s in producer_bench.SCENARIOS if rounds and s.name in rounds[0]]
+    for name in names:
+        rates = [total / sum(r[name]) for r in rounds]
+        row: dict[str, Any] = {"jobs_per_s": median(rates), "rounds": len(rounds)}
+        for field, base in (("vs_single", "single"), ("vs_same_payload", SAME_PAYLOAD.get(name))):
+            if base is None or base not in names:
+                continue
+            per_round = [statistics.median(r[base]) / statistics.median(r[name]) for r in rounds]
+            row[field] = median(per_round)
+            row[f"{field}_quartiles"] = quartiles(per_round)
+        summary[name] = row
     return summary
 
 
@@ -344,6 +379,20 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         control = producer.get(producer_bench.CONTROL)
         if control:  # not a target: how far identical work reads from 1.0 in this run
             add(f"control, {producer_bench.CONTROL} / single (ours): the noise floor", control["ours"]["vs_single"], "1.0 (identical work)", None)
+        for name, base in SAME_PAYLOAD.items():  # not a target: partitioning's own cost
+            if name in producer and "vs_same_payload" in producer[name]["ours"]:
+                add(f"producer {name} / {base} (ours): same jobs, one queue", producer[name]["ours"]["vs_same_payload"], "diagnostic", None)
+    interleaved = results.get("producer_interleaved", {}).get("summary")
+    if interleaved:
+        for name in ("w4 index", "w4 index, dicts", "w4 key"):
+            v = interleaved.get(name, {}).get("vs_single")
+            add(f"producer {name} / single (ours, chunk-interleaved)", v, f">= {TARGET_PARTITIONED_VS_SINGLE}", None if v is None else v >= TARGET_PARTITIONED_VS_SINGLE)
+        v = interleaved.get(producer_bench.CONTROL, {}).get("vs_single")
+        add(f"control, {producer_bench.CONTROL} / single (ours, chunk-interleaved)", v, "1.0 (identical work)", None)
+        for name, base in SAME_PAYLOAD.items():
+            v = interleaved.get(name, {}).get("vs_same_payload")
+            add(f"producer {name} / {base} (ours, chunk-interleaved): same jobs, one queue", v, "diagnostic", None)
+    if producer:
         dist = [producer[s.name]["ours"]["distribution_ok"] for s in producer_bench.SCENARIOS]
         add("index routing: exact per-partition distribution (ours)", None, "every run exact", all(d is True for d in dist) if dist else None)
     e2e = results.get("e2e", {}).get("summary")
@@ -403,6 +452,36 @@ def markdown(results: dict[str, Any]) -> str:
                 f"| {name} | {fmt_rate(row['ours']['jobs_per_s'])} | {fmt_rate(row['awa_pg']['jobs_per_s'])} | "
                 f"{fmt_ratio(row['ours_vs_awa_pg'])} | {fmt_spread(row['ours']['vs_single'], row['ours'].get('vs_single_quartiles'))} | "
                 f"{fmt_spread(row['awa_pg']['vs_single'], row['awa_pg'].get('vs_single_quartiles'))} | {dist} |"
+            )
+        out.append("")
+        for name, base in SAME_PAYLOAD.items():
+            if name in producer and "vs_same_payload" in producer[name]["ours"]:
+                o, a = producer[name]["ours"], producer[name]["awa_pg"]
+                out.append(
+                    f"`{name}` / `{base}` (the same keyed jobs in one plain queue): ours "
+                    f"{fmt_spread(o['vs_same_payload'], o.get('vs_same_payload_quartiles'))}, awa-pg "
+                    f"{fmt_spread(a.get('vs_same_payload'), a.get('vs_same_payload_quartiles'))}."
+                )
+                out.append("")
+    interleaved = results.get("producer_interleaved", {}).get("summary")
+    if interleaved:
+        out.append(
+            f"### Producer path, ours, chunk-interleaved ({cfg.get('interleaved_rounds')} rounds)"
+        )
+        out.append("")
+        out.append(
+            "Every scenario's chunks take turns in one database, so slow and fast spells of the machine "
+            "fall on all of them alike. Ratios: median over rounds of the ratio of median chunk times "
+            "(first and third quartiles in brackets)."
+        )
+        out.append("")
+        out.append("| scenario | jobs/s | ours / single | same jobs, one queue |")
+        out.append("|---|---:|---:|---:|")
+        for name, row in interleaved.items():
+            same = fmt_spread(row["vs_same_payload"], row.get("vs_same_payload_quartiles")) if "vs_same_payload" in row else "—"
+            out.append(
+                f"| {name} | {fmt_rate(row['jobs_per_s'])} | "
+                f"{fmt_spread(row.get('vs_single'), row.get('vs_single_quartiles'))} | {same} |"
             )
         out.append("")
     e2e = results.get("e2e", {}).get("summary")
@@ -495,7 +574,7 @@ def main(argv: list[str] | None = None) -> int:
 
         steps = 0
         if "producer" in args.only:
-            steps += args.producer_rounds * len(producer_bench.SCENARIOS) * len(sides) + 1
+            steps += args.producer_rounds * len(producer_bench.SCENARIOS) * len(sides) + 1 + args.interleaved_rounds
         if "e2e" in args.only:
             steps += args.e2e_rounds * len(args.worker_processes) * len(args.widths) * len(sides)
         if "routing" in args.only:
@@ -529,6 +608,23 @@ def main(argv: list[str] | None = None) -> int:
                 results["errors"].append(f"keyed landing: {type(exc).__name__}: {exc}")
             progress.step("keyed landing done")
 
+            # Ours only: every scenario's chunks taking turns in one database per round.
+            rounds: list[dict[str, list[float]]] = []
+            for rnd in range(args.interleaved_rounds):
+                progress.note(f"producer interleaved r{rnd + 1}")
+                res = producer_bench.run_ours_interleaved(
+                    runner.fresh("ours"), producer_bench.SCENARIOS, args.jobs, args.chunk, shift=rnd
+                )
+                if res.get("ok"):
+                    rounds.append(res["chunk_s"])
+                else:
+                    results["errors"].append(f"producer interleaved round {rnd + 1}: {res.get('error')}")
+                progress.step(f"producer interleaved r{rnd + 1}")
+            results["producer_interleaved"] = {
+                "rounds": rounds,
+                "summary": summarise_interleaved(rounds, args.jobs),
+            }
+
         if "e2e" in args.only:
             runs = []
             for rnd in range(args.e2e_rounds):
@@ -559,7 +655,8 @@ def main(argv: list[str] | None = None) -> int:
     meta["awa_pg_version"] = awa_pg.version
     results["meta"] = meta
     results["config"] = {
-        k: getattr(args, k) for k in ("quick", "jobs", "chunk", "workers", "producer_rounds", "e2e_rounds", "probe_jobs")
+        k: getattr(args, k)
+        for k in ("quick", "jobs", "chunk", "workers", "producer_rounds", "interleaved_rounds", "e2e_rounds", "probe_jobs")
     } | {"widths": list(args.widths), "worker_processes": list(args.worker_processes), "only": sorted(args.only)}
     results["targets"] = evaluate_targets(results)
     results = {"meta": results.pop("meta"), "config": results.pop("config"), **results}

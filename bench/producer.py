@@ -10,12 +10,21 @@ Scenarios (each side, every round, a fresh database):
   both sides (a list of dicts: what a producer without the batch form pays);
 * ``w4 key``   — width 4, routed by key ``f"customer-{i % 1000}"`` (ours: the batch
   form ``route_by_keys`` per chunk; awa-pg: ``route_by_key`` per job);
+* ``w1 index, dicts`` and ``w1 key`` — the same jobs and per-job opts through a
+  width-1 ``PartitionedQueue``, which is exactly one plain queue: ``w4 key / w1 key``
+  is what partitioning costs keyed jobs, with the cost of the keys themselves (and
+  of a dict per job) on both sides of the ratio;
 * ``single, again`` — the control: ``single`` run a second time in the round. Its
   ratio to ``single`` is what identical work reads as on this machine, the noise
   floor of every other ratio in the table.
 
 The timed loop builds each chunk's job objects and per-job opts and COPYs it,
 exactly like bench/awa_pg_side.py does for awa-pg.
+
+``run_ours_interleaved`` runs our scenarios chunk by chunk in turn in one database
+(chunk 1 of every scenario, then chunk 2, ...): each chunk of one scenario is timed
+within milliseconds of the same chunk of every other, so the machine's slow and fast
+spells (steady chunks take about 15 or about 25 ms here) fall on all of them alike.
 """
 
 from __future__ import annotations
@@ -51,6 +60,8 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("w8 index", 8, "index"),
     Scenario("w4 index, dicts", 4, "dicts"),
     Scenario("w4 key", 4, "key"),
+    Scenario("w1 index, dicts", 1, "dicts"),
+    Scenario("w1 key", 1, "key"),
     Scenario(CONTROL, None, "none"),  # same work as "single", same queue name
 )
 
@@ -158,6 +169,59 @@ async def run_ours_async(database_url: str, scenario: Scenario, total: int, chun
         "distribution": distribution,
         "physical_queues": physical,
     }
+
+
+async def run_ours_interleaved_async(
+    database_url: str, scenarios: tuple[Scenario, ...], total: int, chunk: int, shift: int = 0
+) -> dict[str, list[float]]:
+    """{scenario name: seconds of each of its chunks}, the scenarios taking turns.
+
+    Each scenario has its own client (pool opened before the clock) and queue. The
+    order of the turns rotates by one per chunk, starting at ``shift``, so no
+    scenario always follows the same one. A chunk's time covers what the timed loop
+    of :func:`run_ours_async` does for it: build the jobs and opts, enqueue.
+    """
+    routers = [_router(s, chunk) for s in scenarios]
+    clients = [open_async_client(database_url) for _ in scenarios]
+    times: dict[str, list[float]] = {s.name: [] for s in scenarios}
+    try:
+        for client in clients:
+            await open_pool(client)
+        n = len(scenarios)
+        for k, lo in enumerate(range(0, total, chunk)):
+            hi = min(lo + chunk, total)
+            for turn in range(n):
+                i = (turn + shift + k) % n
+                pq, route = routers[i]
+                queue = pq.logical_queue if pq is not None else scenarios[i].queue
+                started = time.perf_counter()
+                now = time.time()
+                jobs = [BenchNoop(seq=j, t=now) for j in range(lo, hi)]
+                opts = route(lo, hi) if route is not None else None
+                await clients[i].enqueue_many_copy(jobs, kind=JOB_KIND, queue=queue, opts=opts)
+                times[scenarios[i].name].append(time.perf_counter() - started)
+    finally:
+        for client in clients:
+            await _close(client)
+    return times
+
+
+def run_ours_interleaved(
+    database_url: str, scenarios: tuple[Scenario, ...], total: int, chunk: int, shift: int = 0, *, limit_s: float = 300
+) -> dict[str, Any]:
+    async def bounded() -> dict[str, list[float]]:
+        coro = run_ours_interleaved_async(database_url, scenarios, total, chunk, shift)
+        return await asyncio.wait_for(coro, limit_s)
+
+    try:
+        times = asyncio.run(bounded())
+    except asyncio.TimeoutError:
+        return {"ok": False, "error": f"interleaved run did not finish within {limit_s:.0f}s"}
+    stored = sum(stored_distribution(database_url).values())
+    expected = total * len(scenarios)
+    if stored != expected:
+        return {"ok": False, "error": f"{stored} rows stored, expected {expected}"}
+    return {"ok": True, "chunk_s": times}
 
 
 def run_ours(database_url: str, scenario: Scenario, total: int, chunk: int, *, limit_s: float = 300) -> dict[str, Any]:

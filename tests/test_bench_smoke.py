@@ -110,11 +110,22 @@ def test_harness_quick_run_writes_documented_json(pg_server_url: str, tmp_path: 
     # The control repeats "single" on the same queue; one round gives no quartiles.
     assert summary[producer.CONTROL]["ours"]["distribution"] == "40"
     assert summary[producer.CONTROL]["ours"]["vs_single_quartiles"] is None
+    assert summary["w4 key"]["ours"]["vs_same_payload"] > 0  # against "w1 key", same round
+    # The chunk-interleaved section: one round, every scenario, 40 jobs in 4 chunks each.
+    interleaved = data["producer_interleaved"]
+    assert data["config"]["interleaved_rounds"] == 1 and len(interleaved["rounds"]) == 1
+    assert {name: len(chunks) for name, chunks in interleaved["rounds"][0].items()} == {
+        s.name: 4 for s in producer.SCENARIOS
+    }
+    assert list(interleaved["summary"]) == [s.name for s in producer.SCENARIOS]
+    assert interleaved["summary"]["single"]["vs_single"] == pytest.approx(1.0)
     names = [t["target"] for t in data["targets"]]
     assert "producer single queue: ours / awa-pg" in names
     assert any(name.startswith("control, single, again / single") for name in names)
+    assert "producer w4 index / single (ours, chunk-interleaved)" in names
     printed = capsys.readouterr().out
     assert "| w4 index |" in printed and "awa-pg side not run" in printed
+    assert "chunk-interleaved" in printed
     # The harness cleaned up after itself: none of its databases is left.
     # (Only this run's: another harness test may be running on the same server.)
     created = data["meta"]["databases"]
@@ -169,6 +180,34 @@ def test_awa_pg_side_never_imports_this_repository() -> None:
     assert "bench" not in imported
     assert "awa" in imported  # awa-pg's package, from its own virtualenv (run with python -I)
     assert "psycopg" not in imported  # not installed in that virtualenv
+
+
+def test_interleaved_run_takes_turns_and_stores_every_job(database_url: str) -> None:
+    scenarios = (producer.SCENARIOS[0], producer.Scenario("w2 index", 2, "index"), producer.Scenario("w4 key", 4, "key"))
+    result = producer.run_ours_interleaved(database_url, scenarios, total=30, chunk=10, shift=1)
+    assert result["ok"] is True, result
+    assert {name: len(chunks) for name, chunks in result["chunk_s"].items()} == {s.name: 3 for s in scenarios}
+    assert all(t > 0 for chunks in result["chunk_s"].values() for t in chunks)
+    stored = producer.stored_distribution(database_url)
+    assert stored["bench_single"] == 30 and stored["bench_w2_index"] == 15 and stored["bench_w2_index__p1"] == 15
+    assert sum(n for q, n in stored.items() if q.startswith("bench_w4_key")) == 30
+
+
+def test_summarise_interleaved_compares_median_chunks_round_by_round() -> None:
+    from bench.__main__ import summarise_interleaved
+
+    # Round 1: w4 index takes twice single's steady chunk time; round 2: the same
+    # except for one slow chunk of its own, which the median chunk leaves out.
+    rounds = [
+        {"single": [0.03, 0.01, 0.01], "w4 index": [0.05, 0.02, 0.02], "w4 key": [0.04, 0.02, 0.02], "w1 key": [0.02, 0.01, 0.01]},
+        {"single": [0.03, 0.01, 0.01], "w4 index": [0.02, 0.02, 0.09], "w4 key": [0.04, 0.02, 0.02], "w1 key": [0.02, 0.02, 0.02]},
+    ]
+    summary = summarise_interleaved(rounds, total=30)
+    assert list(summary) == ["single", "w4 index", "w4 key", "w1 key"]  # the scenarios' order
+    assert summary["w4 index"]["vs_single"] == pytest.approx(0.5)
+    assert summary["w4 index"]["jobs_per_s"] == pytest.approx(median([30 / 0.09, 30 / 0.13]))
+    assert summary["w4 key"]["vs_same_payload"] == pytest.approx(median([0.5, 1.0]))
+    assert "vs_same_payload" not in summary["w4 index"]
 
 
 def test_small_helpers() -> None:
