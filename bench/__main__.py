@@ -51,7 +51,7 @@ TARGET_E2E_VS_AWA_PG = 1.0
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="small N, one round: a smoke run (figures not meaningful)")
-    p.add_argument("--rounds", type=int, default=None, help="rounds per scenario (default 15 producer, 7 end to end)")
+    p.add_argument("--rounds", type=int, default=None, help="rounds per scenario (default 15 producer, 15 producer chunk-interleaved, 7 end to end)")
     p.add_argument(
         "--only",
         action="append",
@@ -458,7 +458,7 @@ def markdown(results: dict[str, Any]) -> str:
             if name in producer and "vs_same_payload" in producer[name]["ours"]:
                 o, a = producer[name]["ours"], producer[name]["awa_pg"]
                 out.append(
-                    f"`{name}` / `{base}` (the same keyed jobs in one plain queue): ours "
+                    f"`{name}` / `{base}` (the same jobs and opts in one plain queue): ours "
                     f"{fmt_spread(o['vs_same_payload'], o.get('vs_same_payload_quartiles'))}, awa-pg "
                     f"{fmt_spread(a.get('vs_same_payload'), a.get('vs_same_payload_quartiles'))}."
                 )
