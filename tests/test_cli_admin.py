@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
-import sys
-from pathlib import Path
 
 import psycopg
 import pytest
 
 from awa.client import Client
 from awa.routing import PartitionedQueue
-from test_cli_helpers import assert_one_line_error, assert_only_the_main_thread_takes_stop_signals, cli_env, run_awa
+from test_cli_helpers import assert_one_line_error, run_awa
 
 
 def _dead_letter(client: Client, queue: str, n: int, kind: str = "send") -> list[int]:
@@ -57,25 +53,6 @@ def test_stats_json_and_watch_count(database_url):
     docs = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
     assert len(docs) == 2
     assert docs[0][0]["queue"] == "mail" and docs[0][0]["available"] == 3
-
-
-@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads thread signal masks from /proc (Linux)")
-def test_stats_watch_stops_on_ctrl_c_taken_by_the_main_thread(database_url):
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "awa", "stats", "--json", "--watch", "0.2"],
-        env=cli_env(database_url), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        first = proc.stdout.readline()  # one refresh done: the client and its pool exist
-        assert isinstance(json.loads(first), list), first
-        assert_only_the_main_thread_takes_stop_signals(proc.pid)
-        proc.send_signal(signal.SIGINT)
-        _out, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 130, err
 
 
 def test_stats_shows_every_partition_even_before_it_has_jobs(database_url):

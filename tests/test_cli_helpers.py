@@ -42,25 +42,3 @@ def assert_one_line_error(stderr: str) -> None:
     assert "Traceback" not in stderr, stderr
     errors = [line for line in stderr.splitlines() if line.startswith("awa: error:")]
     assert len(errors) == 1, stderr
-
-
-def blocked_signals(pid: int, tid: int | str) -> set[int]:
-    """The signals thread ``tid`` of process ``pid`` blocks (Linux, from /proc)."""
-    for line in Path(f"/proc/{pid}/task/{tid}/status").read_text().splitlines():
-        if line.startswith("SigBlk:"):
-            mask = int(line.split()[1], 16)
-            return {n for n in range(1, 65) if mask >> (n - 1) & 1}
-    raise AssertionError(f"no SigBlk line for thread {tid} of {pid}")
-
-
-def assert_only_the_main_thread_takes_stop_signals(pid: int) -> None:
-    """Every thread but the main one blocks SIGINT and SIGTERM; the main one does not."""
-    import signal
-
-    tids = sorted(p.name for p in Path(f"/proc/{pid}/task").iterdir())
-    assert len(tids) > 1, "expected the client's pool threads"
-    stop_signals = {int(signal.SIGINT), int(signal.SIGTERM)}
-    assert not stop_signals & blocked_signals(pid, pid), "the main thread must take SIGINT and SIGTERM"
-    for tid in tids:
-        if tid != str(pid):
-            assert stop_signals <= blocked_signals(pid, tid), f"thread {tid} could take a stop signal"

@@ -16,7 +16,7 @@ import pytest
 
 from awa.client import Client
 from awa.routing import PartitionedQueue
-from test_cli_helpers import assert_one_line_error, assert_only_the_main_thread_takes_stop_signals, cli_env, run_awa
+from test_cli_helpers import assert_one_line_error, cli_env, run_awa
 
 HANDLERS = textwrap.dedent(
     """
@@ -151,28 +151,6 @@ def test_signals_stop_the_worker_gracefully(database_url, handler_dir, signum, e
     assert proc.returncode == expected, err
     assert "stopped:" in err and "Traceback" not in err
     assert _states(database_url) == Counter({"completed": 5})
-
-
-@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads thread signal masks from /proc (Linux)")
-def test_only_the_main_thread_takes_stop_signals(database_url, handler_dir):
-    # A process-directed signal goes to any thread that does not block it. If a
-    # pool or runtime thread takes SIGINT, the main thread only learns of it at
-    # its next bytecode boundary, and a make verify run once saw it never learn
-    # (the worker ignored Ctrl-C for a minute). The worker's other threads block
-    # SIGINT and SIGTERM, so the kernel interrupts the main thread's wait itself.
-    proc = _start_worker(database_url, handler_dir)
-    try:
-        _enqueue_keyed(database_url, PartitionedQueue("orders", 1), 2)  # the runtime has run jobs
-        deadline = time.monotonic() + 30
-        while len(_ran(handler_dir)) < 2 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert_only_the_main_thread_takes_stop_signals(proc.pid)
-        proc.send_signal(signal.SIGTERM)
-        _out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0, err
 
 
 def test_missing_handler_module_is_a_usage_error(database_url, handler_dir):

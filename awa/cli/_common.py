@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import signal
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -143,28 +142,6 @@ def check_database(db: Database) -> None:
 
 
 @contextlib.contextmanager
-def stop_signals_blocked_in_new_threads() -> Iterator[None]:
-    """Threads started inside (the connection pool's, the runtime's) block SIGINT
-    and SIGTERM for good; the main thread takes them again on leaving.
-
-    The kernel hands a process-directed signal to any thread not blocking it,
-    while Python runs signal handlers only in the main thread, when it next
-    notices the signal. Taken by another thread, it must be noticed; a
-    ``make verify`` run once had a worker still in its wait loop a minute
-    after SIGINT (tests/test_cli_work.py). Taken by the main thread, it
-    interrupts the wait itself. A signal arriving inside is delivered on leaving.
-    """
-    if not hasattr(signal, "pthread_sigmask"):  # not POSIX: nothing to steer
-        yield
-        return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-
-
-@contextlib.contextmanager
 def open_client(db: Database, *, max_connections: int = 4) -> Iterator:
     """A sync :class:`awa.client.Client`, after a fast reachability and schema check.
 
@@ -174,8 +151,7 @@ def open_client(db: Database, *, max_connections: int = 4) -> Iterator:
     from awa.client import Client
 
     check_database(db)
-    with stop_signals_blocked_in_new_threads():  # Ctrl-C must reach the main thread
-        client = Client(db.url, schema=db.schema, max_connections=max_connections)
+    client = Client(db.url, schema=db.schema, max_connections=max_connections)
     try:
         yield client
     finally:

@@ -51,7 +51,6 @@ from awa.cli._common import (
     check_database,
     open_database,
     progress,
-    stop_signals_blocked_in_new_threads,
     usage_error,
 )
 
@@ -237,15 +236,13 @@ def run(args: argparse.Namespace) -> int:
     try:
         with open_database(args) as db:
             check_database(db)
-            with stop_signals_blocked_in_new_threads():
-                client = worker_client_class()(db.url, schema=db.schema, max_connections=8)
+            client = worker_client_class()(db.url, schema=db.schema, max_connections=8)
             try:
-                with stop_signals_blocked_in_new_threads():
-                    import_handlers(client, handlers)
-                    try:
-                        client.start(queues, global_max_workers=global_max, **options)
-                    except ValueError as exc:  # ValidationError from the runtime: bad queue config
-                        raise usage_error(str(exc)) from None
+                import_handlers(client, handlers)
+                try:
+                    client.start(queues, global_max_workers=global_max, **options)
+                except ValueError as exc:  # ValidationError from the runtime: bad queue config
+                    raise usage_error(str(exc)) from None
                 served = _served_queues(client)
                 progress(f"working {', '.join(served)} (Ctrl-C or SIGTERM to stop)")
                 interrupted = False
