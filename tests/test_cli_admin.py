@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 
 import psycopg
 import pytest
 
 from awa.client import Client
 from awa.routing import PartitionedQueue
-from test_cli_helpers import assert_one_line_error, run_awa
+from test_cli_helpers import assert_one_line_error, cli_env, run_awa, sigint_as_a_terminal_sends_it
 
 
 def _dead_letter(client: Client, queue: str, n: int, kind: str = "send") -> list[int]:
@@ -53,6 +56,25 @@ def test_stats_json_and_watch_count(database_url):
     docs = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
     assert len(docs) == 2
     assert docs[0][0]["queue"] == "mail" and docs[0][0]["available"] == 3
+
+
+def test_stats_watch_stops_on_ctrl_c(database_url):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "awa", "stats", "--json", "--watch", "0.2"],
+        env=cli_env(database_url), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=sigint_as_a_terminal_sends_it,
+    )
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()  # one refresh done
+        assert isinstance(json.loads(first), list), first
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert_one_line_error(err)  # "awa: error: interrupted", no traceback
 
 
 def test_stats_shows_every_partition_even_before_it_has_jobs(database_url):

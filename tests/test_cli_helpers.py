@@ -42,3 +42,17 @@ def assert_one_line_error(stderr: str) -> None:
     assert "Traceback" not in stderr, stderr
     errors = [line for line in stderr.splitlines() if line.startswith("awa: error:")]
     assert len(errors) == 1, stderr
+
+
+def sigint_as_a_terminal_sends_it() -> None:
+    """``preexec_fn`` for a CLI child that a test interrupts with SIGINT.
+
+    A background job of a non-interactive shell (``make verify &``, ``nohup``)
+    starts with SIGINT ignored, every process below inherits that, and Python
+    keeps an inherited SIG_IGN: the child would never see the test's Ctrl-C.
+    Resetting it to the default lets Python install its KeyboardInterrupt
+    handler, as it does under a terminal.
+    """
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -16,7 +16,7 @@ import pytest
 
 from awa.client import Client
 from awa.routing import PartitionedQueue
-from test_cli_helpers import assert_one_line_error, cli_env, run_awa
+from test_cli_helpers import assert_one_line_error, cli_env, run_awa, sigint_as_a_terminal_sends_it
 
 HANDLERS = textwrap.dedent(
     """
@@ -113,6 +113,7 @@ def _start_worker(database_url: str, handler_dir: Path) -> subprocess.Popen:
     proc = subprocess.Popen(
         [sys.executable, "-m", "awa", "work", "--handlers", "shop_tasks", "--status-every", "0"],
         cwd=handler_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=sigint_as_a_terminal_sends_it,  # the signal test sends SIGINT
     )
     assert proc.stderr is not None
     deadline = time.monotonic() + 60
