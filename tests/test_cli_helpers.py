@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -51,8 +52,7 @@ def sigint_as_a_terminal_sends_it() -> None:
     starts with SIGINT ignored, every process below inherits that, and Python
     keeps an inherited SIG_IGN: the child would never see the test's Ctrl-C.
     Resetting it to the default lets Python install its KeyboardInterrupt
-    handler, as it does under a terminal.
+    handler, as it does under a terminal. (It runs between fork and exec: no
+    imports or locks in here.)
     """
-    import signal
-
     signal.signal(signal.SIGINT, signal.SIG_DFL)
