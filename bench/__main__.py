@@ -466,7 +466,8 @@ def markdown(results: dict[str, Any]) -> str:
     interleaved = results.get("producer_interleaved", {}).get("summary")
     if interleaved:
         out.append(
-            f"### Producer path, ours, chunk-interleaved ({cfg.get('interleaved_rounds')} rounds)"
+            f"### Producer path, ours, chunk-interleaved ({cfg.get('interleaved_rounds')} "
+            f"round{'s' if cfg.get('interleaved_rounds') != 1 else ''})"
         )
         out.append("")
         out.append(
