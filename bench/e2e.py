@@ -20,7 +20,7 @@ import time
 from typing import Any
 
 from bench.e2e_common import enqueue_backlog, pickup_figures, send_probes
-from bench.producer import JOB_KIND, BenchNoop, _close, open_async_client, open_pool
+from bench.producer import JOB_KIND, BenchNoop, _close, open_async_client, open_pool, run_within
 
 
 async def run_ours_async(
@@ -183,10 +183,7 @@ def run_ours(database_url: str, processes: int = 1, **kwargs: Any) -> dict[str, 
     # hangs the benchmark: drain timeout + probe wait + generous slack.
     limit = float(kwargs.get("timeout_s", 120)) + 90
 
-    async def bounded() -> dict[str, Any]:
-        return await asyncio.wait_for(run_ours_async(database_url, **kwargs), limit)
-
     try:
-        return asyncio.run(bounded())
+        return run_within(run_ours_async(database_url, **kwargs), limit)
     except asyncio.TimeoutError:
         return {"ok": False, "stalled": True, "error": f"our side did not finish within {limit:.0f}s"}

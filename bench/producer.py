@@ -142,6 +142,24 @@ async def _close(client: Any) -> None:
             await result
 
 
+def run_within(coro: Any, limit_s: float) -> Any:
+    """``asyncio.run(coro)``, cancelled after ``limit_s`` seconds (``asyncio.TimeoutError``)."""
+
+    async def bounded() -> Any:
+        return await asyncio.wait_for(coro, limit_s)
+
+    return asyncio.run(bounded())
+
+
+async def enqueue_chunk(client: Any, queue: str, route: Any, lo: int, hi: int) -> int:
+    """One chunk of a timed producer loop: build jobs ``lo``..``hi - 1`` and their
+    opts, and enqueue them (the same work in every section that times chunks)."""
+    now = time.time()
+    jobs = [BenchNoop(seq=i, t=now) for i in range(lo, hi)]
+    opts = route(lo, hi) if route is not None else None
+    return await client.enqueue_many_copy(jobs, kind=JOB_KIND, queue=queue, opts=opts)
+
+
 async def run_ours_async(database_url: str, scenario: Scenario, total: int, chunk: int) -> dict[str, Any]:
     pq, route = _router(scenario, chunk)
     queue = pq.logical_queue if pq is not None else scenario.queue
@@ -151,11 +169,7 @@ async def run_ours_async(database_url: str, scenario: Scenario, total: int, chun
         inserted = 0
         started = time.perf_counter()
         for lo in range(0, total, chunk):
-            hi = min(lo + chunk, total)
-            now = time.time()
-            jobs = [BenchNoop(seq=i, t=now) for i in range(lo, hi)]
-            opts = route(lo, hi) if route is not None else None
-            inserted += await client.enqueue_many_copy(jobs, kind=JOB_KIND, queue=queue, opts=opts)
+            inserted += await enqueue_chunk(client, queue, route, lo, min(lo + chunk, total))
         elapsed = time.perf_counter() - started
     finally:
         await _close(client)
@@ -179,9 +193,10 @@ async def run_ours_interleaved_async(
     Each scenario has its own client (pool opened before the clock) and queue. The
     order of the turns rotates by one per chunk, starting at ``shift``, so no
     scenario always follows the same one. A chunk's time covers what the timed loop
-    of :func:`run_ours_async` does for it: build the jobs and opts, enqueue.
+    of :func:`run_ours_async` does for it (:func:`enqueue_chunk`).
     """
     routers = [_router(s, chunk) for s in scenarios]
+    queues = [pq.logical_queue if pq is not None else s.queue for s, (pq, _) in zip(scenarios, routers)]
     clients = [open_async_client(database_url) for _ in scenarios]
     times: dict[str, list[float]] = {s.name: [] for s in scenarios}
     try:
@@ -192,13 +207,8 @@ async def run_ours_interleaved_async(
             hi = min(lo + chunk, total)
             for turn in range(n):
                 i = (turn + shift + k) % n
-                pq, route = routers[i]
-                queue = pq.logical_queue if pq is not None else scenarios[i].queue
                 started = time.perf_counter()
-                now = time.time()
-                jobs = [BenchNoop(seq=j, t=now) for j in range(lo, hi)]
-                opts = route(lo, hi) if route is not None else None
-                await clients[i].enqueue_many_copy(jobs, kind=JOB_KIND, queue=queue, opts=opts)
+                await enqueue_chunk(clients[i], queues[i], routers[i][1], lo, hi)
                 times[scenarios[i].name].append(time.perf_counter() - started)
     finally:
         for client in clients:
@@ -209,12 +219,8 @@ async def run_ours_interleaved_async(
 def run_ours_interleaved(
     database_url: str, scenarios: tuple[Scenario, ...], total: int, chunk: int, shift: int = 0, *, limit_s: float = 300
 ) -> dict[str, Any]:
-    async def bounded() -> dict[str, list[float]]:
-        coro = run_ours_interleaved_async(database_url, scenarios, total, chunk, shift)
-        return await asyncio.wait_for(coro, limit_s)
-
     try:
-        times = asyncio.run(bounded())
+        times = run_within(run_ours_interleaved_async(database_url, scenarios, total, chunk, shift), limit_s)
     except asyncio.TimeoutError:
         return {"ok": False, "error": f"interleaved run did not finish within {limit_s:.0f}s"}
     stored = sum(stored_distribution(database_url).values())
@@ -225,11 +231,8 @@ def run_ours_interleaved(
 
 
 def run_ours(database_url: str, scenario: Scenario, total: int, chunk: int, *, limit_s: float = 300) -> dict[str, Any]:
-    async def bounded() -> dict[str, Any]:
-        return await asyncio.wait_for(run_ours_async(database_url, scenario, total, chunk), limit_s)
-
     try:
-        return asyncio.run(bounded())
+        return run_within(run_ours_async(database_url, scenario, total, chunk), limit_s)
     except asyncio.TimeoutError:
         return {"ok": False, "error": f"our side did not finish within {limit_s:.0f}s"}
 
