@@ -37,6 +37,9 @@ from bench.harness import (
 )
 
 SIDES = ("ours", "awa_pg")
+# End to end only: ours with a partitioned queue's slots shared by its partitions
+# (shared_queue_config, ADR 0014), at widths above 1 (at width 1 it is "ours").
+SHARED = "ours_shared"
 E2E_WIDTHS = (1, 2, 4, 8)
 # Scenario -> the one-queue scenario with the same jobs and opts payload: their
 # ratio is what partitioning itself costs (w1 is exactly a plain queue).
@@ -203,6 +206,8 @@ class Runner:
         return res
 
     def e2e(self, side: str, width: int, processes: int = 1) -> dict[str, Any]:
+        slots = "shared" if side == SHARED else "per-partition"
+        side = "ours" if side == SHARED else side
         url = self.fresh(side)
         timeout_s = max(30.0, self.args.jobs / 200)  # 20,000 jobs: 100 s, ~7x the slowest drain seen
         params = dict(
@@ -217,7 +222,7 @@ class Runner:
         )
         if side == "ours":
             try:
-                res = e2e_bench.run_ours(url, **params)
+                res = e2e_bench.run_ours(url, slots=slots, **params)
             except Exception as exc:
                 res = {"ok": False, "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
         else:
@@ -328,6 +333,14 @@ def summarise_interleaved(rounds: list[dict[str, list[float]]], total: int) -> d
     return summary
 
 
+def e2e_sides(sides: list[str], width: int, round_index: int) -> list[str]:
+    """The end-to-end runs of one (round, width), in turn: both sides, and ours
+    with shared slots above width 1, in an order that rotates from round to round."""
+    order = [*sides, SHARED] if width > 1 and "ours" in sides else list(sides)
+    shift = (round_index + width) % len(order)
+    return order[shift:] + order[:shift]
+
+
 def summarise_e2e(runs: list[dict[str, Any]], widths: tuple[int, ...]) -> dict[str, Any]:
     """{processes: {width: row}} (processes and width as strings, for JSON)."""
     summary: dict[str, Any] = {}
@@ -335,8 +348,10 @@ def summarise_e2e(runs: list[dict[str, Any]], widths: tuple[int, ...]) -> dict[s
         table: dict[str, Any] = {}
         for width in widths:
             row: dict[str, Any] = {}
-            for side in SIDES:
+            for side in (*SIDES, SHARED):
                 mine = [r for r in runs if r["width"] == width and r["side"] == side and r.get("processes", 1) == processes]
+                if side == SHARED and not mine:
+                    continue
                 good = [r for r in mine if r["result"].get("ok") and not r["result"].get("stalled")]
                 row[side] = {
                     "jobs_per_s": median([r["result"]["jobs_per_s"] for r in good]),
@@ -351,7 +366,13 @@ def summarise_e2e(runs: list[dict[str, Any]], widths: tuple[int, ...]) -> dict[s
                 }
                 row[side]["vs_width_1"] = paired_ratio(
                     _by_round(runs, width=width, side=side, processes=processes),
-                    _by_round(runs, width=1, side=side, processes=processes),
+                    # at width 1 shared slots are ours: one plain queue
+                    _by_round(runs, width=1, side="ours" if side == SHARED else side, processes=processes),
+                )
+            if SHARED in row:
+                row["shared_vs_per_partition"] = paired_ratio(
+                    _by_round(runs, width=width, side=SHARED, processes=processes),
+                    _by_round(runs, width=width, side="ours", processes=processes),
                 )
             row["ours_vs_awa_pg"] = paired_ratio(
                 _by_round(runs, width=width, side="ours", processes=processes),
@@ -404,6 +425,12 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         if "1" in table and "4" in table:
             v = table["4"]["ours"]["vs_width_1"]
             add(f"end to end ours, {where}: width 4 / width 1", v, ">= 1.0 (grows, not falls)", None if v is None else v >= 1.0)
+            if SHARED in table["4"]:
+                v = table["4"][SHARED]["vs_width_1"]
+                add(
+                    f"end to end ours, shared slots, {where}: width 4 / width 1", v, ">= 1.0 (grows, not falls)",
+                    None if v is None else v >= 1.0,
+                )
     return targets
 
 
@@ -494,19 +521,31 @@ def markdown(results: dict[str, Any]) -> str:
         out.append("")
         out.append(
             "| width | ours jobs/s | awa-pg jobs/s | ours / awa-pg | ours / width 1 | awa-pg / width 1 "
-            "| ours pickup p50 / p99 ms | awa-pg pickup p50 / p99 ms |"
+            "| ours pickup p50 / p99 ms | awa-pg pickup p50 / p99 ms "
+            "| ours, shared slots jobs/s | shared / width 1 | shared / per-partition |"
         )
-        out.append("|---:|---:|---:|---:|---:|---:|---:|---:|")
+        out.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for width, row in table.items():
             o, a = row["ours"], row["awa_pg"]
+            sh = row.get(SHARED)
             note = ""
             if a["failed_or_stalled"]:
                 note = f" ({a['failed_or_stalled']} stalled/failed)"
+            shared = (
+                f"{fmt_rate(sh['jobs_per_s'])} | {fmt_ratio(sh['vs_width_1'])} | {fmt_ratio(row['shared_vs_per_partition'])}"
+                if sh
+                else "— | — | —"
+            )
             out.append(
                 f"| {width} | {fmt_rate(o['jobs_per_s'])} | {fmt_rate(a['jobs_per_s'])}{note} | {fmt_ratio(row['ours_vs_awa_pg'])} | "
                 f"{fmt_ratio(o['vs_width_1'])} | {fmt_ratio(a['vs_width_1'])} | "
-                f"{fmt_ms(o['pickup_p50_ms'])} / {fmt_ms(o['pickup_p99_ms'])} | {fmt_ms(a['pickup_p50_ms'])} / {fmt_ms(a['pickup_p99_ms'])} |"
+                f"{fmt_ms(o['pickup_p50_ms'])} / {fmt_ms(o['pickup_p99_ms'])} | {fmt_ms(a['pickup_p50_ms'])} / {fmt_ms(a['pickup_p99_ms'])} | "
+                f"{shared} |"
             )
+        out.append(
+            "Shared slots: ours with `shared_queue_config` (the partitions share each process's workers and "
+            "are claimed together, ADR 0014); awa-pg has no such mode."
+        )
         out.append("")
     landing = results.get("keyed_landing")
     if landing and landing.get("counts"):
@@ -577,7 +616,8 @@ def main(argv: list[str] | None = None) -> int:
         if "producer" in args.only:
             steps += args.producer_rounds * len(producer_bench.SCENARIOS) * len(sides) + 1 + args.interleaved_rounds
         if "e2e" in args.only:
-            steps += args.e2e_rounds * len(args.worker_processes) * len(args.widths) * len(sides)
+            per_round = sum(len(e2e_sides(sides, width, 0)) for width in args.widths)
+            steps += args.e2e_rounds * len(args.worker_processes) * per_round
         if "routing" in args.only:
             steps += 1
         progress = Progress(steps, enabled=not args.no_progress)
@@ -631,9 +671,7 @@ def main(argv: list[str] | None = None) -> int:
             for rnd in range(args.e2e_rounds):
                 for processes in args.worker_processes:
                     for width in args.widths:
-                        for side in interleaved(rnd + width):
-                            if side not in sides:
-                                continue
+                        for side in e2e_sides(sides, width, rnd):
                             label = f"e2e r{rnd + 1} p{processes} w{width} {side}"
                             progress.note(label)
                             res = runner.e2e(side, width, processes)

@@ -34,6 +34,7 @@ async def run_ours_async(
     probe_interval_ms: float = 20,
     timeout_s: float = 120,
     poll_interval_ms: int = 200,
+    slots: str = "per-partition",
 ) -> dict[str, Any]:
     from awa.routing import PartitionedQueue
 
@@ -61,13 +62,12 @@ async def run_ours_async(
     for queue in pq.physical_queues:
         client.task(BenchNoop, kind=JOB_KIND, queue=queue)(handle)
 
-    out: dict[str, Any] = {"width": width, "workers": workers, "processes": 1, "stalled": False}
+    out: dict[str, Any] = {"width": width, "workers": workers, "processes": 1, "slots": slots, "stalled": False}
     try:
         out["enqueue_s"] = await enqueue_backlog(client, pq, BenchNoop, JOB_KIND, total, chunk)
 
-        per_partition = per_partition_workers(workers, width, 1)
         drain_started = time.perf_counter()
-        await client.start(pq.queue_configs(per_partition), poll_interval_ms=poll_interval_ms)
+        await client.start(worker_configs(pq, workers, 1, slots), poll_interval_ms=poll_interval_ms)
         try:
             await asyncio.wait_for(drained.wait(), timeout_s)
         except asyncio.TimeoutError:
@@ -97,7 +97,21 @@ def per_partition_workers(workers: int, width: int, processes: int) -> int:
     return max(1, -(-workers // (width * processes)))
 
 
-def _worker_process(slot: Any, database_url: str, width: int, per_partition: int, poll_interval_ms: int) -> None:
+SLOT_MODES = ("per-partition", "shared")
+
+
+def worker_configs(pq: Any, workers: int, processes: int, slots: str) -> list[dict[str, Any]]:
+    """One process's queue configs for ``workers`` in all: split over the
+    partitions (``queue_configs``, awa's model) or shared by them
+    (``shared_queue_config``, ADR 0014)."""
+    if slots == "shared":
+        return [pq.shared_queue_config(max(1, -(-workers // processes)))]
+    if slots != "per-partition":
+        raise ValueError(f"slots must be one of {SLOT_MODES}, got {slots!r}")
+    return pq.queue_configs(per_partition_workers(workers, len(pq), processes))
+
+
+def _worker_process(slot: Any, database_url: str, width: int, workers: int, processes: int, slots: str, poll_interval_ms: int) -> None:
     """One worker process of a multi-process drain (runs in a spawned child)."""
 
     async def main() -> None:
@@ -111,7 +125,7 @@ def _worker_process(slot: Any, database_url: str, width: int, per_partition: int
             client.task(BenchNoop, kind=JOB_KIND, queue=queue)(slot.run_job)
         slot.ready()
         await slot.go_signal()
-        await client.start(pq.queue_configs(per_partition), poll_interval_ms=poll_interval_ms)
+        await client.start(worker_configs(pq, workers, processes, slots), poll_interval_ms=poll_interval_ms)
         try:
             await slot.stop_signal()
         finally:
@@ -133,6 +147,7 @@ def run_ours_processes(
     probe_interval_ms: float = 20,
     timeout_s: float = 120,
     poll_interval_ms: int = 200,
+    slots: str = "per-partition",
 ) -> dict[str, Any]:
     """The drain in ``processes`` worker processes (the parent enqueues and times)."""
     from awa.routing import PartitionedQueue
@@ -140,9 +155,10 @@ def run_ours_processes(
     from bench.worker_processes import WorkerProcesses
 
     pq = PartitionedQueue(f"e2e_w{width}", width)
-    per_partition = per_partition_workers(workers, width, processes)
-    out: dict[str, Any] = {"width": width, "workers": workers, "processes": processes, "stalled": False}
-    pool = WorkerProcesses(_worker_process, (database_url, width, per_partition, poll_interval_ms), processes, probe_jobs)
+    out: dict[str, Any] = {"width": width, "workers": workers, "processes": processes, "slots": slots, "stalled": False}
+    pool = WorkerProcesses(
+        _worker_process, (database_url, width, workers, processes, slots, poll_interval_ms), processes, probe_jobs
+    )
 
     async def parent() -> None:
         client = open_async_client(database_url)

@@ -135,21 +135,23 @@ def test_harness_quick_run_writes_documented_json(pg_server_url: str, tmp_path: 
     assert left == []
 
 
-def test_e2e_tiny_drain(database_url: str) -> None:
+@pytest.mark.parametrize("slots", ["per-partition", "shared"])
+def test_e2e_tiny_drain(database_url: str, slots: str) -> None:
     from bench import e2e
 
-    result = e2e.run_ours(database_url, total=30, chunk=10, width=2, workers=4, probe_jobs=3, timeout_s=60)
-    assert result["ok"] is True and result["stalled"] is False
+    result = e2e.run_ours(database_url, total=30, chunk=10, width=2, workers=4, probe_jobs=3, timeout_s=60, slots=slots)
+    assert result["ok"] is True and result["stalled"] is False and result["slots"] == slots
     assert result["completed"] == 30 and result["jobs_per_s"] > 0
     assert result["probe_count"] == 3
     assert 0 <= result["pickup_p50_ms"] <= result["pickup_p99_ms"]
 
 
-def test_e2e_tiny_drain_in_two_worker_processes(database_url: str) -> None:
+@pytest.mark.parametrize("slots", ["per-partition", "shared"])
+def test_e2e_tiny_drain_in_two_worker_processes(database_url: str, slots: str) -> None:
     from bench import e2e
 
     result = e2e.run_ours(
-        database_url, processes=2, total=40, chunk=10, width=2, workers=4, probe_jobs=4, timeout_s=60
+        database_url, processes=2, total=40, chunk=10, width=2, workers=4, probe_jobs=4, timeout_s=60, slots=slots
     )
     assert result["ok"] is True and result["stalled"] is False, result
     assert result["processes"] == 2 and "worker_exit_codes" not in result  # both children exited cleanly
@@ -166,6 +168,14 @@ def test_worker_processes_split_the_workers_and_stop_cleanly_when_never_started(
 
     assert per_partition_workers(256, 4, 2) == 32 and per_partition_workers(256, 1, 1) == 256
     assert per_partition_workers(256, 3, 2) == 43  # rounded up: never fewer than asked for
+    from awa.routing import PartitionedQueue
+    from bench.e2e import worker_configs
+
+    pq = PartitionedQueue("q", 4)
+    assert worker_configs(pq, 256, 2, "shared") == [{"name": "q", "partitions": 4, "max_workers": 128}]
+    assert worker_configs(pq, 256, 2, "per-partition") == pq.queue_configs(32)
+    with pytest.raises(ValueError, match="slots must be one of"):
+        worker_configs(pq, 256, 2, "split")
     assert WorkerProcesses(print, (), 2, 0).stop(timeout_s=1) == []
 
 
@@ -245,6 +255,8 @@ def test_harness_quick_e2e_reports_each_process_count(pg_server_url: str, tmp_pa
     for table in summary.values():
         assert table["1"]["ours"]["vs_width_1"] == pytest.approx(1.0)
         assert table["2"]["ours"]["jobs_per_s"] > 0
+        assert "ours_shared" not in table["1"]  # at width 1 shared slots are the plain queue
+        assert table["2"]["ours_shared"]["jobs_per_s"] > 0 and table["2"]["shared_vs_per_partition"] > 0
     names = [t["target"] for t in data["targets"]]
     assert "end to end width 2, 2 worker processes: ours / awa-pg" in names
     printed = capsys.readouterr().out

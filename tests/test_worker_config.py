@@ -271,3 +271,55 @@ def test_runtime_options_validation_and_awa_aliases():
 def test_priority_aging_is_off_unless_configured():
     assert plan([("q", 1)]).queues[0].priority_aging_interval_ms == 0
     assert plan([{"name": "q", "max_workers": 1, "priority_aging_interval_ms": 500}]).queues[0].priority_aging_interval_ms == 500
+
+
+def test_shared_entry_plans_one_unit_over_every_partition():
+    from awa.routing import PartitionedQueue
+
+    pq = PartitionedQueue("email", 4)
+    config = pq.shared_queue_config(8, claimers=2, rate_limit=(50.0, 5))
+    assert config == {"name": "email", "partitions": 4, "max_workers": 8, "claimers": 2, "rate_limit": (50.0, 5)}
+    (entry,) = plan([config], declared=(pq.physical_queues[2],)).queues
+    assert entry.physical_queues == tuple(pq.physical_queues)
+    assert (entry.name, entry.max_workers, entry.claimers, entry.partitions) == ("email", 8, 2, 4)
+    assert plan([("email", 3)], declared=("email",)).queues[0].physical_queues == ("email",)
+    weighted = plan([pq.shared_queue_config(min_workers=2, weight=3)], gmw=10, declared=()).queues[0]
+    assert (weighted.min_workers, weighted.weight, weighted.max_workers) == (2, 3, None)
+    # A partition named on its own as well is configured twice, whichever comes first.
+    with raises("queue 'email__p1' configured more than once"):
+        plan([config, ("email__p1", 1)], declared=())
+    with raises("queue 'email' configured more than once"):
+        plan([("email", 1), config], declared=())
+    with raises("start() must configure the worker queues declared via @client.task(..., queue=...): other"):
+        plan([config], declared=("email__p3", "other"))
+
+
+@pytest.mark.parametrize(
+    "partitions, text",
+    [
+        (0, "partitions must be > 0"),
+        (True, "partitions for queue 'email' must be an int, got bool"),
+        ("4", "partitions for queue 'email' must be an int, got str"),
+        (1 << 20, "partitioned queue supports at most"),
+    ],
+)
+def test_shared_entry_partitions_are_checked(partitions, text):
+    with pytest.raises(ValidationError, match="^" + re.escape(text)):
+        plan([{"name": "email", "partitions": partitions, "max_workers": 2}], declared=())
+
+
+def test_shared_queue_config_refuses_what_start_would_refuse():
+    from awa.routing import PartitionedQueue
+
+    pq = PartitionedQueue("email", 2)
+    with raises("shared_queue_config requires max_workers or min_workers"):
+        pq.shared_queue_config()
+    with raises("use max_workers or min_workers, not both"):
+        pq.shared_queue_config(2, min_workers=1)
+    with raises("max_workers must be > 0"):
+        pq.shared_queue_config(0)
+    with raises("weight must be > 0"):
+        pq.shared_queue_config(min_workers=1, weight=0)
+    explicit = PartitionedQueue.from_physical_queues("email", ["email_a", "email_b"])
+    with pytest.raises(ValidationError, match="needs the default partition names"):
+        explicit.shared_queue_config(2)

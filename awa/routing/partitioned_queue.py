@@ -432,6 +432,63 @@ class PartitionedQueue:
             configs.append(config)
         return configs
 
+    def shared_queue_config(
+        self,
+        max_workers: int | None = None,
+        *,
+        min_workers: int | None = None,
+        weight: int = 1,
+        rate_limit: Any = None,
+        priority_aging_interval_ms: int | None = None,
+        deadline_duration_ms: int | None = None,
+        claimers: int | None = None,
+        claim_batch_size: int | None = None,
+    ) -> dict[str, Any]:
+        """One queue config for the whole logical queue: its partitions share
+        ``max_workers`` slots (or, in weighted mode, ``min_workers`` and one
+        ``weight``) and are claimed together, each claim taking jobs from
+        whichever partitions have them (ADR 0014).
+
+        Unlike :meth:`queue_configs`, capacity is not split per partition, so a
+        worker's claims stay as large as on one plain queue and a hot partition
+        may use every slot. ``rate_limit`` bounds the logical queue's start rate.
+        """
+        if not self._has_default_names():
+            raise ValidationError(
+                "shared_queue_config needs the default partition names "
+                f"({self._logical}, {self._logical}{PHYSICAL_QUEUE_SUFFIX}1, ...); "
+                "use queue_configs for explicit physical queues"
+            )
+        config: dict[str, Any] = {"name": self._logical, "partitions": len(self._queues)}
+        if max_workers is not None and min_workers is not None:
+            raise ValidationError("use max_workers or min_workers, not both")
+        if max_workers is None and min_workers is None:
+            raise ValidationError("shared_queue_config requires max_workers or min_workers")
+        if max_workers is not None:
+            config["max_workers"] = _option(max_workers, "max_workers", maximum=_U32_MAX, positive=True)
+            if config["max_workers"] == 0:
+                raise ValidationError("max_workers must be > 0")
+        else:
+            config["min_workers"] = _option(min_workers, "min_workers", maximum=_U32_MAX, positive=False)
+            config["weight"] = _option(weight, "weight", maximum=_U32_MAX, positive=True)
+            if config["weight"] == 0:
+                raise ValidationError("weight must be > 0")
+        optional = {
+            "rate_limit": rate_limit,
+            "priority_aging_interval_ms": priority_aging_interval_ms,
+            "deadline_duration_ms": deadline_duration_ms,
+            "claimers": claimers,
+            "claim_batch_size": claim_batch_size,
+        }
+        config.update((key, value) for key, value in optional.items() if value is not None)
+        return config
+
+    def _has_default_names(self) -> bool:
+        """Partition 0 is the logical name and partition i its ``__p{i}`` name."""
+        return self._queues == (self._logical,) + tuple(
+            f"{self._logical}{PHYSICAL_QUEUE_SUFFIX}{i}" for i in range(1, len(self._queues))
+        )
+
     # -- container protocol --------------------------------------------------
 
     def __len__(self) -> int:
@@ -456,9 +513,7 @@ class PartitionedQueue:
         return self._hash
 
     def __repr__(self) -> str:
-        default_names = self._queues == (self._logical,) + tuple(
-            f"{self._logical}{PHYSICAL_QUEUE_SUFFIX}{i}" for i in range(1, len(self._queues))
-        )
+        default_names = self._has_default_names()
         text = (
             f"PartitionedQueue(logical_queue={_debug_quote(self._logical)}, "
             f"partitions={len(self._queues)}"

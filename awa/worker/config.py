@@ -34,6 +34,7 @@ _DICT_KEYS = frozenset(
         "claim_batch_size",
         "deadline_duration_ms",
         "priority_aging_interval_ms",
+        "partitions",
     }
 )
 
@@ -54,7 +55,9 @@ class RateLimit:
 
 @dataclass(frozen=True, slots=True)
 class QueuePlan:
-    """One physical queue as the runtime will serve it."""
+    """One configured entry as the runtime will serve it: a physical queue, or
+    (``partitions`` set) every partition of a logical queue with one shared set
+    of slots, claimed together (ADR 0014)."""
 
     name: str
     max_workers: int | None  # hard-reserved mode
@@ -65,6 +68,16 @@ class QueuePlan:
     claim_batch_size: int
     deadline_duration_ms: int
     priority_aging_interval_ms: int
+    partitions: int | None = None  # a logical queue whose partitions share the slots above
+
+    @property
+    def physical_queues(self) -> tuple[str, ...]:
+        """The physical queues this entry serves (its own name unless partitioned)."""
+        if self.partitions is None:
+            return (self.name,)
+        from awa.routing import PartitionedQueue
+
+        return tuple(PartitionedQueue(self.name, self.partitions).physical_queues)
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +193,11 @@ def _parse_one(item: Any, global_max_workers: int | None) -> QueuePlan:
     batch = _int_field(item, "claim_batch_size", name, minimum=1)
     deadline = _int_field(item, "deadline_duration_ms", name, minimum=0)
     aging = _int_field(item, "priority_aging_interval_ms", name, minimum=0)
+    partitions = _int_field(item, "partitions", name, minimum=1)
+    if partitions is not None:
+        from awa.routing import PartitionedQueue
+
+        PartitionedQueue(name, partitions)  # the logical name and the width, checked like any partitioned queue
     return QueuePlan(
         name=name,
         max_workers=max_workers,
@@ -190,6 +208,7 @@ def _parse_one(item: Any, global_max_workers: int | None) -> QueuePlan:
         claim_batch_size=DEFAULT_CLAIM_BATCH_SIZE if batch is None else batch,
         deadline_duration_ms=DEFAULT_DEADLINE_DURATION_MS if deadline is None else deadline,
         priority_aging_interval_ms=DEFAULT_PRIORITY_AGING_INTERVAL_MS if aging is None else aging,
+        partitions=partitions,
     )
 
 
@@ -218,9 +237,10 @@ def plan_queues(
 
     seen: set[str] = set()
     for plan in plans:
-        if plan.name in seen:
-            raise ValidationError(f"queue '{plan.name}' configured more than once")
-        seen.add(plan.name)
+        for name in plan.physical_queues:
+            if name in seen:
+                raise ValidationError(f"queue '{name}' configured more than once")
+            seen.add(name)
 
     if global_max_workers is not None:
         total_min = sum(p.min_workers for p in plans)

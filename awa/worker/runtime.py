@@ -104,6 +104,11 @@ class QueueStats:
 
 @dataclass
 class _Queue:
+    """One physical queue. The partitions of a shared entry (``partitions`` in
+    its config, ADR 0014) hold the same slots, bucket and events: one claim
+    loop serves them all."""
+
+    name: str
     plan: QueuePlan
     slots: HardSlots | WeightedSlots
     bucket: TokenBucket | None
@@ -111,10 +116,6 @@ class _Queue:
     capacity: asyncio.Event = field(default_factory=asyncio.Event)
     stats: QueueStats = field(default_factory=QueueStats)
     in_flight: int = 0
-
-    @property
-    def name(self) -> str:
-        return self.plan.name
 
 
 def _error_text(exc: BaseException) -> str:
@@ -139,7 +140,8 @@ class WorkerRuntime:
         self.plan = plan
         self.options = options
         self.loop: asyncio.AbstractEventLoop
-        self._queues: dict[str, _Queue] = {}
+        self._queues: dict[str, _Queue] = {}  # by physical queue name
+        self._claim_units: list[list[_Queue]] = []  # the queues of each configured entry
         self._tasks: list[asyncio.Task[Any]] = []
         self._claimers: list[asyncio.Task[Any]] = []
         self._executions: dict[int, tuple[RunningJob, asyncio.Task[Any]]] = {}
@@ -166,7 +168,7 @@ class WorkerRuntime:
         self.loop = asyncio.get_running_loop()
         self.options.validate()
         self._build_queues()
-        total_capacity = self.plan.global_max_workers or sum(q.plan.max_workers or 0 for q in self._queues.values())
+        total_capacity = self.plan.global_max_workers or sum(plan.max_workers or 0 for plan in self.plan.queues)
         if any(not h.is_async for h in self.registry.handlers()):
             threads = self.options.sync_handler_threads or max(1, min(total_capacity, 64))
             self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="awa-worker")
@@ -180,9 +182,10 @@ class WorkerRuntime:
         self._tasks.append(spawn(self._heartbeat_loop(), name="awa-heartbeat"))
         self._tasks.append(spawn(self._maintenance_loop(), name="awa-maintenance"))
         self._finalize_task = spawn(self._completion_loop(), name="awa-complete")
-        for queue in self._queues.values():
-            for index in range(queue.plan.claimers):
-                self._claimers.append(spawn(self._claim_loop(queue), name=f"awa-claim-{queue.name}-{index}"))
+        for unit in self._claim_units:
+            plan = unit[0].plan
+            for index in range(plan.claimers):
+                self._claimers.append(spawn(self._claim_loop(unit), name=f"awa-claim-{plan.name}-{index}"))
         self.started = True
 
     def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
@@ -205,7 +208,10 @@ class WorkerRuntime:
                 assert plan.max_workers is not None
                 slots = HardSlots(plan.max_workers)
             bucket = TokenBucket(plan.rate_limit) if plan.rate_limit else None
-            self._queues[plan.name] = _Queue(plan, slots, bucket)
+            notified, capacity = asyncio.Event(), asyncio.Event()
+            unit = [_Queue(name, plan, slots, bucket, notified, capacity) for name in plan.physical_queues]
+            self._queues.update((queue.name, queue) for queue in unit)
+            self._claim_units.append(unit)
 
     def _wake_all_for_capacity(self) -> None:
         for queue in self._queues.values():
@@ -259,8 +265,13 @@ class WorkerRuntime:
         self.stopped = True
 
     # -- claiming --------------------------------------------------------------
-    async def _claim_loop(self, queue: _Queue) -> None:
+    async def _claim_loop(self, unit: list[_Queue]) -> None:
+        """Claim for one configured entry: one physical queue, or every partition
+        of a shared entry (one statement across them, capped by the shared slots)."""
+        queue = unit[0]  # slots, bucket and events are the unit's (shared by its queues)
         plan = queue.plan
+        target: str | list[str] = queue.name if len(unit) == 1 else sorted(q.name for q in unit)
+        by_name = {q.name: q for q in unit}
         poll = self.options.poll_interval_ms / 1000
         looked_empty = False
         busy_retries = 0
@@ -274,7 +285,7 @@ class WorkerRuntime:
             # Let a few more slots free up rather than claiming one job per round trip.
             free = queue.slots.available()
             low_water = max(1, min(plan.claim_batch_size, queue.slots.limit // 4))
-            if 0 < free < low_water and queue.in_flight > 0:
+            if 0 < free < low_water and any(q.in_flight for q in unit):
                 await asyncio.sleep(0.001)
             # Ask for what we could use, not just what is free: in weighted mode the
             # request is this queue's demand on the shared pool, even when it gets nothing.
@@ -294,7 +305,7 @@ class WorkerRuntime:
             queue.notified.clear()  # a NOTIFY during the claim must trigger another one
             try:
                 jobs = await self.store.claim(
-                    plan.name, granted, deadline_ms=plan.deadline_duration_ms, aging_ms=plan.priority_aging_interval_ms
+                    target, granted, deadline_ms=plan.deadline_duration_ms, aging_ms=plan.priority_aging_interval_ms
                 )
             except asyncio.CancelledError:
                 queue.slots.release(granted)
@@ -324,9 +335,10 @@ class WorkerRuntime:
                         queue.slots.idle()
             else:
                 busy_retries = BUSY_RETRIES
-            queue.stats.claimed += len(jobs)
             for raw in jobs:
-                self._dispatch(queue, raw)
+                owner = by_name[raw.queue]
+                owner.stats.claimed += 1
+                self._dispatch(owner, raw)
             if retry_in:
                 await self._pause(retry_in)
 
@@ -595,7 +607,8 @@ class WorkerRuntime:
             "queues": {
                 name: {
                     "in_flight": q.in_flight,
-                    "capacity": q.slots.limit,
+                    "capacity": q.slots.limit,  # shared by a shared entry's partitions
+                    "slots_of": q.plan.name,
                     "claimed": q.stats.claimed,
                     "completed": q.stats.completed,
                     "stale_completions": q.stats.stale,

@@ -74,19 +74,30 @@ class StoreAdapter:
         return self.client.notify_channel
 
     # -- lease API -----------------------------------------------------------
-    async def claim(self, queue: str, limit: int, *, deadline_ms: int, aging_ms: int) -> list[Any]:
+    async def claim(self, queue: str | list[str], limit: int, *, deadline_ms: int, aging_ms: int) -> list[Any]:
         """Claim up to ``limit`` jobs of ``queue`` (the caller holds that many slots).
 
-        Batched with the other queues' requests and pipelined in claim groups
-        (:mod:`awa.worker.claim_batcher`) when the client exposes the claim
-        with per-queue limits; otherwise one statement per request.
+        One queue: batched with the other queues' requests and pipelined in
+        claim groups (:mod:`awa.worker.claim_batcher`) when the client exposes
+        the claim with per-queue limits; otherwise one statement per request.
+        A list (the partitions of a shared entry, ADR 0014): one statement of
+        its own, at most ``limit`` jobs from all of them together; it is not
+        coalesced, since a statement has one total and another request's cap
+        would let this one take more than its slots.
         """
-        if not self._coalesce:
-            kwargs: dict[str, Any] = {"deadline_ms": deadline_ms or None}
-            if self._claim_takes_aging:
-                kwargs["priority_aging_interval_ms"] = aging_ms
-            return list(await self.client.claim([queue], limit, **kwargs))
-        return await self.claims.claim(queue, limit, (deadline_ms, aging_ms))
+        if isinstance(queue, str) and self._coalesce:
+            return await self.claims.claim(queue, limit, (deadline_ms, aging_ms))
+        queues = [queue] if isinstance(queue, str) else list(queue)
+        if self._coalesce:
+            return list(
+                await self.client._drive(
+                    self.client._core.claim(queues, limit, deadline_ms or None, aging_ms), tx=False
+                )
+            )
+        kwargs: dict[str, Any] = {"deadline_ms": deadline_ms or None}
+        if self._claim_takes_aging:
+            kwargs["priority_aging_interval_ms"] = aging_ms
+        return list(await self.client.claim(queues, limit, **kwargs))
 
     async def _send_claims(self, queues: list[str], limits: list[int], setting: Hashable) -> Sequence[Any]:
         deadline_ms, aging_ms = setting  # type: ignore[misc]
