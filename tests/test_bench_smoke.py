@@ -172,7 +172,7 @@ def test_worker_processes_split_the_workers_and_stop_cleanly_when_never_started(
     from bench.e2e import worker_configs
 
     pq = PartitionedQueue("q", 4)
-    assert worker_configs(pq, 256, 2, "shared") == [{"name": "q", "partitions": 4, "max_workers": 128}]
+    assert worker_configs(pq, 256, 2, "shared") == [{"name": "q", "partitions": 4, "shared_slots": True, "max_workers": 128}]
     assert worker_configs(pq, 256, 2, "per-partition") == pq.queue_configs(32)
     with pytest.raises(ValueError, match="slots must be one of"):
         worker_configs(pq, 256, 2, "split")

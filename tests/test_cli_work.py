@@ -74,6 +74,31 @@ def test_work_until_empty_serves_every_partition(database_url, handler_dir):
     assert _states(database_url) == Counter({"completed": 30})
 
 
+def test_work_with_shared_slots_serves_every_partition_from_one_entry(database_url, handler_dir):
+    pq = PartitionedQueue("orders", 3)
+    _enqueue_keyed(database_url, pq, 30)
+    result = run_awa("work", "--handlers", "shop_tasks", "--queue", "orders", "--partitions", "3", "--shared-slots",
+                     "--max-workers", "2", "--until-empty", cwd=handler_dir, env=_env(database_url, handler_dir))
+    assert result.returncode == 0, result.stderr
+    assert "working orders, orders__p1, orders__p2" in result.stderr
+    ran = _ran(handler_dir)
+    assert sorted(r["i"] for r in ran) == list(range(30))
+    assert {r["queue"] for r in ran} == set(pq.physical_queues)
+    assert _states(database_url) == Counter({"completed": 30})
+
+
+def test_shared_slots_in_a_config_file_must_be_a_bool(database_url, handler_dir):
+    config = handler_dir / "worker.json"
+    config.write_text(json.dumps({
+        "handlers": ["shop_tasks"],
+        "queues": [{"name": "orders", "partitions": 2, "shared_slots": "yes", "max_workers": 2}],
+    }))
+    result = run_awa("work", "--config", str(config), "--until-empty", cwd=handler_dir,
+                     env=_env(database_url, handler_dir))
+    assert result.returncode == 2, result.stderr
+    assert "queues[0] shared_slots must be true or false" in result.stderr
+
+
 @pytest.mark.parametrize("fmt", ["toml", "json"])
 def test_work_from_a_config_file(database_url, handler_dir, fmt):
     pq = PartitionedQueue("orders", 2)

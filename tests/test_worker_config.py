@@ -278,7 +278,8 @@ def test_shared_entry_plans_one_unit_over_every_partition():
 
     pq = PartitionedQueue("email", 4)
     config = pq.shared_queue_config(8, claimers=2, rate_limit=(50.0, 5))
-    assert config == {"name": "email", "partitions": 4, "max_workers": 8, "claimers": 2, "rate_limit": (50.0, 5)}
+    assert config == {"name": "email", "partitions": 4, "shared_slots": True, "max_workers": 8, "claimers": 2,
+                      "rate_limit": (50.0, 5)}
     (entry,) = plan([config], declared=(pq.physical_queues[2],)).queues
     assert entry.physical_queues == tuple(pq.physical_queues)
     assert (entry.name, entry.max_workers, entry.claimers, entry.partitions) == ("email", 8, 2, 4)
@@ -303,9 +304,27 @@ def test_shared_entry_plans_one_unit_over_every_partition():
         (1 << 20, "partitioned queue supports at most"),
     ],
 )
-def test_shared_entry_partitions_are_checked(partitions, text):
+@pytest.mark.parametrize("shared", [True, False])
+def test_entry_partitions_are_checked(partitions, text, shared):
     with pytest.raises(ValidationError, match="^" + re.escape(text)):
-        plan([{"name": "email", "partitions": partitions, "max_workers": 2}], declared=())
+        plan([{"name": "email", "partitions": partitions, "shared_slots": shared, "max_workers": 2}], declared=())
+
+
+def test_partitions_without_shared_slots_plan_each_partition_like_queue_configs():
+    """The meaning `partitions` has in `awa work` config files: settings per partition."""
+    from awa.routing import PartitionedQueue
+
+    pq = PartitionedQueue("email", 3)
+    entry = {"name": "email", "partitions": 3, "max_workers": 2, "claimers": 2}
+    assert plan([entry], declared=()) == plan(pq.queue_configs(2, claimers=2), declared=())
+    assert plan([{**entry, "shared_slots": False}], declared=()) == plan([entry], declared=())
+    assert [q.physical_queues for q in plan([entry], declared=()).queues] == [(q,) for q in pq.physical_queues]
+    with raises("shared_slots for queue 'email' needs partitions (the logical queue's width)"):
+        plan([{"name": "email", "shared_slots": True, "max_workers": 2}], declared=())
+    with raises("shared_slots for queue 'email' must be a bool, got int"):
+        plan([{"name": "email", "partitions": 2, "shared_slots": 1, "max_workers": 2}], declared=())
+    with raises("shared_slots for queue 'email' must be a bool, got int"):
+        plan([{"name": "email", "partitions": 2, "shared_slots": 0, "max_workers": 2}], declared=())
 
 
 def test_shared_queue_config_refuses_what_start_would_refuse():

@@ -23,10 +23,17 @@ from a TOML/JSON config file (``--config``)::
     partitions = 4                     # orders, orders__p1 .. orders__p3
     max_workers = 2                    # per partition: 8 for the logical queue
 
+    [[queues]]
+    name = "invoices"
+    partitions = 4
+    shared_slots = true                # the 4 partitions share max_workers (ADR 0014)
+    max_workers = 8                    # for the logical queue
+
     [options]                          # runtime options of Client.start()
     poll_interval_ms = 200
 
-Every capacity number is per physical queue, i.e. per partition.
+Every capacity number is per physical queue, i.e. per partition, except in
+``shared_slots`` entries (``--shared-slots``), where it is per logical queue.
 SIGTERM or Ctrl-C stop claiming and give running jobs --shutdown-timeout
 seconds to finish (exit 0 for SIGTERM or --until-empty, 130 for Ctrl-C).
 """
@@ -54,7 +61,7 @@ from awa.cli._common import (
     usage_error,
 )
 
-_QUEUE_KEYS = {"name", "partitions", "max_workers", "min_workers", "weight", "rate_limit", "claimers",
+_QUEUE_KEYS = {"name", "partitions", "shared_slots", "max_workers", "min_workers", "weight", "rate_limit", "claimers",
                "claim_batch_size", "deadline_duration_ms", "priority_aging_interval_ms"}
 _CONFIG_KEYS = {"handlers", "queues", "global_max_workers", "shutdown_timeout", "options"}
 
@@ -73,8 +80,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="serve this (logical) queue (repeatable); default: the queues the handlers declare")
     parser.add_argument("--partitions", "-p", type=int, default=1, metavar="N",
                         help="each --queue has N partitions (default 1)")
+    parser.add_argument("--shared-slots", action="store_true",
+                        help="the partitions of each --queue share its workers and are claimed together "
+                             "(shared_queue_config, ADR 0014); default: each partition has its own")
     parser.add_argument("--max-workers", type=int, default=None, metavar="N",
-                        help="concurrent jobs per physical queue (default 10)")
+                        help="concurrent jobs per physical queue, or per logical queue with --shared-slots (default 10)")
     parser.add_argument("--global-max-workers", type=int, default=None, metavar="N",
                         help="weighted mode: one pool of N slots shared by all queues")
     parser.add_argument("--shutdown-timeout", type=float, default=None, metavar="SECONDS",
@@ -131,7 +141,15 @@ def expand_queues(entries: list[dict[str, Any]], where: str) -> list[dict[str, A
         if isinstance(settings.get("rate_limit"), list):
             settings["rate_limit"] = tuple(settings["rate_limit"])  # TOML/JSON have no tuples
         pq = PartitionedQueue(entry["name"], partitions)  # validates name and count
-        out.extend({"name": physical, **settings} for physical in pq.physical_queues)
+        shared = settings.get("shared_slots", False)
+        if not isinstance(shared, bool):
+            raise usage_error(f"{where}: queues[{i}] shared_slots must be true or false")
+        if shared:
+            # One entry for the logical queue: its settings are the whole queue's (ADR 0014).
+            out.append({"name": entry["name"], "partitions": partitions, **settings})
+        else:
+            settings.pop("shared_slots", None)  # false: the per-partition default
+            out.extend({"name": physical, **settings} for physical in pq.physical_queues)
     return out
 
 
@@ -153,6 +171,8 @@ def plan_from_args(args: argparse.Namespace) -> tuple[list[str], list[dict[str, 
         if args.max_workers is not None and global_max is not None:
             raise usage_error("--max-workers is for hard-reserved mode; with --global-max-workers queues share one pool")
         per_queue = {} if global_max is not None else {"max_workers": args.max_workers or 10}
+        if args.shared_slots:
+            per_queue["shared_slots"] = True
         flag_entries = [{"name": q, "partitions": args.partitions, **per_queue} for q in args.queue]
         queues = expand_queues(list(config.get("queues", [])) + flag_entries, where)
     elif "queues" in config:
@@ -160,8 +180,8 @@ def plan_from_args(args: argparse.Namespace) -> tuple[list[str], list[dict[str, 
             raise usage_error(f"{where}: queues must be an array of tables")
         queues = expand_queues(config["queues"], where)
     else:
-        if args.partitions != 1:
-            raise usage_error("--partitions needs --queue NAME")
+        if args.partitions != 1 or args.shared_slots:
+            raise usage_error("--partitions and --shared-slots need --queue NAME")
         queues = None
     timeout = args.shutdown_timeout if args.shutdown_timeout is not None else config.get("shutdown_timeout", 10.0)
     if not isinstance(timeout, (int, float)) or timeout < 0:

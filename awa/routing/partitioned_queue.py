@@ -459,7 +459,7 @@ class PartitionedQueue:
                 f"({self._logical}, {self._logical}{PHYSICAL_QUEUE_SUFFIX}1, ...); "
                 "use queue_configs for explicit physical queues"
             )
-        config: dict[str, Any] = {"name": self._logical, "partitions": len(self._queues)}
+        config: dict[str, Any] = {"name": self._logical, "partitions": len(self._queues), "shared_slots": True}
         if max_workers is not None and min_workers is not None:
             raise ValidationError("use max_workers or min_workers, not both")
         if max_workers is None and min_workers is None:

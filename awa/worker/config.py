@@ -35,6 +35,7 @@ _DICT_KEYS = frozenset(
         "deadline_duration_ms",
         "priority_aging_interval_ms",
         "partitions",
+        "shared_slots",
     }
 )
 
@@ -55,9 +56,9 @@ class RateLimit:
 
 @dataclass(frozen=True, slots=True)
 class QueuePlan:
-    """One configured entry as the runtime will serve it: a physical queue, or
-    (``partitions`` set) every partition of a logical queue with one shared set
-    of slots, claimed together (ADR 0014)."""
+    """One unit of capacity as the runtime will serve it: a physical queue, or
+    (``partitions`` set: a ``shared_slots`` entry) every partition of a logical
+    queue with one shared set of slots, claimed together (ADR 0014)."""
 
     name: str
     max_workers: int | None  # hard-reserved mode
@@ -68,7 +69,7 @@ class QueuePlan:
     claim_batch_size: int
     deadline_duration_ms: int
     priority_aging_interval_ms: int
-    partitions: int | None = None  # a logical queue whose partitions share the slots above
+    partitions: int | None = None  # shared_slots: a logical queue whose partitions share the slots above
 
     @property
     def physical_queues(self) -> tuple[str, ...]:
@@ -135,7 +136,31 @@ def _check_name(name: Any) -> str:
     return name
 
 
-def _parse_one(item: Any, global_max_workers: int | None) -> QueuePlan:
+def _parse_one(item: Any, global_max_workers: int | None) -> list[QueuePlan]:
+    """The plans of one ``queues`` entry: one, or one per partition for a
+    ``partitions`` entry without ``shared_slots`` (each partition gets the
+    entry's settings, as ``queue_configs`` would write them)."""
+    if isinstance(item, dict) and item.get("partitions") is not None and not _shared_slots(item):
+        if "name" not in item:
+            raise ValidationError("queue config dict must have 'name' key")
+        name = _check_name(item["name"])
+        partitions = _int_field(item, "partitions", name, minimum=1)
+        from awa.routing import PartitionedQueue
+
+        settings = {k: v for k, v in item.items() if k not in ("name", "partitions", "shared_slots")}
+        physical = PartitionedQueue(name, partitions).physical_queues  # type: ignore[arg-type]
+        return [_parse_entry({"name": queue, **settings}, global_max_workers) for queue in physical]
+    return [_parse_entry(item, global_max_workers)]
+
+
+def _shared_slots(item: dict[str, Any]) -> bool:
+    shared = item.get("shared_slots")
+    if shared is not None and not isinstance(shared, bool):
+        raise ValidationError(f"shared_slots for queue '{item.get('name')}' must be a bool, got {type(shared).__name__}")
+    return bool(shared)
+
+
+def _parse_entry(item: Any, global_max_workers: int | None) -> QueuePlan:
     if isinstance(item, tuple):
         if global_max_workers is not None:
             raise ValidationError(
@@ -193,8 +218,11 @@ def _parse_one(item: Any, global_max_workers: int | None) -> QueuePlan:
     batch = _int_field(item, "claim_batch_size", name, minimum=1)
     deadline = _int_field(item, "deadline_duration_ms", name, minimum=0)
     aging = _int_field(item, "priority_aging_interval_ms", name, minimum=0)
-    partitions = _int_field(item, "partitions", name, minimum=1)
-    if partitions is not None:
+    shared = _shared_slots(item)
+    partitions = _int_field(item, "partitions", name, minimum=1) if shared else None
+    if shared:
+        if partitions is None:
+            raise ValidationError(f"shared_slots for queue '{name}' needs partitions (the logical queue's width)")
         from awa.routing import PartitionedQueue
 
         PartitionedQueue(name, partitions)  # the logical name and the width, checked like any partitioned queue
@@ -226,11 +254,11 @@ def plan_queues(
     if queues is None:
         if global_max_workers is not None:
             raise ValidationError("weighted mode requires explicit queue configs (global_max_workers set but queues=None)")
-        plans = [_parse_one((name, DEFAULT_INFERRED_MAX_WORKERS), None) for name in declared]
+        plans = [_parse_entry((name, DEFAULT_INFERRED_MAX_WORKERS), None) for name in declared]
     else:
         if isinstance(queues, (str, bytes, dict)) or not isinstance(queues, Iterable):
             raise ValidationError("queues must be a list of (name, max_workers) tuples or queue config dicts")
-        plans = [_parse_one(item, global_max_workers) for item in queues]
+        plans = [plan for item in queues for plan in _parse_one(item, global_max_workers)]
 
     if not plans:
         raise ValidationError("at least one queue must be configured")
