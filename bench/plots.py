@@ -42,13 +42,16 @@ def throughput_vs_width(results: dict[str, Any], path: Path) -> Path | None:
 
     ax = axes[1]
     # One line per side and number of worker processes (e2e summary: {processes: {width: row}}).
+    shared = ("ours_shared", "ours, shared slots", "tab:green", "^-")  # ADR 0014; width 1 is ours
     for processes, table in sorted(e2e.items(), key=lambda item: int(item[0])):
-        for side, label, colour, style in sides:
+        for side, label, colour, style in (*sides, shared):
             points = sorted(
                 (int(width), row[side]["jobs_per_s"])
                 for width, row in table.items()
                 if row.get(side, {}).get("jobs_per_s")
             )
+            if side == shared[0] and points and table.get("1", {}).get("ours", {}).get("jobs_per_s"):
+                points.insert(0, (1, table["1"]["ours"]["jobs_per_s"]))
             if points:
                 marker_style = style if processes == "1" else style.replace("-", ":").replace("::", ":")
                 ax.plot(
