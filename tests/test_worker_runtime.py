@@ -280,8 +280,9 @@ class _Gauge:
         self.total -= 1
 
 
-def test_max_workers_is_a_per_partition_cap(database_url):
-    pq = PartitionedQueue("cap", 3)
+def _gauged_drain(database_url, pq, jobs_per_partition, configs, sleep_s=0.02):
+    """Run ``jobs_per_partition[i]`` slow jobs in partition i under ``configs``;
+    (the gauge of jobs running per queue, the runtime's health per queue)."""
 
     async def main():
         client = WorkerAsyncClient(database_url)
@@ -290,20 +291,28 @@ def test_max_workers_is_a_per_partition_cap(database_url):
         @client.task(Ping, queue=pq.physical_queues[0])
         async def slow(job):
             gauge.enter(job.queue)
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(sleep_s)
             gauge.leave(job.queue)
 
-        for index in range(3):
-            await client.insert_many_copy([Ping(i) for i in range(30)], queue=pq.queue_for_index(index))
-        await client.start(pq.queue_configs(max_workers_per_partition=2, claim_batch_size=8), **FAST)
+        for index, count in enumerate(jobs_per_partition):
+            if count:
+                await client.insert_many_copy([Ping(i) for i in range(count)], queue=pq.queue_for_index(index))
+        await client.start(configs, **FAST)
         try:
-            await wait_until(lambda: _done(client, 90), timeout=20)
+            await wait_until(lambda: _done(client, sum(jobs_per_partition)), timeout=20)
+            health = client.worker_health()["queues"]
         finally:
             await client.shutdown()
             await client.close()
-        return gauge
+        return gauge, health
 
-    gauge = run(main())
+    return run(main())
+
+
+def test_max_workers_is_a_per_partition_cap(database_url):
+    pq = PartitionedQueue("cap", 3)
+    configs = pq.queue_configs(max_workers_per_partition=2, claim_batch_size=8)
+    gauge, _ = _gauged_drain(database_url, pq, [30, 30, 30], configs)
     assert all(gauge.peak[q] == 2 for q in pq.physical_queues), gauge.peak
     assert gauge.peak_total <= 6
 
@@ -311,29 +320,7 @@ def test_max_workers_is_a_per_partition_cap(database_url):
 def test_a_shared_entry_caps_its_partitions_together_and_serves_each(database_url):
     """ADR 0014: one claim loop, one statement across the partitions, the slots shared."""
     pq = PartitionedQueue("pool", 3)
-
-    async def main():
-        client = WorkerAsyncClient(database_url)
-        gauge = _Gauge()
-
-        @client.task(Ping, queue=pq.physical_queues[0])
-        async def slow(job):
-            gauge.enter(job.queue)
-            await asyncio.sleep(0.02)
-            gauge.leave(job.queue)
-
-        for index in range(3):
-            await client.insert_many_copy([Ping(i) for i in range(30)], queue=pq.queue_for_index(index))
-        await client.start([pq.shared_queue_config(4, claim_batch_size=3)], **FAST)
-        try:
-            await wait_until(lambda: _done(client, 90), timeout=20)
-            health = client.worker_health()["queues"]
-        finally:
-            await client.shutdown()
-            await client.close()
-        return gauge, health
-
-    gauge, health = run(main())
+    gauge, health = _gauged_drain(database_url, pq, [30, 30, 30], [pq.shared_queue_config(4, claim_batch_size=3)])
     assert gauge.peak_total == 4  # the shared cap is used and never exceeded
     assert all(gauge.peak[q] >= 1 for q in pq.physical_queues), gauge.peak
     assert {q: (h["claimed"], h["capacity"], h["slots_of"]) for q, h in health.items()} == {
@@ -344,29 +331,10 @@ def test_a_shared_entry_caps_its_partitions_together_and_serves_each(database_ur
 
 def test_a_hot_partition_may_use_every_shared_slot(database_url):
     pq = PartitionedQueue("hot", 4)
-
-    async def main():
-        client = WorkerAsyncClient(database_url)
-        gauge = _Gauge()
-
-        @client.task(Ping, queue=pq.physical_queues[0])
-        async def slow(job):
-            gauge.enter(job.queue)
-            await asyncio.sleep(0.03)
-            gauge.leave(job.queue)
-
-        await client.insert_many_copy([Ping(i) for i in range(40)], queue=pq.queue_for_index(2))
-        await client.start([pq.shared_queue_config(6)], **FAST)
-        try:
-            await wait_until(lambda: _done(client, 40), timeout=20)
-        finally:
-            await client.shutdown()
-            await client.close()
-        return gauge
-
+    gauge, _ = _gauged_drain(database_url, pq, [0, 0, 40, 0], [pq.shared_queue_config(6)], sleep_s=0.03)
     # With queue_configs(max_workers_per_partition=...) the hot partition would
     # be held to its own share; here it takes every slot the entry has.
-    assert run(main()).peak == {pq.physical_queues[2]: 6}
+    assert gauge.peak == {pq.physical_queues[2]: 6}
     assert states(database_url) == {"completed": 40}
 
 
