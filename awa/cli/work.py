@@ -123,8 +123,10 @@ def load_config(path: str) -> dict[str, Any]:
     return data
 
 
-def expand_queues(entries: list[dict[str, Any]], where: str) -> list[dict[str, Any]]:
-    """Config entries (possibly partitioned) -> one worker queue config per physical queue."""
+def check_queue_entries(entries: list[dict[str, Any]], where: str) -> list[dict[str, Any]]:
+    """Config entries -> ``start()`` queue configs, checked here so that errors
+    name the entry's place in the file. ``start()`` plans a ``partitions``
+    entry: one plan per partition, or one shared-slots plan (ADR 0014)."""
     from awa.routing import PartitionedQueue
 
     out: list[dict[str, Any]] = []
@@ -136,20 +138,13 @@ def expand_queues(entries: list[dict[str, Any]], where: str) -> list[dict[str, A
             raise usage_error(f"{where}: queues[{i}] has unknown key(s) {', '.join(unknown)}")
         if "name" not in entry:
             raise usage_error(f"{where}: queues[{i}] needs a name")
-        partitions = entry.get("partitions", 1)
-        settings = {k: v for k, v in entry.items() if k not in {"name", "partitions"}}
-        if isinstance(settings.get("rate_limit"), list):
-            settings["rate_limit"] = tuple(settings["rate_limit"])  # TOML/JSON have no tuples
-        pq = PartitionedQueue(entry["name"], partitions)  # validates name and count
-        shared = settings.get("shared_slots", False)
-        if not isinstance(shared, bool):
+        config = {**entry, "partitions": entry.get("partitions", 1)}
+        PartitionedQueue(config["name"], config["partitions"])  # validates name and count
+        if not isinstance(config.get("shared_slots", False), bool):
             raise usage_error(f"{where}: queues[{i}] shared_slots must be true or false")
-        if shared:
-            # One entry for the logical queue: its settings are the whole queue's (ADR 0014).
-            out.append({"name": entry["name"], "partitions": partitions, **settings})
-        else:
-            settings.pop("shared_slots", None)  # false: the per-partition default
-            out.extend({"name": physical, **settings} for physical in pq.physical_queues)
+        if isinstance(config.get("rate_limit"), list):
+            config["rate_limit"] = tuple(config["rate_limit"])  # TOML/JSON have no tuples
+        out.append(config)
     return out
 
 
@@ -174,11 +169,11 @@ def plan_from_args(args: argparse.Namespace) -> tuple[list[str], list[dict[str, 
         if args.shared_slots:
             per_queue["shared_slots"] = True
         flag_entries = [{"name": q, "partitions": args.partitions, **per_queue} for q in args.queue]
-        queues = expand_queues(list(config.get("queues", [])) + flag_entries, where)
+        queues = check_queue_entries(list(config.get("queues", [])) + flag_entries, where)
     elif "queues" in config:
         if not isinstance(config["queues"], list):
             raise usage_error(f"{where}: queues must be an array of tables")
-        queues = expand_queues(config["queues"], where)
+        queues = check_queue_entries(config["queues"], where)
     else:
         if args.partitions != 1 or args.shared_slots:
             raise usage_error("--partitions and --shared-slots need --queue NAME")
