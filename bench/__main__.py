@@ -312,23 +312,56 @@ def summarise_producer(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return summary
 
 
-def summarise_interleaved(rounds: list[dict[str, list[float]]], total: int) -> dict[str, Any]:
+def summarise_interleaved(
+    rounds: list[dict[str, list[float]]],
+    total: int,
+    opts_rounds: list[dict[str, dict[str, list[float]]]] | None = None,
+) -> dict[str, Any]:
     """Per scenario: jobs/s (median over rounds of ``total`` / its chunk seconds) and
     its ratio to ``single``: the median over rounds of single's median chunk time over
     its own. A median chunk is a steady one: it leaves out the first, cold chunk and
     the rare 50-70 ms chunk (a WAL segment being created, say) that otherwise decide
-    much of a 20,000-job run's spread."""
+    much of a 20,000-job run's spread.
+
+    With ``opts_rounds`` (per chunk, the seconds spent building the key strings,
+    ``"keys"``, and in the routing call, ``"route"``), the ratio to ``single`` is
+    also split into factors whose product is about the ratio itself:
+
+    * ``ceiling``: single's chunk over single's chunk plus this scenario's keys
+      and routing time, the ratio this scenario would read if ``enqueue_many_copy``
+      cost exactly what it costs for ``single`` (``ceiling_keys_only``: the same
+      with the key strings alone, the caller's own data, which no routing or
+      enqueue code can make cheaper);
+    * ``vs_single_without_opts``: single's chunk over this scenario's chunk less
+      its keys and routing time: the jobs' construction and the enqueue call.
+    """
     summary: dict[str, Any] = {}
     names = [s.name for s in producer_bench.SCENARIOS if rounds and s.name in rounds[0]]
+    med = statistics.median
     for name in names:
         rates = [total / sum(r[name]) for r in rounds]
         row: dict[str, Any] = {"jobs_per_s": median(rates), "rounds": len(rounds)}
         for field, base in (("vs_single", "single"), ("vs_same_payload", SAME_PAYLOAD.get(name))):
             if base is None or base not in names:
                 continue
-            per_round = [statistics.median(r[base]) / statistics.median(r[name]) for r in rounds]
+            per_round = [med(r[base]) / med(r[name]) for r in rounds]
             row[field] = median(per_round)
             row[f"{field}_quartiles"] = quartiles(per_round)
+        if opts_rounds and len(opts_rounds) == len(rounds) and "single" in names:
+            row["chunk_ms"] = median([med(r[name]) * 1e3 for r in rounds])
+            row["keys_ms"] = median([med(o[name]["keys"]) * 1e3 for o in opts_rounds])
+            row["route_ms"] = median([med(o[name]["route"]) * 1e3 for o in opts_rounds])
+            ceiling, keys_only, without = [], [], []
+            for r, o in zip(rounds, opts_rounds):
+                single = med(r["single"])
+                spent = [k + t for k, t in zip(o[name]["keys"], o[name]["route"])]
+                ceiling.append(single / (single + med(spent)))
+                keys_only.append(single / (single + med(o[name]["keys"])))
+                without.append(single / med([c - x for c, x in zip(r[name], spent)]))
+            row["ceiling"] = median(ceiling)
+            row["ceiling_keys_only"] = median(keys_only)
+            row["vs_single_without_opts"] = median(without)
+            row["vs_single_without_opts_quartiles"] = quartiles(without)
         summary[name] = row
     return summary
 
@@ -413,6 +446,13 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         for name, base in SAME_PAYLOAD.items():
             v = interleaved.get(name, {}).get("vs_same_payload")
             add(f"producer {name} / {base} (ours, chunk-interleaved): same jobs, one queue", v, "diagnostic", None)
+        for name in ("w4 index, dicts", "w4 key"):  # not targets: the two factors of the ratio
+            row = interleaved.get(name, {})
+            if "ceiling" in row:
+                if name == "w4 key":
+                    add(f"producer {name}: ceiling left by the key strings alone (chunk-interleaved)", row["ceiling_keys_only"], "diagnostic", None)
+                add(f"producer {name}: ceiling left by building the opts (chunk-interleaved)", row["ceiling"], "diagnostic", None)
+                add(f"producer {name} / single without building the opts (chunk-interleaved)", row["vs_single_without_opts"], "diagnostic", None)
     if producer:
         dist = [producer[s.name]["ours"]["distribution_ok"] for s in producer_bench.SCENARIOS]
         add("index routing: exact per-partition distribution (ours)", None, "every run exact", all(d is True for d in dist) if dist else None)
@@ -503,13 +543,33 @@ def markdown(results: dict[str, Any]) -> str:
             "(first and third quartiles in brackets)."
         )
         out.append("")
-        out.append("| scenario | jobs/s | ours / single | same jobs, one queue |")
-        out.append("|---|---:|---:|---:|")
+        out.append(
+            "Split of each ratio to single (their product is about the ratio): *key strings* and "
+            "*routing call* are the caller's median times per chunk to build the keys and to route "
+            "the chunk (`route_by_keys`, `route_by_indexes` or 2,000 `route_by_index` calls); "
+            "*ceiling* is the ratio left if `enqueue_many_copy` cost exactly what it costs for "
+            "single, so that only those two separate them (*keys only*: the key strings alone, which "
+            "no routing or enqueue code can make cheaper); *without opts* compares the rest of the "
+            "chunk (building the jobs and the enqueue call)."
+        )
+        out.append("")
+        out.append(
+            "| scenario | jobs/s | ours / single | same jobs, one queue | ms per chunk | key strings, ms "
+            "| routing call, ms | ceiling: keys only | ceiling | without opts |"
+        )
+        out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for name, row in interleaved.items():
             same = fmt_spread(row["vs_same_payload"], row.get("vs_same_payload_quartiles")) if "vs_same_payload" in row else "—"
+            split = (
+                f"{row['chunk_ms']:.2f} | {row['keys_ms']:.2f} | {row['route_ms']:.2f} | "
+                f"{row['ceiling_keys_only']:.3f} | {row['ceiling']:.3f} | "
+                f"{fmt_spread(row['vs_single_without_opts'], row.get('vs_single_without_opts_quartiles'))}"
+                if "ceiling" in row
+                else "— | — | — | — | — | —"
+            )
             out.append(
                 f"| {name} | {fmt_rate(row['jobs_per_s'])} | "
-                f"{fmt_spread(row.get('vs_single'), row.get('vs_single_quartiles'))} | {same} |"
+                f"{fmt_spread(row.get('vs_single'), row.get('vs_single_quartiles'))} | {same} | {split} |"
             )
         out.append("")
     e2e = results.get("e2e", {}).get("summary")
@@ -651,6 +711,7 @@ def main(argv: list[str] | None = None) -> int:
 
             # Ours only: every scenario's chunks taking turns in one database per round.
             rounds: list[dict[str, list[float]]] = []
+            opts_rounds: list[dict[str, list[float]]] = []
             for rnd in range(args.interleaved_rounds):
                 progress.note(f"producer interleaved r{rnd + 1}")
                 res = producer_bench.run_ours_interleaved(
@@ -658,12 +719,14 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 if res.get("ok"):
                     rounds.append(res["chunk_s"])
+                    opts_rounds.append(res["opts_s"])
                 else:
                     results["errors"].append(f"producer interleaved round {rnd + 1}: {res.get('error')}")
                 progress.step(f"producer interleaved r{rnd + 1}")
             results["producer_interleaved"] = {
                 "rounds": rounds,
-                "summary": summarise_interleaved(rounds, args.jobs),
+                "opts_rounds": opts_rounds,
+                "summary": summarise_interleaved(rounds, args.jobs, opts_rounds),
             }
 
         if "e2e" in args.only:

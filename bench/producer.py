@@ -102,8 +102,25 @@ def check_distribution(
 # --- our side -----------------------------------------------------------------
 
 
-def _router(scenario: Scenario, chunk: int = 2000):
-    """(partitioned queue, chunk opts builder): ``opts(lo, hi)`` for jobs lo..hi-1.
+class Route:
+    """How a scenario builds a chunk's opts: ``keys(lo, hi)`` is the caller's own
+    per-job data (the key strings; ``keys`` is None when routing by index), ``opts(keys, lo, hi)``
+    the routing call. Timed apart in the chunk-interleaved section."""
+
+    def __init__(self, keys: Any, opts: Any) -> None:
+        self.keys = keys
+        self.opts = opts
+
+    def __call__(self, lo: int, hi: int) -> Any:
+        return self.opts(self.keys(lo, hi) if self.keys is not None else None, lo, hi)
+
+
+def _key_strings(lo: int, hi: int) -> list[str]:
+    return [key_for(i) for i in range(lo, hi)]
+
+
+def _router(scenario: Scenario, chunk: int = 2000) -> tuple[Any, Route | None]:
+    """(partitioned queue, its :class:`Route`) for jobs lo..hi-1.
 
     Index and key routing use our batch forms (``route_by_indexes``,
     ``route_by_keys``: one ``RoutedOpts`` per chunk, no dict per job); the
@@ -115,12 +132,12 @@ def _router(scenario: Scenario, chunk: int = 2000):
         return None, None
     pq = PartitionedQueue(scenario.queue, scenario.width)
     if scenario.routing == "index":
-        return pq, lambda lo, hi: pq.route_by_indexes(range(lo, hi))
+        return pq, Route(None, lambda _keys, lo, hi: pq.route_by_indexes(range(lo, hi)))
     if scenario.routing == "dicts":
-        return pq, lambda lo, hi: [pq.route_by_index(i) for i in range(lo, hi)]
+        return pq, Route(None, lambda _keys, lo, hi: [pq.route_by_index(i) for i in range(lo, hi)])
     # The first full-size batch imports numpy (vectorised hashing): not part of the producer path.
-    pq.route_by_keys([key_for(i) for i in range(chunk)])
-    return pq, lambda lo, hi: pq.route_by_keys([key_for(i) for i in range(lo, hi)])
+    pq.route_by_keys(_key_strings(0, chunk))
+    return pq, Route(_key_strings, lambda keys, lo, hi: pq.route_by_keys(keys))
 
 
 def open_async_client(database_url: str, **kwargs: Any) -> Any:
@@ -151,12 +168,33 @@ def run_within(coro: Any, limit_s: float) -> Any:
     return asyncio.run(bounded())
 
 
-async def enqueue_chunk(client: Any, queue: str, route: Any, lo: int, hi: int) -> int:
+async def enqueue_chunk(
+    client: Any, queue: str, route: Route | None, lo: int, hi: int, spent: dict[str, list[float]] | None = None
+) -> int:
     """One chunk of a timed producer loop: build jobs ``lo``..``hi - 1`` and their
-    opts, and enqueue them (the same work in every section that times chunks)."""
+    opts, and enqueue them (the same work in every section that times chunks).
+
+    ``spent`` receives the seconds of this chunk spent building the key
+    strings (``"keys"``) and in the routing call (``"route"``), 0.0 where a
+    scenario has none: the caller's work before ``enqueue_many_copy`` is called.
+    """
     now = time.time()
     jobs = [BenchNoop(seq=i, t=now) for i in range(lo, hi)]
-    opts = route(lo, hi) if route is not None else None
+    keys_s = route_s = 0.0
+    if route is None:
+        opts = None
+    else:
+        keys = None
+        started = time.perf_counter()
+        if route.keys is not None:
+            keys = route.keys(lo, hi)
+            keys_s = time.perf_counter() - started
+        routing = time.perf_counter()
+        opts = route.opts(keys, lo, hi)
+        route_s = time.perf_counter() - routing
+    if spent is not None:
+        spent["keys"].append(keys_s)
+        spent["route"].append(route_s)
     return await client.enqueue_many_copy(jobs, kind=JOB_KIND, queue=queue, opts=opts)
 
 
@@ -187,8 +225,10 @@ async def run_ours_async(database_url: str, scenario: Scenario, total: int, chun
 
 async def run_ours_interleaved_async(
     database_url: str, scenarios: tuple[Scenario, ...], total: int, chunk: int, shift: int = 0
-) -> dict[str, list[float]]:
-    """{scenario name: seconds of each of its chunks}, the scenarios taking turns.
+) -> tuple[dict[str, list[float]], dict[str, dict[str, list[float]]]]:
+    """({scenario name: seconds of each of its chunks}, {scenario name: {"keys" |
+    "route": seconds of each chunk spent building its key strings | routing}}), the
+    scenarios taking turns.
 
     Each scenario has its own client (pool opened before the clock) and queue. The
     order of the turns rotates by one per chunk, starting at ``shift``, so no
@@ -199,6 +239,7 @@ async def run_ours_interleaved_async(
     queues = [pq.logical_queue if pq is not None else s.queue for s, (pq, _) in zip(scenarios, routers)]
     clients = [open_async_client(database_url) for _ in scenarios]
     times: dict[str, list[float]] = {s.name: [] for s in scenarios}
+    opts_times: dict[str, dict[str, list[float]]] = {s.name: {"keys": [], "route": []} for s in scenarios}
     try:
         for client in clients:
             await open_pool(client)
@@ -208,26 +249,26 @@ async def run_ours_interleaved_async(
             for turn in range(n):
                 i = (turn + shift + k) % n
                 started = time.perf_counter()
-                await enqueue_chunk(clients[i], queues[i], routers[i][1], lo, hi)
+                await enqueue_chunk(clients[i], queues[i], routers[i][1], lo, hi, opts_times[scenarios[i].name])
                 times[scenarios[i].name].append(time.perf_counter() - started)
     finally:
         for client in clients:
             await _close(client)
-    return times
+    return times, opts_times
 
 
 def run_ours_interleaved(
     database_url: str, scenarios: tuple[Scenario, ...], total: int, chunk: int, shift: int = 0, *, limit_s: float = 300
 ) -> dict[str, Any]:
     try:
-        times = run_within(run_ours_interleaved_async(database_url, scenarios, total, chunk, shift), limit_s)
+        times, opts_times = run_within(run_ours_interleaved_async(database_url, scenarios, total, chunk, shift), limit_s)
     except asyncio.TimeoutError:
         return {"ok": False, "error": f"interleaved run did not finish within {limit_s:.0f}s"}
     stored = sum(stored_distribution(database_url).values())
     expected = total * len(scenarios)
     if stored != expected:
         return {"ok": False, "error": f"{stored} rows stored, expected {expected}"}
-    return {"ok": True, "chunk_s": times}
+    return {"ok": True, "chunk_s": times, "opts_s": opts_times}
 
 
 def run_ours(database_url: str, scenario: Scenario, total: int, chunk: int, *, limit_s: float = 300) -> dict[str, Any]:

@@ -198,6 +198,14 @@ def test_interleaved_run_takes_turns_and_stores_every_job(database_url: str) -> 
     assert result["ok"] is True, result
     assert {name: len(chunks) for name, chunks in result["chunk_s"].items()} == {s.name: 3 for s in scenarios}
     assert all(t > 0 for chunks in result["chunk_s"].values() for t in chunks)
+    # Key strings and the routing call are timed apart: none for single, a routing
+    # call for every routed chunk, key strings only where jobs are keyed.
+    spent = result["opts_s"]
+    assert spent["single"] == {"keys": [0.0] * 3, "route": [0.0] * 3}
+    assert spent["w2 index"]["keys"] == [0.0] * 3
+    for s in scenarios[1:]:
+        assert all(0 < r + k < c for r, k, c in zip(spent[s.name]["route"], spent[s.name]["keys"], result["chunk_s"][s.name]))
+    assert all(k > 0 for k in spent["w4 key"]["keys"])
     stored = producer.stored_distribution(database_url)
     assert stored["bench_single"] == 30 and stored["bench_w2_index"] == 15 and stored["bench_w2_index__p1"] == 15
     assert sum(n for q, n in stored.items() if q.startswith("bench_w4_key")) == 30
@@ -218,6 +226,25 @@ def test_summarise_interleaved_compares_median_chunks_round_by_round() -> None:
     assert summary["w4 index"]["jobs_per_s"] == pytest.approx(median([30 / 0.09, 30 / 0.13]))
     assert summary["w4 key"]["vs_same_payload"] == pytest.approx(median([0.5, 1.0]))
     assert "vs_same_payload" not in summary["w4 index"]
+    assert "ceiling" not in summary["w4 index"]  # no opts timings given
+
+
+def test_summarise_interleaved_splits_the_ratio_into_opts_and_the_rest() -> None:
+    from bench.__main__ import summarise_interleaved
+
+    # single: 10 ms chunks; w4 key: 14 ms chunks, of which 1.5 ms build the key
+    # strings and 0.5 ms route them.
+    rounds = [{"single": [0.010, 0.010, 0.010], "w4 key": [0.014, 0.014, 0.014]}] * 3
+    none = {"keys": [0.0] * 3, "route": [0.0] * 3}
+    opts = [{"single": none, "w4 key": {"keys": [0.0015] * 3, "route": [0.0005] * 3}}] * 3
+    row = summarise_interleaved(rounds, total=30, opts_rounds=opts)["w4 key"]
+    assert row["vs_single"] == pytest.approx(10 / 14)
+    assert row["ceiling"] == pytest.approx(10 / 12)  # what keys and routing alone leave
+    assert row["ceiling_keys_only"] == pytest.approx(10 / 11.5)
+    assert row["vs_single_without_opts"] == pytest.approx(10 / 12)  # the rest: 12 ms against 10
+    assert row["keys_ms"] == pytest.approx(1.5) and row["route_ms"] == pytest.approx(0.5)
+    assert row["chunk_ms"] == pytest.approx(14.0)
+    assert summarise_interleaved(rounds, total=30, opts_rounds=opts)["single"]["ceiling"] == pytest.approx(1.0)
 
 
 def test_small_helpers() -> None:
