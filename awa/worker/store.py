@@ -88,12 +88,6 @@ class StoreAdapter:
         if isinstance(queue, str) and self._coalesce:
             return await self.claims.claim(queue, limit, (deadline_ms, aging_ms))
         queues = [queue] if isinstance(queue, str) else list(queue)
-        if self._coalesce:
-            return list(
-                await self.client._drive(
-                    self.client._core.claim(queues, limit, deadline_ms or None, aging_ms), tx=False
-                )
-            )
         kwargs: dict[str, Any] = {"deadline_ms": deadline_ms or None}
         if self._claim_takes_aging:
             kwargs["priority_aging_interval_ms"] = aging_ms
