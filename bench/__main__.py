@@ -711,7 +711,7 @@ def main(argv: list[str] | None = None) -> int:
 
             # Ours only: every scenario's chunks taking turns in one database per round.
             rounds: list[dict[str, list[float]]] = []
-            opts_rounds: list[dict[str, list[float]]] = []
+            opts_rounds: list[dict[str, dict[str, list[float]]]] = []
             for rnd in range(args.interleaved_rounds):
                 progress.note(f"producer interleaved r{rnd + 1}")
                 res = producer_bench.run_ours_interleaved(

@@ -111,9 +111,6 @@ class Route:
         self.keys = keys
         self.opts = opts
 
-    def __call__(self, lo: int, hi: int) -> Any:
-        return self.opts(self.keys(lo, hi) if self.keys is not None else None, lo, hi)
-
 
 def _key_strings(lo: int, hi: int) -> list[str]:
     return [key_for(i) for i in range(lo, hi)]
@@ -185,8 +182,8 @@ async def enqueue_chunk(
         opts = None
     else:
         keys = None
-        started = time.perf_counter()
         if route.keys is not None:
+            started = time.perf_counter()
             keys = route.keys(lo, hi)
             keys_s = time.perf_counter() - started
         routing = time.perf_counter()
