@@ -1,7 +1,7 @@
 """awa: partitioned queues on a PostgreSQL job queue.
 
 The public surface is re-exported here. Each block below belongs to one layer;
-keep imports in layer order (routing -> storage -> clients -> worker).
+keep imports in layer order (routing -> storage -> worker -> clients).
 """
 
 from __future__ import annotations
@@ -25,27 +25,12 @@ from awa.routing import (
     shard_for_ordering_key,
     shards_for_ordering_keys,
 )
-# --- storage / clients ---
-from awa.client import (
-    AsyncClient,
-    Client,
-    DlqEntry,
-    Job,
-    JobState,
-    LaneStat,
-    QueueEnqueueCounts,
-    QueueStat,
-)
+# --- storage ---
+from awa.storage.metrics import QueueEnqueueCounts
+from awa.storage.models import DlqEntry, Job, JobState, LaneStat, QueueStat
 # --- worker runtime ---
-from awa.worker import (
-    AsyncWorkerMixin,
-    Cancel,
-    JobOutcome,
-    RetryAfter,
-    RunningJob,
-    Snooze,
-    TerminalError,
-    WorkerMixin,
-)
+from awa.worker import Cancel, JobOutcome, RetryAfter, RunningJob, Snooze, TerminalError
+# --- clients ---
+from awa.client import AsyncClient, AsyncWorkerMixin, Client, WorkerMixin
 
 __version__ = "0.1.0"

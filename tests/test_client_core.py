@@ -72,7 +72,7 @@ def test_async_client_shares_behaviour(database_url):
 def test_result_names_agree_with_cursor_description(database_url, statement):
     """The drivers read column names from the result, not from cursor.description
     (which builds objects on every access): same names, same 'no rows' cases."""
-    from awa.client._core import result_names
+    from awa.storage.drivers import result_names
 
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute("CREATE TEMP TABLE IF NOT EXISTS names_t (x int)")
@@ -84,7 +84,7 @@ def test_result_names_agree_with_cursor_description(database_url, statement):
 def test_array_parameters_sent_as_literals_arrive_exactly(database_url):
     """Queue names and ids travel as array literals cast by the query: every
     name the validator accepts must arrive unchanged, whatever its characters."""
-    from awa.client._core import int_array, text_array
+    from awa.storage.ops import int_array, text_array
 
     names = ['plain', 'with space', 'com,ma', 'br{ac}es', 'quo"te', 'back\\slash', "'single'", 'ünïcödé', 'NULL', '']
     ints = [0, 1, -1, 2**62, -(2**63)]
@@ -101,7 +101,7 @@ def test_claim_and_complete_with_awkward_queue_names(client):
     names = ['a,b', 'c"d', 'e\\f', '{g}', 'h i']
     for name in names:
         client.insert({"q": name}, kind="k", queue=name)
-    claimed = client._drive(client._core.claim(names, 10, None, 0, limits=[2] * len(names)), tx=False)
+    claimed = client.executor.run(client.core.claim(names, 10, None, 0, limits=[2] * len(names)), tx=False)
     assert sorted(j.queue for j in claimed) == sorted(names)
     assert all(j.args["q"] == j.queue for j in claimed)
     client.complete_many([(j.id, j.run_lease) for j in claimed])

@@ -123,21 +123,21 @@ def test_database_error_mid_batch_rolls_back_everything(client, conn):
     # A job id that already exists makes the COPY fail after the lanes were reserved.
     client.enqueue_many_copy([{"i": 0}], kind="k", queue="x")
     with pytest.raises(psycopg.errors.UniqueViolation):
-        client._drive(_copy_with_duplicate_id(client, conn))
+        client.executor.run(_copy_with_duplicate_id(client, conn))
     assert _count(conn) == 1
     assert conn.execute("SELECT next_seq FROM awa.enqueue_heads WHERE queue = 'x'").fetchone()[0] == 2
 
 
 def _copy_with_duplicate_id(client, conn):
-    from awa.client._core import Copy, Query
+    from awa.storage.ops import Copy, Query
 
     existing = conn.execute("SELECT id FROM awa.jobs").fetchone()[0]
     conn.rollback()
-    yield Query(client._core.q("enqueue_reserve"), {
+    yield Query(client.core.q("enqueue_reserve"), {
         "queues": ["x"], "expected": [1], "lane_queue": ["x"], "lane_priority": [2], "lane_shard": [0],
         "lane_count": [1], "run_at": None, "now": None, "id_count": 1, "channel": client.notify_channel,
     })
-    yield Copy(client._core.copy_sql(("queue", "kind", "lane_seq", "args", "id")), f"x\tk\t2\t{{}}\t{existing}\n")
+    yield Copy(client.core.copy_sql(("queue", "kind", "lane_seq", "args", "id")), f"x\tk\t2\t{{}}\t{existing}\n")
 
 
 # --------------------------------------------------------------------------

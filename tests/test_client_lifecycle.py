@@ -377,7 +377,7 @@ def test_claim_per_queue_limits_are_validated(client, limits, message):
 def test_claimed_args_decode_exactly_with_the_fast_json_loader(client):
     # Client pools decode json/jsonb with orjson; what orjson refuses (integers
     # beyond 64 bits) falls back to the standard decoder, so nothing is lost.
-    from awa.client import _batch
+    from awa.storage.codec import FastJsonbLoader
 
     args = [
         {"n": 2**70, "neg": -(2**65), "nested": [{"big": 10**30}]},
@@ -387,5 +387,5 @@ def test_claimed_args_decode_exactly_with_the_fast_json_loader(client):
         client.insert(a, kind="k", queue="json")
     claimed = client.claim(["json"], 5)
     assert sorted((j.args for j in claimed), key=str) == sorted(args, key=str)
-    with client._pool.connection() as conn:  # the pool's connections carry the loader
-        assert conn.adapters.get_loader(conn.adapters.types["jsonb"].oid, 0) is _batch._FastJsonbLoader
+    with client.connection() as conn:  # the pool's connections carry the loader
+        assert conn.adapters.get_loader(conn.adapters.types["jsonb"].oid, 0) is FastJsonbLoader

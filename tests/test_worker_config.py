@@ -258,14 +258,14 @@ def test_task_registration_kinds_and_errors():
 
 
 def test_runtime_options_validation_and_awa_aliases():
-    from awa.worker.mixin import _options
+    from awa.worker.host import runtime_options
 
-    opts = _options({"poll_interval_ms": 50, "heartbeat_rescue_interval_ms": 700, "deadline_rescue_interval_ms": 900})
+    opts = runtime_options({"poll_interval_ms": 50, "heartbeat_rescue_interval_ms": 700, "deadline_rescue_interval_ms": 900})
     assert (opts.poll_interval_ms, opts.rescue_interval_ms) == (50, 700)
     with raises("start() got unknown option(s): poll_interval"):
-        _options({"poll_interval": 5})
+        runtime_options({"poll_interval": 5})
     with raises("promote_interval_ms must be an int > 0, got 0"):
-        _options({"promote_interval_ms": 0})
+        runtime_options({"promote_interval_ms": 0})
 
 
 def test_priority_aging_is_off_unless_configured():

@@ -274,12 +274,12 @@ def _validate_all(lines: list[Line], routed: list[dict[str, Any]], chunks: list[
     Needed with --commit-every: without it a bad line late in the input would
     be found only after earlier chunks were committed.
     """
-    from awa.client import _batch
+    from awa.storage.batch import prepare
 
     for start, end in chunks:
         jobs, common = _chunk_kwargs(lines, routed, start, end)
         try:
-            _batch.prepare(jobs, ordering_key=None, **common)
+            prepare(jobs, ordering_key=None, **common)
         except ValueError as exc:
             raise usage_error(f"line {lines[start].number}..{lines[end - 1].number}: {exc}") from None
 

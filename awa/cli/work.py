@@ -207,14 +207,6 @@ def import_handlers(client: Any, handlers: list[str]) -> None:
 # -- running -------------------------------------------------------------------
 
 
-def worker_client_class() -> type:
-    """The sync client with the worker API (mixed in here if the client does not include it)."""
-    from awa.client import Client
-    from awa.worker import WorkerMixin
-
-    return Client if issubclass(Client, WorkerMixin) else type("Client", (WorkerMixin, Client), {})
-
-
 def _served_queues(client: Any) -> list[str]:
     runtime = client.worker_runtime
     health = runtime.health() if runtime is not None else {}
@@ -251,7 +243,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         with open_database(args) as db:
             check_database(db)
-            client = worker_client_class()(db.url, schema=db.schema, max_connections=8)
+            from awa.client import Client
+
+            client = Client(db.url, schema=db.schema, max_connections=8)
             try:
                 import_handlers(client, handlers)
                 try:

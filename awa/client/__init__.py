@@ -1,13 +1,15 @@
-"""Sync and async clients over one shared, I/O-free implementation."""
+"""Sync and async clients over one shared, I/O-free implementation (:mod:`awa.storage`)."""
 
-from awa.client._core import backoff_seconds
 from awa.client.aio import AsyncClient
-from awa.client.metrics import QueueEnqueueCounts
-from awa.client.models import DlqEntry, Job, JobState, LaneStat, QueueStat
 from awa.client.sync import Client
+from awa.client.worker_api import AsyncWorkerMixin, WorkerMixin
+from awa.storage.core import backoff_seconds
+from awa.storage.metrics import QueueEnqueueCounts
+from awa.storage.models import DlqEntry, Job, JobState, LaneStat, QueueStat
 
 __all__ = [
     "AsyncClient",
+    "AsyncWorkerMixin",
     "Client",
     "DlqEntry",
     "Job",
@@ -15,5 +17,6 @@ __all__ = [
     "LaneStat",
     "QueueEnqueueCounts",
     "QueueStat",
+    "WorkerMixin",
     "backoff_seconds",
 ]

@@ -1,22 +1,26 @@
 """Worker runtime: handlers by job kind, claim loops, heartbeats, maintenance.
 
-The client classes get ``task`` / ``start`` / ``shutdown`` from
-:class:`AsyncWorkerMixin` and :class:`WorkerMixin`.
+The worker runs storage operations (:mod:`awa.storage`) through
+:class:`~awa.worker.store.WorkerStore`; it never imports the clients, which
+start it through :mod:`awa.worker.host`.
 """
 
 from __future__ import annotations
 
 from awa.worker.config import QueuePlan, RateLimit, RuntimePlan, plan_queues
 from awa.worker.job import RunningJob
-from awa.worker.mixin import AsyncWorkerMixin, WorkerMixin
+from awa.worker.host import ThreadedRuntime, runtime_options, start_runtime
 from awa.worker.outcomes import Cancel, JobOutcome, RetryAfter, Snooze, TerminalError
 from awa.worker.registry import derive_kind_from_name
+from awa.worker.store import WorkerStore
 from awa.worker.runtime import RuntimeOptions, WorkerRuntime, connection_budget
 
 __all__ = [
-    "AsyncWorkerMixin",
-    "WorkerMixin",
     "WorkerRuntime",
+    "WorkerStore",
+    "ThreadedRuntime",
+    "start_runtime",
+    "runtime_options",
     "RuntimeOptions",
     "RunningJob",
     "JobOutcome",

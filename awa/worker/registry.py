@@ -9,30 +9,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from awa.errors import ValidationError
+from awa.storage.validate import derive_kind
 
 
-def derive_kind_from_name(class_name: str) -> str:
-    """CamelCase class name -> snake_case kind (``SendEmail`` -> ``send_email``,
-    ``HTTPRequest`` -> ``http_request``), the same rule awa uses."""
-    out: list[str] = []
-    for i, ch in enumerate(class_name):
-        if ch.isupper():
-            prev = class_name[i - 1] if i else ""
-            nxt = class_name[i + 1] if i + 1 < len(class_name) else ""
-            if i and (prev.islower() or prev.isdigit() or (prev.isupper() and nxt.islower())):
-                out.append("_")
-            out.append(ch.lower())
-        else:
-            out.append(ch)
-    return "".join(out)
+# The clients derive an args class's kind by the same rule when enqueueing.
+derive_kind_from_name = derive_kind
 
 
 def kind_for(args_type: type) -> str:
-    """The kind of an args class, by the same rule the clients use when enqueueing."""
-    try:
-        from awa.client._batch import derive_kind
-    except ImportError:  # pragma: no cover - the client layer is part of the package
-        derive_kind = derive_kind_from_name
+    """The kind of an args class (``SendEmail`` -> ``send_email``)."""
     return derive_kind(args_type.__name__)
 
 

@@ -8,9 +8,9 @@ One :class:`WorkerRuntime` serves one client in one process:
 * completions are buffered and written with one ``complete_many`` per flush;
 * one heartbeat loop writes every leased attempt with ``heartbeat_many``;
 * ONE dedicated LISTEN connection wakes the claimers of any queue, polling
-  every ``poll_interval_ms`` is the fallback;
+  every ``poll_interval_ms`` is the fallback (:mod:`awa.worker.wakeup`);
 * one dedicated connection competes for a session advisory lock; the holder
-  runs rescue and promotion.
+  runs rescue and promotion (:mod:`awa.worker.maintenance`).
 
 Nothing here holds a pool connection while waiting for another one, so the
 pool cannot deadlock; :func:`connection_budget` sizes it for full parallelism.
@@ -22,23 +22,20 @@ import asyncio
 import contextlib
 import inspect
 import logging
-import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-import psycopg
-import xxhash
-from psycopg import sql
-
 from awa.errors import ValidationError
 from awa.worker.capacity import HardSlots, OverflowPool, TokenBucket, WeightedSlots
 from awa.worker.config import QueuePlan, RuntimePlan
 from awa.worker.job import RunningJob
+from awa.worker.maintenance import MaintenanceLeader
 from awa.worker.outcomes import Cancel, JobOutcome, RetryAfter, Snooze, TerminalError
 from awa.worker.registry import Handler, Registry
-from awa.worker.store import PROMOTE_LIMIT, RESCUE_LIMIT, StoreAdapter
+from awa.worker.store import WorkerStore
+from awa.worker.wakeup import Listener
 
 log = logging.getLogger("awa.worker")
 
@@ -128,13 +125,8 @@ def _log_crash(task: asyncio.Task[Any]) -> None:
         log.error("worker loop %s stopped unexpectedly", task.get_name(), exc_info=task.exception())
 
 
-def _leader_lock_key(schema: str) -> int:
-    # One advisory lock per schema; signed because Postgres takes bigint.
-    return xxhash.xxh64_intdigest(f"awa.worker.maintenance:{schema}".encode()) - (1 << 63)
-
-
 class WorkerRuntime:
-    def __init__(self, store: StoreAdapter, registry: Registry, plan: RuntimePlan, options: RuntimeOptions) -> None:
+    def __init__(self, store: WorkerStore, registry: Registry, plan: RuntimePlan, options: RuntimeOptions) -> None:
         self.store = store
         self.registry = registry
         self.plan = plan
@@ -155,10 +147,8 @@ class WorkerRuntime:
         self._finalizer_stop = False
         self._finalize_task: asyncio.Task[Any] | None = None
         self._executor: ThreadPoolExecutor | None = None
-        self._listen_conn: psycopg.AsyncConnection | None = None
-        self._leader_conn: psycopg.AsyncConnection | None = None
-        self.is_leader = False
-        self.listener_alive = False
+        self._listener = Listener(store, self._wake_queue, self._wake_all)
+        self._maintenance = MaintenanceLeader(store, options, self._wake_all)
         self.heartbeat_alive = False
         self.started = False
         self.stopped = False
@@ -172,15 +162,12 @@ class WorkerRuntime:
         if any(not h.is_async for h in self.registry.handlers()):
             threads = self.options.sync_handler_threads or max(1, min(total_capacity, 64))
             self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="awa-worker")
-        channel = self.store.notify_channel
         # Connect LISTEN before the first claim: an insert after this point wakes us.
-        self._listen_conn = await self.store.connect()
-        await self._listen_conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
-        self.listener_alive = True
+        await self._listener.connect()
         spawn = self._spawn
-        self._tasks.append(spawn(self._listen_loop(channel), name="awa-listen"))
+        self._tasks.append(spawn(self._listener.run(), name="awa-listen"))
         self._tasks.append(spawn(self._heartbeat_loop(), name="awa-heartbeat"))
-        self._tasks.append(spawn(self._maintenance_loop(), name="awa-maintenance"))
+        self._tasks.append(spawn(self._maintenance.run(), name="awa-maintenance"))
         self._finalize_task = spawn(self._completion_loop(), name="awa-complete")
         for unit in self._claim_units:
             plan = unit[0].plan
@@ -217,6 +204,24 @@ class WorkerRuntime:
         for queue in self._queues.values():
             queue.capacity.set()
 
+    def _wake_queue(self, name: str) -> None:
+        queue = self._queues.get(name)
+        if queue is not None:
+            queue.notified.set()
+
+    def _wake_all(self) -> None:
+        for queue in self._queues.values():
+            queue.notified.set()
+
+    @property
+    def is_leader(self) -> bool:
+        """Whether this runtime currently runs maintenance for its schema."""
+        return self._maintenance.is_leader
+
+    @property
+    def listener_alive(self) -> bool:
+        return self._listener.alive
+
     async def shutdown(self, timeout_ms: int = 2000) -> None:
         """Stop claiming, let running handlers finish for ``timeout_ms``, then
         give the unfinished attempts back so another worker runs them."""
@@ -229,11 +234,11 @@ class WorkerRuntime:
             queue.notified.set()
             queue.capacity.set()
         for job, _ in self._executions.values():
-            job._cancelled = True
+            job.mark_cancelled()
         # Claimers are never cancelled mid-claim: a claim that committed must be dispatched.
         await asyncio.gather(*self._claimers, return_exceptions=True)
         for job, _ in list(self._executions.values()):
-            job._cancelled = True  # also those dispatched by the last claims
+            job.mark_cancelled()  # also those dispatched by the last claims
         running = [task for _, task in self._executions.values()]
         if running:
             _, pending = await asyncio.wait(running, timeout=max(0.0, deadline - self.loop.time()))
@@ -253,14 +258,10 @@ class WorkerRuntime:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        for conn in (self._listen_conn, self._leader_conn):
-            if conn is not None:
-                with contextlib.suppress(Exception):
-                    await conn.close()
+        await self._listener.close()
+        await self._maintenance.close()
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
-        self.is_leader = False
-        self.listener_alive = False
         self.heartbeat_alive = False
         self.stopped = True
 
@@ -348,9 +349,9 @@ class WorkerRuntime:
             await asyncio.wait_for(self._stop_event.wait(), seconds)
 
     def _dispatch(self, queue: _Queue, raw: Any) -> None:
-        job = RunningJob(raw, None, self)
+        job = RunningJob(raw, None, self.flush_progress, self.loop)
         if self._stopping:
-            job._cancelled = True
+            job.mark_cancelled()
         queue.in_flight += 1
         if queue.in_flight > queue.stats.peak_in_flight:
             queue.stats.peak_in_flight = queue.in_flight
@@ -502,8 +503,8 @@ class WorkerRuntime:
         jobs = list(self._leased.values())
         if not jobs:
             return
-        with_progress = [j for j in jobs if j._progress_dirty]
-        plain = [j for j in jobs if not j._progress_dirty]
+        with_progress = [j for j in jobs if j.progress_pending]
+        plain = [j for j in jobs if not j.progress_pending]
         for job in with_progress:
             await self.flush_progress(job)
         for start in range(0, len(plain), 500):
@@ -511,90 +512,13 @@ class WorkerRuntime:
             flags = await self.store.heartbeat_many([(j.raw.id, j.raw.run_lease) for j in chunk])
             for job, alive in zip(chunk, flags):
                 if not alive:
-                    job._cancelled = True  # lease lost: admin cancel, rescue or already finalized
+                    job.mark_cancelled()  # lease lost: admin cancel, rescue or already finalized
 
     async def flush_progress(self, job: RunningJob) -> bool:
-        job._progress_dirty = False
-        alive = await self.store.heartbeat(job.raw.id, job.raw.run_lease, job._progress)
+        alive = await self.store.heartbeat(job.raw.id, job.raw.run_lease, job.take_progress())
         if not alive:
-            job._cancelled = True
+            job.mark_cancelled()
         return alive
-
-    # -- wake-ups --------------------------------------------------------------
-    async def _listen_loop(self, channel: str) -> None:
-        backoff = 0.1
-        while True:
-            conn = self._listen_conn
-            try:
-                if conn is None or conn.closed:
-                    conn = await self.store.connect()
-                    await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
-                    self._listen_conn = conn
-                    self.listener_alive = True
-                    for queue in self._queues.values():  # anything may have arrived meanwhile
-                        queue.notified.set()
-                backoff = 0.1
-                async for note in conn.notifies():
-                    queue = self._queues.get(note.payload)
-                    if queue is not None:
-                        queue.notified.set()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                self.listener_alive = False
-                log.warning("LISTEN connection lost; polling until it is back", exc_info=True)
-                if conn is not None:
-                    with contextlib.suppress(Exception):
-                        await conn.close()
-                self._listen_conn = None
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-
-    # -- maintenance leader ----------------------------------------------------
-    async def _maintenance_loop(self) -> None:
-        opts = self.options
-        key = _leader_lock_key(self.store.schema)
-        next_rescue = 0.0
-        while True:
-            try:
-                if not self.is_leader:
-                    if self._leader_conn is None or self._leader_conn.closed:
-                        self._leader_conn = await self.store.connect()
-                    cur = await self._leader_conn.execute("SELECT pg_try_advisory_lock(%s)", (key,))
-                    row = await cur.fetchone()
-                    self.is_leader = bool(row and row[0])
-                    if not self.is_leader:
-                        await asyncio.sleep(opts.leader_election_interval_ms / 1000)
-                        continue
-                    log.info("this worker is now the maintenance leader")
-                else:
-                    # A dead session has dropped the lock: prove it is still ours.
-                    assert self._leader_conn is not None
-                    await self._leader_conn.execute("SELECT 1")
-                now = time.monotonic()
-                if now >= next_rescue:
-                    while len(await self.store.rescue_expired(opts.heartbeat_staleness_ms)) >= RESCUE_LIMIT:
-                        pass  # a full page: more may be waiting
-                    next_rescue = now + opts.rescue_interval_ms / 1000
-                promoted = total = await self.store.promote_due()
-                while promoted >= PROMOTE_LIMIT:
-                    promoted = await self.store.promote_due()
-                    total += promoted
-                if total:
-                    for queue in self._queues.values():
-                        queue.notified.set()
-                await asyncio.sleep(opts.promote_interval_ms / 1000)
-            except asyncio.CancelledError:
-                if self.is_leader and self._leader_conn is not None and not self._leader_conn.closed:
-                    with contextlib.suppress(Exception):
-                        await asyncio.shield(self._leader_conn.execute("SELECT pg_advisory_unlock(%s)", (key,)))
-                raise
-            except Exception:
-                log.warning("maintenance round failed", exc_info=True)
-                if self._leader_conn is not None and self._leader_conn.closed:
-                    self.is_leader = False
-                    self._leader_conn = None
-                await asyncio.sleep(opts.leader_election_interval_ms / 1000)
 
     # -- introspection ---------------------------------------------------------
     def health(self) -> dict[str, Any]:

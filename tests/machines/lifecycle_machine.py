@@ -658,7 +658,7 @@ class UnguardedCompleteMachine(LifecycleMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        core = self.client._core
+        core = self.client.core
         guarded = core.q("complete")
         assert LEASE_GUARD in guarded, "the complete statement changed; update this mutant"
         unguarded = guarded.replace(LEASE_GUARD, "")

@@ -26,7 +26,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from awa.client import Client
-from awa.client._core import Copy, Result
+from awa.storage.ops import Copy, Result
 from awa.routing import PartitionedQueue
 from tests.machines._support import machine_settings, reset_database, user_tables
 
@@ -199,8 +199,9 @@ class ReserveOutsideTransaction(Client):
     def _drive(self, op, conn=None):
         if conn is not None:
             return super()._drive(op, conn)
-        assert self._conn is not None
-        with self._conn.transaction():
+        conn = self.executor.conn
+        assert conn is not None
+        with conn.transaction():
             try:
                 step = next(op)
                 while True:
@@ -208,11 +209,11 @@ class ReserveOutsideTransaction(Client):
                         # Widen the window between reserve and commit, by a different
                         # amount each time, so commits overtake each other often.
                         time.sleep(random.uniform(0.0, 0.02))
-                        with self._conn.cursor() as cur, cur.copy(step.sql) as copy:
+                        with conn.cursor() as cur, cur.copy(step.sql) as copy:
                             copy.write(step.data)
                         result = None
                     else:
-                        target = self._side if "enqueue_reserve" in step.sql else self._conn
+                        target = self._side if "enqueue_reserve" in step.sql else conn
                         cur = target.execute(step.sql, step.params)
                         names = [c.name for c in cur.description] if cur.description else []
                         result = Result(names, cur.fetchall() if cur.description else [], cur.rowcount)

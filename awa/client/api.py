@@ -1,9 +1,10 @@
 """The public method set, defined once for both clients.
 
 Each method validates its input, builds an operation generator from
-:class:`~awa.client._core.ClientCore` and hands it to ``self._drive``. The
-sync client's ``_drive`` runs it and returns the result; the async client's
-``_drive`` is a coroutine function, so the same methods return awaitables.
+:class:`~awa.storage.core.StorageCore` and hands it to the client's executor
+(:mod:`awa.storage.drivers`). The sync executor runs it and returns the
+result; the async executor's ``run`` is a coroutine function, so the same
+methods return awaitables.
 
 ``conn=``: run inside the caller's own psycopg connection/transaction
 (transactional enqueue). Nothing is committed by the client when the caller's
@@ -16,9 +17,10 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from awa.client import _batch
-from awa.client._core import ClientCore, Op
-from awa.client.metrics import QueueEnqueueCounts
+from awa.storage.batch import prepare
+from awa.storage.core import StorageCore
+from awa.storage.metrics import QueueEnqueueCounts
+from awa.storage.ops import Op
 
 DEFAULT_PROMOTE_LIMIT = 1000
 DEFAULT_RESCUE_LIMIT = 1000
@@ -26,14 +28,27 @@ DEFAULT_HEARTBEAT_TIMEOUT = 90.0
 
 
 class ClientAPI:
-    _core: ClientCore
+    _core: StorageCore
+    _executor: Any  # SyncExecutor or AsyncExecutor
 
-    def _drive(self, op: Op, conn: Any = None, tx: bool = True) -> Any:  # pragma: no cover - overridden
-        """Run ``op``. ``tx=False``: the operation is one statement (atomic on
-        its own), so an autocommit connection runs it without BEGIN/COMMIT."""
-        raise NotImplementedError
+    def _drive(self, op: Op, conn: Any = None, tx: bool = True) -> Any:
+        """Run ``op`` on the executor. ``tx=False``: the operation is one
+        statement (atomic on its own), so an autocommit connection runs it
+        without BEGIN/COMMIT."""
+        return self._executor.run(op, conn, tx)
 
     # -- introspection -----------------------------------------------------
+
+    @property
+    def core(self) -> StorageCore:
+        """The storage operations this client runs (for extensions and tests)."""
+        return self._core
+
+    @property
+    def executor(self) -> Any:
+        """Where this client runs operations: its pool or connection
+        (:class:`~awa.storage.drivers.SyncExecutor` / ``AsyncExecutor``)."""
+        return self._executor
 
     @property
     def schema(self) -> str:
@@ -65,17 +80,9 @@ class ClientAPI:
         conn: Any = None,
     ) -> Any:
         """Enqueue one job; returns its :class:`Job`."""
-        batch = _batch.prepare(
-            [args],
-            kind=kind,
-            queue=queue,
-            priority=priority,
-            max_attempts=max_attempts,
-            tags=tags,
-            metadata=metadata,
-            run_at=run_at,
-            ordering_key=ordering_key,
-            opts=None,
+        batch = prepare(
+            [args], kind=kind, queue=queue, priority=priority, max_attempts=max_attempts, tags=tags,
+            metadata=metadata, run_at=run_at, ordering_key=ordering_key, opts=None,
         )
         return self._drive(self._core.insert_one(batch), conn, tx=False)
 
@@ -99,17 +106,9 @@ class ClientAPI:
         ``opts[i]`` may route job ``i`` to another ``queue`` and/or give it an
         ``ordering_key`` (absent: batch default; ``None``: no key).
         """
-        batch = _batch.prepare(
-            jobs,
-            kind=kind,
-            queue=queue,
-            priority=priority,
-            max_attempts=max_attempts,
-            tags=tags,
-            metadata=metadata,
-            run_at=run_at,
-            ordering_key=ordering_key,
-            opts=opts,
+        batch = prepare(
+            jobs, kind=kind, queue=queue, priority=priority, max_attempts=max_attempts, tags=tags,
+            metadata=metadata, run_at=run_at, ordering_key=ordering_key, opts=opts,
         )
         return self._drive(self._core.enqueue(batch, True), conn)
 
@@ -129,17 +128,9 @@ class ClientAPI:
         conn: Any = None,
     ) -> Any:
         """Like :meth:`insert_many_copy` but returns only the count (cheaper)."""
-        batch = _batch.prepare(
-            jobs,
-            kind=kind,
-            queue=queue,
-            priority=priority,
-            max_attempts=max_attempts,
-            tags=tags,
-            metadata=metadata,
-            run_at=run_at,
-            ordering_key=ordering_key,
-            opts=opts,
+        batch = prepare(
+            jobs, kind=kind, queue=queue, priority=priority, max_attempts=max_attempts, tags=tags,
+            metadata=metadata, run_at=run_at, ordering_key=ordering_key, opts=opts,
         )
         return self._drive(self._core.enqueue(batch, False), conn)
 

@@ -1,4 +1,4 @@
-"""Grouping a batch's rows by queue (pure functions of awa/client/_batch.py), and the
+"""Grouping a batch's rows by queue (pure functions of awa/storage/lanes.py), and the
 round-robin fast path end to end on real PostgreSQL."""
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from awa.client import Client
-from awa.client import _batch
+from awa.storage import lanes
+from awa.storage.batch import Batch, prepare
 from awa.routing import PartitionedQueue
 
 NAMES = ("q", "q__p1", "q__p2", "q__p3", "other")
@@ -43,27 +44,27 @@ def queue_columns(draw) -> list[str]:
 @settings(max_examples=400, deadline=None)
 @given(queue_columns())
 def test_group_rows_equals_the_row_by_row_grouping(queues):
-    groups = _batch.group_rows(queues)
+    groups = lanes.group_rows(queues)
     assert as_lists(groups) == naive_groups(queues)
     assert list(groups) == list(naive_groups(queues))  # first-seen order kept
 
 
 def test_round_robin_columns_take_the_range_path():
     pq = PartitionedQueue("q", 4)
-    groups = _batch.group_rows(pq.route_by_indexes(range(7, 2007)).columns()[0])
+    groups = lanes.group_rows(pq.route_by_indexes(range(7, 2007)).columns()[0])
     assert all(type(rows) is range for rows in groups.values())
     assert as_lists(groups) == naive_groups(pq.route_by_indexes(range(7, 2007)).columns()[0])
     # One row sent elsewhere: no longer periodic, grouped row by row (and still right).
     column = pq.route_by_indexes(range(2000)).columns()[0]
     column[1999] = "q"
-    groups = _batch.group_rows(column)
+    groups = lanes.group_rows(column)
     assert all(type(rows) is list for rows in groups.values())
     assert as_lists(groups) == naive_groups(column)
 
 
-def _lanes(batch: _batch.Batch, shards: dict[str, int]) -> list[tuple[str, int, list[int]]]:
-    lanes = _batch.route(batch, shards, lambda q, s: 0)
-    return [(lane.queue, lane.shard, list(lane.rows) if lane.rows is not None else None) for lane in lanes]
+def _lanes(batch: Batch, shards: dict[str, int]) -> list[tuple[str, int, list[int]]]:
+    routed = lanes.route(batch, shards, lambda q, s: 0)
+    return [(lane.queue, lane.shard, list(lane.rows) if lane.rows is not None else None) for lane in routed]
 
 
 @dataclass
@@ -78,20 +79,20 @@ def test_route_lanes_hold_every_row_once_in_ascending_order(queues, keyed, shard
     opts = [
         {"queue": q, "ordering_key": f"k{i % 3}"} if keyed else {"queue": q} for i, q in enumerate(queues)
     ]
-    batch = _batch.prepare(
+    batch = prepare(
         jobs, kind="demo", queue="q", priority=2, max_attempts=25, tags=None,
         metadata=None, run_at=None, ordering_key=None, opts=opts,
     )
     shards = {q: shard_count for q in NAMES}
-    lanes = _lanes(batch, shards)
-    if lanes[0][2] is None:  # the one-lane path: one queue, no per-row keys
-        assert len(lanes) == 1 and set(queues) == {lanes[0][0]} and not keyed
+    routed = _lanes(batch, shards)
+    if routed[0][2] is None:  # the one-lane path: one queue, no per-row keys
+        assert len(routed) == 1 and set(queues) == {routed[0][0]} and not keyed
         return
-    seen = sorted(i for _, _, rows in lanes for i in rows)
+    seen = sorted(i for _, _, rows in routed for i in rows)
     assert seen == list(range(len(queues)))
-    for q, _, rows in lanes:
+    for q, _, rows in routed:
         assert rows == sorted(rows) and all(queues[i] == q for i in rows)
-    assert [(q, s) for q, s, _ in lanes] == sorted((q, s) for q, s, _ in lanes)
+    assert [(q, s) for q, s, _ in routed] == sorted((q, s) for q, s, _ in routed)
 
 
 def test_round_robin_batches_store_lane_numbers_in_row_order(database_url):

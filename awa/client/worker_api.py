@@ -1,0 +1,108 @@
+"""``task`` / ``start`` / ``shutdown``: the worker API of the clients.
+
+The clients own handler registration and the runtime's lifetime; the worker
+package (:mod:`awa.worker.host`) runs the runtime on the client's storage
+core and connections. The worker never sees the client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from awa.errors import AwaError
+from awa.worker.host import QueueConfigs, ThreadedRuntime, plan_for, runtime_options, start_runtime
+from awa.worker.registry import Registry
+from awa.worker.runtime import WorkerRuntime
+
+
+class _TaskMixin:
+    _core: Any
+    _executor: Any
+    _worker_registry: Registry | None = None
+    _worker_runtime: WorkerRuntime | None = None
+
+    def _registry(self) -> Registry:
+        if self._worker_registry is None:
+            self._worker_registry = Registry()
+        return self._worker_registry
+
+    def task(
+        self, args_type: type | str, *, kind: str | None = None, queue: str = "default"
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Register the handler for a job kind.
+
+        ``@client.task(SendEmail, queue="email")`` derives the kind from the
+        class (``send_email``) and decodes ``job.args`` into ``SendEmail``;
+        ``@client.task("send_email", queue="email")`` hands over the stored dict.
+        Async handlers run on the event loop, sync ones on a thread pool.
+        """
+        return self._registry().decorator(args_type, kind=kind, queue=queue)
+
+    @property
+    def worker_runtime(self) -> WorkerRuntime | None:
+        return self._worker_runtime
+
+    def worker_health(self) -> dict[str, Any] | None:
+        runtime = self.worker_runtime
+        return None if runtime is None else runtime.health()
+
+
+class AsyncWorkerMixin(_TaskMixin):
+    async def start(
+        self,
+        queues: QueueConfigs = None,
+        *,
+        global_max_workers: int | None = None,
+        poll_interval_ms: int = 200,
+        **options: Any,
+    ) -> None:
+        """Start claiming and running jobs from ``queues`` in the background.
+
+        ``queues`` holds ``(name, max_workers)`` tuples or dicts (see the
+        worker ADR); ``PartitionedQueue.queue_configs(...)`` output fits as is.
+        Extra keyword options: ``heartbeat_interval_ms``, ``heartbeat_staleness_ms``,
+        ``rescue_interval_ms``, ``promote_interval_ms``, ``leader_election_interval_ms``,
+        ``completion_batch_size``, ``completion_flush_ms``, ``sync_handler_threads``.
+        """
+        current = self.worker_runtime
+        if current is not None and not current.stopped:
+            raise AwaError("the worker runtime is already running; call shutdown() first")
+        plan = plan_for(self._registry(), queues, global_max_workers)
+        opts = runtime_options({"poll_interval_ms": poll_interval_ms, **options})
+        self._worker_runtime = await start_runtime(self._core, self._executor, self._registry(), plan, opts)
+
+    async def shutdown(self, timeout_ms: int = 2000) -> None:
+        """Stop claiming; running jobs get ``timeout_ms`` to finish, then their
+        attempts are released so another worker runs them. Safe to call twice."""
+        runtime = self.worker_runtime
+        if runtime is not None:
+            await runtime.shutdown(timeout_ms)
+
+
+class WorkerMixin(_TaskMixin):
+    """The same runtime for the sync ``Client``, on a private background loop."""
+
+    _worker_thread: ThreadedRuntime | None = None
+
+    def start(
+        self,
+        queues: QueueConfigs = None,
+        *,
+        global_max_workers: int | None = None,
+        poll_interval_ms: int = 200,
+        **options: Any,
+    ) -> None:
+        if self._worker_thread is not None:
+            raise AwaError("the worker runtime is already running; call shutdown() first")
+        plan = plan_for(self._registry(), queues, global_max_workers)
+        opts = runtime_options({"poll_interval_ms": poll_interval_ms, **options})
+        conninfo, kwargs = self._executor.connect_args()
+        thread = ThreadedRuntime(self._core, conninfo, kwargs, self._registry(), plan, opts)
+        self._worker_runtime = thread.start()
+        self._worker_thread = thread
+
+    def shutdown(self, timeout_ms: int = 2000) -> None:
+        thread, self._worker_thread = self._worker_thread, None
+        if thread is not None:
+            thread.stop(timeout_ms)

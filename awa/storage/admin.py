@@ -1,0 +1,142 @@
+"""Admin operations: jobs by id, queue settings and stats, the dead-letter queue (no I/O)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from awa.errors import ValidationError
+from awa.routing.hashes import shard_for_ordering_key
+from awa.storage.models import DlqEntry, JobState, LaneStat, QueueStat
+from awa.storage.ops import Op, OpsBase, Query, jobs_of
+from awa.storage.validate import check_name, check_priority, check_run_at, is_int
+
+
+class AdminOps(OpsBase):
+    def cancel_job(self, job_id: int) -> Op:
+        res = yield Query(self.q("cancel_job"), {"id": job_id, "now": self.now()})
+        jobs = jobs_of(res)
+        return jobs[0] if jobs else None
+
+    def get_job(self, job_id: int) -> Op:
+        res = yield Query(self.q("get_job"), {"id": job_id})
+        jobs = jobs_of(res)
+        return jobs[0] if jobs else None
+
+    def list_jobs(self, state: Any, kind: str | None, queue: str | None, limit: int) -> Op:
+        if state is not None:
+            try:
+                state = JobState(str(state)).value
+            except ValueError:
+                raise ValidationError(f"unknown job state {state!r}") from None
+        res = yield Query(self.q("list_jobs"), {"state": state, "kind": kind, "queue": queue, "limit": limit})
+        return jobs_of(res)
+
+    def _upsert_queue(self, queue: str, **settings: Any) -> Op:
+        check_name(queue, "queue")
+        params = {"queue": queue, "paused": None, "shards": None, "dlq": None, **settings}
+        res = yield Query(self.q("upsert_queue"), params)
+        name, _paused, shards, _dlq = res.rows[0]
+        self._shards[name] = shards
+        return None
+
+    def pause_queue(self, queue: str) -> Op:
+        return (yield from self._upsert_queue(queue, paused=True))
+
+    def resume_queue(self, queue: str) -> Op:
+        return (yield from self._upsert_queue(queue, paused=False))
+
+    def set_enqueue_shards(self, queue: str, shards: int) -> Op:
+        if not is_int(shards) or not 1 <= shards <= 64:
+            raise ValidationError(f"enqueue_shards must be between 1 and 64, got {shards!r}")
+        return (yield from self._upsert_queue(queue, shards=shards))
+
+    def set_queue_dlq(self, queue: str, enabled: bool) -> Op:
+        return (yield from self._upsert_queue(queue, dlq=bool(enabled)))
+
+    def queue_stats(self, queue: str | None) -> Op:
+        now = self.now()
+        res = yield Query(self.q("queue_stats"), {"queue": queue})
+        lane_res = yield Query(self.q("lane_stats"), {"queue": queue, "now": now})
+        lanes: dict[str, list[LaneStat]] = {}
+        for q, prio, shard, next_seq, claim_seq, available, head_run_at, as_of in lane_res.rows:
+            age = None if head_run_at is None else max((as_of - head_run_at).total_seconds(), 0.0)
+            lanes.setdefault(q, []).append(LaneStat(q, prio, shard, available, next_seq, claim_seq, age))
+        out = []
+        for name, paused, shards, dlq, sched, retry, running, done, failed, cancelled, dead in res.rows:
+            q_lanes = lanes.get(name, [])
+            ages = [l.oldest_available_age for l in q_lanes if l.oldest_available_age is not None]
+            out.append(
+                QueueStat(
+                    queue=name,
+                    scheduled=sched,
+                    available=sum(l.available for l in q_lanes),
+                    running=running,
+                    retryable=retry,
+                    completed=done,
+                    failed=failed,
+                    cancelled=cancelled,
+                    dead_lettered=dead,
+                    paused=paused,
+                    enqueue_shards=shards,
+                    dlq_enabled=dlq,
+                    oldest_available_age=max(ages) if ages else None,
+                    lanes=q_lanes,
+                )
+            )
+        return out
+
+    # -- dead-letter queue -------------------------------------------------
+
+    def list_dlq(self, queue: str | None, kind: str | None, limit: int) -> Op:
+        res = yield Query(self.q("dlq_list"), {"queue": queue, "kind": kind, "limit": limit})
+        return [DlqEntry.from_row(res.names, r) for r in res.rows]
+
+    def get_dlq_job(self, job_id: int) -> Op:
+        res = yield Query(self.q("dlq_get"), {"id": job_id})
+        return DlqEntry.from_row(res.names, res.rows[0]) if res.rows else None
+
+    def dlq_depth(self, queue: str | None) -> Op:
+        res = yield Query(self.q("dlq_depth"), {"queue": queue})
+        return int(res.rows[0][0])
+
+    def purge_dlq_job(self, job_id: int) -> Op:
+        res = yield Query(self.q("dlq_purge"), {"id": job_id})
+        return bool(res.rows)
+
+    def move_failed_to_dlq(self, job_id: int, reason: str) -> Op:
+        res = yield Query(self.q("move_failed_to_dlq"), {"id": job_id, "reason": reason, "now": self.now()})
+        return bool(res.rows[0][0])
+
+    def retry_from_dlq(
+        self, job_id: int, run_at: dt.datetime | None, priority: int | None, queue: str | None
+    ) -> Op:
+        run_at = check_run_at(run_at)
+        if priority is not None:
+            check_priority(priority)
+        shard = None
+        if queue is not None:
+            check_name(queue, "queue")
+            entry_res = yield Query(self.q("dlq_get"), {"id": job_id})
+            if not entry_res.rows:
+                return None
+            entry = DlqEntry.from_row(entry_res.names, entry_res.rows[0])
+            if queue != entry.job.queue:
+                shard_res = yield Query(self.q("queue_shards"), {"queues": [queue]})
+                shards = shard_res.rows[0][1] if shard_res.rows else 1
+                key = entry.job.ordering_key
+                shard = shard_for_ordering_key(key, shards) if key is not None else self.rotate(queue, shards) if shards > 1 else 0
+        res = yield Query(
+            self.q("dlq_retry"),
+            {
+                "id": job_id,
+                "now": self.now(),
+                "run_at": run_at,
+                "priority": priority,
+                "queue": queue,
+                "shard": shard,
+                "channel": self.channel,
+            },
+        )
+        jobs = jobs_of(res)
+        return jobs[0] if jobs else None

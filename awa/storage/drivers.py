@@ -1,0 +1,306 @@
+"""Run operation generators on psycopg connections: a sync and an async driver.
+
+:class:`SyncExecutor` and :class:`AsyncExecutor` own where an operation runs:
+a connection pool (one connection per call, a transaction when the operation
+needs one) or a single connection. The clients and the worker only hand them
+operations from :class:`~awa.storage.core.StorageCore`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from psycopg import pq
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
+
+from awa.errors import ValidationError
+from awa.storage.codec import use_fast_json
+from awa.storage.ops import Copy, Op, Result
+
+COPY_BLOCK = 1 << 18  # characters per write: the server parses while we send
+
+_ROW_RESULTS = frozenset(
+    getattr(pq.ExecStatus, name) for name in ("TUPLES_OK", "SINGLE_TUPLE", "TUPLES_CHUNK") if hasattr(pq.ExecStatus, name)
+)
+
+
+def result_names(cur: Any) -> list[str] | None:
+    """The column names of a cursor's current result, or None when it has no
+    rows to fetch (a command without RETURNING).
+
+    Read from the result itself: ``cursor.description`` builds a Column object
+    for every column on every access, which cost a claim statement (27
+    columns) a quarter of a millisecond of the worker's time.
+    """
+    res = cur.pgresult
+    if res is None or not (res.nfields or res.status in _ROW_RESULTS):  # as psycopg decides it
+        return None
+    encoding = cur.connection.info.encoding
+    return [res.fname(i).decode(encoding) for i in range(res.nfields)]
+
+
+# -- the drivers ---------------------------------------------------------------
+
+
+def run_sync(conn: psycopg.Connection, op: Op) -> Any:
+    """Drive one operation generator on ``conn`` (no transaction handling here)."""
+    try:
+        step = next(op)
+        while True:
+            if type(step) is Copy:
+                with conn.cursor() as cur, cur.copy(step.sql) as copy:
+                    data = step.data
+                    for i in range(0, len(data), COPY_BLOCK):
+                        copy.write(data[i : i + COPY_BLOCK])
+                result: Result | None = None
+            else:
+                cur = conn.execute(step.sql, step.params)
+                names = result_names(cur)
+                result = Result(names or [], cur.fetchall() if names is not None else [], cur.rowcount)
+            step = op.send(result)
+    except StopIteration as done:
+        return done.value
+    finally:
+        op.close()
+
+
+async def run_async(conn: psycopg.AsyncConnection, op: Op) -> Any:
+    """:func:`run_sync` on an async connection."""
+    try:
+        step = next(op)
+        while True:
+            if type(step) is Copy:
+                async with conn.cursor() as cur, cur.copy(step.sql) as copy:
+                    data = step.data
+                    for i in range(0, len(data), COPY_BLOCK):
+                        await copy.write(data[i : i + COPY_BLOCK])
+                result: Result | None = None
+            else:
+                cur = await conn.execute(step.sql, step.params)
+                names = result_names(cur)
+                rows = await cur.fetchall() if names is not None else []
+                result = Result(names or [], rows, cur.rowcount)
+            step = op.send(result)
+    except StopIteration as done:
+        return done.value
+    finally:
+        op.close()
+
+
+def run_in(conn: psycopg.Connection, op: Op) -> Any:
+    """Run inside the caller's connection: their transaction, their commit.
+
+    An autocommit connection gets one transaction around the operation so a
+    batch stays all-or-nothing.
+    """
+    if conn.autocommit:
+        with conn.transaction():
+            return run_sync(conn, op)
+    return run_sync(conn, op)
+
+
+async def run_in_async(conn: psycopg.AsyncConnection, op: Op) -> Any:
+    """:func:`run_in` on an async connection."""
+    if conn.autocommit:
+        async with conn.transaction():
+            return await run_async(conn, op)
+    return await run_async(conn, op)
+
+
+# -- executors -----------------------------------------------------------------
+
+
+def _configure_sync(conn: psycopg.Connection) -> None:
+    use_fast_json(conn)
+
+
+async def _configure_async(conn: psycopg.AsyncConnection) -> None:
+    use_fast_json(conn)
+
+
+def _pool_options(name: str, min_size: int, max_size: int, kwargs: dict[str, Any] | None) -> dict[str, Any]:
+    # autocommit by default: one round trip for single-statement calls
+    kwargs = {"autocommit": True} if kwargs is None else kwargs
+    return {"name": name, "min_size": min_size, "max_size": max_size, "kwargs": kwargs}
+
+
+def _single_connection_error() -> ValidationError:
+    return ValidationError(
+        "the worker runtime needs a client built on a database URL or a connection pool, "
+        "not on a single connection"
+    )
+
+
+class SyncExecutor:
+    """Runs operations on a :class:`ConnectionPool` (its own, from a URL) or one connection.
+
+    ``kwargs``: connection arguments of a pool built from a URL (default
+    ``autocommit=True``)."""
+
+    def __init__(
+        self,
+        target: str | ConnectionPool | psycopg.Connection,
+        *,
+        name: str,
+        min_size: int,
+        max_size: int,
+        kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        self.pool: ConnectionPool | None = None
+        self.conn: psycopg.Connection | None = None
+        self.owns_pool = False
+        if isinstance(target, str):
+            self.pool = ConnectionPool(
+                target, open=True, configure=_configure_sync, **_pool_options(name, min_size, max_size, kwargs)
+            )
+            self.owns_pool = True
+        elif isinstance(target, ConnectionPool):
+            self.pool = target
+        elif isinstance(target, psycopg.Connection):
+            self.conn = target
+        else:
+            raise ValidationError("Client needs a database URL, a psycopg_pool.ConnectionPool or a psycopg.Connection")
+
+    def run(self, op: Op, conn: Any = None, tx: bool = True) -> Any:
+        """Run ``op``. ``conn``: the caller's connection and transaction.
+        ``tx=False``: the operation is one statement (atomic on its own), so an
+        autocommit connection runs it without BEGIN/COMMIT."""
+        if conn is not None:
+            if not isinstance(conn, psycopg.Connection):
+                op.close()
+                raise ValidationError("conn must be a psycopg.Connection for the sync Client")
+            return run_in(conn, op)
+        if self.pool is not None:
+            with self.pool.connection() as pooled:  # commits on success, rolls back on error
+                if tx and pooled.autocommit:
+                    with pooled.transaction():
+                        return run_sync(pooled, op)
+                return run_sync(pooled, op)
+        assert self.conn is not None
+        with self.conn.transaction():
+            return run_sync(self.conn, op)
+
+    def connection(self) -> Any:
+        """A pooled connection context manager."""
+        if self.pool is None:
+            raise ValidationError("this client was built on a single connection; use it directly")
+        return self.pool.connection()
+
+    def connect_args(self) -> tuple[str, dict[str, Any]]:
+        """The pool's conninfo and connection kwargs (to open more connections alike)."""
+        if self.pool is None:
+            raise _single_connection_error()
+        return self.pool.conninfo, dict(self.pool.kwargs or {})
+
+    def close(self) -> None:
+        if self.owns_pool and self.pool is not None:
+            self.pool.close()
+
+
+class AsyncExecutor:
+    """Runs operations on an :class:`AsyncConnectionPool` (its own, opened on
+    first use) or one async connection."""
+
+    def __init__(
+        self,
+        target: str | AsyncConnectionPool | psycopg.AsyncConnection,
+        *,
+        name: str,
+        min_size: int,
+        max_size: int,
+        kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        self.pool: AsyncConnectionPool | None = None
+        self.conn: psycopg.AsyncConnection | None = None
+        self.owns_pool = False
+        self.opened = False
+        if isinstance(target, str):
+            self.pool = AsyncConnectionPool(
+                target, open=False, configure=_configure_async, **_pool_options(name, min_size, max_size, kwargs)
+            )
+            self.owns_pool = True
+        elif isinstance(target, AsyncConnectionPool):
+            self.pool = target
+            self.opened = True
+        elif isinstance(target, psycopg.AsyncConnection):
+            self.conn = target
+        else:
+            raise ValidationError(
+                "AsyncClient needs a database URL, a psycopg_pool.AsyncConnectionPool or a psycopg.AsyncConnection"
+            )
+
+    async def open(self) -> None:
+        """Open a pool this executor created (idempotent)."""
+        if self.pool is not None and not self.opened:
+            await self.pool.open()
+            self.opened = True
+
+    async def run(self, op: Op, conn: Any = None, tx: bool = True) -> Any:
+        """:meth:`SyncExecutor.run` for asyncio."""
+        if conn is not None:
+            if not isinstance(conn, psycopg.AsyncConnection):
+                op.close()
+                raise ValidationError("conn must be a psycopg.AsyncConnection for the AsyncClient")
+            return await run_in_async(conn, op)
+        if self.pool is not None:
+            await self.open()
+            async with self.pool.connection() as pooled:
+                if tx and pooled.autocommit:
+                    async with pooled.transaction():
+                        return await run_async(pooled, op)
+                return await run_async(pooled, op)
+        assert self.conn is not None
+        async with self.conn.transaction():
+            return await run_async(self.conn, op)
+
+    def connection(self) -> Any:
+        """A pooled connection async context manager (opens the pool first)."""
+        if self.pool is None:
+            raise ValidationError("this client was built on a single connection; use it directly")
+        return _OpenThenConnect(self)
+
+    def connect_args(self) -> tuple[str, dict[str, Any]]:
+        if self.pool is None:
+            raise _single_connection_error()
+        return self.pool.conninfo, dict(self.pool.kwargs or {})
+
+    async def connect(self) -> psycopg.AsyncConnection:
+        """A dedicated autocommit connection outside the pool (LISTEN, leader lock)."""
+        conninfo, kwargs = self.connect_args()
+        kwargs["autocommit"] = True
+        return await psycopg.AsyncConnection.connect(conninfo, **kwargs)
+
+    async def ensure_size(self, needed: int, what: str) -> None:
+        """Grow an own pool to ``needed`` connections; refuse a caller's smaller pool."""
+        pool = self.pool
+        if pool is None:
+            raise _single_connection_error()
+        if pool.max_size >= needed:
+            return
+        if not self.owns_pool:
+            raise ValidationError(
+                f"connection pool max_size={pool.max_size} is too small for this worker: it needs {needed} "
+                f"({what}); pass a larger pool or configure fewer claimers"
+            )
+        await self.open()  # an async pool can only resize once open
+        await pool.resize(min_size=min(pool.min_size, needed), max_size=needed)
+
+    async def close(self) -> None:
+        if self.owns_pool and self.pool is not None and self.opened:
+            await self.pool.close()
+
+
+class _OpenThenConnect:
+    def __init__(self, executor: AsyncExecutor) -> None:
+        self._executor = executor
+        self._cm: Any = None
+
+    async def __aenter__(self) -> psycopg.AsyncConnection:
+        await self._executor.open()
+        assert self._executor.pool is not None
+        self._cm = self._executor.pool.connection()
+        return await self._cm.__aenter__()
+
+    async def __aexit__(self, *exc: Any) -> Any:
+        return await self._cm.__aexit__(*exc)

@@ -1,0 +1,132 @@
+"""What every storage operation is made of (no I/O).
+
+An operation is a generator that yields :class:`Query` or :class:`Copy` steps
+and receives their :class:`Result`; the drivers in :mod:`awa.storage.drivers`
+run it synchronously or on asyncio. :class:`OpsBase` holds what the
+operations of one schema share.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import threading
+from collections.abc import Callable, Generator, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from awa.errors import ValidationError
+from awa.storage.copy_rows import array_literal
+from awa.storage.metrics import EnqueueMetrics
+from awa.storage.models import Job
+from awa.storage.queries import notify_channel, query, render
+
+
+@dataclass(slots=True)
+class Query:
+    sql: str
+    params: dict[str, Any]
+
+
+@dataclass(slots=True)
+class Copy:
+    sql: str
+    data: str
+
+
+@dataclass(slots=True)
+class Result:
+    names: list[str]
+    rows: list[tuple[Any, ...]]
+    rowcount: int
+
+
+Op = Generator[Query | Copy, Result | None, Any]
+
+
+def jobs_of(res: Result) -> list[Job]:
+    return Job.from_rows(res.names, res.rows)
+
+
+def error_text(error: Any) -> str | None:
+    if error is None:
+        return None
+    if isinstance(error, BaseException):
+        return f"{type(error).__name__}: {error}"
+    return str(error)
+
+
+def id_lease_pairs(items: Iterable[tuple[int, int]]) -> tuple[list[int], list[int]]:
+    ids: list[int] = []
+    leases: list[int] = []
+    for job_id, lease in items:
+        ids.append(int(job_id))
+        leases.append(int(lease))
+    return ids, leases
+
+
+# Array parameters travel as array literals (text, cast by the query to its
+# ``::type[]``): psycopg dumps a Python list element by element in Python, which
+# cost a 256-job complete_many 0.4 ms of the worker's time against 0.03 ms for
+# the literal.
+def int_array(values: Iterable[int]) -> str:
+    """``{1,2,3}`` for ints (callers pass ints already checked or converted)."""
+    return "{" + ",".join(map(str, values)) + "}"
+
+
+def text_array(values: Iterable[str]) -> str:
+    """``{"a","b"}``: every element quoted, backslashes and quotes escaped."""
+    return array_literal(list(values))
+
+
+class OpsBase:
+    """State shared by the operations of one schema: clock, jitter,
+    enqueue-shard cache, rotor and enqueue metrics."""
+
+    def __init__(
+        self,
+        schema: str = "awa",
+        clock: Callable[[], dt.datetime] | None = None,
+        jitter: Callable[[], float] | None = None,
+        meter: Any = None,
+    ) -> None:
+        self.schema = schema
+        self.channel = notify_channel(schema)
+        self.clock = clock
+        self.jitter = jitter if jitter is not None else random.random
+        self.metrics = EnqueueMetrics(meter)
+        self._shards: dict[str, int] = {}
+        self._rotor: dict[tuple[str, int], int] = {}
+        self._lock = threading.Lock()
+        self._copy_sql: dict[tuple[str, ...], str] = {}
+
+    def copy_sql(self, columns: tuple[str, ...]) -> str:
+        text = self._copy_sql.get(columns)
+        if text is None:
+            text = self._copy_sql[columns] = render(
+                self.schema, f"COPY __schema__.jobs ({', '.join(columns)}) FROM STDIN WITH (NULL '')"
+            )
+        return text
+
+    # -- helpers -----------------------------------------------------------
+
+    def q(self, name: str) -> str:
+        return query(self.schema, name)
+
+    def now(self) -> dt.datetime | None:
+        """The caller's clock, or None to let the database decide."""
+        if self.clock is None:
+            return None
+        value = self.clock()
+        if value.tzinfo is None:
+            raise ValidationError("clock() must return a timezone-aware datetime")
+        return value
+
+    def rotate(self, queue: str, shards: int) -> int:
+        # Unkeyed rows of one (queue, priority) share one shard per batch; the
+        # rotor moves on per batch so successive batches spread evenly.
+        with self._lock:
+            key = (queue, shards)
+            n = self._rotor.get(key, 0)
+            self._rotor[key] = n + 1
+        return n % shards
