@@ -141,7 +141,7 @@ def _shell(block: Block, cwd: Path, env: dict[str, str]) -> None:
     if not script.strip():
         return
     if re.search(r"\bcwd=repo\b", block.options):
-        cwd = ROOT  # read-only repository commands (scripts/run-tlc.sh, python -m awa.models)
+        cwd = ROOT  # read-only repository commands (scripts/run-tlc.sh, python -m verification.mirrors)
     result = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", script],
         cwd=cwd, env=env, capture_output=True, text=True, timeout=300,

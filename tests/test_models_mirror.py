@@ -14,17 +14,17 @@ from pathlib import Path
 
 import pytest
 
-from awa.models import lifecycle, routing
-from awa.models.cfg import parse_cfg
-from awa.models.explore import (
+from verification.mirrors import lifecycle, routing
+from verification.mirrors.cfg import parse_cfg
+from verification.mirrors.explore import (
     Fairness,
     LeadsTo,
     Model,
     check,
     format_trace,
 )
-from awa.models.manifest import SPECS_DIR, load_manifest
-from awa.models.registry import build, check_entry, matches
+from verification.mirrors.manifest import SPECS_DIR, load_manifest
+from verification.mirrors.registry import build, check_entry, matches
 
 pytestmark = pytest.mark.specs
 
@@ -55,7 +55,7 @@ def test_mirror_matches_manifest(entry) -> None:
 @pytest.mark.slow
 @pytest.mark.skipif(
     os.environ.get("AWA_MODELS_ALL") != "1",
-    reason="minutes in Python; set AWA_MODELS_ALL=1 or run `python -m awa.models check`",
+    reason="minutes in Python; set AWA_MODELS_ALL=1 or run `python -m verification.mirrors check`",
 )
 @pytest.mark.parametrize("entry", SLOW_MODELS, ids=lambda e: e.cfg)
 def test_slow_mirror_matches_manifest(entry) -> None:

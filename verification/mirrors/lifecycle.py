@@ -20,8 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Mapping, NamedTuple, Sequence
 
-from awa.models.cfg import ModelConfig
-from awa.models.explore import Fairness, LeadsTo, Model, Transition
+from verification.mirrors.cfg import ModelConfig
+from verification.mirrors.explore import Fairness, LeadsTo, Model, Transition
 
 UNBORN = "unborn"
 READY = "ready"
