@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from verification.mirrors import lifecycle as spec
+from verification.mirrors import lifecycle_runs
 
 FORMAT = "awa-lifecycle-trace/1"
 TRACE_MODULE = "PartitionedQueueLifecycleTrace"
@@ -43,7 +44,7 @@ def abstract_lifecycle_state(
     holding: Mapping[int, tuple[int, int]],
 ) -> spec.LifecycleState:
     """The spec state of database rows (thin wrapper kept stable for callers)."""
-    return spec.abstract_state(constants, jobs, lanes, holding)
+    return lifecycle_runs.abstract_state(constants, jobs, lanes, holding)
 
 
 @dataclass
@@ -124,7 +125,7 @@ class TraceVerdict:
 
 def validate(trace: LifecycleTrace) -> TraceVerdict:
     """Replay through the Python mirror and compare every checkpoint."""
-    result = spec.validate_trace(trace.steps, trace.constants)
+    result = lifecycle_runs.validate_trace(trace.steps, trace.constants)
     if not result.ok:
         return TraceVerdict(False, result.steps_checked, 0, f"step {result.failed_step}: {result.reason}")
     states = result.states  # states[i] = after i steps
