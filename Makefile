@@ -45,7 +45,7 @@ tlc: ## Run the TLC model checks (SKIP with exit 3 when no Java or tla2tools.jar
 	@bash scripts/run-tlc.sh
 
 mirrors: $(STAMP) ## Explore every spec config with the Python model mirrors and compare with the manifest
-	@$(PY) -m awa.models check
+	@$(PY) -m verification.mirrors check
 
 machines: $(STAMP) ## Hypothesis state machines against PostgreSQL (HYPOTHESIS_PROFILE, default ci)
 	@$(PY) -m scripts.run_tests -n $(TEST_WORKERS) -m machines $(PYTEST_ARGS)

@@ -18,7 +18,6 @@ import sys
 import tempfile
 import time
 import uuid
-from urllib.parse import quote, urlencode
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +25,8 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict
+
+from awa.db.url import with_dbname
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
@@ -93,25 +93,6 @@ class Progress:
 
 
 # --- server and databases -----------------------------------------------------
-
-
-def with_dbname(url: str, dbname: str) -> str:
-    """The same server, another database, as a ``postgresql://`` URL: awa-pg's Rust
-    driver takes URLs only, psycopg takes both."""
-    params = conninfo_to_dict(url)
-    params["dbname"] = dbname
-    user = quote(str(params.pop("user", "") or ""), safe="")
-    password = params.pop("password", None)
-    host = str(params.pop("host", "") or "localhost")
-    port = params.pop("port", None)
-    name = quote(str(params.pop("dbname")), safe="")
-    auth = f"{user}:{quote(str(password), safe='')}@" if password else (f"{user}@" if user else "")
-    netloc = f"[{host}]" if ":" in host and not host.startswith("/") else host
-    if host.startswith("/"):  # a Unix socket directory travels as a query parameter
-        params["host"] = host
-        netloc = ""
-    query = f"?{urlencode(params)}" if params else ""
-    return f"postgresql://{auth}{netloc}{':' + str(port) if port else ''}/{name}{query}"
 
 
 @dataclass

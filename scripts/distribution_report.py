@@ -17,7 +17,7 @@ import math
 import sys
 
 from awa.routing import AWA_COMPAT, CORRELATED_VERIFICATION_ONLY, XXH3
-from awa.routing.distribution import KEY_FAMILIES, coverage_grid, uniformity
+from verification.distribution import KEY_FAMILIES, coverage_grid, uniformity
 
 SCHEMES = (AWA_COMPAT, XXH3, CORRELATED_VERIFICATION_ONLY)
 BUCKETS = (2, 4, 6, 8, 16, 7)

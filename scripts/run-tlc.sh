@@ -52,7 +52,7 @@ while [ $# -gt 0 ]; do
         -v|--verbose) VERBOSE=1 ;;
         --list) LIST_ONLY=1 ;;
         --workers) shift; [ $# -gt 0 ] || { echo "usage: --workers N" >&2; exit "$EXIT_USAGE"; }; WORKERS="$1" ;;
-        # Validate a recorded state-machine trace (awa.testing.trace JSON) instead of the models.
+        # Validate a recorded state-machine trace (verification.trace JSON) instead of the models.
         --trace) shift; [ $# -gt 0 ] || { echo "usage: --trace TRACE.json" >&2; exit "$EXIT_USAGE"; }
                  exec bash "$(dirname "${BASH_SOURCE[0]}")/validate-trace-tlc.sh" "$1" ;;
         -*) echo "unknown option: $1" >&2; usage >&2; exit "$EXIT_USAGE" ;;

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Check a recorded lifecycle trace (JSON from awa.testing.trace) with TLC.
+# Check a recorded lifecycle trace (JSON from verification.trace) with TLC.
 #
 #   bash scripts/validate-trace-tlc.sh TRACE.json
 #
@@ -35,7 +35,7 @@ done
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/awa-trace-tlc.XXXXXX") || exit 1
 trap 'rm -rf "$WORK"' EXIT
 cp "$ROOT"/specs/*.tla "$WORK"/
-(cd "$ROOT" && "$PY" -m awa.testing.trace tla "$TRACE" "$WORK" >/dev/null) || { echo "could not render the trace" >&2; exit 1; }
+(cd "$ROOT" && "$PY" -m verification.trace tla "$TRACE" "$WORK" >/dev/null) || { echo "could not render the trace" >&2; exit 1; }
 
 (cd "$WORK" && java -XX:+UseParallelGC -cp "$JAR" tlc2.TLC -workers 1 -metadir "$WORK/meta" \
     -config PartitionedQueueLifecycleTrace.cfg PartitionedQueueLifecycleTrace.tla > "$WORK/tlc.out" 2>&1)

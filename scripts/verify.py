@@ -4,7 +4,7 @@ Steps (each runs even when an earlier one failed, so one report shows all):
 
 1. TLC model checks   scripts/run-tlc.sh (SKIPPED, with the reason, when no Java/jar)
 2. Spec parsing       every .tla parses; .cfg names exist; MAPPING.md rows; mirror tests
-3. Model mirrors      python -m awa.models check (Python BFS == manifest counts)
+3. Model mirrors      python -m verification.mirrors check (Python BFS == manifest counts)
 4. Test suite         pytest -n 2, everything but the state machines
 5. State machines     pytest -m machines (Hypothesis against PostgreSQL)
 
@@ -50,7 +50,7 @@ def plan(deep: bool, workers: str) -> list[Step]:
     return [
         Step("TLC model checks", ["bash", "scripts/run-tlc.sh"]),
         Step("Spec parsing, MAPPING, mirror tests", _pytest("-q", *SPEC_TESTS)),
-        Step("Model mirrors", [sys.executable, "-m", "awa.models", "check"]),
+        Step("Model mirrors", [sys.executable, "-m", "verification.mirrors", "check"]),
         Step("Test suite", _pytest("-q", "-n", workers, "-m", "not machines", *ignore_specs), profile),
         Step("State machines", _pytest("-q", "-n", workers, "-m", "machines", *ignore_specs), profile),
     ]

@@ -27,7 +27,7 @@
 (*   OneStatementPerGroup = FALSE -- a ready group is sent even while its  *)
 (*                      previous statement is in flight.                   *)
 (*                                                                         *)
-(* Python mirror: awa/models/claim_groups.py (see specs/MAPPING.md).       *)
+(* Python mirror: verification/mirrors/claim_groups.py (see specs/MAPPING.md).       *)
 (***************************************************************************)
 EXTENDS Integers, FiniteSets
 

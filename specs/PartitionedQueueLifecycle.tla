@@ -18,7 +18,7 @@
 (*   CursorClaim     = FALSE -- a claim may take any ready row of a lane,  *)
 (*                              not the one just after the claim head.     *)
 (*                                                                         *)
-(* Python mirror: awa/models/lifecycle.py (see specs/MAPPING.md).          *)
+(* Python mirror: verification/mirrors/lifecycle.py (see specs/MAPPING.md).          *)
 (***************************************************************************)
 EXTENDS Integers, FiniteSets
 

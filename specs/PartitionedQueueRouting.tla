@@ -18,7 +18,7 @@
 (*                         levels reduce the same number and keyed traffic *)
 (*                         inside a partition collapses onto few shards.   *)
 (*                                                                         *)
-(* Python mirror: awa/models/routing.py (see specs/MAPPING.md).            *)
+(* Python mirror: verification/mirrors/routing.py (see specs/MAPPING.md).            *)
 (***************************************************************************)
 EXTENDS Naturals, Sequences, FiniteSets
 

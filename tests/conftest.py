@@ -20,9 +20,9 @@ import psycopg
 import pytest
 from hypothesis import HealthCheck, settings
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.conninfo import conninfo_to_dict
 
-from awa.db.url import connect_or_explain, database_url_from_env
+from awa.db.url import connect_or_explain, database_url_from_env, with_dbname
 from awa.errors import DatabaseUnavailable
 from awa.storage.migrate import migrate
 
@@ -37,12 +37,6 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 _SERVER_KEY = "awa_server_url"
 _TEMPLATE_KEY = "awa_template_db"
-
-
-def with_dbname(url: str, dbname: str) -> str:
-    params = conninfo_to_dict(url)
-    params["dbname"] = dbname
-    return make_conninfo(**params)
 
 
 class _XdistHooks:

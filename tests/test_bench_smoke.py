@@ -22,7 +22,7 @@ if str(REPO_ROOT) not in sys.path:
 
 from bench import producer  # noqa: E402
 from bench.__main__ import paired_ratios, quartiles  # noqa: E402
-from bench.harness import Progress, fmt_spread, median, percentile, with_dbname  # noqa: E402
+from bench.harness import Progress, fmt_spread, median, percentile  # noqa: E402
 
 BENCH_DIR = REPO_ROOT / "bench"
 
@@ -248,8 +248,6 @@ def test_summarise_interleaved_splits_the_ratio_into_opts_and_the_rest() -> None
 
 
 def test_small_helpers() -> None:
-    assert with_dbname("postgresql://postgres@127.0.0.1:5432/postgres", "x_1") == "postgresql://postgres@127.0.0.1:5432/x_1"
-    assert with_dbname("host=h user=u password=p@ss port=7 dbname=a", "b") == "postgresql://u:p%40ss@h:7/b"
     assert median([3.0, None, 1.0, 2.0]) == 2.0 and median([None]) is None
     assert percentile([1.0, 2.0, 3.0, 4.0, 5.0], 50) == 3.0 and percentile([], 99) is None
     assert paired_ratios({1: 2.0, 2: 3.0, 3: 1.0}, {1: 1.0, 2: 0.0}) == [2.0]  # round 2 failed, 3 unpaired

@@ -1,4 +1,4 @@
-"""The command line's contract: help, exit codes, database resolution, migrate, verify/bench."""
+"""The command line's contract: help, exit codes, database resolution, migrate."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from test_cli_helpers import assert_one_line_error, cli_env, run_awa
 def test_help_lists_commands_and_exit_codes():
     result = run_awa("--help")
     assert result.returncode == 0
-    for command in ("migrate", "enqueue", "work", "stats", "dlq", "bench", "verify"):
+    for command in ("migrate", "enqueue", "work", "stats", "dlq"):
         assert command in result.stdout
     assert "130" in result.stdout and "database not configured or unreachable" in result.stdout
 
@@ -105,35 +105,12 @@ def test_migrate_embedded_starts_and_removes_a_server():
         psycopg.connect(url, connect_timeout=3).close()
 
 
-def test_verify_passes_arguments_through_to_the_make_target():
-    result = run_awa("verify", "--help")
-    assert result.returncode == 0, result.stderr
-    assert "python -m scripts.verify" in result.stdout
-    assert "--workers" in result.stdout  # only scripts.verify's own help mentions this option
-
-
-def test_verify_forwards_its_options_and_exit_code():
-    # An option scripts.verify does not know: its argparse exits 2, and so do we.
-    result = run_awa("verify", "--deep", "--no-such-verify-option")
-    assert result.returncode == 2
-    assert "--no-such-verify-option" in result.stderr
-
-
-def test_verify_outside_a_source_checkout_says_so(monkeypatch, capsys, tmp_path):
-    from awa.cli import main, source
-
-    monkeypatch.setattr(source, "source_root", lambda: tmp_path)
-    assert main(["verify"]) == 1
-    err = capsys.readouterr().err
-    assert "needs a source checkout" in err and "make verify" in err
-
-
-def test_bench_outside_a_source_checkout_says_so(monkeypatch, capsys, tmp_path):
-    from awa.cli import main, source
-
-    monkeypatch.setattr(source, "source_root", lambda: tmp_path)
-    assert main(["bench"]) == 1
-    assert "needs a source checkout" in capsys.readouterr().err
+def test_make_targets_are_not_commands():
+    # `make verify` and `make bench` need the source checkout; the installed command has neither.
+    for target in ("verify", "bench"):
+        result = run_awa(target)
+        assert result.returncode == 2
+        assert "invalid choice" in result.stderr
 
 
 def test_console_script_is_installed():

@@ -8,7 +8,7 @@ Conventions for writing docs (also in docs/verification.md):
 * ```python blocks are executed in order in one namespace per document (a
   later block may use names from an earlier one).
 * ```sh / ```bash blocks run with ``bash -euo pipefail``; lines that run a
-  make target (``make …``, ``python -m bench``, ``awa bench``, ``awa verify``)
+  make target (``make …``, ``python -m bench``, ``python -m scripts.verify``)
   are skipped: they take minutes and have their own checks; ``cwd=repo`` in the
   info string runs the block in the repository root (read-only commands).
 * A block with ``file=NAME`` in its info string (```python file=shop_tasks.py,
@@ -47,7 +47,7 @@ PASSIVE_LANGS = {"text", "", "console-output", "tla"}
 MAX_NO_RUN = 3
 # Commands that are make targets (or the same thing spelled differently): minutes
 # long, with their own checks (make verify, bench smoke tests), so docs only show them.
-TARGET_COMMANDS = ("make ", "python -m bench", "awa bench", "awa verify", "python -m scripts.verify")
+TARGET_COMMANDS = ("make ", "python -m bench", "python -m scripts.verify")
 BLOCK_TIMEOUT = 180  # seconds; a doc example that waits for ever must fail, not hang the suite
 
 
@@ -141,7 +141,7 @@ def _shell(block: Block, cwd: Path, env: dict[str, str]) -> None:
     if not script.strip():
         return
     if re.search(r"\bcwd=repo\b", block.options):
-        cwd = ROOT  # read-only repository commands (scripts/run-tlc.sh, python -m awa.models)
+        cwd = ROOT  # read-only repository commands (scripts/run-tlc.sh, python -m verification.mirrors)
     result = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", script],
         cwd=cwd, env=env, capture_output=True, text=True, timeout=300,

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import tla
 
-from awa.models.cfg import parse_cfg
-from awa.models.manifest import SPECS_DIR, load_manifest
-from awa.models.registry import MIRRORS
+from verification.mirrors.cfg import parse_cfg
+from verification.mirrors.manifest import SPECS_DIR, load_manifest
+from verification.mirrors.registry import MIRRORS
 
 pytestmark = pytest.mark.specs
 
@@ -150,7 +150,7 @@ def _resolve(dotted: str):
 def test_mirror_references_import(row: Row) -> None:
     assert row.mirror, f"{row.name}: no mirror reference"
     for ref in row.mirror:
-        assert ref.startswith("awa.models."), ref
+        assert ref.startswith("verification.mirrors."), ref
         _resolve(ref)
 
 
@@ -159,7 +159,7 @@ def test_implementation_references_exist(row: Row) -> None:
     for ref in row.implementation:
         if "/" in ref:
             assert (ROOT / ref).is_file(), f"{row.name}: missing file {ref}"
-        elif ref.startswith("awa."):
+        elif ref.startswith(("awa.", "verification.")):
             _resolve(ref)
 
 

@@ -14,17 +14,17 @@ from pathlib import Path
 
 import pytest
 
-from awa.models import lifecycle, routing
-from awa.models.cfg import parse_cfg
-from awa.models.explore import (
+from verification.mirrors import lifecycle, lifecycle_runs, routing
+from verification.mirrors.cfg import parse_cfg
+from verification.mirrors.explore import (
     Fairness,
     LeadsTo,
     Model,
     check,
     format_trace,
 )
-from awa.models.manifest import SPECS_DIR, load_manifest
-from awa.models.registry import build, check_entry, matches
+from verification.mirrors.manifest import SPECS_DIR, load_manifest
+from verification.mirrors.registry import build, check_entry, matches
 
 pytestmark = pytest.mark.specs
 
@@ -55,7 +55,7 @@ def test_mirror_matches_manifest(entry) -> None:
 @pytest.mark.slow
 @pytest.mark.skipif(
     os.environ.get("AWA_MODELS_ALL") != "1",
-    reason="minutes in Python; set AWA_MODELS_ALL=1 or run `python -m awa.models check`",
+    reason="minutes in Python; set AWA_MODELS_ALL=1 or run `python -m verification.mirrors check`",
 )
 @pytest.mark.parametrize("entry", SLOW_MODELS, ids=lambda e: e.cfg)
 def test_slow_mirror_matches_manifest(entry) -> None:
@@ -223,7 +223,7 @@ def test_validate_trace_accepts_a_happy_path_with_retry() -> None:
         ("Claim", {"w": 1, "j": 1}),
         ("Complete", {"w": 1}),
     ]
-    result = lifecycle.validate_trace(steps, SMALL)
+    result = lifecycle_runs.validate_trace(steps, SMALL)
     assert result.ok, result.reason
     assert result.final_state.status == (lifecycle.COMPLETED, lifecycle.COMPLETED)
     assert result.final_state.lease == (2, 1)
@@ -239,24 +239,24 @@ def test_validate_trace_rejects_the_stale_completion() -> None:
         ("Claim", (2, 1)),
         ("Complete", (1,)),
     ]
-    guarded = lifecycle.validate_trace(race, SMALL)
+    guarded = lifecycle_runs.validate_trace(race, SMALL)
     assert not guarded.ok and guarded.failed_step == 5 and "not enabled" in guarded.reason
-    ok = lifecycle.validate_trace(race[:-1] + [("DropStale", (1,)), ("Complete", (2,))], SMALL)
+    ok = lifecycle_runs.validate_trace(race[:-1] + [("DropStale", (1,)), ("Complete", (2,))], SMALL)
     assert ok.ok, ok.reason
     unguarded = lifecycle.LifecycleConstants(2, 2, 1, 1, 2, 2, guarded_finalize=False)
-    broken = lifecycle.validate_trace(race, unguarded)
+    broken = lifecycle_runs.validate_trace(race, unguarded)
     assert not broken.ok and "StaleAttemptNeverFinalizes" in broken.reason
 
 
 def test_validate_trace_rejects_out_of_order_claim_and_unknown_action() -> None:
     steps = [("EnqueueKeyed", (1,)), ("EnqueueKeyed", (1,)), ("Claim", (1, 2))]
-    result = lifecycle.validate_trace(steps, SMALL)
+    result = lifecycle_runs.validate_trace(steps, SMALL)
     assert not result.ok and result.failed_step == 2
-    assert not lifecycle.validate_trace([("Teleport", ())], SMALL).ok
+    assert not lifecycle_runs.validate_trace([("Teleport", ())], SMALL).ok
 
 
 def test_abstract_state_from_rows_and_invariants() -> None:
-    state = lifecycle.abstract_state(
+    state = lifecycle_runs.abstract_state(
         SMALL,
         jobs=[{"status": "running", "key": 1, "lane": (0, 0), "seq": 1, "lease": 1, "fresh": True}],
         lanes={(0, 0): (2, 1)},
@@ -264,7 +264,7 @@ def test_abstract_state_from_rows_and_invariants() -> None:
     )
     assert lifecycle.violated_invariants(SMALL, state) == []
     # A ready row left behind the claim head breaks FIFO (and reachability).
-    behind = lifecycle.abstract_state(
+    behind = lifecycle_runs.abstract_state(
         SMALL,
         jobs=[{"status": "ready", "key": 1, "lane": (0, 0), "seq": 1},
               {"status": "running", "key": 1, "lane": (0, 0), "seq": 2, "lease": 1, "fresh": True}],

@@ -18,7 +18,7 @@ from awa.routing import (
     shard_for_ordering_key,
     partition_for_ordering_key,
 )
-from awa.routing.distribution import (
+from verification.distribution import (
     KEY_FAMILIES,
     chi_square_p_value,
     coverage_grid,

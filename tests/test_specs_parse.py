@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import tla
 
-from awa.models.cfg import parse_cfg
-from awa.models.manifest import SPECS_DIR, load_manifest
-from awa.models.registry import MIRRORS, mirror_names
+from verification.mirrors.cfg import parse_cfg
+from verification.mirrors.manifest import SPECS_DIR, load_manifest
+from verification.mirrors.registry import MIRRORS, mirror_names
 
 pytestmark = pytest.mark.specs
 

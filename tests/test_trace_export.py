@@ -15,7 +15,7 @@ import pytest
 from hypothesis import Phase, settings
 from hypothesis.stateful import run_state_machine_as_test
 
-from awa.testing.trace import LifecycleTrace, to_tla, validate
+from verification.trace import LifecycleTrace, to_tla, validate
 from tests.machines._support import close_machine
 from tests.machines.lifecycle_machine import lifecycle_machine_class
 
@@ -50,7 +50,7 @@ def test_trace_round_trips_through_json_and_validates(recorded_trace: LifecycleT
     assert verdict.steps_checked == len(recorded_trace.steps)
     assert verdict.checkpoints_checked == len(recorded_trace.checkpoints) > 1
 
-    cli = subprocess.run([sys.executable, "-m", "awa.testing.trace", "validate", str(path)],
+    cli = subprocess.run([sys.executable, "-m", "verification.trace", "validate", str(path)],
                          capture_output=True, text=True, cwd=ROOT)
     assert cli.returncode == 0, cli.stdout + cli.stderr
     assert cli.stdout.startswith("VALID:")

@@ -268,7 +268,7 @@ def test_the_batcher_is_a_behaviour_of_the_claim_groups_spec(groups, offset, scr
     and answered statements (``explains``); every invariant of
     ClaimGroups.tla holds after it; and once the server has answered
     everything, every request asked has ended (EveryRequestEnds)."""
-    from awa.models import claim_groups as spec
+    from verification.mirrors import claim_groups as spec
 
     async def main():
         st_ = Statements()

@@ -1,7 +1,7 @@
 """``awa`` / ``python -m awa``: the command line.
 
 Subcommands live in one module each (``migrate``, ``enqueue``, ``work``,
-``stats``, ``queue`` (+ ``rescue``), ``dlq``, ``source`` for ``bench``/``verify``); each module has a
+``stats``, ``queue`` (+ ``rescue``), ``dlq``); each module has a
 ``register(subparsers)`` that adds its parser and sets ``func``. ``main``
 turns every expected failure into one line on stderr and a documented exit
 code (see :mod:`awa.cli._common`), so scripts can branch on it.
@@ -15,7 +15,6 @@ import sys
 import traceback
 from collections.abc import Sequence
 
-from awa.cli import source as _source
 from awa.cli._common import (
     EXIT_CODES_HELP,
     EXIT_DB_UNAVAILABLE,
@@ -35,7 +34,7 @@ throwaway PostgreSQL for the duration of one command instead.
 
 def build_parser() -> argparse.ArgumentParser:
     from awa import __version__
-    from awa.cli import dlq, enqueue, migrate, queue, source, stats, work
+    from awa.cli import dlq, enqueue, migrate, queue, stats, work
 
     parser = argparse.ArgumentParser(
         prog="awa",
@@ -45,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"awa {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (migrate, enqueue, work, stats, queue, dlq, source):
+    for module in (migrate, enqueue, work, stats, queue, dlq):
         module.register(subparsers)
     return parser
 
@@ -62,18 +61,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    if argv and argv[0] in _source.TARGETS:
-        # bench/verify: every following argument belongs to the target's own parser.
-        run = lambda: _source.run_target(argv[0], argv[1:])  # noqa: E731
-    else:
-        try:
-            args = parser.parse_args(argv)
-        except SystemExit as exc:  # --help, --version, usage errors: argparse already printed
-            return int(exc.code or 0) if not isinstance(exc.code, str) else EXIT_USAGE
-        run = lambda: args.func(args)  # noqa: E731
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, usage errors: argparse already printed
+        return int(exc.code or 0) if not isinstance(exc.code, str) else EXIT_USAGE
 
     try:
-        return int(run() or 0)
+        return int(args.func(args) or 0)
     except KeyboardInterrupt:
         _error("interrupted")
         return EXIT_INTERRUPTED

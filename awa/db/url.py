@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from urllib.parse import quote, urlencode
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
@@ -22,6 +23,30 @@ def describe(database_url: str) -> str:
     user = info.get("user")
     who = f"{user}@" if user else ""
     return f"{who}{host}:{port}/{dbname}"
+
+
+def with_dbname(database_url: str, dbname: str) -> str:
+    """The same server and credentials, another database, as a ``postgresql://`` URL.
+
+    ``database_url`` may be a URL or a ``key=value`` conninfo string; the result
+    is always a URL, which psycopg and awa-pg's Rust driver (URLs only) both take.
+    Options other than user, password, host, port and database travel as query
+    parameters; so does a Unix socket directory given as the host.
+    """
+    params = conninfo_to_dict(database_url)
+    params["dbname"] = dbname
+    user = quote(str(params.pop("user", "") or ""), safe="")
+    password = params.pop("password", None)
+    host = str(params.pop("host", "") or "localhost")
+    port = params.pop("port", None)
+    name = quote(str(params.pop("dbname")), safe="")
+    auth = f"{user}:{quote(str(password), safe='')}@" if password else (f"{user}@" if user else "")
+    netloc = f"[{host}]" if ":" in host and not host.startswith("/") else host
+    if host.startswith("/"):  # a Unix socket directory travels as a query parameter
+        params["host"] = host
+        netloc = ""
+    query = f"?{urlencode(params, quote_via=quote)}" if params else ""  # libpq decodes %20, not +
+    return f"postgresql://{auth}{netloc}{':' + str(port) if port else ''}/{name}{query}"
 
 
 def explain_connect_error(database_url: str, exc: BaseException) -> DatabaseUnavailable:

@@ -8,8 +8,8 @@ API; after every step the database is read back and compared with
 * this module's own model (states, leases, attempts, lane numbers, times), and
 * in ``spec_mode``, the formal-methods helper's Python mirror of the spec:
   each step is also recorded as a spec action, replayed through
-  ``awa.models.lifecycle`` and the replayed spec state must EQUAL the state
-  abstracted from the database rows (``awa.testing.trace``).
+  ``verification.mirrors.lifecycle`` and the replayed spec state must EQUAL the state
+  abstracted from the database rows (``verification.trace``).
 
 ``spec_mode`` keeps to operations with an exact spec counterpart: a failed
 attempt is retried with no delay (spec ``Fail`` requeues at once) and a rescue
@@ -38,9 +38,9 @@ from hypothesis import target
 from hypothesis.control import currently_in_test_context
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from awa.models import lifecycle as spec
+from verification.mirrors import lifecycle as spec
 from awa.routing import PartitionedQueue, shard_for_ordering_key
-from awa.testing.trace import LifecycleTrace, abstract_lifecycle_state
+from verification.trace import LifecycleTrace, abstract_lifecycle_state
 from tests.machines._db import JobRow, read_jobs
 from tests.machines._support import bind_machine, reset_database, user_tables
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis.stateful import run_state_machine_as_test
 
-from awa.testing.trace import validate
+from verification.trace import validate
 from tests.machines._support import close_machine, machine_settings
 from tests.machines.lifecycle_machine import LifecycleViolation, lifecycle_machine_class, unguarded_machine_class
 

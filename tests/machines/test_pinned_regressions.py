@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from awa.routing import AWA_COMPAT, CORRELATED_VERIFICATION_ONLY
-from awa.testing.trace import validate
+from verification.trace import validate
 from tests.machines._support import close_machine
 from tests.machines.lifecycle_machine import (
     LifecycleMachine,

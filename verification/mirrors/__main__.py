@@ -1,4 +1,4 @@
-"""``python -m awa.models check [--quick] [--no-trace] [SPEC/CFG ...]``.
+"""``python -m verification.mirrors check [--quick] [--no-trace] [SPEC/CFG ...]``.
 
 Explores every model of ``specs/models.tsv`` with its Python mirror and
 prints one line per model; exits 1 when any outcome or distinct-state count
@@ -12,13 +12,13 @@ import argparse
 import sys
 import time
 
-from awa.models.explore import format_trace
-from awa.models.manifest import load_manifest
-from awa.models.registry import build, check_entry, matches
+from verification.mirrors.explore import format_trace
+from verification.mirrors.manifest import load_manifest
+from verification.mirrors.registry import build, check_entry, matches
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m awa.models")
+    parser = argparse.ArgumentParser(prog="python -m verification.mirrors")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("check", help="explore models and compare with the manifest")
     run.add_argument("models", nargs="*", help="SPEC/CFG keys or cfg names (default: all)")

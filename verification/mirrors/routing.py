@@ -17,8 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterator
 
-from awa.models.cfg import ModelConfig
-from awa.models.explore import Model, Transition
+from verification.mirrors.cfg import ModelConfig
+from verification.mirrors.explore import Model, Transition
 
 DOMAIN_SEPARATED = "domain_separated"
 CORRELATED = "correlated"

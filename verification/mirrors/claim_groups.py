@@ -16,8 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Hashable, Iterator, NamedTuple, Sequence
 
-from awa.models.cfg import ModelConfig
-from awa.models.explore import Fairness, LeadsTo, Model, Transition
+from verification.mirrors.cfg import ModelConfig
+from verification.mirrors.explore import Fairness, LeadsTo, Model, Transition
 
 Statement = tuple[int, frozenset[int]]  # spec: [group |-> g, reqs |-> rs]
 

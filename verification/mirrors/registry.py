@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from awa.models import claim_groups, lifecycle, routing
-from awa.models.cfg import parse_cfg
-from awa.models.explore import CheckResult, Model, check
-from awa.models.manifest import ModelEntry
+from verification.mirrors import claim_groups, lifecycle, routing
+from verification.mirrors.cfg import parse_cfg
+from verification.mirrors.explore import CheckResult, Model, check
+from verification.mirrors.manifest import ModelEntry
 
 MIRRORS: dict[str, ModuleType] = {
     "PartitionedQueueRouting": routing,

@@ -1,1 +1,0 @@
-"""Helpers for verification runs: trace export of state-machine runs (``awa.testing.trace``)."""
