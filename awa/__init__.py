@@ -33,4 +33,4 @@ from awa.worker import Cancel, JobOutcome, RetryAfter, RunningJob, Snooze, Termi
 # --- clients ---
 from awa.client import AsyncClient, AsyncWorkerMixin, Client, WorkerMixin
 
-__version__ = "0.1.0"
+from awa.version import __version__

@@ -4,7 +4,7 @@ Subcommands live in one module each (``migrate``, ``enqueue``, ``work``,
 ``stats``, ``queue`` (+ ``rescue``), ``dlq``); each module has a
 ``register(subparsers)`` that adds its parser and sets ``func``. ``main``
 turns every expected failure into one line on stderr and a documented exit
-code (see :mod:`awa.cli._common`), so scripts can branch on it.
+code (see :mod:`awa.cli.common`), so scripts can branch on it.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 
-from awa.cli._common import (
+from awa.cli.common import (
     EXIT_CODES_HELP,
     EXIT_DB_UNAVAILABLE,
     EXIT_FAILURE,
@@ -33,7 +33,7 @@ throwaway PostgreSQL for the duration of one command instead.
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from awa import __version__
+    from awa.version import __version__
     from awa.cli import dlq, enqueue, migrate, queue, stats, work
 
     parser = argparse.ArgumentParser(

@@ -7,8 +7,8 @@ import json
 import sys
 from typing import Any
 
-from awa.cli import _table
-from awa.cli._common import EXIT_FAILURE, add_database_options, open_client, open_database, progress, usage_error
+from awa.cli import table
+from awa.cli.common import EXIT_FAILURE, add_database_options, open_client, open_database, progress, usage_error
 
 _PAGE = 500
 
@@ -97,7 +97,7 @@ def run_list(args: argparse.Namespace) -> int:
         error = (d["last_error"] or "")[:60]
         rows.append([d["id"], d["kind"], d["queue"], f"{d['attempt']}/{d['max_attempts']}",
                      entry.dlq_at.strftime("%Y-%m-%d %H:%M:%S"), d["reason"], error])
-    print(_table.render(["id", "kind", "queue", "attempts", "dead-lettered at", "reason", "last error"], rows,
+    print(table.render(["id", "kind", "queue", "attempts", "dead-lettered at", "reason", "last error"], rows,
                         right_from=99))
     shown = len(entries)
     if depth > shown:

@@ -28,7 +28,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from awa.cli._common import CliError, add_database_options, open_client, open_database, progress, usage_error
+from awa.cli.common import CliError, add_database_options, open_client, open_database, progress, usage_error
 
 _ENVELOPE_KEYS = {"kind", "args", "ordering_key", "queue", "priority", "max_attempts", "run_at", "tags", "metadata"}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from awa.cli._common import add_database_options, open_database, progress
+from awa.cli.common import add_database_options, open_database, progress
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

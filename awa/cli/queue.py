@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from awa.cli._common import add_database_options, open_client, open_database, usage_error
+from awa.cli.common import add_database_options, open_client, open_database, usage_error
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -10,8 +10,8 @@ import sys
 import time
 from typing import Any
 
-from awa.cli import _table
-from awa.cli._common import add_database_options, open_client, open_database, usage_error
+from awa.cli import table
+from awa.cli.common import add_database_options, open_client, open_database, usage_error
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -68,14 +68,14 @@ _COLUMNS = ("queue", "paused", "shards", "scheduled", "available", "running", "r
 def _row(stat: Any) -> list[Any]:
     return [stat.queue, stat.paused, stat.enqueue_shards, stat.scheduled, stat.available, stat.running,
             stat.retryable, stat.completed, stat.failed, stat.cancelled, stat.dead_lettered,
-            _table.format_age(stat.oldest_available_age)]
+            table.format_age(stat.oldest_available_age)]
 
 
 def _total_row(label: str, stats: list[Any]) -> list[Any]:
     ages = [s.oldest_available_age for s in stats if s.oldest_available_age is not None]
     return [label, "", "", *(sum(getattr(s, f) for s in stats) for f in
             ("scheduled", "available", "running", "retryable", "completed", "failed", "cancelled", "dead_lettered")),
-            _table.format_age(max(ages) if ages else None)]
+            table.format_age(max(ages) if ages else None)]
 
 
 def render(stats: list[Any], groups: list[tuple[str, list[str]]] | None) -> str:
@@ -86,7 +86,7 @@ def render(stats: list[Any], groups: list[tuple[str, list[str]]] | None) -> str:
         members = [s for s in stats if s.queue in physical]
         if len(physical) > 1 and members:
             rows.append(_total_row(f"{logical} (all {len(physical)})", members))
-    parts = [_table.render(_COLUMNS, rows, right_from=2)]
+    parts = [table.render(_COLUMNS, rows, right_from=2)]
 
     width = max(max(s.enqueue_shards for s in stats), 1 + max((l.enqueue_shard for s in stats for l in s.lanes), default=0))
     grid = []
@@ -97,7 +97,7 @@ def render(stats: list[Any], groups: list[tuple[str, list[str]]] | None) -> str:
         cells = [per_shard[i] if i < s.enqueue_shards or per_shard[i] else "." for i in range(width)]
         grid.append([s.queue, *cells, sum(per_shard)])
     headers = ["available by shard", *(f"s{i}" for i in range(width)), "total"]
-    parts.append(_table.render(headers, grid, right_from=1))
+    parts.append(table.render(headers, grid, right_from=1))
     return "\n\n".join(parts)
 
 

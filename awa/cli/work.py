@@ -51,7 +51,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from awa.cli._common import (
+from awa.cli.common import (
     EXIT_INTERRUPTED,
     CliError,
     add_database_options,
