@@ -44,7 +44,8 @@ _ERROR_TEXT_LIMIT = 4000
 # After a full batch, a short claim is looked at again this many times, after
 # 2, 4, 8, 16, 32 ms, before the queue counts as drained. (With one retry,
 # two processes draining one queue left each other's claimers idle for a poll
-# interval whenever their claims met: 10.2k against 12.3k jobs/s, docs/benchmarks.md.)
+# interval whenever their claims met: 10.2k against 12.3k jobs/s, round 3 in
+# docs/benchmark-runs.tsv.)
 BUSY_RETRIES = 5
 BUSY_RETRY_FIRST_S = 0.002
 
