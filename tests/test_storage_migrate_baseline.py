@@ -1,5 +1,6 @@
 """Version 1 is one baseline (a directory of ordered parts, one transaction),
-each SQL function written once.
+each SQL function written once; a schema built by the pre-release migrations
+0001-0004 is refused with what to do, never run against.
 """
 
 from __future__ import annotations
@@ -13,8 +14,15 @@ import pytest
 
 import awa.storage.migrate as migrate_module
 from awa.errors import MigrationError
-from awa.storage.migrate import Migration, applied_versions, load_migrations, migrate, migrate_async
+from awa.storage.migrate import Migration, applied_versions, ledger_mismatch, load_migrations, migrate, migrate_async
 
+# What the runner recorded for a schema built before the baseline.
+PRE_RELEASE = [
+    (1, "routing_functions"),
+    (2, "queue_storage_tables"),
+    (3, "queue_storage_functions"),
+    (4, "claim_with_per_queue_limits"),
+]
 _CREATE_FUNCTION = re.compile(r"CREATE\s+(?:OR\s+REPLACE\s+)?FUNCTION\s+__schema__\.(\w+)\s*\(", re.IGNORECASE)
 
 
@@ -28,6 +36,30 @@ def _migrate(url: str, driver: str) -> list[int]:
             return await migrate_async(aconn, "awa")
 
     return asyncio.run(main())
+
+
+def _catalog(url: str) -> tuple[list, list]:
+    """Everything in schema awa (relations and functions) and the ledger rows."""
+    with psycopg.connect(url) as c:
+        objects = c.execute(
+            "SELECT 'rel', relname FROM pg_class WHERE relnamespace = 'awa'::regnamespace"
+            " UNION ALL SELECT 'fn', proname FROM pg_proc WHERE pronamespace = 'awa'::regnamespace ORDER BY 1, 2"
+        ).fetchall()
+        ledger = c.execute("SELECT version, name FROM awa.schema_migrations ORDER BY version").fetchall()
+    return objects, ledger
+
+
+def _pre_release_schema(url: str) -> None:
+    """The ledger the old runner left, beside a table the old files created."""
+    with psycopg.connect(url) as c:
+        c.execute("CREATE SCHEMA awa")
+        c.execute(
+            "CREATE TABLE awa.schema_migrations (version integer PRIMARY KEY, name text NOT NULL,"
+            " applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        c.cursor().executemany("INSERT INTO awa.schema_migrations (version, name) VALUES (%s, %s)", PRE_RELEASE)
+        c.execute("CREATE TABLE awa.jobs (id bigint PRIMARY KEY, args jsonb)")
+        c.execute("INSERT INTO awa.jobs VALUES (7, '{}')")
 
 
 # ------------------------------------------------------------ the baseline
@@ -82,3 +114,55 @@ def test_a_failing_part_rolls_back_the_whole_version(database_factory, monkeypat
         tables = {r[0] for r in c.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'awa'")}
     assert not {"part_one", "part_two"} & tables
     assert "jobs" in tables  # the baseline before it stays applied
+
+
+# ------------------------------------------------ schemas built by other files
+
+
+@pytest.mark.parametrize("driver", ["sync", "async"])
+def test_a_schema_built_by_the_pre_release_migrations_is_refused_unchanged(database_factory, driver):
+    url = database_factory(migrated=False)
+    _pre_release_schema(url)
+    before = _catalog(url)
+    with pytest.raises(MigrationError) as caught:
+        _migrate(url, driver)
+    message = str(caught.value)
+    for version, name in PRE_RELEASE:
+        assert f"{version:04d}_{name}" in message
+    assert "0001_baseline" in message
+    assert "replaced by one baseline" in message
+    assert 'DROP SCHEMA "awa" CASCADE' in message and "migrate again" in message
+    assert _catalog(url) == before  # nothing created, nothing recorded
+    with psycopg.connect(url) as c:
+        assert c.execute("SELECT id FROM awa.jobs").fetchall() == [(7,)]
+
+    # Doing what the message says works.
+    with psycopg.connect(url) as c:
+        c.execute('DROP SCHEMA "awa" CASCADE')
+    assert _migrate(url, driver) == [m.version for m in load_migrations()]
+
+
+def test_a_partly_pre_release_ledger_is_refused_too(database_factory):
+    url = database_factory(migrated=False)
+    with psycopg.connect(url) as c:
+        c.execute("CREATE SCHEMA awa")
+        c.execute("CREATE TABLE awa.schema_migrations (version integer PRIMARY KEY, name text NOT NULL,"
+                  " applied_at timestamptz NOT NULL DEFAULT now())")
+        c.execute("INSERT INTO awa.schema_migrations (version, name) VALUES (1, 'routing_functions')")
+    with pytest.raises(MigrationError, match="replaced by one baseline"):
+        _migrate(url, "sync")
+
+
+def test_ledger_mismatch_names_what_differs():
+    shipped = load_migrations()
+    matching = [(m.version, m.name) for m in shipped]
+    assert ledger_mismatch("awa", matching, shipped) is None
+    assert ledger_mismatch("awa", [], shipped) is None
+    # A version this package does not ship (a later release) is not a mismatch by itself.
+    assert ledger_mismatch("awa", matching + [(999, "from_a_later_release")], shipped) is None
+    other = ledger_mismatch("Tenant_A", [(1, "something_else")], shipped)
+    assert other is not None
+    assert "0001_something_else" in other and "0001_baseline" in other
+    assert 'DROP SCHEMA "Tenant_A" CASCADE' in other
+    assert "replaced by one baseline" not in other  # not the pre-release layout
+    assert "replaced by one baseline" in ledger_mismatch("awa", PRE_RELEASE, shipped)

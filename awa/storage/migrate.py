@@ -19,6 +19,12 @@ Version 1 is the baseline ``0001_baseline/``, split by concern: ``01_routing``
 retry from the dead-letter table). Later schema changes are new versions
 (``0002_...``); the baseline is never edited in place once released.
 
+Before applying anything the recorded versions are compared with the shipped
+ones: a recorded version whose name differs from the shipped file of that
+number means the schema was built by another layout (such as the pre-release
+migrations 0001-0004 that the baseline replaced), and :class:`MigrationError`
+says so and what to do instead of running against a mismatched schema.
+
 The token ``__schema__`` in a migration is replaced by the schema name quoted
 with :class:`psycopg.sql.Identifier`, so the schema is configurable without
 string-formatting identifiers by hand.
@@ -49,6 +55,13 @@ SCHEMA_TOKEN = "__schema__"
 _MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 _MIGRATION_DIR = re.compile(r"^(\d{4})_([a-z0-9_]+)$")
 _PART_NAME = re.compile(r"^\d{2}_[a-z0-9_]+\.sql$")
+# The ledger of a schema built before the baseline replaced these four files.
+_PRE_RELEASE_LAYOUT = {
+    1: "routing_functions",
+    2: "queue_storage_tables",
+    3: "queue_storage_functions",
+    4: "claim_with_per_queue_limits",
+}
 # Keeps schema names to something an operator can type; they are quoted anyway.
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
@@ -133,6 +146,32 @@ def load_migrations() -> list[Migration]:
     return found
 
 
+def ledger_mismatch(schema: str, recorded: Sequence[tuple[int, str]], shipped: Sequence[Migration]) -> str | None:
+    """Why the recorded ``(version, name)`` rows do not match ``shipped``, or None.
+
+    A recorded version whose shipped migration has another name was built by a
+    different set of migrations, so its objects may differ from what this
+    package's queries expect. Versions not shipped at all are left alone.
+    """
+    names = {m.version: m.name for m in shipped}
+    if all(names.get(version, name) == name for version, name in recorded):
+        return None
+    was = ", ".join(f"{version:04d}_{name}" for version, name in recorded)
+    now = ", ".join(m.label for m in shipped)
+    why = ""
+    if all(_PRE_RELEASE_LAYOUT.get(version) == name for version, name in recorded):
+        why = (
+            "Before the first release the migrations 0001-0004 were replaced by one baseline (0001_baseline); "
+            "a schema built by them cannot be upgraded in place. "
+        )
+    return (
+        f"schema {schema!r} was created by other migrations than this awa ships "
+        f"(recorded: {was}; shipped: {now}). {why}"
+        f"Drop the schema (DROP SCHEMA {sql.Identifier(schema).as_string(None)} CASCADE, which deletes its jobs) "
+        "and migrate again (awa migrate, or Client.migrate())."
+    )
+
+
 def _compose(text: str, schema: str) -> sql.Composed:
     """The migration text with every schema token replaced by the quoted identifier."""
     ident = sql.Identifier(validate_schema_name(schema))
@@ -172,7 +211,8 @@ def _applied_plan(schema: str) -> Plan:
     return [r[0] for r in rows]
 
 
-def _bootstrap(schema: str) -> Body:
+def _bootstrap(schema: str, shipped: Sequence[Migration]) -> Body:
+    """Create the schema and ledger; refuse a ledger written by other migrations."""
     ident = sql.Identifier(schema)
     yield _lock(schema)
     yield Statement(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(ident))
@@ -184,6 +224,10 @@ def _bootstrap(schema: str) -> Body:
             " applied_at timestamptz NOT NULL DEFAULT now())"
         ).format(ident)
     )
+    recorded = yield Statement(sql.SQL("SELECT version, name FROM {}.schema_migrations ORDER BY version").format(ident))
+    problem = ledger_mismatch(schema, [(v, n) for v, n in recorded], shipped)
+    if problem:
+        raise MigrationError(problem)
 
 
 def _apply_one(schema: str, migration: Migration) -> Body:
@@ -212,7 +256,7 @@ def _apply_one(schema: str, migration: Migration) -> Body:
 def _migration_plan(schema: str) -> Plan:
     validate_schema_name(schema)  # before any statement: bad input leaves the database untouched
     migrations = load_migrations()
-    yield Transaction(_bootstrap(schema))
+    yield Transaction(_bootstrap(schema, migrations))
     applied_now: list[int] = []
     for migration in migrations:
         if (yield Transaction(_apply_one(schema, migration))):
