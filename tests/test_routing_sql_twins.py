@@ -1,4 +1,4 @@
-"""The SQL twins in migration 0001 agree with the Python routing functions.
+"""The SQL twins (baseline part 01_routing.sql) agree with the Python routing functions.
 
 SQL producers compute shard and partition in Postgres; a single differing bit
 would send their jobs to a different queue than Python producers send them.

@@ -1,4 +1,4 @@
-"""claim_jobs_limited (migration 0004): per-queue caps in one walk over the lanes.
+"""claim_jobs_limited (baseline part 05_claim.sql): per-queue caps in one walk over the lanes.
 
 The property: with a total that does not bind, each queue gets exactly the jobs
 a claim of that queue alone, with its cap, would get (caps are independent and

@@ -1,11 +1,29 @@
 """Versioned schema migrations, written once and driven sync or async.
 
-Migrations are the files ``sql/migrations/NNNN_name.sql`` in this package,
-applied in numeric order. Each one runs in its own transaction and is recorded
-in ``<schema>.schema_migrations``; a file already recorded is never run again,
+Migrations live in ``sql/migrations/`` in this package and are applied in
+version order. A version is either one file ``NNNN_name.sql`` or a directory
+``NNNN_name/`` of ordered parts ``NN_part.sql``: the parts run in name order,
+all in the version's one transaction, and the version is recorded once. Each
+version runs in its own transaction and is recorded in
+``<schema>.schema_migrations``; a version already recorded is never run again,
 so migrating is idempotent. A transaction-level advisory lock (keyed on the
 schema name) serialises concurrent migrators: the second one waits, then
 finds everything recorded and does nothing.
+
+Version 1 is the baseline ``0001_baseline/``, split by concern: ``01_routing``
+(the routing hash twins), ``02_tables`` (type, tables, indexes), ``03_lanes``
+(the lane-head bump and the lane-head lookup, each written once),
+``04_enqueue`` (reservations, single inserts, promotion of due jobs),
+``05_claim`` (the claim, and the shared-cap claim as a call of it),
+``06_lifecycle`` (finish, rescue, dead-letter) and ``07_admin`` (cancel,
+retry from the dead-letter table). Later schema changes are new versions
+(``0002_...``); the baseline is never edited in place once released.
+
+Before applying anything the recorded versions are compared with the shipped
+ones: a recorded version whose name differs from the shipped file of that
+number means the schema was built by another layout (such as the pre-release
+migrations 0001-0004 that the baseline replaced), and :class:`MigrationError`
+says so and what to do instead of running against a mismatched schema.
 
 The token ``__schema__`` in a migration is replaced by the schema name quoted
 with :class:`psycopg.sql.Identifier`, so the schema is configurable without
@@ -35,15 +53,32 @@ from awa.errors import MigrationError, ValidationError
 
 SCHEMA_TOKEN = "__schema__"
 _MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+_MIGRATION_DIR = re.compile(r"^(\d{4})_([a-z0-9_]+)$")
+_PART_NAME = re.compile(r"^\d{2}_[a-z0-9_]+\.sql$")
+# The ledger of a schema built before the baseline replaced these four files.
+_PRE_RELEASE_LAYOUT = {
+    1: "routing_functions",
+    2: "queue_storage_tables",
+    3: "queue_storage_functions",
+    4: "claim_with_per_queue_limits",
+}
 # Keeps schema names to something an operator can type; they are quoted anyway.
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 
 @dataclass(frozen=True)
 class Migration:
+    """One version. ``text`` is the whole migration; ``parts`` holds (file name,
+    text) of each part of a directory version, in order (empty for one file)."""
+
     version: int
     name: str
     text: str
+    parts: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def label(self) -> str:
+        return f"{self.version:04d}_{self.name}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,19 +115,61 @@ def validate_schema_name(schema: str) -> str:
     return schema
 
 
+def _read_version(entry: Any) -> Migration | None:
+    """The migration stored at ``entry`` (a file or a directory of parts), or None."""
+    if entry.is_dir():
+        match = _MIGRATION_DIR.match(entry.name)
+        if not match:
+            return None
+        parts = tuple(
+            (part.name, part.read_text(encoding="utf-8"))
+            for part in sorted(entry.iterdir(), key=lambda p: p.name)
+            if part.is_file() and _PART_NAME.match(part.name)
+        )
+        if not parts:
+            raise MigrationError(f"migration directory {entry.name} holds no NN_name.sql parts")
+        return Migration(int(match.group(1)), match.group(2), "\n".join(text for _, text in parts), parts)
+    match = _MIGRATION_NAME.match(entry.name)
+    if not match:
+        return None
+    return Migration(int(match.group(1)), match.group(2), entry.read_text(encoding="utf-8"))
+
+
 def load_migrations() -> list[Migration]:
     """Every migration shipped with the package, in version order."""
     folder = resources.files("awa.storage").joinpath("sql", "migrations")
-    found: list[Migration] = []
-    for entry in folder.iterdir():
-        match = _MIGRATION_NAME.match(entry.name)
-        if match:
-            found.append(Migration(int(match.group(1)), match.group(2), entry.read_text(encoding="utf-8")))
+    found = [m for m in (_read_version(entry) for entry in folder.iterdir()) if m is not None]
     found.sort(key=lambda m: m.version)
     versions = [m.version for m in found]
     if len(set(versions)) != len(versions):
-        raise MigrationError(f"two migration files share a version number: {versions}")
+        raise MigrationError(f"two migrations share a version number: {versions}")
     return found
+
+
+def ledger_mismatch(schema: str, recorded: Sequence[tuple[int, str]], shipped: Sequence[Migration]) -> str | None:
+    """Why the recorded ``(version, name)`` rows do not match ``shipped``, or None.
+
+    A recorded version whose shipped migration has another name was built by a
+    different set of migrations, so its objects may differ from what this
+    package's queries expect. Versions not shipped at all are left alone.
+    """
+    names = {m.version: m.name for m in shipped}
+    if all(names.get(version, name) == name for version, name in recorded):
+        return None
+    was = ", ".join(f"{version:04d}_{name}" for version, name in recorded)
+    now = ", ".join(m.label for m in shipped)
+    why = ""
+    if all(_PRE_RELEASE_LAYOUT.get(version) == name for version, name in recorded):
+        why = (
+            "Before the first release the migrations 0001-0004 were replaced by one baseline (0001_baseline); "
+            "a schema built by them cannot be upgraded in place. "
+        )
+    return (
+        f"schema {schema!r} was created by other migrations than this awa ships "
+        f"(recorded: {was}; shipped: {now}). {why}"
+        f"Drop the schema (DROP SCHEMA {sql.Identifier(schema).as_string(None)} CASCADE, which deletes its jobs) "
+        "and migrate again (awa migrate, or Client.migrate())."
+    )
 
 
 def _compose(text: str, schema: str) -> sql.Composed:
@@ -134,7 +211,8 @@ def _applied_plan(schema: str) -> Plan:
     return [r[0] for r in rows]
 
 
-def _bootstrap(schema: str) -> Body:
+def _bootstrap(schema: str, shipped: Sequence[Migration]) -> Body:
+    """Create the schema and ledger; refuse a ledger written by other migrations."""
     ident = sql.Identifier(schema)
     yield _lock(schema)
     yield Statement(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(ident))
@@ -146,6 +224,10 @@ def _bootstrap(schema: str) -> Body:
             " applied_at timestamptz NOT NULL DEFAULT now())"
         ).format(ident)
     )
+    recorded = yield Statement(sql.SQL("SELECT version, name FROM {}.schema_migrations ORDER BY version").format(ident))
+    problem = ledger_mismatch(schema, [(v, n) for v, n in recorded], shipped)
+    if problem:
+        raise MigrationError(problem)
 
 
 def _apply_one(schema: str, migration: Migration) -> Body:
@@ -158,10 +240,12 @@ def _apply_one(schema: str, migration: Migration) -> Body:
     )
     if done:
         return False
-    try:
-        yield Statement(_compose(migration.text, schema))
-    except psycopg.Error as exc:
-        raise MigrationError(f"migration {migration.version:04d}_{migration.name} failed: {exc}") from exc
+    for part, text in migration.parts or ((None, migration.text),):
+        try:
+            yield Statement(_compose(text, schema))
+        except psycopg.Error as exc:
+            where = f" (in {part})" if part else ""
+            raise MigrationError(f"migration {migration.label} failed{where}: {exc}") from exc
     yield Statement(
         sql.SQL("INSERT INTO {}.schema_migrations (version, name) VALUES (%s, %s)").format(ident),
         [migration.version, migration.name],
@@ -172,7 +256,7 @@ def _apply_one(schema: str, migration: Migration) -> Body:
 def _migration_plan(schema: str) -> Plan:
     validate_schema_name(schema)  # before any statement: bad input leaves the database untouched
     migrations = load_migrations()
-    yield Transaction(_bootstrap(schema))
+    yield Transaction(_bootstrap(schema, migrations))
     applied_now: list[int] = []
     for migration in migrations:
         if (yield Transaction(_apply_one(schema, migration))):
@@ -182,7 +266,7 @@ def _migration_plan(schema: str) -> Plan:
 
 def _require_idle(conn: psycopg.Connection | psycopg.AsyncConnection) -> None:
     # Each migration must really commit; inside the caller's transaction the
-    # per-file transactions would silently become savepoints of it.
+    # per-version transactions would silently become savepoints of it.
     status = conn.info.transaction_status
     if status != psycopg.pq.TransactionStatus.IDLE:
         raise ValidationError(

@@ -1,12 +1,5 @@
--- Claims for several queues with per-queue caps in one walk over their lanes.
---
--- 0003's claim_jobs walked the lanes of its queues under one shared cap, so a
--- worker serving N partitions called it N times per round trip (one lane query,
--- one function call and one result set each): at 4 partitions that fixed cost
--- made the claim statement half again as expensive per job as at 1 (see
--- docs/benchmarks.md). claim_jobs_limited takes a cap per queue and walks the
--- lanes of all of them once; claim_jobs stays, with the same signature and
--- results, as a call of it with every queue capped at p_limit.
+-- Claims: one walk over the lanes of every asked-for queue, each queue with
+-- its own cap. The shared-cap claim_jobs is a thin call of it.
 
 -- Claim from several queues at once, each with its own cap (p_limits, same
 -- positions as p_queues; names distinct), and at most p_total in all. One
@@ -79,23 +72,13 @@ BEGIN
         -- intervals competes as if its priority were k levels higher (not
         -- above 1); ties go to the lane whose next job waited longest. Only
         -- computed when asked for.
+        -- OFFSET 0 keeps the lookup in its subquery: pulled up, it would be
+        -- called once per mention in the ORDER BY instead of once per lane.
         LEFT JOIN LATERAL (
-            SELECT j.run_at AS head_run_at
-            FROM __schema__.lane_segments AS g
-            CROSS JOIN LATERAL (
-                SELECT j.run_at FROM __schema__.jobs AS j
-                WHERE j.id BETWEEN g.first_id + (greatest(g.first_seq, coalesce(c.claim_seq, 0) + 1) - g.first_seq)
-                               AND g.first_id + (g.last_seq - g.first_seq)
-                  AND j.state = 'available'
-                  AND j.lane_seq = g.first_seq + (j.id - g.first_id)
-                ORDER BY j.id
-                LIMIT 1
-            ) AS j
+            SELECT __schema__.lane_head_run_at(e.queue, e.priority, e.enqueue_shard, coalesce(c.claim_seq, 0))
+                   AS head_run_at
             WHERE p_aging IS NOT NULL
-              AND g.queue = e.queue AND g.priority = e.priority AND g.enqueue_shard = e.enqueue_shard
-              AND g.last_seq > coalesce(c.claim_seq, 0)
-            ORDER BY g.first_seq
-            LIMIT 1
+            OFFSET 0
         ) AS h ON true
         WHERE e.queue = ANY (p_queues)
           AND p_limits[array_position(p_queues, e.queue)] > 0

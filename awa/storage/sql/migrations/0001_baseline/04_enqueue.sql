@@ -1,0 +1,224 @@
+-- Jobs enter lanes: producers' reservations (batches and single inserts),
+-- and deferred jobs that become due.
+
+-- One round trip before a producer's COPY: register queues, check the
+-- producer's view of enqueue_shards, reserve lane ranges, allocate ids,
+-- record lane segments and queue the wake-ups. Ids are handed back as runs
+-- of consecutive values (id_starts / id_lengths), in lane order.
+CREATE OR REPLACE FUNCTION __schema__.enqueue_reserve(
+    p_queues          text[],
+    p_expected_shards smallint[],
+    p_lane_queue      text[],
+    p_lane_priority   smallint[],
+    p_lane_shard      smallint[],
+    p_lane_count      integer[],
+    p_run_at          timestamptz,
+    p_now             timestamptz,
+    p_id_count        integer,
+    p_channel         text,
+    OUT db_now        timestamptz,
+    OUT scheduled     boolean,
+    OUT shards_ok     boolean,
+    OUT shards        smallint[],
+    OUT lane_starts   bigint[],
+    OUT id_starts     bigint[],
+    OUT id_lengths    integer[]
+)
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_seq regclass;
+    v_ids bigint[];
+BEGIN
+    db_now := coalesce(p_now, pg_catalog.now());
+
+    INSERT INTO __schema__.queues (name)
+    SELECT q FROM unnest(p_queues) AS q ORDER BY q
+    ON CONFLICT (name) DO NOTHING;
+
+    SELECT array_agg(qs.enqueue_shards ORDER BY u.ord) INTO shards
+    FROM unnest(p_queues) WITH ORDINALITY AS u(name, ord)
+    JOIN __schema__.queues AS qs ON qs.name = u.name;
+
+    shards_ok := shards IS NOT DISTINCT FROM p_expected_shards;
+    scheduled := p_run_at IS NOT NULL AND p_run_at > db_now;
+    IF NOT shards_ok THEN
+        RETURN;  -- the producer re-routes with the returned counts and calls again
+    END IF;
+
+    -- Ids for every row, in lane order, handed back as runs of consecutive
+    -- values (ids of one call strictly increase; a run breaks only where
+    -- another session took a cached block in between).
+    v_seq := pg_get_serial_sequence('__schema__.jobs', 'id')::regclass;
+    v_ids := ARRAY(SELECT nextval(v_seq) FROM generate_series(1, p_id_count));
+    IF p_id_count > 0 AND v_ids[p_id_count] - v_ids[1] = p_id_count - 1 THEN
+        id_starts := ARRAY[v_ids[1]];
+        id_lengths := ARRAY[p_id_count];
+    ELSE
+        SELECT array_agg(r.first_id ORDER BY r.pos), array_agg(r.len ORDER BY r.pos)
+        INTO id_starts, id_lengths
+        FROM (
+            SELECT min(u.id) AS first_id, count(*)::integer AS len, min(u.i) AS pos
+            FROM unnest(v_ids) WITH ORDINALITY AS u(id, i)
+            GROUP BY u.id - u.i
+        ) AS r;
+    END IF;
+
+    IF scheduled OR coalesce(cardinality(p_lane_queue), 0) = 0 THEN
+        RETURN;  -- scheduled rows get their lane number when they become due
+    END IF;
+
+    -- The heads stay locked until this transaction ends (bump_enqueue_heads).
+    WITH lanes AS (
+        SELECT l.*, (sum(l.n) OVER (ORDER BY l.ord) - l.n)::integer AS off
+        FROM unnest(p_lane_queue, p_lane_priority, p_lane_shard, p_lane_count)
+            WITH ORDINALITY AS l(queue, priority, enqueue_shard, n, ord)
+    ), bumped AS (
+        SELECT * FROM __schema__.bump_enqueue_heads(p_lane_queue, p_lane_priority, p_lane_shard, p_lane_count)
+    ), started AS (
+        SELECT l.*, b.next_seq - l.n AS start
+        FROM lanes AS l JOIN bumped AS b USING (queue, priority, enqueue_shard)
+    ), runs AS (
+        -- 0-based positions in the id list: run r covers pos .. pos + len - 1
+        SELECT r.first_id, r.len, (sum(r.len) OVER (ORDER BY r.k) - r.len)::integer AS pos
+        FROM unnest(id_starts, id_lengths) WITH ORDINALITY AS r(first_id, len, k)
+    ), segments AS (
+        -- A lane's rows sit at positions off .. off + n - 1; each overlap of a
+        -- lane with a run of consecutive ids is one segment.
+        INSERT INTO __schema__.lane_segments (queue, priority, enqueue_shard, first_seq, last_seq, first_id)
+        SELECT s.queue, s.priority, s.enqueue_shard,
+               s.start + (greatest(s.off, r.pos) - s.off),
+               s.start + (least(s.off + s.n, r.pos + r.len) - 1 - s.off),
+               r.first_id + (greatest(s.off, r.pos) - r.pos)
+        FROM started AS s
+        JOIN runs AS r ON r.pos < s.off + s.n AND r.pos + r.len > s.off
+    )
+    SELECT array_agg(start ORDER BY ord) INTO lane_starts FROM started;
+
+    PERFORM pg_notify(p_channel, t.q)
+    FROM (SELECT DISTINCT unnest(p_lane_queue) AS q) AS t;
+END
+$$;
+
+-- One job in one statement (one round trip in autocommit): the same
+-- reservation as a batch, then a plain INSERT. Returns no row when the
+-- caller's enqueue_shards is stale (it refreshes and calls again).
+CREATE OR REPLACE FUNCTION __schema__.insert_job(
+    p_queue           text,
+    p_expected_shards smallint,
+    p_priority        smallint,
+    p_shard           smallint,
+    p_kind            text,
+    p_args            jsonb,
+    p_max_attempts    smallint,
+    p_tags            text[],
+    p_metadata        jsonb,
+    p_ordering_key    bytea,
+    p_run_at          timestamptz,
+    p_now             timestamptz,
+    p_channel         text
+)
+RETURNS SETOF __schema__.jobs
+LANGUAGE plpgsql AS $$
+DECLARE
+    r record;
+BEGIN
+    SELECT * INTO r FROM __schema__.enqueue_reserve(
+        ARRAY[p_queue], ARRAY[p_expected_shards], ARRAY[p_queue], ARRAY[p_priority], ARRAY[p_shard],
+        ARRAY[1], p_run_at, p_now, 1, p_channel);
+    IF NOT r.shards_ok THEN
+        RETURN;
+    END IF;
+    RETURN QUERY
+    INSERT INTO __schema__.jobs (
+        id, queue, priority, max_attempts, state, enqueue_shard, lane_seq, run_at, created_at,
+        kind, args, tags, metadata, ordering_key)
+    VALUES (
+        r.id_starts[1], p_queue, p_priority, p_max_attempts,
+        CASE WHEN r.scheduled THEN 'scheduled' ELSE 'available' END::__schema__.job_state,
+        p_shard, CASE WHEN r.scheduled THEN NULL ELSE r.lane_starts[1] END,
+        coalesce(p_run_at, r.db_now), r.db_now,
+        p_kind, p_args, p_tags, p_metadata, p_ordering_key)
+    RETURNING *;
+END
+$$;
+
+-- Move locked scheduled/retryable rows into their own lanes with fresh
+-- numbers from the lane head (same commit-order guarantee as producers) and
+-- record the lane segments that lead claimers to them.
+CREATE OR REPLACE FUNCTION __schema__.make_available(p_ids bigint[], p_channel text)
+RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_count  integer;
+    v_queues text[];
+BEGIN
+    SELECT array_agg(DISTINCT queue) INTO v_queues
+    FROM __schema__.jobs
+    WHERE id = ANY (p_ids) AND state IN ('scheduled', 'retryable');
+    IF v_queues IS NULL THEN
+        RETURN 0;
+    END IF;
+
+    WITH moving AS (
+        SELECT id, queue, priority, enqueue_shard, run_at
+        FROM __schema__.jobs
+        WHERE id = ANY (p_ids) AND state IN ('scheduled', 'retryable')
+    ), lanes AS (
+        SELECT queue, priority, enqueue_shard, count(*)::bigint AS n
+        FROM moving GROUP BY queue, priority, enqueue_shard
+    ), bumped AS (
+        SELECT b.*
+        FROM (SELECT array_agg(queue) AS q, array_agg(priority) AS p, array_agg(enqueue_shard) AS s,
+                     array_agg(n::integer) AS n
+              FROM lanes) AS a
+        CROSS JOIN LATERAL __schema__.bump_enqueue_heads(a.q, a.p, a.s, a.n) AS b
+    ), numbered AS (
+        SELECT m.id, m.queue, m.priority, m.enqueue_shard,
+               b.next_seq - l.n - 1
+                 + row_number() OVER (PARTITION BY m.queue, m.priority, m.enqueue_shard
+                                      ORDER BY m.run_at, m.id) AS seq
+        FROM moving AS m
+        JOIN lanes AS l USING (queue, priority, enqueue_shard)
+        JOIN bumped AS b USING (queue, priority, enqueue_shard)
+    ), segments AS (
+        -- Maximal runs where both the lane number and the id go up by one.
+        INSERT INTO __schema__.lane_segments (queue, priority, enqueue_shard, first_seq, last_seq, first_id)
+        SELECT queue, priority, enqueue_shard, min(seq), max(seq), min(id)
+        FROM (
+            SELECT x.*, x.seq - row_number() OVER (PARTITION BY x.queue, x.priority, x.enqueue_shard, x.id - x.seq
+                                                   ORDER BY x.seq) AS island
+            FROM numbered AS x
+        ) AS runs
+        GROUP BY queue, priority, enqueue_shard, id - seq, island
+    )
+    UPDATE __schema__.jobs AS j
+    SET state = 'available', lane_seq = numbered.seq, heartbeat_at = NULL, deadline_at = NULL
+    FROM numbered
+    WHERE j.id = numbered.id;
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+
+    PERFORM pg_notify(p_channel, q) FROM unnest(v_queues) AS q;
+    RETURN v_count;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION __schema__.promote_due(p_now timestamptz, p_limit integer, p_channel text)
+RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_ids bigint[];
+BEGIN
+    SELECT array_agg(id) INTO v_ids FROM (
+        SELECT id FROM __schema__.jobs
+        WHERE state IN ('scheduled', 'retryable')
+          AND run_at <= coalesce(p_now, pg_catalog.now())
+        ORDER BY run_at, id
+        LIMIT p_limit
+        FOR UPDATE SKIP LOCKED
+    ) AS due;
+    IF v_ids IS NULL THEN
+        RETURN 0;
+    END IF;
+    RETURN __schema__.make_available(v_ids, p_channel);
+END
+$$;
