@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Iterable, Iterator
-from operator import getitem as _getitem
 from typing import Any
 
 from awa.errors import ValidationError
-from awa.routing import hashes as _h
-from awa.routing.hashes import KEY_TABLE_LIST as _KEY_TABLE_LIST
-from awa.routing.hashes import MASK64 as _MASK64
-from awa.routing.hashes import PARTITION_HASH_DOMAIN as _DOMAIN
-from awa.routing.hashes import SPLITMIX_MUL_1 as _MUL_1
-from awa.routing.hashes import SPLITMIX_MUL_2 as _MUL_2
-from awa.routing.hashes import _base_hash_bytes as _base_hash
+from awa.routing.hashes import (
+    KEY_TYPE_ERROR,
+    base_hash,
+    coerce_key,
+    coerce_keys,
+    finalize_partition_hash,
+    int_argument,
+    key_list,
+)
 from awa.routing.routed_opts import RoutedOpts
 from awa.routing.schemes import AWA_COMPAT, DEFAULT_SCHEME, RoutingScheme, routing_scheme
 
@@ -37,17 +38,13 @@ _U32_MAX = (1 << 32) - 1
 _U64_MAX = (1 << 64) - 1
 
 
-# An int argument; bool and non-integers are rejected (one rule for the package).
-_int_arg = _h._count
-
-
 def _option(value: object, name: str, *, maximum: int, positive: bool) -> int:
     """Integer option: type, sign and upper bound (awa stores these as u16/u32/u64).
 
     Zero is let through even for ``positive`` options: awa reports zero only
     after its cross-argument checks, and so does ``queue_configs``.
     """
-    number = _int_arg(value, name)
+    number = int_argument(value, name)
     if number < 0:
         raise ValidationError(f"{name} must be {'> 0' if positive else '>= 0'}")
     if number > maximum:
@@ -112,7 +109,7 @@ class PartitionedQueue:
         scheme: RoutingScheme | str = DEFAULT_SCHEME,
     ) -> None:
         # awa checks the count before the name.
-        count = _int_arg(partitions, "partitioned queue partitions")
+        count = int_argument(partitions, "partitioned queue partitions")
         if count <= 0:
             raise ValidationError("partitioned queue partitions must be > 0")
         logical = _check_logical(logical_queue)
@@ -196,34 +193,26 @@ class PartitionedQueue:
 
     def partition_for_key(self, key: object) -> int:
         """Index in :attr:`physical_queues` of the partition a key routes to."""
-        data = _h.coerce_key(key)
+        data = coerce_key(key)
         n = len(self._queues)
         return 0 if n == 1 else self._route(data, n)
 
     def queue_for_key(self, key: object) -> str:
         """The physical queue of a key; the same key always gets the same queue."""
         # Hot path: coerce the two common key types inline and, for the
-        # default scheme, inline the partition hash as well (see
-        # hashes.KEY_TABLES); each Python-level call saved is measurable here.
+        # default scheme, call the two hash functions directly rather than
+        # through the scheme; each Python-level call saved is measurable here.
         if type(key) is str:
             try:
                 data = key.encode()  # type: ignore[union-attr]
             except UnicodeEncodeError as exc:
-                raise ValidationError(_h.KEY_TYPE_ERROR) from exc
+                raise ValidationError(KEY_TYPE_ERROR) from exc
         elif type(key) is bytes:
             data = key  # type: ignore[assignment]
         else:
-            data = _h.coerce_key(key)
+            data = coerce_key(key)
         if self._inline_awa:
-            try:
-                v = (sum(map(_getitem, _KEY_TABLE_LIST[len(data)], data)) & _MASK64) ^ _DOMAIN
-            except (IndexError, TypeError):  # empty key, or longer than the tables
-                v = _base_hash(data) ^ _DOMAIN
-            v ^= v >> 30
-            v = (v * _MUL_1) & _MASK64
-            v ^= v >> 27
-            v = (v * _MUL_2) & _MASK64
-            return self._queues[(v ^ (v >> 31)) % self._count]
+            return self._queues[finalize_partition_hash(base_hash(data)) % self._count]
         queues = self._queues
         n = self._count
         return queues[0] if n == 1 else queues[self._route(data, n)]
@@ -238,10 +227,12 @@ class PartitionedQueue:
         The ordering key travels with the job so per-key FIFO also holds across
         the enqueue shards inside the chosen physical queue.
         """
-        data = _h.coerce_key(key)
-        n = len(self._queues)
-        queue = self._queues[0 if n == 1 else self._route(data, n)]
-        return {"queue": queue, "ordering_key": data}
+        data = coerce_key(key)
+        if self._inline_awa:  # as in queue_for_key
+            index = finalize_partition_hash(base_hash(data)) % self._count
+        else:
+            index = 0 if self._count == 1 else self._route(data, self._count)
+        return {"queue": self._queues[index], "ordering_key": data}
 
     def route_by_index(self, index: int) -> dict[str, Any]:
         """Insert kwargs routed round robin: ``{"queue": ...}``."""
@@ -279,10 +270,10 @@ class PartitionedQueue:
         Each distinct key is encoded and hashed once; short str/bytes keys are
         remembered (bounded), since producers send the same keys batch after batch.
         """
-        items = _h._as_key_list(keys)
+        items = key_list(keys)
         if not set(map(type, items)) <= _HASHABLE_KEY_TYPES:
             # bytearray, memoryview, ...: coerce (and check) first.
-            queue_col, key_col, _, _ = self._route_distinct(_h.coerce_keys(items))
+            queue_col, key_col, _, _ = self._route_distinct(coerce_keys(items))
             return RoutedOpts._own(queue_col, key_col)
         queue_of, bytes_of = self._key_memo
         try:  # every key remembered (the usual case); KeyError also when another thread restarted the memo
@@ -308,7 +299,7 @@ class PartitionedQueue:
         """
         queues = self._queues
         distinct = list(dict.fromkeys(items))
-        data = _h.coerce_keys(distinct)
+        data = coerce_keys(distinct)
         if len(queues) == 1:
             targets = [queues[0]] * len(distinct)
         else:
