@@ -7,30 +7,15 @@ Same names, routes, queue configs and error texts as awa's Python
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 from awa.errors import ValidationError
-from awa.routing.hashes import (
-    KEY_TYPE_ERROR,
-    base_hash,
-    coerce_key,
-    coerce_keys,
-    finalize_partition_hash,
-    int_argument,
-    key_list,
-)
-from awa.routing.routed_opts import RoutedOpts
+from awa.routing.hashes import KEY_TYPE_ERROR, base_hash, coerce_key, finalize_partition_hash, int_argument
+from awa.routing.routed_opts import BatchRouter, RoutedOpts, check_index
 from awa.routing.schemes import AWA_COMPAT, DEFAULT_SCHEME, RoutingScheme, routing_scheme
 
 PHYSICAL_QUEUE_SUFFIX = "__p"
-# Exact key types that can be deduplicated before coercion (str and bytes never
-# compare equal, so a str key and its UTF-8 bytes stay two entries: both route alike).
-_HASHABLE_KEY_TYPES = frozenset((str, bytes))
-# route_by_keys remembers up to this many keys of at most this length.
-_MEMO_KEYS = 16_384
-_MEMO_KEY_LENGTH = 128
 # Physical queue indexes are stored as smallint next to enqueue shards.
 MAX_PHYSICAL_QUEUES = 32767
 _U16_MAX = (1 << 16) - 1
@@ -99,7 +84,7 @@ class PartitionedQueue:
     1 -> N rollout never strands jobs enqueued to the plain name.
     """
 
-    __slots__ = ("_logical", "_queues", "_count", "_scheme", "_route", "_inline_awa", "_hash", "_key_memo")
+    __slots__ = ("_logical", "_queues", "_count", "_scheme", "_route", "_inline_awa", "_hash", "_router")
 
     def __init__(
         self,
@@ -163,9 +148,8 @@ class PartitionedQueue:
         # Only the default scheme with more than one queue takes the inline path.
         setter(self, "_inline_awa", scheme is AWA_COMPAT and len(queues) > 1)
         setter(self, "_hash", hash((logical, queues, scheme.name)))
-        # route_by_keys' memo: key -> physical queue, key -> key bytes. A cache
-        # only: it never changes an answer.
-        setter(self, "_key_memo", ({}, {}))
+        # The batch routes (route_by_keys keeps its memo of keys there).
+        setter(self, "_router", BatchRouter(queues, scheme.partitions_for_keys))
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError("PartitionedQueue is immutable")
@@ -219,7 +203,7 @@ class PartitionedQueue:
 
     def queue_for_index(self, index: int) -> str:
         """Round robin: physical queue ``index % partitions``."""
-        return self._queues[self._index(index) % len(self._queues)]
+        return self._queues[check_index(index) % len(self._queues)]
 
     def route_by_key(self, key: object) -> dict[str, Any]:
         """Insert kwargs routed by key: ``{"queue": ..., "ordering_key": <bytes>}``.
@@ -240,18 +224,6 @@ class PartitionedQueue:
             return {"queue": self._queues[index % self._count]}
         return {"queue": self.queue_for_index(index)}
 
-    @staticmethod
-    def _index(index: object) -> int:
-        if isinstance(index, bool):
-            raise ValidationError("index must be an int; got bool")
-        try:
-            value = operator.index(index)  # type: ignore[arg-type]
-        except TypeError:
-            raise ValidationError(f"index must be an int; got {type(index).__name__}") from None
-        if value < 0:
-            raise ValidationError("index must be >= 0")
-        return value
-
     # -- batch routes --------------------------------------------------------
 
     def partitions_for_keys(self, keys: Iterable[object]) -> list[int]:
@@ -268,74 +240,18 @@ class PartitionedQueue:
         Equal to ``[route_by_key(k) for k in keys]``; kept as two columns
         (queues, keys) that ``enqueue_many_copy`` reads without one dict per job.
         Each distinct key is encoded and hashed once; short str/bytes keys are
-        remembered (bounded), since producers send the same keys batch after batch.
+        remembered (bounded), since producers send the same keys batch after
+        batch (see :class:`~awa.routing.routed_opts.BatchRouter`).
         """
-        items = key_list(keys)
-        if not set(map(type, items)) <= _HASHABLE_KEY_TYPES:
-            # bytearray, memoryview, ...: coerce (and check) first.
-            queue_col, key_col, _, _ = self._route_distinct(coerce_keys(items))
-            return RoutedOpts._own(queue_col, key_col)
-        queue_of, bytes_of = self._key_memo
-        try:  # every key remembered (the usual case); KeyError also when another thread restarted the memo
-            return RoutedOpts._own(list(map(queue_of.__getitem__, items)), list(map(bytes_of.__getitem__, items)))
-        except KeyError:
-            pass
-        queue_col, key_col, distinct, routed = self._route_distinct(items)
-        short = [i for i, k in enumerate(distinct) if len(k) <= _MEMO_KEY_LENGTH]
-        if len(queue_of) + len(short) > _MEMO_KEYS:
-            queue_of.clear()
-            bytes_of.clear()
-        if len(short) <= _MEMO_KEYS:
-            for i in short:
-                bytes_of[distinct[i]] = routed[1][i]
-                queue_of[distinct[i]] = routed[0][i]
-        return RoutedOpts._own(queue_col, key_col)
-
-    def _route_distinct(self, items: list[Any]) -> tuple[list[str], list[bytes], list[Any], tuple[list[str], list[bytes]]]:
-        """Route every item, hashing each distinct one once.
-
-        Returns the queue and key columns, the distinct items, and their
-        (queues, key bytes) in the same order.
-        """
-        queues = self._queues
-        distinct = list(dict.fromkeys(items))
-        data = coerce_keys(distinct)
-        if len(queues) == 1:
-            targets = [queues[0]] * len(distinct)
-        else:
-            targets = list(map(queues.__getitem__, self._scheme.partitions_for_keys(data, len(queues))))
-        if len(distinct) == len(items):
-            return targets, data, distinct, (targets, data)
-        queue_of = dict(zip(distinct, targets))
-        bytes_of = dict(zip(distinct, data))
-        return (
-            list(map(queue_of.__getitem__, items)),
-            list(map(bytes_of.__getitem__, items)),
-            distinct,
-            (targets, data),
-        )
+        return self._router.route_keys(keys)
 
     def route_by_indexes(self, indexes: Iterable[int]) -> RoutedOpts:
         """:meth:`route_by_index` of every index, in order, as a read-only sequence."""
-        return RoutedOpts._own(self.queues_for_indexes(indexes))
+        return self._router.route_indexes(indexes)
 
     def queues_for_indexes(self, indexes: Iterable[int]) -> list[str]:
         """:meth:`queue_for_index` of every index, in order."""
-        queues = self._queues
-        n = len(queues)
-        if type(indexes) is range and indexes.step == 1:
-            # A run of consecutive indexes (a producer's chunk): the partition
-            # names rotated to the first one, repeated, cut to length. No
-            # per-index work; only the first index can be negative.
-            if len(indexes) == 0:
-                return []
-            self._index(indexes.start)
-            first = indexes.start % n
-            cycle = list(queues[first:] + queues[:first])
-            return (cycle * (len(indexes) // n + 1))[: len(indexes)]
-        # Plain non-negative ints take the inline test; anything else is checked
-        # (and worded) by _index.
-        return [queues[(i if type(i) is int and i >= 0 else self._index(i)) % n] for i in indexes]
+        return self._router.queues_for_indexes(indexes)
 
     # -- worker configuration ------------------------------------------------
 
