@@ -219,18 +219,62 @@ def test_batch_functions_equal_scalar(backend: str, keys: list[object]) -> None:
 
 
 @pytest.mark.skipif(not H.HAVE_NUMPY, reason="numpy not installed")
-def test_numpy_path_handles_long_keys_and_pass_boundaries(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("pass_bytes", [1, 2, 97, 98, 1000, H.NUMPY_PASS_BYTES])
+def test_numpy_path_handles_long_keys_and_pass_boundaries(pass_bytes: int) -> None:
     rng = random.Random(3)
     keys = [rng.randbytes(rng.choice([0, 1, 5, 40, 97, 98, 99, 250, 1000])) for _ in range(400)]
     expected = [reference_base_hash(k) for k in keys]
-    # Tiny passes force keys longer than a pass (block hashing) and many
-    # pass boundaries; the result must not move.
-    monkeypatch.setattr(H, "_PASS_BYTES", 97)
-    monkeypatch.setattr(H, "_POWER_TABLES", None)
+    # Small passes force keys longer than a pass (hashed pass by pass) and
+    # many pass boundaries; the result must not move.
+    assert H.base_hashes_array(keys, pass_bytes=pass_bytes).tolist() == expected
     assert ordering_key_hashes64(keys, backend="numpy") == expected
-    monkeypatch.setattr(H, "_PASS_BYTES", 1 << 18)
-    monkeypatch.setattr(H, "_POWER_TABLES", None)
-    assert ordering_key_hashes64(keys, backend="numpy") == expected
+
+
+@pytest.mark.skipif(not H.HAVE_NUMPY, reason="numpy not installed")
+@pytest.mark.parametrize("pass_bytes", [0, -1, True, 2.0])
+def test_pass_bytes_must_be_a_positive_int(pass_bytes: object) -> None:
+    with pytest.raises(ValidationError, match="pass_bytes must be"):
+        H.base_hashes_array([b"a"], pass_bytes=pass_bytes)  # type: ignore[arg-type]
+
+
+# --- the vectorised forms against the scalar forms ------------------------------
+
+
+@pytest.mark.skipif(not H.HAVE_NUMPY, reason="numpy not installed")
+def test_vectorised_base_hash_equals_scalar_base_hash() -> None:
+    rng = random.Random(17)
+    keys = [rng.randbytes(rng.choice([0, 1, 2, 7, 63, 64, 65, 128, 129, 500])) for _ in range(600)]
+    keys += [bytes([255]) * n for n in (1, 64, 65, 300)] + [bytes(n) for n in (1, 64, 65)]
+    assert H.base_hashes_array(keys).tolist() == [H.base_hash(k) for k in keys]
+    assert H.base_hashes_array(H.key_batch(keys)).tolist() == [H.base_hash(k) for k in keys]
+
+
+@pytest.mark.skipif(not H.HAVE_NUMPY, reason="numpy not installed")
+def test_vectorised_finalizer_equals_scalar_finalizer() -> None:
+    import numpy as np
+
+    rng = random.Random(19)
+    edges = [0, 1, MASK, 1 << 63, (1 << 63) - 1, H.PARTITION_HASH_DOMAIN, H.PARTITION_HASH_DOMAIN ^ MASK,
+             H.BASE_HASH_OFFSET]
+    values = edges + [rng.getrandbits(64) for _ in range(2000)]
+    array = np.array(values, dtype=np.uint64)
+    assert H.finalize_partition_hash_array(array).tolist() == [H.finalize_partition_hash(v) for v in values]
+    assert array.tolist() == values  # the input is left alone
+    keys = [f"customer-{i}" for i in range(300)]
+    assert H.partition_hashes_array(keys).tolist() == [
+        H.finalize_partition_hash(H.base_hash(k.encode())) for k in keys
+    ]
+
+
+def test_scalar_finalizer_is_the_contract() -> None:
+    rng = random.Random(23)
+    for value in [0, MASK, 1 << 63, H.PARTITION_HASH_DOMAIN] + [rng.getrandbits(64) for _ in range(500)]:
+        v = value ^ 0x9D4D1B2F53A70C91
+        v ^= v >> 30
+        v = (v * 0xBF58476D1CE4E5B9) % 2**64
+        v ^= v >> 27
+        v = (v * 0x94D049BB133111EB) % 2**64
+        assert H.finalize_partition_hash(value) == v ^ (v >> 31)
 
 
 @pytest.mark.skipif(not H.HAVE_NUMPY, reason="numpy not installed")
@@ -239,13 +283,18 @@ def test_numpy_key_longer_than_default_pass() -> None:
     assert ordering_key_hashes64([b"a", key, b"b"] * 12, backend="numpy")[1] == reference_base_hash(key)
 
 
-def test_numpy_backend_absent_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(H, "_np", None)
-    with pytest.raises(ValidationError, match="numpy is not installed"):
-        ordering_key_hashes64(["a"], backend="numpy")
-    # "auto" silently falls back to the exact pure-Python path.
+def test_numpy_backend_absent_is_reported() -> None:
     keys = [f"k{i}" for i in range(100)]
-    assert ordering_key_hashes64(keys) == [reference_base_hash(k.encode()) for k in keys]
+    with H.numpy_disabled():
+        for call in (lambda: ordering_key_hashes64(["a"], backend="numpy"), lambda: H.base_hashes_array(["a"]),
+                     lambda: H.partition_hashes_array(["a"]), lambda: H.finalize_partition_hash_array([1])):
+            with pytest.raises(ValidationError, match="numpy is not installed"):
+                call()
+        # "auto" silently falls back to the exact pure-Python path.
+        assert ordering_key_hashes64(keys) == [reference_base_hash(k.encode()) for k in keys]
+        assert partitions_for_ordering_keys(keys, 7) == [reference_partition_hash(k.encode()) % 7 for k in keys]
+    if H.HAVE_NUMPY:  # switched back on when the block ends
+        assert ordering_key_hashes64(["a"], backend="numpy") == [reference_base_hash(b"a")]
 
 
 def test_unknown_backend_is_rejected() -> None:
@@ -352,10 +401,46 @@ def test_table_boundaries_match_reference(length: int) -> None:
     rng = random.Random(length)
     for _ in range(20):
         key = rng.randbytes(length)
-        assert ordering_key_hash64(key) == reference_base_hash(key) == H._reference_base_hash(key)
+        assert ordering_key_hash64(key) == reference_base_hash(key) == H.base_hash(key)
+        assert H.base_hash(bytearray(key)) == H.base_hash(memoryview(key)) == reference_base_hash(key)
         assert partition_hash64(key) == reference_partition_hash(key)
         assert H.awa_partition_index(key, 7) == reference_partition_hash(key) % 7
         pq = awa.PartitionedQueue("q", 5)
         assert pq.queue_for_key(key) == pq.physical_queues[reference_partition_hash(key) % 5]
     key = bytes([255]) * length  # largest table entries everywhere
     assert ordering_key_hash64(key) == reference_base_hash(key)
+
+
+# --- the shared argument helpers -----------------------------------------------
+
+
+def test_base_hash_takes_bytes_only() -> None:
+    # Coercion is the callers' job (coerce_key); a str is not silently encoded.
+    for data in ("abc", "x" * 100):
+        with pytest.raises(TypeError):
+            H.base_hash(data)  # type: ignore[arg-type]
+    assert H.base_hash(b"") == 14695981039346656037
+
+
+def test_key_list() -> None:
+    keys = ["a", b"b"]
+    assert H.key_list(keys) is keys
+    assert H.key_list(k for k in keys) == keys
+    assert H.key_list(("a", 1)) == ["a", 1]  # the keys themselves are not checked here
+    for single in ("ab", b"ab", bytearray(b"ab"), memoryview(b"ab")):
+        with pytest.raises(ValidationError, match="^keys must be an iterable of ordering keys, not a single key$"):
+            H.key_list(single)
+    with pytest.raises(ValidationError, match="^keys must be an iterable of ordering keys$"):
+        H.key_list(3)  # type: ignore[arg-type]
+
+
+def test_int_argument() -> None:
+    class Five:
+        def __index__(self) -> int:
+            return 5
+
+    assert H.int_argument(7, "n") == 7 and H.int_argument(-2, "n") == -2
+    assert H.int_argument(Five(), "n") == 5 and type(H.int_argument(Five(), "n")) is int
+    for bad, kind in ((True, "bool"), (2.0, "float"), ("3", "str"), (None, "NoneType")):
+        with pytest.raises(ValidationError, match=f"^count must be an int; got {kind}$"):
+            H.int_argument(bad, "count")

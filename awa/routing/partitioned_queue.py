@@ -7,38 +7,20 @@ Same names, routes, queue configs and error texts as awa's Python
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Iterable, Iterator
-from operator import getitem as _getitem
 from typing import Any
 
 from awa.errors import ValidationError
-from awa.routing import hashes as _h
-from awa.routing.hashes import KEY_TABLE_LIST as _KEY_TABLE_LIST
-from awa.routing.hashes import MASK64 as _MASK64
-from awa.routing.hashes import PARTITION_HASH_DOMAIN as _DOMAIN
-from awa.routing.hashes import SPLITMIX_MUL_1 as _MUL_1
-from awa.routing.hashes import SPLITMIX_MUL_2 as _MUL_2
-from awa.routing.hashes import _base_hash_bytes as _base_hash
-from awa.routing.routed_opts import RoutedOpts
+from awa.routing.hashes import KEY_TYPE_ERROR, base_hash, coerce_key, finalize_partition_hash, int_argument
+from awa.routing.routed_opts import BatchRouter, RoutedOpts, check_index
 from awa.routing.schemes import AWA_COMPAT, DEFAULT_SCHEME, RoutingScheme, routing_scheme
 
 PHYSICAL_QUEUE_SUFFIX = "__p"
-# Exact key types that can be deduplicated before coercion (str and bytes never
-# compare equal, so a str key and its UTF-8 bytes stay two entries: both route alike).
-_HASHABLE_KEY_TYPES = frozenset((str, bytes))
-# route_by_keys remembers up to this many keys of at most this length.
-_MEMO_KEYS = 16_384
-_MEMO_KEY_LENGTH = 128
 # Physical queue indexes are stored as smallint next to enqueue shards.
 MAX_PHYSICAL_QUEUES = 32767
 _U16_MAX = (1 << 16) - 1
 _U32_MAX = (1 << 32) - 1
 _U64_MAX = (1 << 64) - 1
-
-
-# An int argument; bool and non-integers are rejected (one rule for the package).
-_int_arg = _h._count
 
 
 def _option(value: object, name: str, *, maximum: int, positive: bool) -> int:
@@ -47,7 +29,7 @@ def _option(value: object, name: str, *, maximum: int, positive: bool) -> int:
     Zero is let through even for ``positive`` options: awa reports zero only
     after its cross-argument checks, and so does ``queue_configs``.
     """
-    number = _int_arg(value, name)
+    number = int_argument(value, name)
     if number < 0:
         raise ValidationError(f"{name} must be {'> 0' if positive else '>= 0'}")
     if number > maximum:
@@ -102,7 +84,7 @@ class PartitionedQueue:
     1 -> N rollout never strands jobs enqueued to the plain name.
     """
 
-    __slots__ = ("_logical", "_queues", "_count", "_scheme", "_route", "_inline_awa", "_hash", "_key_memo")
+    __slots__ = ("_logical", "_queues", "_count", "_scheme", "_route", "_inline_awa", "_hash", "_router")
 
     def __init__(
         self,
@@ -112,7 +94,7 @@ class PartitionedQueue:
         scheme: RoutingScheme | str = DEFAULT_SCHEME,
     ) -> None:
         # awa checks the count before the name.
-        count = _int_arg(partitions, "partitioned queue partitions")
+        count = int_argument(partitions, "partitioned queue partitions")
         if count <= 0:
             raise ValidationError("partitioned queue partitions must be > 0")
         logical = _check_logical(logical_queue)
@@ -166,9 +148,8 @@ class PartitionedQueue:
         # Only the default scheme with more than one queue takes the inline path.
         setter(self, "_inline_awa", scheme is AWA_COMPAT and len(queues) > 1)
         setter(self, "_hash", hash((logical, queues, scheme.name)))
-        # route_by_keys' memo: key -> physical queue, key -> key bytes. A cache
-        # only: it never changes an answer.
-        setter(self, "_key_memo", ({}, {}))
+        # The batch routes (route_by_keys keeps its memo of keys there).
+        setter(self, "_router", BatchRouter(queues, scheme.partitions_for_keys))
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError("PartitionedQueue is immutable")
@@ -196,41 +177,33 @@ class PartitionedQueue:
 
     def partition_for_key(self, key: object) -> int:
         """Index in :attr:`physical_queues` of the partition a key routes to."""
-        data = _h.coerce_key(key)
+        data = coerce_key(key)
         n = len(self._queues)
         return 0 if n == 1 else self._route(data, n)
 
     def queue_for_key(self, key: object) -> str:
         """The physical queue of a key; the same key always gets the same queue."""
         # Hot path: coerce the two common key types inline and, for the
-        # default scheme, inline the partition hash as well (see
-        # hashes.KEY_TABLES); each Python-level call saved is measurable here.
+        # default scheme, call the two hash functions directly rather than
+        # through the scheme; each Python-level call saved is measurable here.
         if type(key) is str:
             try:
                 data = key.encode()  # type: ignore[union-attr]
             except UnicodeEncodeError as exc:
-                raise ValidationError(_h.KEY_TYPE_ERROR) from exc
+                raise ValidationError(KEY_TYPE_ERROR) from exc
         elif type(key) is bytes:
             data = key  # type: ignore[assignment]
         else:
-            data = _h.coerce_key(key)
+            data = coerce_key(key)
         if self._inline_awa:
-            try:
-                v = (sum(map(_getitem, _KEY_TABLE_LIST[len(data)], data)) & _MASK64) ^ _DOMAIN
-            except (IndexError, TypeError):  # empty key, or longer than the tables
-                v = _base_hash(data) ^ _DOMAIN
-            v ^= v >> 30
-            v = (v * _MUL_1) & _MASK64
-            v ^= v >> 27
-            v = (v * _MUL_2) & _MASK64
-            return self._queues[(v ^ (v >> 31)) % self._count]
+            return self._queues[finalize_partition_hash(base_hash(data)) % self._count]
         queues = self._queues
         n = self._count
         return queues[0] if n == 1 else queues[self._route(data, n)]
 
     def queue_for_index(self, index: int) -> str:
         """Round robin: physical queue ``index % partitions``."""
-        return self._queues[self._index(index) % len(self._queues)]
+        return self._queues[check_index(index) % len(self._queues)]
 
     def route_by_key(self, key: object) -> dict[str, Any]:
         """Insert kwargs routed by key: ``{"queue": ..., "ordering_key": <bytes>}``.
@@ -238,28 +211,18 @@ class PartitionedQueue:
         The ordering key travels with the job so per-key FIFO also holds across
         the enqueue shards inside the chosen physical queue.
         """
-        data = _h.coerce_key(key)
-        n = len(self._queues)
-        queue = self._queues[0 if n == 1 else self._route(data, n)]
-        return {"queue": queue, "ordering_key": data}
+        data = coerce_key(key)
+        if self._inline_awa:  # as in queue_for_key
+            index = finalize_partition_hash(base_hash(data)) % self._count
+        else:
+            index = 0 if self._count == 1 else self._route(data, self._count)
+        return {"queue": self._queues[index], "ordering_key": data}
 
     def route_by_index(self, index: int) -> dict[str, Any]:
         """Insert kwargs routed round robin: ``{"queue": ...}``."""
         if index.__class__ is int and index >= 0:  # the common case, checked inline (a dict per job: keep it short)
             return {"queue": self._queues[index % self._count]}
         return {"queue": self.queue_for_index(index)}
-
-    @staticmethod
-    def _index(index: object) -> int:
-        if isinstance(index, bool):
-            raise ValidationError("index must be an int; got bool")
-        try:
-            value = operator.index(index)  # type: ignore[arg-type]
-        except TypeError:
-            raise ValidationError(f"index must be an int; got {type(index).__name__}") from None
-        if value < 0:
-            raise ValidationError("index must be >= 0")
-        return value
 
     # -- batch routes --------------------------------------------------------
 
@@ -277,74 +240,18 @@ class PartitionedQueue:
         Equal to ``[route_by_key(k) for k in keys]``; kept as two columns
         (queues, keys) that ``enqueue_many_copy`` reads without one dict per job.
         Each distinct key is encoded and hashed once; short str/bytes keys are
-        remembered (bounded), since producers send the same keys batch after batch.
+        remembered (bounded), since producers send the same keys batch after
+        batch (see :class:`~awa.routing.routed_opts.BatchRouter`).
         """
-        items = _h._as_key_list(keys)
-        if not set(map(type, items)) <= _HASHABLE_KEY_TYPES:
-            # bytearray, memoryview, ...: coerce (and check) first.
-            queue_col, key_col, _, _ = self._route_distinct(_h.coerce_keys(items))
-            return RoutedOpts._own(queue_col, key_col)
-        queue_of, bytes_of = self._key_memo
-        try:  # every key remembered (the usual case); KeyError also when another thread restarted the memo
-            return RoutedOpts._own(list(map(queue_of.__getitem__, items)), list(map(bytes_of.__getitem__, items)))
-        except KeyError:
-            pass
-        queue_col, key_col, distinct, routed = self._route_distinct(items)
-        short = [i for i, k in enumerate(distinct) if len(k) <= _MEMO_KEY_LENGTH]
-        if len(queue_of) + len(short) > _MEMO_KEYS:
-            queue_of.clear()
-            bytes_of.clear()
-        if len(short) <= _MEMO_KEYS:
-            for i in short:
-                bytes_of[distinct[i]] = routed[1][i]
-                queue_of[distinct[i]] = routed[0][i]
-        return RoutedOpts._own(queue_col, key_col)
-
-    def _route_distinct(self, items: list[Any]) -> tuple[list[str], list[bytes], list[Any], tuple[list[str], list[bytes]]]:
-        """Route every item, hashing each distinct one once.
-
-        Returns the queue and key columns, the distinct items, and their
-        (queues, key bytes) in the same order.
-        """
-        queues = self._queues
-        distinct = list(dict.fromkeys(items))
-        data = _h.coerce_keys(distinct)
-        if len(queues) == 1:
-            targets = [queues[0]] * len(distinct)
-        else:
-            targets = list(map(queues.__getitem__, self._scheme.partitions_for_keys(data, len(queues))))
-        if len(distinct) == len(items):
-            return targets, data, distinct, (targets, data)
-        queue_of = dict(zip(distinct, targets))
-        bytes_of = dict(zip(distinct, data))
-        return (
-            list(map(queue_of.__getitem__, items)),
-            list(map(bytes_of.__getitem__, items)),
-            distinct,
-            (targets, data),
-        )
+        return self._router.route_keys(keys)
 
     def route_by_indexes(self, indexes: Iterable[int]) -> RoutedOpts:
         """:meth:`route_by_index` of every index, in order, as a read-only sequence."""
-        return RoutedOpts._own(self.queues_for_indexes(indexes))
+        return self._router.route_indexes(indexes)
 
     def queues_for_indexes(self, indexes: Iterable[int]) -> list[str]:
         """:meth:`queue_for_index` of every index, in order."""
-        queues = self._queues
-        n = len(queues)
-        if type(indexes) is range and indexes.step == 1:
-            # A run of consecutive indexes (a producer's chunk): the partition
-            # names rotated to the first one, repeated, cut to length. No
-            # per-index work; only the first index can be negative.
-            if len(indexes) == 0:
-                return []
-            self._index(indexes.start)
-            first = indexes.start % n
-            cycle = list(queues[first:] + queues[:first])
-            return (cycle * (len(indexes) // n + 1))[: len(indexes)]
-        # Plain non-negative ints take the inline test; anything else is checked
-        # (and worded) by _index.
-        return [queues[(i if type(i) is int and i >= 0 else self._index(i)) % n] for i in indexes]
+        return self._router.queues_for_indexes(indexes)
 
     # -- worker configuration ------------------------------------------------
 

@@ -21,7 +21,16 @@ from typing import Any
 import xxhash
 
 from awa.errors import ValidationError
-from awa.routing import hashes as _h
+from awa.routing.hashes import (
+    awa_partition_index,
+    base_hash,
+    coerce_key,
+    coerce_keys,
+    int_argument,
+    key_list,
+    partitions_for_ordering_keys,
+    shards_for_ordering_keys,
+)
 
 #: xxh3 seeds of the XXH3 scheme (ASCII "awa-shrd" and "awa-part").  Part of
 #: the contract: changing them re-routes every key.
@@ -87,28 +96,28 @@ class RoutingScheme:
         return self._awa_compatible
 
     def shard_for_key(self, key: object, shards: int) -> int:
-        shards = _h._count(shards, "shards")
-        data = _h.coerce_key(key)
+        shards = int_argument(shards, "shards")
+        data = coerce_key(key)
         return 0 if shards <= 1 else self.shard_index(data, shards)
 
     def partition_for_key(self, key: object, partitions: int) -> int:
-        partitions = _h._count(partitions, "partitions")
-        data = _h.coerce_key(key)
+        partitions = int_argument(partitions, "partitions")
+        data = coerce_key(key)
         return 0 if partitions <= 1 else self.partition_index(data, partitions)
 
     def shards_for_keys(self, keys: Iterable[object], shards: int) -> list[int]:
-        shards = _h._count(shards, "shards")
-        items = _h._as_key_list(keys)
+        shards = int_argument(shards, "shards")
+        items = key_list(keys)
         if shards <= 1:
-            _h.coerce_keys(items)  # still reject bad keys
+            coerce_keys(items)  # still reject bad keys
             return [0] * len(items)
         return self._shards_batch(items, shards)
 
     def partitions_for_keys(self, keys: Iterable[object], partitions: int) -> list[int]:
-        partitions = _h._count(partitions, "partitions")
-        items = _h._as_key_list(keys)
+        partitions = int_argument(partitions, "partitions")
+        items = key_list(keys)
         if partitions <= 1:
-            _h.coerce_keys(items)
+            coerce_keys(items)
             return [0] * len(items)
         return self._partitions_batch(items, partitions)
 
@@ -123,19 +132,19 @@ class RoutingScheme:
 # --- awa-compatible ---------------------------------------------------------
 
 
-_awa_partition = _h.awa_partition_index
+_awa_partition = awa_partition_index
 
 
 def _awa_shard(data: bytes, shards: int) -> int:
-    return _h._base_hash_bytes(data) % shards
+    return base_hash(data) % shards
 
 
 def _awa_partitions_batch(items: list[Any], partitions: int) -> list[int]:
-    return _h.partitions_for_ordering_keys(items, partitions)
+    return partitions_for_ordering_keys(items, partitions)
 
 
 def _awa_shards_batch(items: list[Any], shards: int) -> list[int]:
-    return _h.shards_for_ordering_keys(items, shards)
+    return shards_for_ordering_keys(items, shards)
 
 
 AWA_COMPAT = RoutingScheme(
@@ -164,7 +173,7 @@ def _xxh3_shard(data: bytes, shards: int) -> int:
 
 def _xxh3_batch(seed: int) -> _BatchRoute:
     def route(items: list[Any], modulus: int) -> list[int]:
-        return [_xxh3(k, seed) % modulus for k in _h.coerce_keys(items)]
+        return [_xxh3(k, seed) % modulus for k in coerce_keys(items)]
 
     return route
 
@@ -183,12 +192,12 @@ XXH3 = RoutingScheme(
 
 
 def _correlated_partition(data: bytes, partitions: int) -> int:
-    return _h._base_hash_bytes(data) % partitions
+    return base_hash(data) % partitions
 
 
 def _correlated_partitions_batch(items: list[Any], partitions: int) -> list[int]:
     # Deliberately the *shard* function applied to the partition count.
-    return _h.shards_for_ordering_keys(items, partitions)
+    return shards_for_ordering_keys(items, partitions)
 
 
 CORRELATED_VERIFICATION_ONLY = RoutingScheme(
