@@ -64,12 +64,8 @@ def measure(keys: list[str], rounds: int) -> dict[str, Any]:
 
     def batch_python() -> list[str]:
         # Same routing with numpy switched off: the exact pure-Python fallback.
-        saved = H._np
-        H._np = None
-        try:
+        with H.numpy_disabled():
             return pq.queues_for_keys(keys)
-        finally:
-            H._np = saved
 
     cases: dict[str, Callable[[], Any]] = {
         "baseline per-byte loop": lambda: [naive_queue_for_key(queues, k) for k in keys],

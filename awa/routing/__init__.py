@@ -3,7 +3,7 @@
 Pure Python, no database.  The awa-compatible functions here are a
 cross-language contract (see docs/adr/0002-routing-hash-contract.md): the same
 key bytes give the same shard and partition in every producer, including the
-SQL twins in ``awa/storage/sql/migrations/0001_routing_functions.sql``.
+SQL twins in ``awa/storage/sql/migrations/0001_baseline/01_routing.sql``.
 """
 
 from __future__ import annotations
