@@ -16,6 +16,21 @@ class ValidationError(AwaError, ValueError):
     """Bad input. Raised before anything is written to the database."""
 
 
+class PartitionCountMismatch(ValidationError):
+    """A producer or worker uses another partition count than the one
+    registered for the logical queue (``awa queue partitions``)."""
+
+    def __init__(self, logical_queue: str, registered: int, used: int, who: str = "this producer") -> None:
+        super().__init__(
+            f"logical queue {logical_queue!r} is registered with {registered} partitions, but {who} uses {used}; "
+            f"route with PartitionedQueue({logical_queue!r}, {registered}), or drain the queue and record the new "
+            f"count with `awa queue partitions {logical_queue} {used}`"
+        )
+        self.logical_queue = logical_queue
+        self.registered = registered
+        self.used = used
+
+
 class DatabaseUnavailable(AwaError):
     """The database could not be reached; the message never contains a password."""
 
@@ -24,4 +39,4 @@ class MigrationError(AwaError):
     """A schema migration could not be applied."""
 
 
-__all__ = ["AwaError", "ValidationError", "DatabaseUnavailable", "MigrationError"]
+__all__ = ["AwaError", "ValidationError", "PartitionCountMismatch", "DatabaseUnavailable", "MigrationError"]

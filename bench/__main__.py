@@ -58,7 +58,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--only",
         action="append",
-        choices=("producer", "e2e", "routing"),
+        choices=("producer", "e2e", "routing", "retention"),
         help="run only these parts (repeatable; default all)",
     )
     p.add_argument("--no-awa-pg", action="store_true", help="skip the awa-pg side")
@@ -72,12 +72,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help="end-to-end worker processes, comma separated (default 1,2: one process, and one per core of a 2-core machine)",
     )
+    p.add_argument("--stored", type=int, default=None, help="retention: finished rows stored for the reads (default 1000000)")
+    p.add_argument("--backlog", type=int, default=None, help="retention: available jobs stored for the reads (default 20000)")
+    p.add_argument("--retention-jobs", type=int, default=None, help="retention: jobs of the steady-state run (default 1000000)")
+    p.add_argument("--retention-seconds", type=float, default=20.0, help="retention: completed retention in the steady-state run")
+    p.add_argument("--sample-every", type=float, default=10.0, help="retention: seconds between table-size samples")
+    p.add_argument("--pair-rounds", type=int, default=None, help="retention: paired with/without rounds (default 5)")
+    p.add_argument("--round-jobs", type=int, default=None, help="retention: jobs per paired round (default 50000)")
+    p.add_argument("--retention-parts", default="reads,steady,pairs", help="retention: comma-separated parts to run")
     p.add_argument("--database-url", default=None, help="server to use (default DATABASE_URL, else embedded PostgreSQL 18)")
     p.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
     args.only = set(args.only or ("producer", "e2e", "routing"))
+    args.stored = args.stored or (20000 if args.quick else 1_000_000)
+    args.backlog = args.backlog or (2000 if args.quick else 20_000)
+    args.retention_jobs = args.retention_jobs or (20000 if args.quick else 1_000_000)
+    args.pair_rounds = args.pair_rounds or (1 if args.quick else 5)
+    args.round_jobs = args.round_jobs or (4000 if args.quick else 50_000)
+    args.retention_parts = set(args.retention_parts.split(","))
     args.jobs = args.jobs or (2000 if args.quick else 20000)
     args.chunk = args.chunk or (500 if args.quick else 2000)
     args.workers = args.workers or (64 if args.quick else 256)
@@ -656,6 +670,13 @@ def _routing_markdown(routing: Any) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if "retention" in args.only:
+        if args.only != {"retention"}:
+            log("bench: --only retention runs alone (it needs the machine for minutes); run the others separately")
+            return 2
+        from bench import retention as retention_bench
+
+        return retention_bench.main(args)
     plots_ok = False if args.no_plots else ensure_bench_extra()
     awa_pg = prepare_awa_pg(enabled=not args.no_awa_pg, log=log)
     if not awa_pg.available:

@@ -146,7 +146,7 @@ def _start_worker(database_url: str, handler_dir: Path) -> subprocess.Popen:
     while time.monotonic() < deadline:
         line = proc.stderr.readline()
         seen.append(line)
-        if line.startswith("working "):
+        if "awa.cli.work: working " in line:  # a log line: timestamp, level, logger, message
             return proc
         if not line and proc.poll() is not None:
             break

@@ -34,7 +34,7 @@ throwaway PostgreSQL for the duration of one command instead.
 
 def build_parser() -> argparse.ArgumentParser:
     from awa.version import __version__
-    from awa.cli import dlq, enqueue, migrate, queue, stats, work
+    from awa.cli import dlq, enqueue, jobs, logs, migrate, queue, stats, work
 
     parser = argparse.ArgumentParser(
         prog="awa",
@@ -43,8 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"awa {__version__}")
+    logs.add_options(parser)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (migrate, enqueue, work, stats, queue, dlq):
+    for module in (migrate, enqueue, work, stats, queue, dlq, jobs):
         module.register(subparsers)
     return parser
 
@@ -67,6 +68,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 0) if not isinstance(exc.code, str) else EXIT_USAGE
 
     try:
+        from awa.cli import logs
+
+        logs.configure(args)
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         _error("interrupted")

@@ -14,6 +14,8 @@ EXIT_OK = 0
 EXIT_FAILURE = 1  # the command ran and something went wrong (job failed to insert, check failed, ...)
 EXIT_USAGE = 2  # bad arguments or bad input; nothing was changed (argparse uses 2 as well)
 EXIT_DB_UNAVAILABLE = 3  # no database configured, or it cannot be reached
+EXIT_RETRIES_PENDING = 4  # awa work --until-empty: only jobs waiting for a retry are left
+EXIT_MAX_WAIT = 5  # awa work --until-empty --max-wait: the queues were not empty in time
 EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
 
 EXIT_CODES_HELP = f"""\
@@ -22,6 +24,8 @@ exit codes:
   {EXIT_FAILURE}    runtime failure (the command ran and failed)
   {EXIT_USAGE}    usage or input error (nothing was changed)
   {EXIT_DB_UNAVAILABLE}    database not configured or unreachable
+  {EXIT_RETRIES_PENDING}    awa work --until-empty: only jobs waiting for a retry are left
+  {EXIT_MAX_WAIT}    awa work --until-empty --max-wait: the queues were not empty in time
   {EXIT_INTERRUPTED}  interrupted (Ctrl-C)
 """
 
@@ -50,6 +54,9 @@ def progress(message: str) -> None:
 
 
 def add_database_options(parser: argparse.ArgumentParser) -> None:
+    from awa.cli import logs
+
+    logs.add_options(parser)  # every command that reaches a database also logs
     group = parser.add_argument_group("database")
     group.add_argument(
         "--database-url",

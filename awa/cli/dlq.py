@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from awa.cli import table
+from awa.cli.jobs import last_error
 from awa.cli.common import EXIT_FAILURE, add_database_options, open_client, open_database, progress, usage_error
 
 _PAGE = 500
@@ -74,7 +75,7 @@ def _entry_dict(entry: Any) -> dict[str, Any]:
         "reason": entry.reason,
         "dlq_at": entry.dlq_at.isoformat(),
         "args": job.args,
-        "last_error": (job.errors[-1].get("error") if job.errors and isinstance(job.errors[-1], dict) else None),
+        "last_error": last_error(job),  # the last line: the exception, not "Traceback (most recent call last):"
     }
 
 

@@ -221,7 +221,12 @@ def run(args: argparse.Namespace) -> int:
     routed = route(lines, args.partitions, scheme.name)
 
     with open_database(args) as db, open_client(db, max_connections=1) as client:
+        logical = sorted({line.queue for line in lines})
+        _check_widths(client, logical, args.partitions)
         ids = _insert(client, lines, routed, args)
+        if args.partitions > 1:
+            for queue in logical:  # the first producer records the width
+                client.register_partitions(queue, args.partitions)
 
     per_queue = Counter(r["queue"] for r in routed)
     if args.print_ids:
@@ -233,6 +238,23 @@ def run(args: argparse.Namespace) -> int:
         for queue, count in sorted(per_queue.items()):
             print(f"  {queue}: {count}")
     return 0
+
+
+def _check_widths(client: Any, logical: list[str], partitions: int) -> None:
+    """Refuse a width other than the registered one (nothing is written); warn
+    when a registered partitioned queue is written to as a plain queue."""
+    from awa.errors import PartitionCountMismatch
+
+    registered = client.queue_partitions()
+    for queue in logical:
+        width = registered.get(queue)
+        if width is None or width == partitions:
+            continue
+        if partitions == 1:
+            progress(f"warning: {queue} is registered with {width} partitions; without --partitions {width} "
+                     f"every job goes to its partition 0")
+            continue
+        raise usage_error(str(PartitionCountMismatch(queue, width, partitions, "--partitions")))
 
 
 def _chunks(lines: list[Line], size: int):

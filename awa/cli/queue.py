@@ -7,6 +7,7 @@ is a logical queue and the action applies to all N of its physical queues.
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from awa.cli.common import add_database_options, open_client, open_database, usage_error
@@ -46,6 +47,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_database_options(dlq)
     dlq.set_defaults(func=run, apply=lambda c, q, a: c.set_queue_dlq(q, a.state == "on"), done="set dlq of")
 
+    width = actions.add_parser(
+        "partitions",
+        help="show or record the partition count of a logical queue (the registry producers and workers check)",
+        description="With N: record that logical queue NAME has N partitions (NAME, NAME__p1 .. NAME__p{N-1}). "
+        "Producers (client.partitioned_queue, awa enqueue --partitions) and workers compare their width with it. "
+        "Without N: print the recorded count. Changing the count does not move jobs: drain first "
+        "(see docs/operations.md, Repartitioning).",
+    )
+    width.add_argument("name", metavar="NAME", help="logical queue")
+    width.add_argument("partitions", nargs="?", type=int, metavar="N", help="its number of partitions")
+    add_database_options(width)
+    width.set_defaults(func=run_partitions)
+
     rescue = subparsers.add_parser(
         "rescue",
         help="one maintenance pass: rescue stale or overdue running jobs, promote due ones",
@@ -72,6 +86,26 @@ def run(args: argparse.Namespace) -> int:
         for queue in targets:
             args.apply(client, queue, args)
     print(f"{args.done} {len(targets)} queue(s): {', '.join(targets)}")
+    return 0
+
+
+def run_partitions(args: argparse.Namespace) -> int:
+    from awa.cli.stats import stranded
+
+    with open_database(args) as db, open_client(db, max_connections=1) as client:
+        if args.partitions is None:
+            width = client.queue_partitions(args.name).get(args.name)
+            if width is None:
+                print(f"no partition count recorded for {args.name}")
+                return 1
+            print(f"{args.name}: {width} partitions")
+            return 0
+        before = client.set_queue_partitions(args.name, args.partitions)
+        left = stranded(client.queue_stats(), args.name, args.partitions)
+    was = "" if before is None else f" (was {before})"
+    print(f"{args.name}: {args.partitions} partitions{was}")
+    for queue, n in left:
+        print(f"warning: {n} unfinished job(s) in {queue}, outside the new width", file=sys.stderr)
     return 0
 
 

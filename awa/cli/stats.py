@@ -24,8 +24,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--queue", "-q", action="append", default=[], metavar="NAME",
                         help="only this queue (repeatable); default: every queue")
-    parser.add_argument("--partitions", "-p", type=int, default=1, metavar="N",
-                        help="treat each --queue as a logical queue with N partitions")
+    parser.add_argument("--partitions", "-p", type=int, default=None, metavar="N",
+                        help="treat each --queue as a logical queue with N partitions (default: the count recorded "
+                             "with awa queue partitions, else 1); jobs left in partitions N and above are listed")
     parser.add_argument("--watch", "-w", nargs="?", type=float, const=2.0, default=None, metavar="SECONDS",
                         help="refresh every SECONDS (default 2) until Ctrl-C")
     parser.add_argument("--count", type=int, default=None, metavar="N", help="with --watch: stop after N refreshes")
@@ -34,13 +35,53 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def selected_queues(args: argparse.Namespace) -> list[tuple[str, list[str]]] | None:
+def selected_queues(args: argparse.Namespace, registered: dict[str, int] | None = None) -> list[tuple[str, list[str]]] | None:
     """``[(logical, [physical, ...]), ...]`` or None for every queue."""
     if not args.queue:
         return None
     from awa.routing import PartitionedQueue
 
-    return [(name, PartitionedQueue(name, args.partitions).physical_queues) for name in args.queue]
+    def width(name: str) -> int:
+        if args.partitions is not None:
+            return args.partitions
+        return (registered or {}).get(name, 1)
+
+    return [(name, PartitionedQueue(name, width(name)).physical_queues) for name in args.queue]
+
+
+def stranded(stats: list[Any], logical: str, width: int) -> list[tuple[str, int]]:
+    """Physical queues ``logical__pK`` with K >= ``width`` that hold unfinished jobs."""
+    import re
+
+    from awa.routing.partitioned_queue import PHYSICAL_QUEUE_SUFFIX
+
+    pattern = re.compile(re.escape(logical + PHYSICAL_QUEUE_SUFFIX) + r"([1-9][0-9]*)")
+    out = []
+    for stat in stats:
+        match = pattern.fullmatch(stat.queue)
+        waiting = stat.scheduled + stat.available + stat.running + stat.retryable
+        if match and int(match.group(1)) >= width and waiting:
+            out.append((stat.queue, waiting))
+    return sorted(out, key=lambda item: int(item[0].rsplit(PHYSICAL_QUEUE_SUFFIX, 1)[1]))
+
+
+def stranded_lines(client: Any, groups: list[tuple[str, list[str]]] | None) -> list[str]:
+    """Warnings for jobs outside each selected logical queue's width."""
+    if not groups:
+        return []
+    every = client.queue_stats()
+    registered = client.queue_partitions()
+    lines = []
+    for logical, physical in groups:
+        left = stranded(every, logical, len(physical))
+        if left:
+            total = sum(n for _, n in left)
+            names = ", ".join(f"{q} ({n})" for q, n in left)
+            recorded = registered.get(logical)
+            note = f"; its recorded count is {recorded}" if recorded is not None else ""
+            lines.append(f"warning: {total} unfinished job(s) of {logical} sit outside its {len(physical)} "
+                         f"partitions: {names}{note}")
+    return lines
 
 
 def collect(client: Any, groups: list[tuple[str, list[str]]] | None) -> list[Any]:
@@ -111,18 +152,18 @@ def as_json(stats: list[Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.partitions < 1:
+    if args.partitions is not None and args.partitions < 1:
         raise usage_error("--partitions must be >= 1")
-    if args.partitions > 1 and not args.queue:
+    if args.partitions is not None and args.partitions > 1 and not args.queue:
         raise usage_error("--partitions needs --queue LOGICAL (which queue is partitioned?)")
     if args.watch is not None and args.watch <= 0:
         raise usage_error("--watch interval must be > 0 seconds")
     if args.count is not None and args.count < 1:
         raise usage_error("--count must be >= 1")
-    groups = selected_queues(args)
     interactive = sys.stdout.isatty() and not args.json
 
     with open_database(args) as db, open_client(db, max_connections=1) as client:
+        groups = selected_queues(args, client.queue_partitions() if args.queue else None)
         refreshes = 0
         while True:
             stats = collect(client, groups)
@@ -134,6 +175,8 @@ def run(args: argparse.Namespace) -> int:
                 if args.watch is not None:
                     print(f"{dt.datetime.now().strftime('%H:%M:%S')}  every {args.watch:g}s, Ctrl-C to stop\n")
                 print(render(stats, groups), flush=True)
+                for line in stranded_lines(client, groups):
+                    print(line, file=sys.stderr, flush=True)
             refreshes += 1
             if args.watch is None or (args.count is not None and refreshes >= args.count):
                 return 0

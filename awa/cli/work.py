@@ -35,7 +35,16 @@ from a TOML/JSON config file (``--config``)::
 Every capacity number is per physical queue, i.e. per partition, except in
 ``shared_slots`` entries (``--shared-slots``), where it is per logical queue.
 SIGTERM or Ctrl-C stop claiming and give running jobs --shutdown-timeout
-seconds to finish (exit 0 for SIGTERM or --until-empty, 130 for Ctrl-C).
+seconds to finish (exit 0 for SIGTERM, 130 for Ctrl-C).
+
+``--until-empty`` exits 0 once the served queues hold no scheduled,
+available, retryable or running job; exits 4 when only jobs waiting for a
+retry are left (nothing available or running for --retry-grace seconds);
+with ``--max-wait SECONDS`` it exits 5 when the queues are not empty by then.
+Each failed attempt is logged once (kind, id, queue, attempt/max, the error's
+last line, the next attempt's time); the status line counts them.
+``--metrics-port PORT`` serves the OpenTelemetry metrics for Prometheus at
+http://127.0.0.1:PORT/metrics (needs the ``metrics`` extra).
 """
 
 from __future__ import annotations
@@ -43,6 +52,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import logging
 import os
 import signal
 import sys
@@ -53,16 +63,19 @@ from typing import Any
 
 from awa.cli.common import (
     EXIT_INTERRUPTED,
+    EXIT_MAX_WAIT,
+    EXIT_RETRIES_PENDING,
     CliError,
     add_database_options,
     check_database,
     open_database,
-    progress,
     usage_error,
 )
 
+log = logging.getLogger("awa.cli.work")
+
 _QUEUE_KEYS = {"name", "partitions", "shared_slots", "max_workers", "min_workers", "weight", "rate_limit", "claimers",
-               "claim_batch_size", "deadline_duration_ms", "priority_aging_interval_ms"}
+               "claim_batch_size", "deadline_duration_ms", "priority_aging_interval_ms", "retention"}
 _CONFIG_KEYS = {"handlers", "queues", "global_max_workers", "shutdown_timeout", "options"}
 
 
@@ -90,7 +103,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--shutdown-timeout", type=float, default=None, metavar="SECONDS",
                         help="how long running jobs may take to finish on shutdown (default 10)")
     parser.add_argument("--until-empty", action="store_true",
-                        help="exit (0) once the served queues have no scheduled, available, retryable or running jobs")
+                        help="exit 0 once the served queues have no scheduled, available, retryable or running jobs; "
+                             "exit 4 when only jobs waiting for a retry are left")
+    parser.add_argument("--retry-grace", type=float, default=10.0, metavar="SECONDS",
+                        help="with --until-empty: how long nothing may be available or running while retries wait "
+                             "before exiting 4 (default 10: the first retries, after 2, 4 and 8 s, still run)")
+    parser.add_argument("--max-wait", type=float, default=None, metavar="SECONDS",
+                        help="with --until-empty: exit 5 if the queues are not empty after SECONDS")
+    parser.add_argument("--metrics-port", type=int, default=None, metavar="PORT",
+                        help="serve Prometheus metrics on 127.0.0.1:PORT/metrics (pip install 'awa-partitioned[metrics]')")
+    parser.add_argument("--metrics-host", default="127.0.0.1", metavar="HOST",
+                        help="address for --metrics-port (default 127.0.0.1)")
     parser.add_argument("--status-every", type=float, default=10.0, metavar="SECONDS",
                         help="print a progress line every SECONDS (0: never; default 10)")
     add_database_options(parser)
@@ -216,21 +239,34 @@ def _served_queues(client: Any) -> list[str]:
 def _status_line(client: Any) -> str:
     health = client.worker_health() or {}
     queues = health.get("queues", {})
-    completed = sum(q.get("completed", 0) for q in queues.values())
-    claimed = sum(q.get("claimed", 0) for q in queues.values())
-    in_flight = sum(q.get("in_flight", 0) for q in queues.values())
-    return f"claimed {claimed}, finished {completed}, running now {in_flight}"
+
+    def total(key: str) -> int:
+        return sum(q.get(key, 0) for q in queues.values())
+
+    return (f"claimed {total('claimed')}, completed {total('completed')}, failed attempts "
+            f"{total('failed_attempts')} ({total('retrying')} retrying, {total('failed')} failed for good), "
+            f"running now {total('in_flight')}")
 
 
-def _outstanding(client: Any, queues: list[str]) -> int:
+def _outstanding(client: Any, queues: list[str]) -> tuple[int, int]:
+    """(jobs not finished, of which waiting for a retry) in the served queues."""
     wanted = set(queues)
-    return sum(s.scheduled + s.available + s.retryable + s.running for s in client.queue_stats() if s.queue in wanted)
+    stats = [s for s in client.queue_stats() if s.queue in wanted]
+    return sum(s.scheduled + s.available + s.retryable + s.running for s in stats), sum(s.retryable for s in stats)
 
 
 def run(args: argparse.Namespace) -> int:
     handlers, queues, global_max, timeout, options = plan_from_args(args)
     if args.status_every < 0:
         raise usage_error("--status-every must be >= 0")
+    if args.max_wait is not None and (not args.until_empty or args.max_wait <= 0):
+        raise usage_error("--max-wait needs --until-empty and a number of seconds > 0")
+    if args.retry_grace < 0:
+        raise usage_error("--retry-grace must be >= 0")
+    if args.metrics_port is not None:
+        from awa.cli.metrics_server import serve_metrics
+
+        serve_metrics(args.metrics_host, args.metrics_port)
 
     stop = threading.Event()
     stop_reason: list[str] = []
@@ -247,22 +283,24 @@ def run(args: argparse.Namespace) -> int:
 
             client = Client(db.url, schema=db.schema, max_connections=8)
             try:
+                _check_flag_widths(client, args)
                 import_handlers(client, handlers)
                 try:
                     client.start(queues, global_max_workers=global_max, **options)
                 except ValueError as exc:  # ValidationError from the runtime: bad queue config
                     raise usage_error(str(exc)) from None
                 served = _served_queues(client)
-                progress(f"working {', '.join(served)} (Ctrl-C or SIGTERM to stop)")
+                log.info("working %s (Ctrl-C or SIGTERM to stop)", ", ".join(served))
                 interrupted = False
+                code = 0
                 try:
-                    _wait(client, stop, served, args)
+                    code = _wait(client, stop, served, args)
                 except KeyboardInterrupt:
                     interrupted = True
-                progress(f"stopping: {_status_line(client)}; waiting up to {timeout:g}s for running jobs ...")
+                log.info("stopping: %s; waiting up to %gs for running jobs ...", _status_line(client), timeout)
                 client.shutdown(int(timeout * 1000))
-                progress(f"stopped: {_status_line(client)}")
-                return EXIT_INTERRUPTED if interrupted else 0
+                log.info("stopped: %s", _status_line(client))
+                return EXIT_INTERRUPTED if interrupted else code
             finally:
                 client.shutdown(0)
                 client.close()
@@ -270,16 +308,50 @@ def run(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _wait(client: Any, stop: threading.Event, served: list[str], args: argparse.Namespace) -> None:
+def _check_flag_widths(client: Any, args: argparse.Namespace) -> None:
+    """``--queue X --partitions N`` serves all of logical queue X: refuse another registered width."""
+    if not args.queue:
+        return
+    from awa.errors import PartitionCountMismatch
+
+    registered = client.queue_partitions()
+    for name in args.queue:
+        width = registered.get(name)
+        if width is not None and width != args.partitions:
+            raise usage_error(str(PartitionCountMismatch(name, width, args.partitions, "--partitions")))
+
+
+def _wait(client: Any, stop: threading.Event, served: list[str], args: argparse.Namespace) -> int:
+    """Until stopped (0), or with --until-empty: empty (0), only retries left (4), --max-wait passed (5)."""
     check_every = 0.2
-    next_status = time.monotonic() + args.status_every if args.status_every else None
+    started = time.monotonic()
+    next_status = started + args.status_every if args.status_every else None
+    only_retries_since: float | None = None
     while not stop.wait(check_every):
-        if args.until_empty and _outstanding(client, served) == 0:
-            progress("the served queues are empty")
-            return
-        if next_status is not None and time.monotonic() >= next_status:
-            progress(_status_line(client))
+        now = time.monotonic()
+        if args.until_empty:
+            outstanding, retrying = _outstanding(client, served)
+            if outstanding == 0:
+                log.info("the served queues are empty")
+                return 0
+            health = client.worker_health() or {}
+            running = sum(q.get("in_flight", 0) for q in health.get("queues", {}).values())
+            if retrying and outstanding == retrying and running == 0:
+                only_retries_since = only_retries_since if only_retries_since is not None else now
+                if now - only_retries_since >= args.retry_grace:
+                    log.warning("only %d job(s) waiting for a retry are left; exiting (%d). "
+                                "See them with: awa jobs list --state retryable", retrying, EXIT_RETRIES_PENDING)
+                    return EXIT_RETRIES_PENDING
+            else:
+                only_retries_since = None
+            if args.max_wait is not None and now - started >= args.max_wait:
+                log.warning("%d job(s) not finished after --max-wait %gs (%d waiting for a retry); exiting (%d)",
+                            outstanding, args.max_wait, retrying, EXIT_MAX_WAIT)
+                return EXIT_MAX_WAIT
+        if next_status is not None and now >= next_status:
+            log.info("%s", _status_line(client))
             next_status += args.status_every
         runtime = client.worker_runtime
         if runtime is not None and getattr(runtime, "stopped", False):
             raise CliError("the worker runtime stopped unexpectedly")
+    return 0

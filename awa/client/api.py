@@ -209,9 +209,101 @@ class ClientAPI:
         return self._drive(self._core.get_job(job_id), tx=False)
 
     def list_jobs(
-        self, *, state: Any = None, kind: str | None = None, queue: str | None = None, limit: int = 100
+        self,
+        *,
+        state: Any = None,
+        kind: str | None = None,
+        queue: str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
     ) -> Any:
-        return self._drive(self._core.list_jobs(state, kind, queue, limit), tx=False)
+        """Jobs newest first (id descending); ``cursor``: a ``next_cursor`` of
+        :meth:`list_jobs_page`, to go on below it."""
+        return self._drive(self._core.list_jobs(state, kind, queue, limit, cursor), tx=False)
+
+    def list_jobs_page(
+        self,
+        *,
+        state: Any = None,
+        kind: str | None = None,
+        queue: str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> Any:
+        """One keyset page: a :class:`~awa.storage.joblist.JobPage` (``jobs``,
+        ``next_cursor``; pass the cursor back for the next page, None at the end)."""
+        return self._drive(self._core.list_jobs_page(state, kind, queue, limit, cursor), tx=False)
+
+    def retry_job(self, job_id: int, *, run_at: dt.datetime | None = None) -> Any:
+        """Put a failed or cancelled job back (attempts reset, due now or at
+        ``run_at``); the Job, or None when it is not failed or cancelled."""
+        return self._drive(self._core.retry_job(job_id, run_at), tx=False)
+
+    # -- retention ---------------------------------------------------------
+
+    def prune_jobs(
+        self,
+        *,
+        completed_retention_hours: float = 24.0,
+        failed_retention_hours: float = 72.0,
+        queue_retention: dict[str, dict[str, float]] | None = None,
+        limit: int = 1000,
+    ) -> Any:
+        """One retention batch (what the maintenance leader runs): delete at
+        most ``limit`` completed jobs older than ``completed_retention_hours``
+        and failed or cancelled ones older than ``failed_retention_hours``
+        (``queue_retention``: ``{queue: {"completed_hours": h, "failed_hours": h}}``
+        per queue). Returns the number deleted."""
+        from awa.storage.housekeeping import RetentionPolicy, check_hours
+
+        default = RetentionPolicy(
+            check_hours(completed_retention_hours, "completed_retention_hours") * 3600,
+            check_hours(failed_retention_hours, "failed_retention_hours") * 3600,
+        )
+        per_queue = {}
+        for name, policy in (queue_retention or {}).items():
+            per_queue[name] = RetentionPolicy(
+                check_hours(policy.get("completed_hours", completed_retention_hours), "retention completed_hours")
+                * 3600,
+                check_hours(policy.get("failed_hours", failed_retention_hours), "retention failed_hours") * 3600,
+            )
+        return self._drive(_total(self._core.prune_terminal(default, per_queue, limit)), tx=False)
+
+    def prune_dlq(self, *, retention_hours: float = 720.0, limit: int = 1000) -> Any:
+        """Delete at most ``limit`` dead-letter entries older than ``retention_hours``; the count."""
+        from awa.storage.housekeeping import check_hours
+
+        seconds = check_hours(retention_hours, "dlq_retention_hours") * 3600
+        return self._drive(self._core.prune_dlq(seconds, limit), tx=False)
+
+    def rollup_terminal_counts(self, *, lag_seconds: float = 2.0) -> Any:
+        """Fold finished jobs into the stored terminal counts (keeps
+        ``queue_stats`` cheap); returns the rows newly counted."""
+        return self._drive(self._core.rollup_terminal_counts(lag_seconds), tx=False)
+
+    # -- partition registry ------------------------------------------------
+
+    def partitioned_queue(self, logical_queue: str, partitions: int | None = None, *, scheme: Any = None) -> Any:
+        """A :class:`~awa.routing.PartitionedQueue` checked against the registry:
+        the first user records the width, another width raises
+        :class:`~awa.errors.PartitionCountMismatch`; ``partitions=None`` takes
+        the registered width."""
+        from awa.routing.schemes import DEFAULT_SCHEME
+
+        op = self._core.partitioned_queue(logical_queue, partitions, DEFAULT_SCHEME if scheme is None else scheme)
+        return self._drive(op, tx=False)
+
+    def register_partitions(self, logical_queue: str, partitions: int) -> Any:
+        """Record the width unless one is; returns the registered width."""
+        return self._drive(_first(self._core.register_partitions(logical_queue, partitions)), tx=False)
+
+    def set_queue_partitions(self, logical_queue: str, partitions: int) -> Any:
+        """Record the width, replacing any; returns the width recorded before (or None)."""
+        return self._drive(self._core.set_partitions(logical_queue, partitions), tx=False)
+
+    def queue_partitions(self, logical_queue: str | None = None) -> Any:
+        """``{logical queue: registered width}`` (one queue, or all)."""
+        return self._drive(self._core.get_partitions(logical_queue), tx=False)
 
     def queue_stats(self, queue: str | None = None) -> Any:
         return self._drive(self._core.queue_stats(queue), tx=False)
@@ -256,3 +348,13 @@ class ClientAPI:
     def move_failed_to_dlq(self, job_id: int, reason: str = "manual") -> Any:
         return self._drive(self._core.move_failed_to_dlq(job_id, reason), tx=False)
 
+
+
+def _total(op: Op) -> Op:
+    rows = yield from op
+    return sum(n for _q, _s, n in rows)
+
+
+def _first(op: Op) -> Op:
+    value = yield from op
+    return value[0]

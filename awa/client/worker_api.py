@@ -63,7 +63,11 @@ class AsyncWorkerMixin(_TaskMixin):
         worker ADR); ``PartitionedQueue.queue_configs(...)`` output fits as is.
         Extra keyword options: ``heartbeat_interval_ms``, ``heartbeat_staleness_ms``,
         ``rescue_interval_ms``, ``promote_interval_ms``, ``leader_election_interval_ms``,
-        ``completion_batch_size``, ``completion_flush_ms``, ``sync_handler_threads``.
+        ``completion_batch_size``, ``completion_flush_ms``, ``sync_handler_threads``;
+        retention (awa-pg's names, :mod:`awa.worker.retention`): ``completed_retention_hours``,
+        ``failed_retention_hours``, ``dlq_retention_hours``, ``cleanup_batch_size``,
+        ``cleanup_interval_ms``, ``terminal_count_rollup_interval_ms``, and per queue
+        ``{"retention": {"completed_hours": h, "failed_hours": h}}`` in a dict config.
         """
         current = self.worker_runtime
         if current is not None and not current.stopped:

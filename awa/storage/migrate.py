@@ -15,8 +15,10 @@ Version 1 is the baseline ``0001_baseline/``, split by concern: ``01_routing``
 (the lane-head bump and the lane-head lookup, each written once),
 ``04_enqueue`` (reservations, single inserts, promotion of due jobs),
 ``05_claim`` (the claim, and the shared-cap claim as a call of it),
-``06_lifecycle`` (finish, rescue, dead-letter) and ``07_admin`` (cancel,
-retry from the dead-letter table). Later schema changes are new versions
+``06_lifecycle`` (finish, rescue, dead-letter), ``07_admin`` (cancel,
+retry from the dead-letter table), ``08_retention`` (pruning, rolled-up
+terminal counts, autovacuum settings), ``09_jobs`` (the listing index,
+retry by id) and ``10_partitions`` (the partition-count registry). Later schema changes are new versions
 (``0002_...``); the baseline is never edited in place once released.
 
 Before applying anything the recorded versions are compared with the shipped

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from awa.errors import ValidationError
+from awa.worker.retention import parse_queue_retention
 
 # Defaults chosen to match awa's documented behaviour where one exists.
 DEFAULT_INFERRED_MAX_WORKERS = 10  # queues=None: one queue per declared handler queue
@@ -36,6 +37,7 @@ _DICT_KEYS = frozenset(
         "priority_aging_interval_ms",
         "partitions",
         "shared_slots",
+        "retention",
     }
 )
 
@@ -70,6 +72,7 @@ class QueuePlan:
     deadline_duration_ms: int
     priority_aging_interval_ms: int
     partitions: int | None = None  # shared_slots: a logical queue whose partitions share the slots above
+    retention: Any = None  # awa-pg's per-queue {"completed_hours": h, "failed_hours": h} (awa.worker.retention)
 
     @property
     def physical_queues(self) -> tuple[str, ...]:
@@ -237,7 +240,13 @@ def _parse_entry(item: Any, global_max_workers: int | None) -> QueuePlan:
         deadline_duration_ms=DEFAULT_DEADLINE_DURATION_MS if deadline is None else deadline,
         priority_aging_interval_ms=DEFAULT_PRIORITY_AGING_INTERVAL_MS if aging is None else aging,
         partitions=partitions,
+        retention=_retention(item.get("retention"), name),
     )
+
+
+def _retention(value: Any, name: str) -> Any:
+    parse_queue_retention(value, name)  # checked here, applied by the maintenance leader
+    return value
 
 
 def plan_queues(

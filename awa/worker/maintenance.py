@@ -34,8 +34,11 @@ class MaintenanceLeader:
     ``on_promoted`` is called when a pass made jobs available (claimers wake).
     """
 
-    def __init__(self, store: WorkerStore, options: Any, on_promoted: Callable[[], None]) -> None:
+    def __init__(
+        self, store: WorkerStore, options: Any, on_promoted: Callable[[], None], retention: Any = None
+    ) -> None:
         self.store = store
+        self.retention = retention  # awa.worker.retention.Retention: ticked once per round
         self.options = options
         self.on_promoted = on_promoted
         self.is_leader = False
@@ -62,6 +65,8 @@ class MaintenanceLeader:
                     next_rescue = now + opts.rescue_interval_ms / 1000
                 if await self._promote():
                     self.on_promoted()
+                if self.retention is not None:
+                    await self.retention.tick()
                 await asyncio.sleep(opts.promote_interval_ms / 1000)
             except asyncio.CancelledError:
                 await self._unlock(key)

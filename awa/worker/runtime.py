@@ -30,10 +30,14 @@ from typing import Any
 from awa.errors import ValidationError
 from awa.worker.capacity import HardSlots, OverflowPool, TokenBucket, WeightedSlots
 from awa.worker.config import QueuePlan, RuntimePlan
+from awa.worker.attempts import job_fields, log_failed_attempt
 from awa.worker.job import RunningJob
 from awa.worker.maintenance import MaintenanceLeader
+from awa.worker.metrics import WorkerMetrics
+from awa.worker.partitions import check_widths
 from awa.worker.outcomes import Cancel, JobOutcome, RetryAfter, Snooze, TerminalError
 from awa.worker.registry import Handler, Registry
+from awa.worker.retention import Retention, RetentionSettings
 from awa.worker.store import WorkerStore
 from awa.worker.wakeup import Listener
 
@@ -61,6 +65,13 @@ class RuntimeOptions:
     completion_batch_size: int = 512
     completion_flush_ms: float = 2.0
     sync_handler_threads: int | None = None
+    # Retention (awa.worker.retention); None: the default.
+    completed_retention_hours: float | None = None
+    failed_retention_hours: float | None = None
+    dlq_retention_hours: float | None = None
+    cleanup_batch_size: int | None = None
+    cleanup_interval_ms: int | None = None
+    terminal_count_rollup_interval_ms: int | None = None
 
     def validate(self) -> None:
         for name in (
@@ -83,6 +94,7 @@ class RuntimeOptions:
             not isinstance(self.sync_handler_threads, int) or self.sync_handler_threads <= 0
         ):
             raise ValidationError("sync_handler_threads must be an int > 0")
+        RetentionSettings.build(self)  # the retention options, checked
 
 
 def connection_budget(plan: RuntimePlan) -> int:
@@ -98,6 +110,9 @@ class QueueStats:
     completed: int = 0
     stale: int = 0
     peak_in_flight: int = 0
+    failed_attempts: int = 0  # attempts that ended in an error (each logged once)
+    retrying: int = 0  # ... of which the job runs again
+    failed: int = 0  # ... of which the job failed for good (failed or dead-lettered)
 
 
 @dataclass
@@ -149,8 +164,13 @@ class WorkerRuntime:
         self._finalize_task: asyncio.Task[Any] | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._listener = Listener(store, self._wake_queue, self._wake_all)
-        self._maintenance = MaintenanceLeader(store, options, self._wake_all)
+        self.metrics = WorkerMetrics(store.core.metrics.meter)
+        store.metrics = self.metrics  # rescues are counted where the store runs them
+        overrides = [(name, q.retention) for q in plan.queues for name in q.physical_queues]
+        self.retention = Retention(store, RetentionSettings.build(options, overrides), self.metrics)
+        self._maintenance = MaintenanceLeader(store, options, self._wake_all, self.retention)
         self.heartbeat_alive = False
+        self.width_mismatches: dict[str, int] = {}  # logical queue -> registered width, where it differs
         self.started = False
         self.stopped = False
 
@@ -163,6 +183,10 @@ class WorkerRuntime:
         if any(not h.is_async for h in self.registry.handlers()):
             threads = self.options.sync_handler_threads or max(1, min(total_capacity, 64))
             self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="awa-worker")
+        try:
+            self.width_mismatches = await check_widths(self.store, self.plan)
+        except Exception:  # the check only warns; it never keeps a worker from starting
+            log.warning("could not check the partition registry", exc_info=True)
         # Connect LISTEN before the first claim: an insert after this point wakes us.
         await self._listener.connect()
         spawn = self._spawn
@@ -337,6 +361,8 @@ class WorkerRuntime:
                         queue.slots.idle()
             else:
                 busy_retries = BUSY_RETRIES
+            if jobs:
+                self.metrics.claimed_jobs(jobs)
             for raw in jobs:
                 owner = by_name[raw.queue]
                 owner.stats.claimed += 1
@@ -371,12 +397,16 @@ class WorkerRuntime:
                 job.args = handler.decode_args(job.raw.args)
             except Exception as exc:  # retrying cannot fix args that do not decode
                 raise TerminalError(f"could not decode args for kind '{handler.kind}': {exc!r}") from exc
-            if handler.is_async:
-                outcome = await handler.func(job)
-            else:
-                outcome = await self.loop.run_in_executor(self._executor, handler.func, job)
-                if inspect.isawaitable(outcome):  # a plain callable that returned a coroutine
-                    outcome = await outcome
+            started = self.loop.time()
+            try:
+                if handler.is_async:
+                    outcome = await handler.func(job)
+                else:
+                    outcome = await self.loop.run_in_executor(self._executor, handler.func, job)
+                    if inspect.isawaitable(outcome):  # a plain callable that returned a coroutine
+                        outcome = await outcome
+            finally:
+                self.metrics.ran(job.raw.queue, self.loop.time() - started)
         except asyncio.CancelledError:
             if self._abandoning:  # shutdown timed out; the lease is released by shutdown()
                 self._executions.pop(job.id, None)
@@ -422,17 +452,34 @@ class WorkerRuntime:
         if isinstance(outcome, Snooze):
             return await self.store.snooze(raw.id, raw.run_lease, outcome.seconds)
         if isinstance(outcome, Cancel):
-            return await self.store.cancel(raw.id, raw.run_lease)
+            applied = await self.store.cancel(raw.id, raw.run_lease)
+            if applied:
+                log.info("job %s (kind %s, queue %s) cancelled by its handler: %s", raw.id, raw.kind, raw.queue,
+                         outcome.reason, extra=job_fields(raw))
+            return applied
         if isinstance(outcome, TerminalError):
-            return await self.store.fail(raw.id, raw.run_lease, _error_text(outcome))
-        # The store decides retry versus failed/dead-lettered from attempt and max_attempts.
+            word = await self.store.finish(raw.id, raw.run_lease, "fail", _error_text(outcome), None)
+            return self._failed_attempt(raw, word, outcome, None)
+        # The store decides retry versus failed/dead-lettered from attempt and max_attempts;
+        # the delay is the database's backoff rule, drawn here so the log can say when.
         if isinstance(outcome, RetryAfter):
             error = outcome.error or f"retry requested after {outcome.seconds}s"
-            return await self.store.retry(raw.id, raw.run_lease, outcome.seconds, error)
-        error = _error_text(outcome)
-        if isinstance(outcome, JobOutcome):  # an unknown outcome subclass: treat as an error
-            error = f"unsupported outcome {type(outcome).__name__}: {error}"
-        return await self.store.retry(raw.id, raw.run_lease, None, error)
+            delay = outcome.seconds
+        else:
+            error = _error_text(outcome)
+            if isinstance(outcome, JobOutcome):  # an unknown outcome subclass: treat as an error
+                error = f"unsupported outcome {type(outcome).__name__}: {error}"
+            delay = self.store.backoff_seconds(raw.attempt)
+        word = await self.store.finish(raw.id, raw.run_lease, "retry", error, delay)
+        return self._failed_attempt(raw, word, outcome, delay)
+
+    def _failed_attempt(self, raw: Any, word: str, outcome: BaseException, delay: float | None) -> bool:
+        """Count and log one failed attempt (once: its outcome was written)."""
+        if word == "stale":
+            return False
+        stats = self._queues[raw.queue].stats if raw.queue in self._queues else QueueStats()
+        log_failed_attempt(stats, self.metrics, raw, word, outcome, delay)
+        return True
 
     async def _release(self, job: RunningJob) -> None:
         try:
@@ -472,14 +519,19 @@ class WorkerRuntime:
                     continue
                 backoff = 0.05
                 failures = 0
+                done: dict[str, int] = {}
                 for job, ok in zip(batch, flags):
                     self._leased.pop(job.raw.id, None)
+                    if ok:
+                        done[job.raw.queue] = done.get(job.raw.queue, 0) + 1
                     stats = self._queues[job.raw.queue].stats if job.raw.queue in self._queues else None
                     if stats is not None:
                         if ok:
                             stats.completed += 1
                         else:
                             stats.stale += 1
+                for queue, n in done.items():
+                    self.metrics.completed(queue, n)
             if self._completions:
                 self._completions_ready.set()
             elif self._finalizer_stop:
@@ -538,6 +590,9 @@ class WorkerRuntime:
                     "completed": q.stats.completed,
                     "stale_completions": q.stats.stale,
                     "peak_in_flight": q.stats.peak_in_flight,
+                    "failed_attempts": q.stats.failed_attempts,
+                    "retrying": q.stats.retrying,
+                    "failed": q.stats.failed,
                 }
                 for name, q in self._queues.items()
             },

@@ -15,7 +15,7 @@ from typing import Any
 
 import psycopg
 
-from awa.storage.core import StorageCore
+from awa.storage.core import StorageCore, backoff_seconds
 from awa.storage.drivers import AsyncExecutor
 from awa.storage.models import Job
 from awa.worker.claim_batcher import ClaimBatcher
@@ -30,6 +30,7 @@ class WorkerStore:
         self.core = core
         self.executor = executor
         self.claims = ClaimBatcher(self._send_claims)
+        self.metrics: Any = None  # the runtime's WorkerMetrics (rescues are counted here)
 
     @property
     def schema(self) -> str:
@@ -94,7 +95,39 @@ class WorkerStore:
 
     # -- maintenance ---------------------------------------------------------------
     async def rescue_expired(self, staleness_ms: int) -> list[Any]:
-        return await self._run(self.core.rescue_expired(staleness_ms / 1000, RESCUE_LIMIT))
+        rescued = await self._run(self.core.rescue_expired(staleness_ms / 1000, RESCUE_LIMIT))
+        if rescued and self.metrics is not None:
+            queues = await self._run(self.core.job_queues([job_id for job_id, _lease, _outcome in rescued]))
+            per_queue: dict[str, int] = {}
+            for queue in queues.values():
+                per_queue[queue] = per_queue.get(queue, 0) + 1
+            for queue, n in per_queue.items():
+                self.metrics.rescued(queue, n)
+        return rescued
 
     async def promote_due(self) -> int:
         return await self._run(self.core.promote_due(PROMOTE_LIMIT))
+
+    async def prune_terminal(self, default: Any, per_queue: Any, limit: int) -> list[tuple[str, str, int]]:
+        return await self._run(self.core.prune_terminal(default, per_queue, limit))
+
+    async def prune_dlq(self, retention_s: float, limit: int) -> int:
+        return await self._run(self.core.prune_dlq(retention_s, limit))
+
+    async def rollup_terminal_counts(self, lag_s: float) -> int:
+        return await self._run(self.core.rollup_terminal_counts(lag_s))
+
+    async def registered_partitions(self) -> dict[str, int]:
+        return await self._run(self.core.get_partitions(None))
+
+    async def register_partitions(self, logical_queue: str, partitions: int) -> tuple[int, bool]:
+        return await self._run(self.core.register_partitions(logical_queue, partitions))
+
+    async def finish(self, job_id: int, run_lease: int, mode: str, error: str | None, delay: float | None) -> str:
+        """A lease-guarded fail / retry / snooze; the outcome word ('stale',
+        'failed', 'dead_lettered', 'retryable', 'scheduled', 'available')."""
+        return await self._run(self.core.finish(job_id, run_lease, mode, error, delay))
+
+    def backoff_seconds(self, attempt: int) -> float:
+        """The retry delay the database would pick for ``attempt`` (jitter included)."""
+        return backoff_seconds(attempt, float(self.core.jitter()))

@@ -1,0 +1,1 @@
+SELECT __schema__.rollup_terminal_counts(%(lag)s::interval)
