@@ -763,7 +763,7 @@ def test_sync_client_runs_the_same_runtime_on_a_background_loop(database_url):
     client.close()
 
 
-def test_listener_and_leader_connections_recover_after_being_killed(database_url):
+def test_listener_connection_recovers_after_being_killed_and_leadership_stays(database_url):
     async def main():
         client = WorkerAsyncClient(database_url)
         done = asyncio.Event()
@@ -778,36 +778,36 @@ def test_listener_and_leader_connections_recover_after_being_killed(database_url
             async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as admin:
                 cur = await admin.execute(
                     "SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
-                    "AND (query ILIKE 'LISTEN %%' OR query ILIKE '%%advisory_lock%%' OR query = 'SELECT 1')"
-                    " AND pid <> pg_backend_pid()"
+                    "AND query ILIKE 'LISTEN %%' AND pid <> pg_backend_pid()"
                 )
                 killed = {pid for pid, _ in await cur.fetchall()}
-                assert len(killed) >= 2
+                assert len(killed) >= 1
             await wait_until(lambda: _listening(database_url), timeout=10)
             await client.insert(Ping(1), queue="k")
             await asyncio.wait_for(done.wait(), timeout=5)  # NOTIFY again, not the 30 s poll
-            # The killed session dropped the leader lock; the runtime notices and takes it again.
-            await wait_until(lambda: _advisory_lock_held(database_url, killed), timeout=10)
-            await wait_until(lambda: _leader_of(client), timeout=10)
+            # Leadership is a lease row (ADR 0019), on no connection of its own: it stays.
+            assert client.worker_runtime.is_leader
+            lease = await _lease_row(database_url)
+            assert lease is not None and lease[1]  # (holder, live)
         finally:
             await client.shutdown()
             await client.close()
+        return await _lease_row(database_url)
 
-    run(main())
+    after = run(main())
+    assert after is not None and not after[1]  # shutdown gave the lease up
 
 
 async def _leader_of(client) -> bool:
     return client.worker_runtime.is_leader
 
 
-async def _advisory_lock_held(url: str, not_by: set[int]) -> bool:
+async def _lease_row(url: str):
     async with await psycopg.AsyncConnection.connect(url) as conn:
         cur = await conn.execute(
-            "SELECT l.pid FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
-            "WHERE l.locktype = 'advisory' AND l.granted AND a.datname = current_database()"
+            "SELECT holder, expires_at > clock_timestamp() FROM awa.leader_leases WHERE role = 'maintenance'"
         )
-        holders = {pid for (pid,) in await cur.fetchall()}
-        return len(holders) == 1 and not (holders & not_by)
+        return await cur.fetchone()
 
 
 async def _listening(url: str) -> bool:

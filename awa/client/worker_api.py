@@ -62,7 +62,7 @@ class AsyncWorkerMixin(_TaskMixin):
         ``queues`` holds ``(name, max_workers)`` tuples or dicts (see the
         worker ADR); ``PartitionedQueue.queue_configs(...)`` output fits as is.
         Extra keyword options: ``heartbeat_interval_ms``, ``heartbeat_staleness_ms``,
-        ``rescue_interval_ms``, ``promote_interval_ms``, ``leader_election_interval_ms``,
+        ``rescue_interval_ms``, ``promote_interval_ms``, ``leader_election_interval_ms``, ``leader_lease_ms``,
         ``completion_batch_size``, ``completion_flush_ms``, ``sync_handler_threads``;
         retention (awa-pg's names, :mod:`awa.worker.retention`): ``completed_retention_hours``,
         ``failed_retention_hours``, ``dlq_retention_hours``, ``cleanup_batch_size``,

@@ -144,3 +144,24 @@ class HousekeepingOps(OpsBase):
         if width != pq.partitions:
             raise PartitionCountMismatch(logical_queue, width, pq.partitions)
         return pq
+
+    # -- maintenance leadership (11_leader_lease.sql, ADR 0019) ----------------
+
+    def acquire_leader_lease(self, role: str, holder: str, ttl_s: float) -> Op:
+        """Take or renew the lease of ``role`` for ``ttl_s`` seconds of the
+        database's clock; False while another holder's lease is live."""
+        check_name(role, "leader role")
+        check_name(holder, "leader holder")
+        ttl = dt.timedelta(seconds=float(ttl_s))
+        res = yield Query(self.q("acquire_leader_lease"), {"role": role, "holder": holder, "ttl": ttl})
+        return bool(res.rows[0][0])
+
+    def release_leader_lease(self, role: str, holder: str) -> Op:
+        """End ``holder``'s live lease of ``role`` now (False when it held none)."""
+        res = yield Query(self.q("release_leader_lease"), {"role": role, "holder": holder})
+        return bool(res.rows[0][0])
+
+    def leader_leases(self) -> Op:
+        """Every lease row as a dict (``live``: not yet expired by the database's clock)."""
+        res = yield Query(self.q("leader_leases"), {})
+        return [dict(zip(res.names, row)) for row in res.rows]

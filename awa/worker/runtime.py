@@ -9,8 +9,8 @@ One :class:`WorkerRuntime` serves one client in one process:
 * one heartbeat loop writes every leased attempt with ``heartbeat_many``;
 * ONE dedicated LISTEN connection wakes the claimers of any queue, polling
   every ``poll_interval_ms`` is the fallback (:mod:`awa.worker.wakeup`);
-* one dedicated connection competes for a session advisory lock; the holder
-  runs rescue and promotion (:mod:`awa.worker.maintenance`).
+* every runtime competes for the maintenance lease row; the holder runs
+  rescue and promotion (:mod:`awa.worker.maintenance`, ADR 0019).
 
 Nothing here holds a pool connection while waiting for another one, so the
 pool cannot deadlock; :func:`connection_budget` sizes it for full parallelism.
@@ -62,6 +62,7 @@ class RuntimeOptions:
     rescue_interval_ms: int = 5_000
     promote_interval_ms: int = 250
     leader_election_interval_ms: int = 2_000
+    leader_lease_ms: int = 5_000  # a frozen leader stops maintenance for at most this long
     completion_batch_size: int = 512
     completion_flush_ms: float = 2.0
     sync_handler_threads: int | None = None
@@ -81,6 +82,7 @@ class RuntimeOptions:
             "rescue_interval_ms",
             "promote_interval_ms",
             "leader_election_interval_ms",
+            "leader_lease_ms",
             "completion_batch_size",
         ):
             value = getattr(self, name)
@@ -90,6 +92,8 @@ class RuntimeOptions:
             raise ValidationError(
                 "heartbeat_staleness_ms must exceed heartbeat_interval_ms, or healthy jobs would be rescued"
             )
+        if self.leader_lease_ms < 30:
+            raise ValidationError(f"leader_lease_ms must be at least 30 (renewed every third), got {self.leader_lease_ms}")
         if self.sync_handler_threads is not None and (
             not isinstance(self.sync_handler_threads, int) or self.sync_handler_threads <= 0
         ):
@@ -100,7 +104,7 @@ class RuntimeOptions:
 def connection_budget(plan: RuntimePlan) -> int:
     """Pool connections the runtime can use at once: every claimer, the
     completion flusher, the heartbeat loop and one maintenance statement.
-    (LISTEN and the leader lock use two dedicated connections outside the pool.)"""
+    (LISTEN uses a dedicated connection outside the pool.)"""
     return plan.total_claimers + 3
 
 

@@ -5,7 +5,7 @@
 :class:`~awa.storage.drivers.AsyncExecutor`: claims (batched and pipelined by
 the claim batcher), lease-guarded outcomes, heartbeats and maintenance. It
 also opens the dedicated connections the runtime keeps outside the pool
-(LISTEN and the maintenance leader's advisory lock).
+(LISTEN).
 """
 
 from __future__ import annotations
@@ -104,6 +104,12 @@ class WorkerStore:
             for queue, n in per_queue.items():
                 self.metrics.rescued(queue, n)
         return rescued
+
+    async def acquire_leader_lease(self, role: str, holder: str, ttl_s: float) -> bool:
+        return await self._run(self.core.acquire_leader_lease(role, holder, ttl_s))
+
+    async def release_leader_lease(self, role: str, holder: str) -> bool:
+        return await self._run(self.core.release_leader_lease(role, holder))
 
     async def promote_due(self) -> int:
         return await self._run(self.core.promote_due(PROMOTE_LIMIT))
