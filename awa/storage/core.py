@@ -9,6 +9,7 @@ so ``Client``, ``AsyncClient`` and the worker share every line of behaviour.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -23,11 +24,13 @@ from awa.storage.copy_rows import copy_buffer
 from awa.storage.housekeeping import HousekeepingOps
 from awa.storage.joblist import JobOps
 from awa.storage.models import Job, JobState
-from awa.storage.ops import Copy, Op, Query, error_text, id_lease_pairs, int_array, text_array
+from awa.storage.ops import BadRow, Copy, Op, Query, error_text, id_lease_pairs, int_array, text_array
 from awa.storage.validate import check_name, is_int, seconds
 
 MAX_BACKOFF_SECONDS = 86_400.0
 _SHARD_RETRIES = 8
+
+log = logging.getLogger("awa.storage")
 
 
 class StorageCore(JobOps, HousekeepingOps, AdminOps):
@@ -202,13 +205,37 @@ class StorageCore(JobOps, HousekeepingOps, AdminOps):
                     "deadline": deadline,
                     "aging": aging,
                 },
+                isolate=True,
             )
-            return Job.from_rows(res.names, res.rows)
+            return (yield from self._claimed(res))
         res = yield Query(
             self.q("claim"),
             {"queues": queue_list, "limit": limit, "now": self.now(), "deadline": deadline, "aging": aging},
+            isolate=True,
         )
-        return Job.from_rows(res.names, res.rows)
+        return (yield from self._claimed(res))
+
+    def _claimed(self, res: Any) -> Op:
+        """The claimed jobs; a row that does not decode fails its attempt
+        (lease-guarded, to the DLQ where the queue has one) instead of the
+        whole claim, which would strand the other rows as running."""
+        bad = list(res.bad)
+        try:
+            jobs = Job.from_rows(res.names, res.rows)
+        except Exception:  # noqa: BLE001 - find the row(s) that do not convert
+            jobs = []
+            at_id, at_lease = res.names.index("id"), res.names.index("run_lease")
+            for row in res.rows:
+                try:
+                    jobs.append(Job.from_row(res.names, row))
+                except Exception as exc:  # noqa: BLE001
+                    bad.append(BadRow(row[at_id], row[at_lease], "row", f"{type(exc).__name__}: {exc}"[:500]))
+        for row in bad:
+            if row.id is not None and row.run_lease is not None:
+                message = f"could not decode job {row.id} (column {row.column}): {row.error}"
+                log.warning("claim: %s; the job is failed, the rest of its claim runs", message)
+                yield from self.finish(row.id, row.run_lease, "fail", message, None)
+        return jobs
 
     def complete(self, job_id: int, run_lease: int) -> Op:
         res = yield Query(self.q("complete"), {"id": job_id, "lease": run_lease, "now": self.now()})

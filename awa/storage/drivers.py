@@ -12,11 +12,12 @@ from typing import Any
 
 import psycopg
 from psycopg import pq
+from psycopg.adapt import Transformer
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from awa.errors import ValidationError
 from awa.storage.codec import use_fast_json
-from awa.storage.ops import Copy, Op, Result
+from awa.storage.ops import BadRow, Copy, Op, Result
 
 COPY_BLOCK = 1 << 18  # characters per write: the server parses while we send
 
@@ -40,6 +41,50 @@ def result_names(cur: Any) -> list[str] | None:
     return [res.fname(i).decode(encoding) for i in range(res.nfields)]
 
 
+def _raw_int(res: Any, row: int, col: int | None) -> int | None:
+    if col is None:
+        return None
+    value = res.get_value(row, col)
+    if value is None:
+        return None
+    if res.fformat(col) == 1:  # binary
+        return int.from_bytes(bytes(value), "big", signed=True)
+    return int(bytes(value))
+
+
+def decode_each(cur: Any, names: list[str]) -> tuple[list[tuple[Any, ...]], list[BadRow]]:
+    """Decode a result column by column after ``fetchall`` failed: the rows
+    that decode, and a :class:`BadRow` for each one that does not."""
+    res = cur.pgresult
+    tx = Transformer.from_context(cur)
+    loaders = [tx.get_loader(res.ftype(c), res.fformat(c)) for c in range(res.nfields)]
+    at_id = names.index("id") if "id" in names else None
+    at_lease = names.index("run_lease") if "run_lease" in names else None
+    rows: list[tuple[Any, ...]] = []
+    bad: list[BadRow] = []
+    for r in range(res.ntuples):
+        values: list[Any] = []
+        for c, loader in enumerate(loaders):
+            raw = res.get_value(r, c)
+            try:
+                values.append(None if raw is None else loader.load(raw))
+            except Exception as exc:  # noqa: BLE001 - any decoding failure isolates the row
+                text = str(exc) or type(exc).__name__
+                bad.append(BadRow(_raw_int(res, r, at_id), _raw_int(res, r, at_lease), names[c],
+                                  f"{type(exc).__name__}: {text[:500]}"))
+                break
+        else:
+            rows.append(tuple(values))
+    return rows, bad
+
+
+def _fetch_isolated(cur: Any, names: list[str], rows: Any) -> Result:
+    if isinstance(rows, BaseException):
+        good, bad = decode_each(cur, names)
+        return Result(names, good, cur.rowcount, bad)
+    return Result(names, rows, cur.rowcount)
+
+
 # -- the drivers ---------------------------------------------------------------
 
 
@@ -57,7 +102,14 @@ def run_sync(conn: psycopg.Connection, op: Op) -> Any:
             else:
                 cur = conn.execute(step.sql, step.params)
                 names = result_names(cur)
-                result = Result(names or [], cur.fetchall() if names is not None else [], cur.rowcount)
+                if names is not None and step.isolate:
+                    try:
+                        rows: Any = cur.fetchall()
+                    except Exception as exc:  # noqa: BLE001 - a row that does not decode
+                        rows = exc
+                    result = _fetch_isolated(cur, names, rows)
+                else:
+                    result = Result(names or [], cur.fetchall() if names is not None else [], cur.rowcount)
             step = op.send(result)
     except StopIteration as done:
         return done.value
@@ -79,8 +131,15 @@ async def run_async(conn: psycopg.AsyncConnection, op: Op) -> Any:
             else:
                 cur = await conn.execute(step.sql, step.params)
                 names = result_names(cur)
-                rows = await cur.fetchall() if names is not None else []
-                result = Result(names or [], rows, cur.rowcount)
+                if names is not None and step.isolate:
+                    try:
+                        fetched: Any = await cur.fetchall()
+                    except Exception as exc:  # noqa: BLE001 - a row that does not decode
+                        fetched = exc
+                    result = _fetch_isolated(cur, names, fetched)
+                else:
+                    rows = await cur.fetchall() if names is not None else []
+                    result = Result(names or [], rows, cur.rowcount)
             step = op.send(result)
     except StopIteration as done:
         return done.value

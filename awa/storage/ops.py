@@ -12,7 +12,7 @@ import datetime as dt
 import random
 import threading
 from collections.abc import Callable, Generator, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from awa.errors import ValidationError
@@ -26,6 +26,9 @@ from awa.storage.queries import notify_channel, query, render
 class Query:
     sql: str
     params: dict[str, Any]
+    # Rows that fail to decode are set aside in Result.bad instead of failing
+    # the whole result (claims: one poisoned row must not strand the others).
+    isolate: bool = False
 
 
 @dataclass(slots=True)
@@ -35,10 +38,22 @@ class Copy:
 
 
 @dataclass(slots=True)
+class BadRow:
+    """A result row the client could not decode: its ``id`` and ``run_lease``
+    (read undecoded), the first column that failed and why."""
+
+    id: int | None
+    run_lease: int | None
+    column: str
+    error: str
+
+
+@dataclass(slots=True)
 class Result:
     names: list[str]
     rows: list[tuple[Any, ...]]
     rowcount: int
+    bad: list[BadRow] = field(default_factory=list)  # only for Query.isolate
 
 
 Op = Generator[Query | Copy, Result | None, Any]
