@@ -654,7 +654,21 @@ LEASE_GUARD = " AND run_lease = %(lease)s::bigint"
 class UnguardedCompleteMachine(LifecycleMachine):
     """The pre-lease-guard design (spec cfg ...BrokenNoLeaseGuard): ``complete``
     matches (id, running) and ignores the run lease. Verification only: the
-    machine must catch it."""
+    machine must catch it.
+
+    ``shortest`` keeps the shortest violation raised in any run (generation or
+    shrinking), so a test can assert on it even when Hypothesis' replay of an
+    example is not step-for-step reproducible (the claim breaks ties between
+    lanes with random() in scan order, and the plan may change under load)."""
+
+    shortest: LifecycleViolation | None = None
+
+    def _violation(self, name: str, detail: str) -> LifecycleViolation:
+        found = super()._violation(name, detail)
+        best = type(self).shortest
+        if best is None or len(found.steps) < len(best.steps):
+            type(self).shortest = found
+        return found
 
     def __init__(self) -> None:
         super().__init__()
@@ -667,4 +681,6 @@ class UnguardedCompleteMachine(LifecycleMachine):
 
 
 def unguarded_machine_class(database_url: str) -> type[LifecycleMachine]:
-    return bind_machine(UnguardedCompleteMachine, database_url, spec_mode=True, recorded=[], action_counts=Counter())
+    return bind_machine(
+        UnguardedCompleteMachine, database_url, spec_mode=True, recorded=[], action_counts=Counter(), shortest=None
+    )
