@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 TEST_WORKERS ?= 2
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test test-serial verify verify-deep tlc mirrors machines bench clean
+.PHONY: help venv test test-serial verify verify-deep tlc mirrors machines bench clean mutants
 
 help: ## List every target
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -38,8 +38,9 @@ test-serial: $(STAMP) ## Run the test suite in one process
 verify: $(STAMP) ## Every check: TLC models, spec parsing, model mirrors, tests, state machines; summary table
 	@$(PY) -m scripts.verify
 
-verify-deep: $(STAMP) ## Like verify, with long Hypothesis runs (HYPOTHESIS_PROFILE=deep)
+verify-deep: $(STAMP) ## Like verify, with long Hypothesis runs (HYPOTHESIS_PROFILE=deep), then make mutants
 	@HYPOTHESIS_PROFILE=deep $(PY) -m scripts.verify --deep
+	@$(PY) -m scripts.mutants $(MUTANTS_ARGS)
 
 tlc: ## Run the TLC model checks (SKIP with exit 3 when no Java or tla2tools.jar)
 	@bash scripts/run-tlc.sh
@@ -49,6 +50,9 @@ mirrors: $(STAMP) ## Explore every spec config with the Python model mirrors and
 
 machines: $(STAMP) ## Hypothesis state machines against PostgreSQL (HYPOTHESIS_PROFILE, default ci)
 	@$(PY) -m scripts.run_tests -n $(TEST_WORKERS) -m machines $(PYTEST_ARGS)
+
+mutants: $(STAMP) ## Seeded defects, one at a time on a copy of the tree: each must be killed by a test (MUTANTS_ARGS="-k NAME")
+	@$(PY) -m scripts.mutants $(MUTANTS_ARGS)
 
 bench: $(VENV)/.installed-bench ## Benchmarks with printed figures, side by side with awa-pg (BENCH_ARGS="--quick")
 	@$(PY) -m bench $(BENCH_ARGS)

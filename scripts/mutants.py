@@ -1,0 +1,263 @@
+"""Mutation check of the implementation: every seeded defect must be killed.
+
+``make mutants`` (and ``make verify-deep``) runs this. Each mutant is one
+realistic defect, applied by exact text substitution to a *temporary copy*
+of the tree (the worktree is never modified); the copy's tests then run
+against the copy's package and SQL, on one PostgreSQL server shared by all
+mutants (each pytest run migrates its own template database). The tests of a
+mutant run in order, state machines first, and stop at the first failure:
+that test killed the mutant. A mutant that no listed test kills SURVIVED,
+and the exit status is 1.
+
+    python -m scripts.mutants                 # every mutant, 2 at a time
+    python -m scripts.mutants --jobs 1 -k heartbeat
+    python -m scripts.mutants --list
+
+A substitution that no longer matches its file fails loudly (exit 2): the
+mutant must be updated with the code it breaks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BASE = "awa/storage/sql/migrations/0001_baseline"
+COPY_IGNORE = shutil.ignore_patterns(".venv", ".git", ".hypothesis", ".pytest_cache", "__pycache__", ".verify",
+                                     "bench", "*.egg-info", ".bench-venv*")
+M = "tests/machines"
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str
+    what: str
+    edits: tuple[tuple[str, str, str], ...]  # (file, old, new): old must occur exactly once
+    tests: tuple[str, ...]  # pytest node ids, machines first
+
+
+MUTANTS: tuple[Mutant, ...] = (
+    Mutant(
+        "finish-lease-guard", "finish_attempt (fail/retry/snooze) ignores the run lease",
+        ((f"{BASE}/06_lifecycle.sql", "WHERE id = p_id AND state = 'running' AND run_lease = p_lease\n",
+          "WHERE id = p_id AND state = 'running'\n"),),
+        (f"{M}/test_pinned_regressions.py::test_pinned_stale_replay_after_retry_changes_nothing",
+         f"{M}/test_batch_lease_machine.py", "tests/test_client_lifecycle.py"),
+    ),
+    Mutant(
+        "complete-many-lease-guard", "complete_many ignores the run lease",
+        (("awa/storage/sql/queries/complete_many.sql", "AND j.run_lease = u.lease", ""),),
+        (f"{M}/test_batch_lease_machine.py", "tests/test_client_lifecycle.py", "tests/test_worker_runtime.py"),
+    ),
+    Mutant(
+        "heartbeat-many-lease-guard", "heartbeat_many ignores the run lease",
+        (("awa/storage/sql/queries/heartbeat_many.sql", "AND j.run_lease = u.lease", ""),),
+        (f"{M}/test_batch_lease_machine.py", "tests/test_client_lifecycle.py", "tests/test_worker_runtime.py"),
+    ),
+    Mutant(
+        "claim-lease-bump", "a claim does not bump the run lease (a rescued attempt's lease stays live)",
+        ((f"{BASE}/05_claim.sql", "run_lease = j.run_lease + 1,", "run_lease = j.run_lease,"),),
+        (f"{M}/test_pinned_regressions.py", f"{M}/test_batch_lease_machine.py", "tests/test_client_lifecycle.py"),
+    ),
+    Mutant(
+        "claim-order", "a lane's window is claimed newest first",
+        ((f"{BASE}/05_claim.sql", "ORDER BY j.id\n                        LIMIT v_remaining",
+          "ORDER BY j.id DESC\n                        LIMIT v_remaining"),),
+        (f"{M}/test_pinned_regressions.py", f"{M}/test_concurrent_lanes.py", "tests/test_storage_lanes.py"),
+    ),
+    Mutant(
+        "claim-cursor-skips", "the claim cursor moves to the lane head although the claim stopped early",
+        ((f"{BASE}/05_claim.sql", "IF v_remaining > 0 AND NOT v_page_full THEN", "IF true THEN"),),
+        (f"{M}/test_pinned_regressions.py", f"{M}/test_concurrent_lanes.py", "tests/test_storage_lanes.py"),
+    ),
+    Mutant(
+        "head-lock-to-commit", "an enqueue on the caller's connection is not one transaction "
+        "(the lane head lock ends before the rows commit)",
+        (("awa/storage/drivers.py", "    if conn.autocommit:\n        with conn.transaction():\n            return run_sync(conn, op)",
+          "    if False:\n        with conn.transaction():\n            return run_sync(conn, op)"),),
+        (f"{M}/test_concurrent_lanes.py", "tests/test_client_enqueue.py"),
+    ),
+    Mutant(
+        "pool-enqueue-one-transaction", "insert_many_copy on the pool runs without a transaction",
+        (("awa/client/api.py", "return self._drive(self._core.enqueue(batch, True), conn)\n",
+          "return self._drive(self._core.enqueue(batch, True), conn, tx=False)\n"),),
+        ("tests/test_client_enqueue.py", "tests/test_storage_batch_routing.py", "tests/test_client_core.py"),
+    ),
+    Mutant(
+        "routing-domain-python", "partition routing without the domain separation (Python)",
+        (("awa/routing/hashes.py", "    v = h ^ PARTITION_HASH_DOMAIN\n", "    v = h\n"),
+         ("awa/routing/hashes.py", "    v = hashes ^ np.uint64(PARTITION_HASH_DOMAIN)\n", "    v = hashes\n")),
+        (f"{M}/test_routing_machine.py", "tests/test_routing_hashes.py", "tests/test_routing_sql_twins.py"),
+    ),
+    Mutant(
+        "routing-domain-sql", "partition routing without the domain separation (the SQL twin)",
+        ((f"{BASE}/01_routing.sql", "    v_hi := v_hi # 2639076143;\n    v_lo := v_lo # 1403456657;\n", ""),),
+        (f"{M}/test_routing_machine.py", "tests/test_routing_sql_twins.py"),
+    ),
+    Mutant(
+        "retry-max-attempts", "a retry ignores max_attempts",
+        ((f"{BASE}/06_lifecycle.sql", "ELSIF p_mode = 'retry' AND v_job.attempt < v_job.max_attempts THEN",
+          "ELSIF p_mode = 'retry' THEN"),),
+        (f"{M}/test_lifecycle_machine.py::test_lifecycle_machine_with_backoff_and_terminal_failures",
+         "tests/test_client_lifecycle.py"),
+    ),
+    Mutant(
+        "opts-ordering-key-none", "a per-job opts ordering_key of None keeps the batch key",
+        (("awa/storage/opts.py", '        if "ordering_key" in entry:\n',
+          '        if entry.get("ordering_key") is not None:\n'),),
+        ("tests/test_client_enqueue.py", "tests/test_storage_batch_routing.py"),
+    ),
+    Mutant(
+        "capacity-cap", "a hard slot cap one too high",
+        (("awa/worker/capacity.py", "granted = max(0, min(wanted, self.limit - self.in_use))",
+          "granted = max(0, min(wanted, self.limit + 1 - self.in_use))"),),
+        (f"{M}/test_capacity_machine.py", "tests/test_worker_runtime.py", "tests/test_worker_shared_slots.py"),
+    ),
+    Mutant(
+        "shared-slots-partition-0", "a shared-slots claim serves only the first partition",
+        (("awa/worker/store.py", "return list(await self._run(self.core.claim(list(queue), limit,",
+          "return list(await self._run(self.core.claim(list(queue)[:1], limit,"),),
+        (f"{M}/test_capacity_machine.py", "tests/test_worker_shared_slots.py"),
+    ),
+    Mutant(
+        "lane-stats", "lane stats count one job too many per lane",
+        (("awa/storage/sql/queries/lane_stats.sql",
+          "e.next_seq - 1 - coalesce(c.claim_seq, 0) - coalesce(c.holes, 0) AS available",
+          "e.next_seq - coalesce(c.claim_seq, 0) - coalesce(c.holes, 0) AS available"),),
+        ("tests/test_storage_lanes.py", "tests/test_cli_basics.py"),
+    ),
+    Mutant(
+        "migrate-advisory-lock", "migrations run without the advisory lock",
+        (("awa/storage/migrate.py", 'Statement("SELECT pg_advisory_xact_lock(hashtext(%s))"',
+          'Statement("SELECT hashtext(%s)"'),),
+        ("tests/test_storage_migrate_drivers.py", "tests/test_storage_migrate_baseline.py",
+         "tests/test_foundation_db.py"),
+    ),
+    Mutant(
+        "leader-lease-never-expires", "a leader lease is never taken over once expired",
+        ((f"{BASE}/11_leader_lease.sql", "WHERE l.holder = excluded.holder OR l.expires_at <= clock_timestamp()",
+          "WHERE l.holder = excluded.holder"),),
+        ("tests/test_worker_leader_lease.py",),
+    ),
+    Mutant(
+        "poison-blocks-claim", "a claimed row that does not decode fails the whole claim",
+        (("awa/storage/core.py", "            isolate=True,\n        )\n        return (yield from self._claimed(res))",
+          "        )\n        return (yield from self._claimed(res))"),
+         ("awa/storage/core.py", "                isolate=True,\n            )\n            return (yield from self._claimed(res))",
+          "            )\n            return (yield from self._claimed(res))")),
+        ("tests/test_worker_poison.py",),
+    ),
+)
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def apply(tree: Path, mutant: Mutant) -> None:
+    for rel, old, new in mutant.edits:
+        path = tree / rel
+        text = path.read_text(encoding="utf-8")
+        count = text.count(old)
+        if count != 1:
+            raise SystemExit(f"mutant {mutant.name}: expected one match in {rel}, found {count}: {old!r}")
+        path.write_text(text.replace(old, new), encoding="utf-8")
+
+
+FAILED = re.compile(r"^(?:FAILED|ERROR) (\S+)", re.MULTILINE)
+
+
+def run_one(mutant: Mutant, env: dict[str, str], timeout: float, python: str) -> tuple[str, float, str]:
+    """(killed-by test id or SURVIVED or TIMEOUT, seconds, log tail)."""
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix=f"awa-mutant-{mutant.name}-") as tmp:
+        tree = Path(tmp) / "tree"
+        shutil.copytree(ROOT, tree, ignore=COPY_IGNORE)
+        apply(tree, mutant)
+        child_env = {**env, "PYTHONPATH": str(tree), "PYTHONDONTWRITEBYTECODE": "1"}
+        check = subprocess.run([python, "-c", "import awa; print(awa.__file__)"], cwd=tree, env=child_env,
+                               capture_output=True, text=True)
+        if not check.stdout.strip().startswith(str(tree)):
+            raise SystemExit(f"mutant {mutant.name}: the copy imports awa from {check.stdout.strip()!r}")
+        for test in mutant.tests:
+            left = timeout - (time.monotonic() - started)
+            if left <= 0:
+                return "TIMEOUT", time.monotonic() - started, ""
+            cmd = [python, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-n", "0", test]
+            try:
+                proc = subprocess.run(cmd, cwd=tree, env=child_env, capture_output=True, text=True, timeout=left)
+            except subprocess.TimeoutExpired:
+                return "TIMEOUT", time.monotonic() - started, f"{test} timed out"
+            out = proc.stdout + proc.stderr
+            if proc.returncode not in (0, 5):
+                hit = FAILED.search(out)
+                return (hit.group(1) if hit else f"{test} (exit {proc.returncode})"), time.monotonic() - started, out[-2000:]
+    return "SURVIVED", time.monotonic() - started, ""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=2, help="mutants run at once (default 2)")
+    parser.add_argument("--timeout", type=float, default=600.0, help="seconds per mutant (default 600)")
+    parser.add_argument("-k", dest="select", default=None, help="only mutants whose name contains this")
+    parser.add_argument("--list", action="store_true", help="list the mutants and exit")
+    parser.add_argument("-v", "--verbose", action="store_true", help="print the output of the killing run")
+    args = parser.parse_args(argv)
+    mutants = [m for m in MUTANTS if args.select is None or args.select in m.name]
+    if args.list:
+        for m in mutants:
+            print(f"{m.name:<30} {m.what}")
+        return 0
+    for m in mutants:  # every substitution must still match before anything runs
+        for rel, old, _ in m.edits:
+            if (ROOT / rel).read_text(encoding="utf-8").count(old) != 1:
+                print(f"mutant {m.name}: the text to replace is not (exactly once) in {rel}", file=sys.stderr)
+                return 2
+    env = dict(os.environ)
+    env.setdefault("HYPOTHESIS_PROFILE", "ci")
+    embedded = None
+    if not env.get("DATABASE_URL"):
+        from awa.db.embedded import EmbeddedPostgres
+
+        embedded = EmbeddedPostgres().start()
+        env["DATABASE_URL"] = embedded.url
+    log(f"{len(mutants)} mutants, {args.jobs} at a time, {args.timeout:.0f}s each at most")
+    results: dict[str, tuple[str, float, str]] = {}
+
+    def task(m: Mutant) -> None:
+        log(f"start  {m.name}")
+        results[m.name] = verdict = run_one(m, env, args.timeout, sys.executable)
+        log(f"done   {m.name}: {verdict[0]} ({verdict[1]:.0f}s)")
+        if args.verbose and verdict[2]:
+            print(verdict[2], flush=True)
+
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+            list(pool.map(task, mutants))
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    width = max(len(m.name) for m in mutants)
+    print()
+    print(f"{'mutant':<{width}}  {'seconds':>7}  killed by")
+    print(f"{'-' * width}  {'-' * 7}  {'-' * 40}")
+    for m in mutants:
+        verdict, seconds, _ = results[m.name]
+        print(f"{m.name:<{width}}  {seconds:7.0f}  {verdict}")
+    alive = [m.name for m in mutants if results[m.name][0] in ("SURVIVED", "TIMEOUT")]
+    print(f"\n{len(mutants) - len(alive)} of {len(mutants)} mutants killed" + (f"; alive: {', '.join(alive)}" if alive else ""))
+    return 1 if alive else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
