@@ -199,6 +199,8 @@ def run_one(mutant: Mutant, env: dict[str, str], timeout: float, python: str) ->
             except subprocess.TimeoutExpired:
                 return "TIMEOUT", time.monotonic() - started, f"{test} timed out"
             out = proc.stdout + proc.stderr
+            if proc.returncode in (3, 4):  # internal or usage error: not a kill
+                raise SystemExit(f"mutant {mutant.name}: pytest {test} could not run (exit {proc.returncode}):\n{out[-3000:]}")
             if proc.returncode not in (0, 5):
                 hit = FAILED.search(out)
                 return (hit.group(1) if hit else f"{test} (exit {proc.returncode})"), time.monotonic() - started, out[-2000:]
@@ -222,6 +224,10 @@ def main(argv: list[str] | None = None) -> int:
         for rel, old, _ in m.edits:
             if (ROOT / rel).read_text(encoding="utf-8").count(old) != 1:
                 print(f"mutant {m.name}: the text to replace is not (exactly once) in {rel}", file=sys.stderr)
+                return 2
+        for test in m.tests:
+            if not (ROOT / test.split("::")[0]).is_file():
+                print(f"mutant {m.name}: no test file {test}", file=sys.stderr)
                 return 2
     env = dict(os.environ)
     env.setdefault("HYPOTHESIS_PROFILE", "ci")
