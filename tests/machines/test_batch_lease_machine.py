@@ -6,7 +6,8 @@ only the current attempt of a running job may finalize or heartbeat it
 again (each claim bumps the lease). The machine claims, lets attempts go
 stale on a clock that *moves* (so a stale heartbeat that writes would be
 visible as a fresher heartbeat_at than the oracle's), rescues and re-claims,
-and sends batches that mix current and stale (job, lease) pairs. After every
+and sends batches that mix current and stale (job, lease) pairs, and single
+retries (finish_attempt) by current or stale attempts. After every
 step each row's state, lease, attempt and heartbeat_at must equal the oracle's,
 and every batch's answers must be the oracle's.
 """
@@ -126,6 +127,16 @@ class BatchLeaseMachine(RuleBasedStateMachine):
         for (i, _lease), ok in zip(chosen, flags):
             if ok:
                 self.jobs[i].state, self.jobs[i].heartbeat_at = "completed", None
+
+    @precondition(lambda self: self.pairs)
+    @rule(data=st.data())
+    def retry_now(self, data: st.DataObject) -> None:
+        """finish_attempt (retry, no delay) by one attempt, current or stale."""
+        job_id, lease = data.draw(st.sampled_from(self.pairs), label="pair")
+        ok = self.client.retry(job_id, lease, after_seconds=0, error="again")
+        assert ok == self.current(job_id, lease), (job_id, lease, ok)
+        if ok:
+            self.jobs[job_id].state, self.jobs[job_id].heartbeat_at = "available", None
 
     # -- the oracle -----------------------------------------------------------------
 
