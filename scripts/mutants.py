@@ -231,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
                 return 2
     env = dict(os.environ)
     env.setdefault("HYPOTHESIS_PROFILE", "ci")
+    env["AWA_MACHINES_NO_SHRINK"] = "1"  # a kill needs a failure, not its smallest form
     embedded = None
     if not env.get("DATABASE_URL"):
         from awa.db.embedded import EmbeddedPostgres

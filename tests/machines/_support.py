@@ -46,6 +46,9 @@ def machine_settings(*, examples_scale: float = 1.0, steps: int | None = None, *
         extra["phases"] = [p for p in base.phases if p is not Phase.explain]
     if not base.derandomize:
         extra["database"] = DirectoryBasedExampleDatabase(str(EXAMPLE_DB_DIR))
+    if os.environ.get("AWA_MACHINES_NO_SHRINK"):
+        # scripts/mutants.py: a failure is all it needs, not the smallest one.
+        extra["phases"] = [p for p in base.phases if p not in (Phase.shrink, Phase.explain)]
     extra.update(overrides)
     return settings(
         base,
