@@ -147,7 +147,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "leader-lease-never-expires", "a leader lease is never taken over once expired",
         ((f"{BASE}/11_leader_lease.sql", "WHERE l.holder = excluded.holder OR l.expires_at <= clock_timestamp()",
           "WHERE l.holder = excluded.holder"),),
-        ("tests/test_worker_leader_lease.py",),
+        (f"{M}/test_leader_lease_machine.py", "tests/test_worker_leader_lease.py"),
     ),
     Mutant(
         "poison-blocks-claim", "a claimed row that does not decode fails the whole claim",
