@@ -81,13 +81,6 @@ MUTANTS: tuple[Mutant, ...] = (
         (f"{M}/test_pinned_regressions.py", f"{M}/test_concurrent_lanes.py", "tests/test_storage_lanes.py"),
     ),
     Mutant(
-        "head-lock-to-commit", "an enqueue on the caller's connection is not one transaction "
-        "(the lane head lock ends before the rows commit)",
-        (("awa/storage/drivers.py", "    if conn.autocommit:\n        with conn.transaction():\n            return run_sync(conn, op)",
-          "    if False:\n        with conn.transaction():\n            return run_sync(conn, op)"),),
-        (f"{M}/test_concurrent_lanes.py", "tests/test_client_enqueue.py"),
-    ),
-    Mutant(
         "pool-enqueue-one-transaction", "insert_many_copy on the pool runs without a transaction",
         (("awa/client/api.py", "return self._drive(self._core.enqueue(batch, True), conn)\n",
           "return self._drive(self._core.enqueue(batch, True), conn, tx=False)\n"),),
@@ -120,7 +113,9 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "capacity-cap", "a hard slot cap one too high",
         (("awa/worker/capacity.py", "granted = max(0, min(wanted, self.limit - self.in_use))",
-          "granted = max(0, min(wanted, self.limit + 1 - self.in_use))"),),
+          "granted = max(0, min(wanted, self.limit + 1 - self.in_use))"),
+         ("awa/worker/runtime.py", "want = min(plan.claim_batch_size, queue.slots.limit - queue.slots.in_use)",
+          "want = min(plan.claim_batch_size, queue.slots.limit + 1 - queue.slots.in_use)")),
         (f"{M}/test_capacity_machine.py", "tests/test_worker_runtime.py", "tests/test_worker_shared_slots.py"),
     ),
     Mutant(
@@ -211,11 +206,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=2, help="mutants run at once (default 2)")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per mutant (default 600)")
-    parser.add_argument("-k", dest="select", default=None, help="only mutants whose name contains this")
+    parser.add_argument("-k", dest="select", default=None,
+                        help="only mutants whose name contains this (several: comma-separated)")
     parser.add_argument("--list", action="store_true", help="list the mutants and exit")
     parser.add_argument("-v", "--verbose", action="store_true", help="print the output of the killing run")
     args = parser.parse_args(argv)
-    mutants = [m for m in MUTANTS if args.select is None or args.select in m.name]
+    wanted = None if args.select is None else [w for w in args.select.split(",") if w]
+    mutants = [m for m in MUTANTS if wanted is None or any(w in m.name for w in wanted)]
     if args.list:
         for m in mutants:
             print(f"{m.name:<30} {m.what}")

@@ -138,6 +138,27 @@ class BatchLeaseMachine(RuleBasedStateMachine):
         if ok:
             self.jobs[job_id].state, self.jobs[job_id].heartbeat_at = "available", None
 
+    def zombies(self) -> list[tuple[int, int]]:
+        """Stale pairs of jobs that run again under a newer lease (a rescued attempt's worker)."""
+        return [(i, lease) for i, lease in self.pairs if self.jobs[i].state == "running" and self.jobs[i].lease != lease]
+
+    @precondition(lambda self: self.zombies())
+    @rule(data=st.data(), call=st.sampled_from(["complete_many", "heartbeat_many"]))
+    def zombie_batch(self, data: st.DataObject, call: str) -> None:
+        """A batch from the worker that lost its attempts, beside the current holder's pairs."""
+        zombie = data.draw(st.sampled_from(self.zombies()), label="zombie pair")
+        others = data.draw(st.lists(st.sampled_from(self.pairs), max_size=2, unique=True), label="pairs")
+        chosen = [zombie, *[p for p in others if p != zombie]]
+        flags = getattr(self.client, call)(chosen)
+        assert flags == [self.current(i, lease) for i, lease in chosen], (call, chosen, flags)
+        for (i, _lease), ok in zip(chosen, flags):
+            if ok:
+                m = self.jobs[i]
+                if call == "complete_many":
+                    m.state, m.heartbeat_at = "completed", None
+                else:
+                    m.heartbeat_at = self.now
+
     # -- the oracle -----------------------------------------------------------------
 
     @invariant()
