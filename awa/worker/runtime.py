@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from awa.errors import ValidationError
+from awa.worker.claim_batcher import DEFAULT_CLAIM_GROUPS
 from awa.worker.capacity import HardSlots, OverflowPool, TokenBucket, WeightedSlots
 from awa.worker.config import QueuePlan, RuntimePlan
 from awa.worker.attempts import job_fields, log_failed_attempt
@@ -72,6 +73,9 @@ class RuntimeOptions:
     cleanup_batch_size: int | None = None
     cleanup_interval_ms: int | None = None
     terminal_count_rollup_interval_ms: int | None = None
+    # The most pool connections the worker uses (None: what its claimers,
+    # flusher, heartbeats and maintenance can use at once; never per partition).
+    max_connections: int | None = None
 
     def validate(self) -> None:
         for name in (
@@ -94,14 +98,36 @@ class RuntimeOptions:
             not isinstance(self.sync_handler_threads, int) or self.sync_handler_threads <= 0
         ):
             raise ValidationError("sync_handler_threads must be an int > 0")
+        if self.max_connections is not None and (
+            not isinstance(self.max_connections, int) or isinstance(self.max_connections, bool)
+            or self.max_connections <= 0
+        ):
+            raise ValidationError(f"max_connections must be an int > 0, got {self.max_connections!r}")
         RetentionSettings.build(self)  # the retention options, checked
 
 
-def connection_budget(plan: RuntimePlan) -> int:
-    """Pool connections the runtime can use at once: every claimer, the
-    completion flusher, the heartbeat loop and one maintenance statement.
-    (LISTEN and the leader lock use two dedicated connections outside the pool.)"""
-    return plan.total_claimers + 3
+def connection_budget(plan: RuntimePlan, cap: int | None = None) -> int:
+    """Pool connections the runtime can use at once, whatever the width.
+
+    Claims of plain queues go through the claim batcher: at most
+    ``DEFAULT_CLAIM_GROUPS`` statements at a time per claim setting (deadline,
+    aging), however many partitions; a shared-slots entry claims with one
+    statement per claimer. Plus the completion flusher, the heartbeat loop and
+    one maintenance statement. Outcomes of failed attempts queue for these
+    connections rather than open more. ``cap`` (``max_connections``) bounds
+    the total. (LISTEN and the leader lock use two dedicated connections
+    outside the pool.)"""
+    settings: dict[tuple[int, int], int] = {}
+    shared = 0
+    for q in plan.queues:
+        if q.partitions is not None and q.partitions > 1:
+            shared += q.claimers
+        else:
+            key = (q.deadline_duration_ms, q.priority_aging_interval_ms)
+            settings[key] = settings.get(key, 0) + q.claimers
+    claims = shared + sum(min(DEFAULT_CLAIM_GROUPS, n) for n in settings.values())
+    needed = claims + 3
+    return needed if cap is None else max(1, min(needed, cap))
 
 
 @dataclass
