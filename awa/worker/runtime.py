@@ -53,6 +53,9 @@ _ERROR_TEXT_LIMIT = 4000
 # docs/benchmark-runs.tsv.)
 BUSY_RETRIES = 5
 BUSY_RETRY_FIRST_S = 0.002
+# A failed claim or flush is retried after 50 ms, doubling up to this: low,
+# so the first claim after an outage comes well within 2 s of the server.
+RETRY_MAX_S = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -366,7 +369,7 @@ class WorkerRuntime:
                 queue.slots.release(granted)
                 log.exception("claim from queue %r failed; retrying in %.2fs", plan.name, backoff)
                 await self._pause(backoff)
-                backoff = min(backoff * 2, 2.0)
+                backoff = min(backoff * 2, RETRY_MAX_S)
                 continue
             backoff = 0.05
             if queue.bucket is not None:
@@ -541,7 +544,7 @@ class WorkerRuntime:
                     self._completions[:0] = batch
                     self._completions_ready.set()
                     await asyncio.sleep(backoff)
-                    backoff = min(backoff * 2, 2.0)
+                    backoff = min(backoff * 2, RETRY_MAX_S)
                     continue
                 backoff = 0.05
                 failures = 0

@@ -57,7 +57,7 @@ class Listener:
                 log.warning("LISTEN connection lost; polling until it is back", exc_info=True)
                 await self.close()
                 await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                backoff = min(backoff * 2, 0.5)
 
     async def close(self) -> None:
         if self.conn is not None:
