@@ -18,7 +18,8 @@ from awa.storage.core import StorageCore
 from awa.storage.drivers import AsyncExecutor
 from awa.worker.config import RuntimePlan, plan_queues
 from awa.worker.registry import Registry
-from awa.worker.runtime import RuntimeOptions, WorkerRuntime, connection_budget
+from awa.worker.options import RuntimeOptions, connection_budget
+from awa.worker.runtime import WorkerRuntime
 from awa.worker.store import WorkerStore
 
 QueueConfigs = Sequence[tuple[str, int] | dict[str, Any]] | None
