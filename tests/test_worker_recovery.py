@@ -4,6 +4,10 @@ accepting connections again (a throwaway PostgreSQL this test stops and starts).
 
 from __future__ import annotations
 
+import re
+import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -12,6 +16,7 @@ import pytest
 
 from awa.client import Client
 from awa.db.embedded import EmbeddedPostgres
+from test_cli_helpers import cli_env
 from worker_support.helpers import FAST
 
 OUTAGE_S = 5.0
@@ -93,3 +98,53 @@ def test_producer_and_worker_recover_within_two_seconds(server, mode):
     finally:
         client.shutdown(0)
         client.close()
+
+
+QUICK_HANDLERS = '''
+def register(client):
+    @client.task("tick", queue="logq")
+    def tick(job):
+        return None
+'''
+_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (DEBUG|INFO|WARNING|ERROR|CRITICAL) ")
+
+
+def test_an_outage_is_logged_once_with_a_count_and_timestamps(server, tmp_path):
+    url = server.url
+    (tmp_path / "quick_tasks.py").write_text(QUICK_HANDLERS)
+    env = cli_env(url)
+    Client(url).migrate()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "awa", "work", "--handlers", "quick_tasks", "--queue", "logq", "--status-every", "0"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        started = proc.stderr.readline()
+        assert "working" in started, started + proc.stderr.read()
+        server.halt("fast")
+        time.sleep(OUTAGE_S)
+        server.resume()
+        _wait_up(url)
+        with Client(url) as client:
+            client.insert({}, kind="tick", queue="logq")
+            deadline = time.monotonic() + 10
+            while not client.list_jobs(state="completed", queue="logq") and time.monotonic() < deadline:
+                time.sleep(0.05)
+            ran = bool(client.list_jobs(state="completed", queue="logq"))
+        if not ran:
+            proc.send_signal(signal.SIGTERM)
+            raise AssertionError("nothing ran after the outage:\n" + proc.communicate(timeout=30)[1])
+        time.sleep(1)
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    lines = [started.rstrip("\n"), *err.splitlines()]
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err, err
+    assert all(_LINE.match(line) for line in lines), err
+    assert sum("database unreachable" in line for line in lines) == 1, err
+    assert sum("recovered after" in line for line in lines) == 1, err
+    assert len(lines) <= 10, err

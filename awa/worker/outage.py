@@ -91,7 +91,8 @@ class PoolNoiseFilter(logging.Filter):
     ``discarding broken connection``); the runtime's :class:`OutageLog`
     reports the outage once instead. Install on the ``psycopg.pool`` logger."""
 
-    NOISE = ("error connecting in", "discarding broken connection", "reconnection attempt in pool")
+    NOISE = ("error connecting in", "discarding broken connection", "discarding closed connection",
+             "reconnection attempt in pool")
 
     def __init__(self) -> None:
         super().__init__()
