@@ -145,7 +145,7 @@ def test_caller_pool_too_small_is_refused_with_the_budget(database_url):
             return None
 
         try:
-            with pytest.raises(ValidationError, match=re.escape("connection pool max_size=3 is too small for this worker: it needs 7")):
+            with pytest.raises(ValidationError, match=re.escape("connection pool max_size=3 is too small for this worker: it needs 5")):
                 await client.start([{"name": "q", "max_workers": 4, "claimers": 4}])
             assert client.worker_runtime is None
         finally:

@@ -34,8 +34,15 @@ from a TOML/JSON config file (``--config``)::
 
 Every capacity number is per physical queue, i.e. per partition, except in
 ``shared_slots`` entries (``--shared-slots``), where it is per logical queue.
-SIGTERM or Ctrl-C stop claiming and give running jobs --shutdown-timeout
-seconds to finish (exit 0 for SIGTERM, 130 for Ctrl-C).
+SIGTERM or Ctrl-C stop claiming and give running jobs --grace-period
+seconds to finish (exit 0 for SIGTERM, 130 for Ctrl-C); async handlers still
+running then are cancelled and their jobs released at once. A synchronous
+handler cannot be interrupted: its job is released with a delay of
+ABANDON_DELAY_S seconds and the process exits at once, ending the handler,
+so it never runs twice at the same time. A second signal exits at once
+(jobs still running stay leased; heartbeat rescue retries them). "stopped"
+is printed once nothing runs any more. Connection errors are logged once per
+outage, with a count when the database is back.
 
 ``--until-empty`` exits 0 once the served queues hold no scheduled,
 available, retryable or running job; exits 4 when only jobs waiting for a
@@ -53,6 +60,7 @@ import argparse
 import importlib
 import json
 import logging
+import math
 import os
 import signal
 import sys
@@ -73,6 +81,11 @@ from awa.cli.common import (
 )
 
 log = logging.getLogger("awa.cli.work")
+
+MAX_GRACE_S = 86_400
+# An abandoned synchronous handler's job runs again this long after the
+# process released it and exited (the exit ends the handler within ms).
+ABANDON_DELAY_S = 1.0
 
 _QUEUE_KEYS = {"name", "partitions", "shared_slots", "max_workers", "min_workers", "weight", "rate_limit", "claimers",
                "claim_batch_size", "deadline_duration_ms", "priority_aging_interval_ms", "retention"}
@@ -100,8 +113,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="concurrent jobs per physical queue, or per logical queue with --shared-slots (default 10)")
     parser.add_argument("--global-max-workers", type=int, default=None, metavar="N",
                         help="weighted mode: one pool of N slots shared by all queues")
-    parser.add_argument("--shutdown-timeout", type=float, default=None, metavar="SECONDS",
-                        help="how long running jobs may take to finish on shutdown (default 10)")
+    parser.add_argument("--grace-period", "--shutdown-timeout", dest="shutdown_timeout", type=float, default=None,
+                        metavar="SECONDS",
+                        help="on SIGTERM/Ctrl-C, how long running jobs may take to finish before their jobs are "
+                             "released (default 10)")
     parser.add_argument("--until-empty", action="store_true",
                         help="exit 0 once the served queues have no scheduled, available, retryable or running jobs; "
                              "exit 4 when only jobs waiting for a retry are left")
@@ -202,8 +217,10 @@ def plan_from_args(args: argparse.Namespace) -> tuple[list[str], list[dict[str, 
             raise usage_error("--partitions and --shared-slots need --queue NAME")
         queues = None
     timeout = args.shutdown_timeout if args.shutdown_timeout is not None else config.get("shutdown_timeout", 10.0)
-    if not isinstance(timeout, (int, float)) or timeout < 0:
-        raise usage_error("shutdown timeout must be a number of seconds >= 0")
+    if (not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not math.isfinite(timeout)
+            or not 0 <= timeout <= MAX_GRACE_S):
+        raise usage_error(f"the grace period (--grace-period, shutdown_timeout) must be a number of seconds "
+                          f"from 0 to {MAX_GRACE_S}, got {timeout!r}")
     options = config.get("options", {})
     if not isinstance(options, dict):
         raise usage_error(f"{where}: options must be a table")
@@ -269,13 +286,21 @@ def run(args: argparse.Namespace) -> int:
         serve_metrics(args.metrics_host, args.metrics_port)
 
     stop = threading.Event()
-    stop_reason: list[str] = []
+    signals: list[int] = []
 
-    def on_sigterm(signum: int, frame: Any) -> None:
-        stop_reason.append("SIGTERM")
-        stop.set()
+    def on_signal(signum: int, frame: Any) -> None:
+        signals.append(signum)
+        if len(signals) == 1:
+            stop.set()
+            return
+        # A second signal: leave now, no cleanup, no traceback.
+        sys.stderr.write(f"{signal.Signals(signum).name} again: exiting now; jobs still running stay leased until "
+                         "heartbeat rescue retries them\n")
+        sys.stderr.flush()
+        os._exit(EXIT_INTERRUPTED)
 
-    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    _quiet_pool_logs()
     try:
         with open_database(args) as db:
             check_database(db)
@@ -291,21 +316,58 @@ def run(args: argparse.Namespace) -> int:
                     raise usage_error(str(exc)) from None
                 served = _served_queues(client)
                 log.info("working %s (Ctrl-C or SIGTERM to stop)", ", ".join(served))
-                interrupted = False
-                code = 0
-                try:
-                    code = _wait(client, stop, served, args)
-                except KeyboardInterrupt:
-                    interrupted = True
+                code = _wait(client, stop, served, args)
+                interrupted = bool(signals) and signals[0] == signal.SIGINT
                 log.info("stopping: %s; waiting up to %gs for running jobs ...", _status_line(client), timeout)
+                runtime = client.worker_runtime
                 client.shutdown(int(timeout * 1000))
+                code = EXIT_INTERRUPTED if interrupted else code
+                still = [job for job in getattr(runtime, "abandoned", []) if not _settled(runtime, job)]
+                if still:
+                    _release_and_exit(client, still, code)
                 log.info("stopped: %s", _status_line(client))
-                return EXIT_INTERRUPTED if interrupted else code
+                return code
             finally:
                 client.shutdown(0)
                 client.close()
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _quiet_pool_logs() -> None:
+    """psycopg_pool's per-attempt warnings through our handler, minus the noise."""
+    from awa.worker.outage import PoolNoiseFilter
+
+    pool_log = logging.getLogger("psycopg.pool")
+    if not any(isinstance(f, PoolNoiseFilter) for f in pool_log.filters):
+        pool_log.addFilter(PoolNoiseFilter())
+    for handler in logging.getLogger("awa").handlers:
+        if getattr(handler, "_awa_cli", False) and handler not in pool_log.handlers:
+            pool_log.addHandler(handler)
+            pool_log.propagate = False
+
+
+def _settled(runtime: Any, job: Any) -> bool:
+    return job.id not in getattr(runtime, "running_sync_ids", lambda: set())()
+
+
+def _release_and_exit(client: Any, jobs: list[Any], code: int) -> None:
+    """Synchronous handlers outlived the grace period: release their jobs with
+    a short delay, then end the process (and with it the handlers) at once."""
+    released = 0
+    for job in jobs:
+        try:
+            released += bool(client.snooze(job.raw.id, job.raw.run_lease, ABANDON_DELAY_S))
+        except Exception as exc:  # noqa: BLE001 - heartbeat rescue recovers it
+            log.warning("could not release job %s (%s); heartbeat rescue will retry it", job.raw.id, exc)
+    log.warning("not stopped cleanly: %d synchronous handler(s) still running after the grace period; "
+                "%d job(s) released to run again in %gs; exiting now, which ends them",
+                len(jobs), released, ABANDON_DELAY_S)
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _check_flag_widths(client: Any, args: argparse.Namespace) -> None:

@@ -109,6 +109,7 @@ class EmbeddedPostgres:
         self._root: Path | None = None
         self._pgdata: Path | None = None
         self.port: int | None = None
+        self._options = ""
         self._run_as: tuple[int, int] | None = None
 
     @property
@@ -166,11 +167,36 @@ class EmbeddedPostgres:
             )
             if started.returncode == 0:
                 self.port = port
+                self._options = options
                 self._start_watchdog()
                 return self
             last_output = started.stdout + self._read_log()
         self.stop()
         raise EmbeddedPostgresError(f"could not start embedded PostgreSQL:\n{last_output}")
+
+    def halt(self, mode: str = "fast") -> None:
+        """Stop the server process but keep its data directory and port, so
+        :meth:`resume` brings the same database back (fault-injection tests).
+        ``mode``: pg_ctl's ``smart``, ``fast`` or ``immediate``."""
+        if mode not in ("smart", "fast", "immediate"):
+            raise EmbeddedPostgresError(f"unknown stop mode {mode!r}")
+        if self._pgdata is None:
+            raise EmbeddedPostgresError("embedded PostgreSQL is not running")
+        done = self._run([str(_bin_dir() / "pg_ctl"), "-D", str(self._pgdata), "-m", mode, "-w", "stop"], timeout=60)
+        if done.returncode != 0:
+            raise EmbeddedPostgresError(f"pg_ctl stop -m {mode} failed:\n{done.stdout}")
+
+    def resume(self) -> None:
+        """Start the server :meth:`halt` stopped, on the same port and data."""
+        if self._pgdata is None or self.port is None:
+            raise EmbeddedPostgresError("embedded PostgreSQL was not started")
+        started = self._run(
+            [str(_bin_dir() / "pg_ctl"), "-D", str(self._pgdata), "-l", str(self._root / "server.log"),
+             "-o", f"-p {self.port} {self._options}", "-w", "-t", "60", "start"],
+            timeout=90,
+        )
+        if started.returncode != 0:
+            raise EmbeddedPostgresError(f"could not restart embedded PostgreSQL:\n{started.stdout}{self._read_log()}")
 
     def _start_watchdog(self) -> None:
         """A detached process that stops the server if this process dies without stopping it.

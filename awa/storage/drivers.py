@@ -8,12 +8,19 @@ operations from :class:`~awa.storage.core.StorageCore`.
 
 from __future__ import annotations
 
+import asyncio
+import select
 from typing import Any
 
 import psycopg
 from psycopg import pq
 from psycopg.adapt import Transformer
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
+
+try:  # the pool's reconnect schedule; absent in a psycopg_pool we do not know
+    from psycopg_pool.base import AttemptWithBackoff
+except ImportError:  # pragma: no cover
+    AttemptWithBackoff = None  # type: ignore[assignment,misc]
 
 from awa.errors import ValidationError
 from awa.storage.codec import use_fast_json
@@ -178,6 +185,94 @@ async def _configure_async(conn: psycopg.AsyncConnection) -> None:
     use_fast_json(conn)
 
 
+# -- pools that recover quickly after an outage ----------------------------------
+#
+# psycopg_pool retries a failed connection attempt after 1 s, 2 s, 4 s, ...
+# (up to reconnect_timeout), and hands out pooled connections unchecked: after
+# a server restart, callers got AdminShutdown from a dead pooled connection,
+# and the first success came many seconds after the server was back. Here a
+# reconnect is retried every RECONNECT_MAX_DELAY_S at most, and a connection is
+# checked on checkout when its socket has something to read (a terminated or
+# restarted server closes it, with or without a FATAL message): no round trip
+# for a healthy connection. One failed check purges every idle connection.
+
+RECONNECT_FIRST_DELAY_S = 0.05
+RECONNECT_MAX_DELAY_S = 0.5
+POOL_TIMEOUT_S = 30.0
+
+
+if AttemptWithBackoff is not None:
+
+    class QuickReconnect(AttemptWithBackoff):  # type: ignore[misc,valid-type]
+        """The pool's reconnect backoff, capped at RECONNECT_MAX_DELAY_S."""
+
+        INITIAL_DELAY = RECONNECT_FIRST_DELAY_S
+
+        def update_delay(self, now: float) -> None:
+            super().update_delay(now)
+            self.delay = min(self.delay, RECONNECT_MAX_DELAY_S)
+
+
+def _new_attempt(pool: Any) -> Any:
+    return None if AttemptWithBackoff is None else QuickReconnect(timeout=pool.reconnect_timeout)
+
+
+def looks_dead(conn: psycopg.Connection | psycopg.AsyncConnection) -> bool:
+    """Whether an idle connection must be checked before use: closed, broken,
+    or its socket is readable (an idle healthy connection has nothing to read)."""
+    if conn.closed or conn.broken:
+        return True
+    try:
+        readable, _, _ = select.select([conn.fileno()], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
+
+
+class RecoveringPool(ConnectionPool):
+    """A ConnectionPool with a capped reconnect backoff and a cheap checkout check."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("check", self._check_idle)
+        kwargs.setdefault("timeout", POOL_TIMEOUT_S)
+        super().__init__(*args, **kwargs)
+
+    def _check_idle(self, conn: psycopg.Connection) -> None:
+        if not looks_dead(conn):
+            return
+        try:
+            ConnectionPool.check_connection(conn)
+        except Exception:
+            self.check()  # the others died with it: drop them now, not one by one
+            raise
+
+    def _add_connection(self, attempt: Any, growing: bool = False) -> None:
+        super()._add_connection(attempt or _new_attempt(self), growing)
+
+
+class AsyncRecoveringPool(AsyncConnectionPool):
+    """:class:`RecoveringPool` for asyncio."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("check", self._check_idle)
+        kwargs.setdefault("timeout", POOL_TIMEOUT_S)
+        super().__init__(*args, **kwargs)
+        self._purge: asyncio.Task[Any] | None = None
+
+    async def _check_idle(self, conn: psycopg.AsyncConnection) -> None:
+        if not looks_dead(conn):
+            return
+        try:
+            await AsyncConnectionPool.check_connection(conn)
+        except Exception:
+            if self._purge is None or self._purge.done():
+                self._purge = asyncio.get_running_loop().create_task(self.check())
+            raise
+
+    async def _add_connection(self, attempt: Any, growing: bool = False) -> None:
+        await super()._add_connection(attempt or _new_attempt(self), growing)
+
+
 def _pool_options(name: str, min_size: int, max_size: int, kwargs: dict[str, Any] | None) -> dict[str, Any]:
     # autocommit by default: one round trip for single-statement calls
     kwargs = {"autocommit": True} if kwargs is None else kwargs
@@ -210,7 +305,7 @@ class SyncExecutor:
         self.conn: psycopg.Connection | None = None
         self.owns_pool = False
         if isinstance(target, str):
-            self.pool = ConnectionPool(
+            self.pool = RecoveringPool(
                 target, open=True, configure=_configure_sync, **_pool_options(name, min_size, max_size, kwargs)
             )
             self.owns_pool = True
@@ -275,7 +370,7 @@ class AsyncExecutor:
         self.owns_pool = False
         self.opened = False
         if isinstance(target, str):
-            self.pool = AsyncConnectionPool(
+            self.pool = AsyncRecoveringPool(
                 target, open=False, configure=_configure_async, **_pool_options(name, min_size, max_size, kwargs)
             )
             self.owns_pool = True

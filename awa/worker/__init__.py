@@ -13,7 +13,8 @@ from awa.worker.host import ThreadedRuntime, runtime_options, start_runtime
 from awa.worker.outcomes import Cancel, JobOutcome, RetryAfter, Snooze, TerminalError
 from awa.worker.registry import derive_kind_from_name
 from awa.worker.store import WorkerStore
-from awa.worker.runtime import RuntimeOptions, WorkerRuntime, connection_budget
+from awa.worker.options import RuntimeOptions, connection_budget
+from awa.worker.runtime import WorkerRuntime
 
 __all__ = [
     "WorkerRuntime",

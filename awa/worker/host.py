@@ -18,7 +18,8 @@ from awa.storage.core import StorageCore
 from awa.storage.drivers import AsyncExecutor
 from awa.worker.config import RuntimePlan, plan_queues
 from awa.worker.registry import Registry
-from awa.worker.runtime import RuntimeOptions, WorkerRuntime, connection_budget
+from awa.worker.options import RuntimeOptions, connection_budget
+from awa.worker.runtime import WorkerRuntime
 from awa.worker.store import WorkerStore
 
 QueueConfigs = Sequence[tuple[str, int] | dict[str, Any]] | None
@@ -59,10 +60,8 @@ async def start_runtime(
     claimers behind each other: a pool the executor owns grows to the budget,
     a caller's pool that is too small is refused.
     """
-    needed = connection_budget(plan)
-    await executor.ensure_size(
-        needed, f"{plan.total_claimers} claimer(s) + completion flusher + heartbeats + maintenance"
-    )
+    needed = connection_budget(plan, options.max_connections)
+    await executor.ensure_size(needed, "claim statements + completion flusher + heartbeats + maintenance")
     runtime = WorkerRuntime(WorkerStore(core, executor), registry, plan, options)
     try:
         await runtime.start()
@@ -109,7 +108,7 @@ class ThreadedRuntime:
 
     async def _start(self) -> None:
         self.executor = AsyncExecutor(
-            self.conninfo, name="awa-worker", min_size=1, max_size=connection_budget(self.plan), kwargs=self.kwargs
+            self.conninfo, name="awa-worker", min_size=1, max_size=connection_budget(self.plan, self.options.max_connections), kwargs=self.kwargs
         )
         try:
             self.runtime = await start_runtime(self.core, self.executor, self.registry, self.plan, self.options)

@@ -23,17 +23,18 @@ import contextlib
 import inspect
 import logging
 import traceback
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from awa.errors import ValidationError
 from awa.worker.capacity import HardSlots, OverflowPool, TokenBucket, WeightedSlots
 from awa.worker.config import QueuePlan, RuntimePlan
 from awa.worker.attempts import job_fields, log_failed_attempt
 from awa.worker.job import RunningJob
 from awa.worker.maintenance import MaintenanceLeader
 from awa.worker.metrics import WorkerMetrics
+from awa.worker.options import RuntimeOptions, connection_budget
+from awa.worker.outage import OutageFilter, OutageLog, is_connection_error
 from awa.worker.partitions import check_widths
 from awa.worker.outcomes import Cancel, JobOutcome, RetryAfter, Snooze, TerminalError
 from awa.worker.registry import Handler, Registry
@@ -52,60 +53,9 @@ _ERROR_TEXT_LIMIT = 4000
 # docs/benchmark-runs.tsv.)
 BUSY_RETRIES = 5
 BUSY_RETRY_FIRST_S = 0.002
-
-
-@dataclass(frozen=True, slots=True)
-class RuntimeOptions:
-    poll_interval_ms: int = 200
-    heartbeat_interval_ms: int = 30_000
-    heartbeat_staleness_ms: int = 90_000
-    rescue_interval_ms: int = 5_000
-    promote_interval_ms: int = 250
-    leader_election_interval_ms: int = 2_000
-    leader_lease_ms: int = 5_000  # a frozen leader stops maintenance for at most this long
-    completion_batch_size: int = 512
-    completion_flush_ms: float = 2.0
-    sync_handler_threads: int | None = None
-    # Retention (awa.worker.retention); None: the default.
-    completed_retention_hours: float | None = None
-    failed_retention_hours: float | None = None
-    dlq_retention_hours: float | None = None
-    cleanup_batch_size: int | None = None
-    cleanup_interval_ms: int | None = None
-    terminal_count_rollup_interval_ms: int | None = None
-
-    def validate(self) -> None:
-        for name in (
-            "poll_interval_ms",
-            "heartbeat_interval_ms",
-            "heartbeat_staleness_ms",
-            "rescue_interval_ms",
-            "promote_interval_ms",
-            "leader_election_interval_ms",
-            "leader_lease_ms",
-            "completion_batch_size",
-        ):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ValidationError(f"{name} must be an int > 0, got {value!r}")
-        if self.heartbeat_staleness_ms <= self.heartbeat_interval_ms:
-            raise ValidationError(
-                "heartbeat_staleness_ms must exceed heartbeat_interval_ms, or healthy jobs would be rescued"
-            )
-        if self.leader_lease_ms < 30:
-            raise ValidationError(f"leader_lease_ms must be at least 30 (renewed every third), got {self.leader_lease_ms}")
-        if self.sync_handler_threads is not None and (
-            not isinstance(self.sync_handler_threads, int) or self.sync_handler_threads <= 0
-        ):
-            raise ValidationError("sync_handler_threads must be an int > 0")
-        RetentionSettings.build(self)  # the retention options, checked
-
-
-def connection_budget(plan: RuntimePlan) -> int:
-    """Pool connections the runtime can use at once: every claimer, the
-    completion flusher, the heartbeat loop and one maintenance statement.
-    (LISTEN uses a dedicated connection outside the pool.)"""
-    return plan.total_claimers + 3
+# A failed claim or flush is retried after 50 ms, doubling up to this: low,
+# so the first claim after an outage comes well within 2 s of the server.
+RETRY_MAX_S = 0.5
 
 
 @dataclass
@@ -167,7 +117,12 @@ class WorkerRuntime:
         self._finalizer_stop = False
         self._finalize_task: asyncio.Task[Any] | None = None
         self._executor: ThreadPoolExecutor | None = None
-        self._listener = Listener(store, self._wake_queue, self._wake_all)
+        self._threads: dict[int, Future[Any]] = {}  # job id -> its sync handler's call, while it runs
+        # Sync handlers still running when shutdown's grace period ended (see shutdown()).
+        self.abandoned: list[RunningJob] = []
+        self.outage = OutageLog(log)  # connection errors: one line per outage (awa.worker.outage)
+        self._outage_filter = OutageFilter(self.outage)
+        self._listener = Listener(store, self._wake_queue, self._wake_all, self.outage)
         self.metrics = WorkerMetrics(store.core.metrics.meter)
         store.metrics = self.metrics  # rescues are counted where the store runs them
         overrides = [(name, q.retention) for q in plan.queues for name in q.physical_queues]
@@ -182,6 +137,7 @@ class WorkerRuntime:
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
         self.options.validate()
+        log.addFilter(self._outage_filter)
         self._build_queues()
         total_capacity = self.plan.global_max_workers or sum(plan.max_workers or 0 for plan in self.plan.queues)
         if any(not h.is_async for h in self.registry.handlers()):
@@ -247,13 +203,27 @@ class WorkerRuntime:
         """Whether this runtime currently runs maintenance for its schema."""
         return self._maintenance.is_leader
 
+    def running_sync_ids(self) -> set[int]:
+        """Ids of the jobs whose synchronous handler is running in a thread now."""
+        return {job_id for job_id, call in list(self._threads.items()) if not call.done()}
+
     @property
     def listener_alive(self) -> bool:
         return self._listener.alive
 
     async def shutdown(self, timeout_ms: int = 2000) -> None:
-        """Stop claiming, let running handlers finish for ``timeout_ms``, then
-        give the unfinished attempts back so another worker runs them."""
+        """Stop claiming, let running handlers finish for ``timeout_ms`` (the
+        grace period), then give the unfinished attempts back so another worker
+        runs them.
+
+        An async handler still running is cancelled, then its job released.
+        A synchronous handler cannot be interrupted: its job is NOT released
+        while its thread runs (it would run twice at once). It is listed in
+        :attr:`abandoned`; when the handler returns, its job is completed
+        (or released, if it raised) over a connection of its own. If the
+        process exits first, heartbeats have stopped and heartbeat rescue
+        makes the job retryable after ``heartbeat_staleness_ms``; ``awa work``
+        releases it with a short delay just before exiting instead."""
         if self.stopped or not self.started:
             return
         deadline = self.loop.time() + max(0, timeout_ms) / 1000
@@ -274,10 +244,23 @@ class WorkerRuntime:
             if pending:
                 self._abandoning = True
                 abandoned = [job for job, task in self._executions.values() if task in pending]
+                in_threads = {job.id: self._threads[job.id] for job in abandoned if job.id in self._threads}
                 for task in pending:
                     task.cancel()
                 await asyncio.gather(*pending, return_exceptions=True)
-                await asyncio.gather(*(self._release(job) for job in abandoned), return_exceptions=True)
+                to_release = []
+                for job in abandoned:
+                    call = in_threads.get(job.id)
+                    if call is not None and not call.done():
+                        self.abandoned.append(job)
+                        call.add_done_callback(lambda f, job=job: self._settle_abandoned(job, f))
+                    else:
+                        to_release.append(job)
+                if self.abandoned:
+                    log.warning("%d synchronous handler(s) still running after the %g s grace period: their jobs "
+                                "stay leased until they return (ids %s)", len(self.abandoned), timeout_ms / 1000,
+                                ", ".join(str(j.id) for j in self.abandoned[:20]))
+                await asyncio.gather(*(self._release(job) for job in to_release), return_exceptions=True)
         self._finalizer_stop = True
         self._completions_ready.set()
         if self._finalize_task is not None:
@@ -292,6 +275,7 @@ class WorkerRuntime:
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
         self.heartbeat_alive = False
+        log.removeFilter(self._outage_filter)
         self.stopped = True
 
     # -- claiming --------------------------------------------------------------
@@ -340,13 +324,14 @@ class WorkerRuntime:
             except asyncio.CancelledError:
                 queue.slots.release(granted)
                 raise
-            except Exception:
+            except Exception as exc:
                 queue.slots.release(granted)
-                log.exception("claim from queue %r failed; retrying in %.2fs", plan.name, backoff)
+                self.outage.failed(f"claim from queue {plan.name!r}", exc)
                 await self._pause(backoff)
-                backoff = min(backoff * 2, 2.0)
+                backoff = min(backoff * 2, RETRY_MAX_S)
                 continue
             backoff = 0.05
+            self.outage.ok()
             if queue.bucket is not None:
                 queue.bucket.consume(len(jobs))
             retry_in = 0.0
@@ -406,7 +391,11 @@ class WorkerRuntime:
                 if handler.is_async:
                     outcome = await handler.func(job)
                 else:
-                    outcome = await self.loop.run_in_executor(self._executor, handler.func, job)
+                    assert self._executor is not None
+                    call = self._executor.submit(handler.func, job)
+                    self._threads[job.id] = call
+                    call.add_done_callback(lambda _f, job_id=job.id: self._threads.pop(job_id, None))
+                    outcome = await asyncio.wrap_future(call)
                     if inspect.isawaitable(outcome):  # a plain callable that returned a coroutine
                         outcome = await outcome
             finally:
@@ -431,6 +420,16 @@ class WorkerRuntime:
         self._finalizers.add(task)
         task.add_done_callback(self._finalizers.discard)
 
+    def _settle_abandoned(self, job: RunningJob, call: Future[Any]) -> None:
+        """In the thread of an abandoned sync handler, once it returned:
+        complete its job, or release it (lease-guarded, so a rescue that
+        came first wins)."""
+        ok = not call.cancelled() and call.exception() is None and not isinstance(call.result(), BaseException)
+        try:
+            self.store.settle_sync(job.raw.id, job.raw.run_lease, ok)
+        except Exception as exc:  # noqa: BLE001 - rescue recovers it; say so once
+            log.warning("could not settle abandoned job %s (%s); heartbeat rescue will recover it", job.raw.id, exc)
+
     def _free_slot(self, queue: _Queue) -> None:
         queue.in_flight -= 1
         queue.slots.release(1)
@@ -439,15 +438,25 @@ class WorkerRuntime:
     async def _finish(self, job: RunningJob, outcome: BaseException) -> None:
         raw = job.raw
         try:
-            for attempt in range(5):
+            # Connection errors: retried (the job stays leased and heartbeated)
+            # until the database is back, or 3 times once shutting down.
+            # Other errors: 5 tries; then heartbeat rescue runs the job again.
+            tries = 0
+            delay = 0.05
+            while True:
                 try:
                     applied = await self._apply_outcome(job, outcome)
+                    self.outage.ok()
                     if not applied:
                         log.info("job %s attempt %s lost its lease before its outcome was written", raw.id, raw.attempt)
                     return
-                except Exception:
-                    log.exception("writing the outcome of job %s failed (try %d)", raw.id, attempt + 1)
-                    await asyncio.sleep(0.1 * 2**attempt)
+                except Exception as exc:
+                    tries += 1
+                    self.outage.failed(f"writing the outcome of job {raw.id} (try {tries})", exc)
+                    if (self._finalizer_stop and tries >= 3) or (not is_connection_error(exc) and tries >= 5):
+                        return
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, RETRY_MAX_S)
         finally:
             self._leased.pop(raw.id, None)
 
@@ -488,8 +497,8 @@ class WorkerRuntime:
     async def _release(self, job: RunningJob) -> None:
         try:
             await self.store.release(job.raw.id, job.raw.run_lease)
-        except Exception:
-            log.exception("could not release job %s; heartbeat rescue will recover it", job.raw.id)
+        except Exception as exc:
+            self.outage.failed(f"releasing job {job.raw.id} (heartbeat rescue will recover it)", exc)
 
     # -- completion batching ---------------------------------------------------
     async def _completion_loop(self) -> None:
@@ -505,7 +514,7 @@ class WorkerRuntime:
             if batch:
                 try:
                     flags = await self.store.complete_many([(j.raw.id, j.raw.run_lease) for j in batch])
-                except Exception:
+                except Exception as exc:
                     failures += 1
                     if self._finalizer_stop and failures >= 3:
                         # Shutting down and the database will not take them: the
@@ -515,14 +524,15 @@ class WorkerRuntime:
                             self._leased.pop(job.raw.id, None)
                         self._completions = []
                         return
-                    log.exception("complete_many failed for %d jobs; retrying", len(batch))
+                    self.outage.failed(f"complete_many of {len(batch)} job(s)", exc)
                     self._completions[:0] = batch
                     self._completions_ready.set()
                     await asyncio.sleep(backoff)
-                    backoff = min(backoff * 2, 2.0)
+                    backoff = min(backoff * 2, RETRY_MAX_S)
                     continue
                 backoff = 0.05
                 failures = 0
+                self.outage.ok()
                 done: dict[str, int] = {}
                 for job, ok in zip(batch, flags):
                     self._leased.pop(job.raw.id, None)
@@ -552,9 +562,9 @@ class WorkerRuntime:
                 self.heartbeat_alive = True
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as exc:
                 self.heartbeat_alive = False
-                log.exception("heartbeat failed")
+                self.outage.failed("heartbeat", exc)
 
     async def _heartbeat_once(self) -> None:
         jobs = list(self._leased.values())

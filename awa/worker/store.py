@@ -16,7 +16,7 @@ from typing import Any
 import psycopg
 
 from awa.storage.core import StorageCore, backoff_seconds
-from awa.storage.drivers import AsyncExecutor
+from awa.storage.drivers import AsyncExecutor, run_in
 from awa.storage.models import Job
 from awa.worker.claim_batcher import ClaimBatcher
 
@@ -92,6 +92,15 @@ class WorkerStore:
         """Give an unfinished attempt back (shutdown timeout): runnable again at
         once, and - like a snooze - without using up one of its attempts."""
         return await self.snooze(job_id, run_lease, 0.0)
+
+    def settle_sync(self, job_id: int, run_lease: int, completed: bool) -> bool:
+        """From a plain thread, after the event loop is gone: complete (or
+        release) one attempt over a short-lived connection of its own."""
+        conninfo, kwargs = self.executor.connect_args()
+        kwargs["autocommit"] = True
+        op = self.core.complete(job_id, run_lease) if completed else self.core.snooze(job_id, run_lease, 0.0)
+        with psycopg.connect(conninfo, **kwargs) as conn:
+            return bool(run_in(conn, op))
 
     # -- maintenance ---------------------------------------------------------------
     async def rescue_expired(self, staleness_ms: int) -> list[Any]:

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -24,11 +25,14 @@ class Listener:
     """``on_notify(queue)`` for every notification; ``on_reconnect()`` after a
     lost connection is back (anything may have arrived meanwhile)."""
 
-    def __init__(self, store: WorkerStore, on_notify: Callable[[str], None], on_reconnect: Callable[[], None]) -> None:
+    def __init__(
+        self, store: WorkerStore, on_notify: Callable[[str], None], on_reconnect: Callable[[], None], outage: Any = None
+    ) -> None:
         self.store = store
         self.channel = store.notify_channel
         self.on_notify = on_notify
         self.on_reconnect = on_reconnect
+        self.outage = outage  # an OutageLog: connection errors logged once per outage
         self.alive = False
         self.conn: psycopg.AsyncConnection | None = None
 
@@ -45,6 +49,8 @@ class Listener:
             try:
                 if self.conn is None or self.conn.closed:
                     await self.connect()
+                    if self.outage is not None:
+                        self.outage.ok()
                     self.on_reconnect()
                 backoff = 0.1
                 assert self.conn is not None
@@ -52,12 +58,15 @@ class Listener:
                     self.on_notify(note.payload)
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as exc:
                 self.alive = False
-                log.warning("LISTEN connection lost; polling until it is back", exc_info=True)
+                if self.outage is not None:
+                    self.outage.failed("LISTEN (polling until it is back)", exc)
+                else:
+                    log.warning("LISTEN connection lost; polling until it is back", exc_info=True)
                 await self.close()
                 await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                backoff = min(backoff * 2, 0.5)
 
     async def close(self) -> None:
         if self.conn is not None:
