@@ -117,6 +117,8 @@ def parse_lines(stream: TextIO, args: argparse.Namespace) -> list[Line]:
             obj = json.loads(text)
         except json.JSONDecodeError as exc:
             raise usage_error(f"line {number}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+        except RecursionError:
+            raise usage_error(f"line {number}: JSON nested too deep (args nest at most 128 levels)") from None
         if not isinstance(obj, dict):
             raise usage_error(f"line {number}: expected a JSON object, got {type(obj).__name__}")
         lines.append(_from_args(obj, number, args) if args.kind else _from_envelope(obj, number, args))

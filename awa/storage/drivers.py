@@ -14,6 +14,7 @@ import psycopg
 from psycopg import pq
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
+from awa.db.url import check_url
 from awa.errors import ValidationError
 from awa.storage.codec import use_fast_json
 from awa.storage.ops import Copy, Op, Result
@@ -151,6 +152,7 @@ class SyncExecutor:
         self.conn: psycopg.Connection | None = None
         self.owns_pool = False
         if isinstance(target, str):
+            check_url(target)  # a clear error now, not the pool's retries echoing the URL
             self.pool = ConnectionPool(
                 target, open=True, configure=_configure_sync, **_pool_options(name, min_size, max_size, kwargs)
             )
@@ -216,6 +218,7 @@ class AsyncExecutor:
         self.owns_pool = False
         self.opened = False
         if isinstance(target, str):
+            check_url(target)
             self.pool = AsyncConnectionPool(
                 target, open=False, configure=_configure_async, **_pool_options(name, min_size, max_size, kwargs)
             )
