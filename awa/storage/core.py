@@ -175,12 +175,16 @@ class StorageCore(JobOps, HousekeepingOps, AdminOps):
         round trip; ``limit`` then caps only the total."""
         if isinstance(queues, str):
             queues = [queues]
+        if not isinstance(queues, (list, tuple)):
+            raise ValidationError(f"queues must be a queue name or a list of them, got {type(queues).__name__}")
         queue_list = [check_queue(q, "queue") for q in queues]
         if not is_int(limit) or limit < 0:
             raise ValidationError(f"limit must be a non-negative integer, got {limit!r}")
         if limit > MAX_INT4:
             raise ValidationError(f"limit must be an integer between 0 and {MAX_INT4}, got {limit!r}")
         if limits is not None:
+            if not isinstance(limits, (list, tuple)):
+                raise ValidationError(f"limits must be a list of integers, got {type(limits).__name__}")
             limits = list(limits)
             if len(limits) != len(queue_list):
                 raise ValidationError(f"limits needs one entry per queue: {len(limits)} for {len(queue_list)} queues")
