@@ -18,7 +18,7 @@ import os
 import tempfile
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from awa.cli import main as awa_main
@@ -26,6 +26,11 @@ from awa.client import Client
 from awa.routing import PartitionedQueue
 from awa.storage.codec import MAX_JSON_DEPTH
 from fuzz_support import Digest, assert_stored, json_equal, key_bytes, no_output, outcome, record
+
+# AWA_FUZZ_EXAMPLES=N: N examples per test instead of the profile's (a longer local run).
+if os.environ.get("AWA_FUZZ_EXAMPLES"):
+    settings.register_profile("awa-fuzz", settings(max_examples=int(os.environ["AWA_FUZZ_EXAMPLES"])))
+    settings.load_profile("awa-fuzz")
 
 # -- strategies ------------------------------------------------------------------
 
