@@ -11,6 +11,7 @@ import psycopg
 import pytest
 
 from awa.client import Client
+from awa.errors import ValidationError
 from awa.routing import PartitionedQueue
 from test_cli_helpers import assert_one_line_error, cli_env, run_awa, sigint_as_a_terminal_sends_it
 
@@ -103,7 +104,7 @@ def test_stats_partitions_without_queue_is_a_usage_error(database_url):
 
 
 def test_queue_pause_resume_and_shards_apply_to_every_partition(database_url):
-    result = run_awa("queue", "pause", "orders", "--partitions", "3", database_url=database_url)
+    result = run_awa("queue", "pause", "orders", "--partitions", "3", "--create", database_url=database_url)
     assert result.returncode == 0, result.stderr
     assert "paused 3 queue(s): orders, orders__p1, orders__p2" in result.stdout
     with Client(database_url) as client:
@@ -215,3 +216,24 @@ def test_dlq_selection_errors(database_url, argv):
     result = run_awa(*argv, database_url=database_url)
     assert result.returncode == 2
     assert_one_line_error(result.stderr)
+
+
+def test_pause_or_resume_of_an_unknown_queue_is_an_error_and_changes_nothing(database_url):
+    with Client(database_url) as client:
+        client.insert({"x": 1}, kind="k", queue="known")
+    for action in ("pause", "resume"):
+        result = run_awa("queue", action, "known", "nonexistent_queue", database_url=database_url)
+        assert result.returncode == 2, result.stdout
+        assert_one_line_error(result.stderr)
+        assert "unknown queue(s): nonexistent_queue" in result.stderr and "--create" in result.stderr
+    with Client(database_url) as client:
+        assert {s.queue: s.paused for s in client.queue_stats()} == {"known": False}  # nothing changed
+        with pytest.raises(ValidationError, match="unknown queue 'nonexistent_queue'"):
+            client.pause_queue("nonexistent_queue")
+        client.pause_queue("nonexistent_queue", create=True)
+        assert client.queue_stats("nonexistent_queue")[0].paused is True
+        # a partition inside a registered width exists before its first job
+        client.register_partitions("orders", 3)
+        client.pause_queue("orders__p2")
+        with pytest.raises(ValidationError, match="unknown queue 'orders__p3'"):
+            client.pause_queue("orders__p3")

@@ -8,6 +8,7 @@ import psycopg
 import pytest
 
 from awa.client import AsyncClient, Client, Job, JobState
+from awa.errors import ValidationError
 
 
 @pytest.fixture
@@ -96,12 +97,18 @@ def test_array_parameters_sent_as_literals_arrive_exactly(database_url):
 
 
 def test_claim_and_complete_with_awkward_queue_names(client):
-    """The claim statement's queue array is a literal: names with quotes,
-    commas, braces and backslashes claim their own jobs and only those."""
-    names = ['a,b', 'c"d', 'e\\f', '{g}', 'h i']
+    """The claim statement's queue array is a literal: names with every
+    punctuation the grammar allows claim their own jobs and only those; names
+    with quotes, commas, braces, backslashes or spaces are rejected."""
+    for bad in ['a,b', 'c"d', 'e\\f', '{g}', 'h i']:
+        with pytest.raises(ValidationError, match="may contain only"):
+            client.insert({}, kind="k", queue=bad)
+        with pytest.raises(ValidationError, match="may contain only"):
+            client.claim([bad], 1)
+    names = ['a.b', 'c:d', 'e-f', '_g_', 'H9', 'x__p', 'x__p1', 'x___p1']
     for name in names:
         client.insert({"q": name}, kind="k", queue=name)
-    claimed = client.executor.run(client.core.claim(names, 10, None, 0, limits=[2] * len(names)), tx=False)
+    claimed = client.executor.run(client.core.claim(names, 20, None, 0, limits=[2] * len(names)), tx=False)
     assert sorted(j.queue for j in claimed) == sorted(names)
     assert all(j.args["q"] == j.queue for j in claimed)
     client.complete_many([(j.id, j.run_lease) for j in claimed])

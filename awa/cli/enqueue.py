@@ -117,6 +117,8 @@ def parse_lines(stream: TextIO, args: argparse.Namespace) -> list[Line]:
             obj = json.loads(text)
         except json.JSONDecodeError as exc:
             raise usage_error(f"line {number}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+        except RecursionError:
+            raise usage_error(f"line {number}: JSON nested too deep (args nest at most 128 levels)") from None
         if not isinstance(obj, dict):
             raise usage_error(f"line {number}: expected a JSON object, got {type(obj).__name__}")
         lines.append(_from_args(obj, number, args) if args.kind else _from_envelope(obj, number, args))
@@ -293,8 +295,9 @@ def _chunk_kwargs(lines: list[Line], routed: list[dict[str, Any]], start: int, e
 def _validate_all(lines: list[Line], routed: list[dict[str, Any]], chunks: list[tuple[int, int]]) -> None:
     """Run the client's own validation on every chunk before anything is written.
 
-    Needed with --commit-every: without it a bad line late in the input would
-    be found only after earlier chunks were committed.
+    Without it a bad line late in the input would be found only after earlier
+    chunks were sent (committed, with --commit-every; or rolled back, having
+    reserved job ids and queue rows' sequences).
     """
     from awa.storage.batch import prepare
 
@@ -312,8 +315,7 @@ def _insert(client: Any, lines: list[Line], routed: list[dict[str, Any]], args: 
     done = committed = 0
     show_progress = total > args.batch_size
     chunks = list(_chunks(lines, args.batch_size))
-    if args.commit_every:
-        _validate_all(lines, routed, chunks)
+    _validate_all(lines, routed, chunks)  # a bad line anywhere: nothing written, no id reserved
     with client.connection() as conn:
         tx = conn.transaction()
         tx.__enter__()

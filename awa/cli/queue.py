@@ -29,13 +29,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                          help="each QUEUE is a logical queue with N partitions: act on all of them")
         return sub
 
+    create_help = ("also act on queues that do not exist yet (never enqueued to, not a partition of a "
+                   "registered logical queue), creating them; without it such a queue is an error")
     pause = action("pause", "stop handing out jobs from these queues (enqueue still works)")
+    pause.add_argument("--create", action="store_true", help=create_help)
     add_database_options(pause)
-    pause.set_defaults(func=run, apply=lambda c, q, a: c.pause_queue(q), done="paused")
+    pause.set_defaults(func=run, apply=lambda c, q, a: c.pause_queue(q, create=True), done="paused", known=True)
 
     resume = action("resume", "hand out jobs from these queues again")
+    resume.add_argument("--create", action="store_true", help=create_help)
     add_database_options(resume)
-    resume.set_defaults(func=run, apply=lambda c, q, a: c.resume_queue(q), done="resumed")
+    resume.set_defaults(func=run, apply=lambda c, q, a: c.resume_queue(q, create=True), done="resumed", known=True)
 
     shards = action("shards", "set the number of enqueue shards (1..64) of these queues")
     shards.add_argument("--shards", "-s", type=int, required=True, metavar="S", help="enqueue shards per queue")
@@ -74,15 +78,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _physical(queues: list[str], partitions: int) -> list[str]:
     from awa.routing import PartitionedQueue
+    from awa.storage.validate import check_queue
 
     if partitions < 1:
         raise usage_error("--partitions must be >= 1")
+    if partitions == 1:  # plain queues: any valid name, a partition's included
+        return [check_queue(q, "queue") for q in queues]
     return [q for name in queues for q in PartitionedQueue(name, partitions).physical_queues]
 
 
 def run(args: argparse.Namespace) -> int:
     targets = _physical(args.queues, args.partitions)
     with open_database(args) as db, open_client(db, max_connections=1) as client:
+        if getattr(args, "known", False) and not args.create:
+            unknown = [q for q in targets if not client.queue_exists(q)]
+            if unknown:  # checked before any change: all or nothing
+                raise usage_error(
+                    f"unknown queue(s): {', '.join(unknown)} (never enqueued to, not a partition of a registered "
+                    f"logical queue); nothing changed; check the name(s), or pass --create to {args.action} them anyway"
+                )
         for queue in targets:
             args.apply(client, queue, args)
     print(f"{args.done} {len(targets)} queue(s): {', '.join(targets)}")

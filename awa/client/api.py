@@ -308,11 +308,20 @@ class ClientAPI:
     def queue_stats(self, queue: str | None = None) -> Any:
         return self._drive(self._core.queue_stats(queue), tx=False)
 
-    def pause_queue(self, queue: str) -> Any:
-        return self._drive(self._core.pause_queue(queue), tx=False)
+    def pause_queue(self, queue: str, *, create: bool = False) -> Any:
+        """Stop handing out jobs of ``queue``. An unknown queue (never enqueued
+        to, not a partition of a registered logical queue) raises
+        ValidationError, unless ``create=True`` creates it paused."""
+        return self._drive(self._core.pause_queue(queue, create))
 
-    def resume_queue(self, queue: str) -> Any:
-        return self._drive(self._core.resume_queue(queue), tx=False)
+    def resume_queue(self, queue: str, *, create: bool = False) -> Any:
+        """Hand out jobs of ``queue`` again; unknown queues as in :meth:`pause_queue`."""
+        return self._drive(self._core.resume_queue(queue, create))
+
+    def queue_exists(self, queue: str) -> Any:
+        """Whether ``queue`` was ever enqueued to or configured, or is a
+        partition within its logical queue's registered width."""
+        return self._drive(self._core.queue_exists(queue), tx=False)
 
     def set_enqueue_shards(self, queue: str, shards: int) -> Any:
         return self._drive(self._core.set_enqueue_shards(queue, shards), tx=False)

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from awa.errors import ValidationError
+from awa.routing.names import queue_name_problem
 from awa.routing.hashes import KEY_TYPE_ERROR, base_hash, coerce_key, finalize_partition_hash, int_argument
 from awa.routing.routed_opts import BatchRouter, RoutedOpts, check_index
 from awa.routing.schemes import AWA_COMPAT, DEFAULT_SCHEME, RoutingScheme, routing_scheme
@@ -53,6 +54,9 @@ def _check_logical(logical_queue: object) -> str:
         )
     if not logical_queue:
         raise ValidationError("partitioned queue logical queue must not be empty")
+    problem = queue_name_problem(logical_queue, allow_partition=False)
+    if problem is not None:
+        raise ValidationError(f"partitioned queue logical queue {problem}")
     return logical_queue
 
 

@@ -7,35 +7,61 @@ from typing import Any
 
 from awa.errors import ValidationError
 from awa.routing.hashes import shard_for_ordering_key
+from awa.routing.names import split_partition
 from awa.storage.models import DlqEntry, LaneStat, QueueStat
 from awa.storage.ops import Op, OpsBase, Query, jobs_of
-from awa.storage.validate import check_name, check_priority, check_run_at, is_int
+from awa.storage.validate import check_id, check_limit, check_name, check_priority, check_queue, check_run_at, check_text, is_int
 
 
 class AdminOps(OpsBase):
     def cancel_job(self, job_id: int) -> Op:
+        check_id(job_id)
         res = yield Query(self.q("cancel_job"), {"id": job_id, "now": self.now()})
         jobs = jobs_of(res)
         return jobs[0] if jobs else None
 
     def get_job(self, job_id: int) -> Op:
+        check_id(job_id)
         res = yield Query(self.q("get_job"), {"id": job_id})
         jobs = jobs_of(res)
         return jobs[0] if jobs else None
 
     def _upsert_queue(self, queue: str, **settings: Any) -> Op:
-        check_name(queue, "queue")
+        check_queue(queue, "queue")
         params = {"queue": queue, "paused": None, "shards": None, "dlq": None, **settings}
         res = yield Query(self.q("upsert_queue"), params)
         name, _paused, shards, _dlq = res.rows[0]
         self._shards[name] = shards
         return None
 
-    def pause_queue(self, queue: str) -> Op:
+    def pause_queue(self, queue: str, create: bool = False) -> Op:
+        yield from self._check_known(queue, create, "pause")
         return (yield from self._upsert_queue(queue, paused=True))
 
-    def resume_queue(self, queue: str) -> Op:
+    def resume_queue(self, queue: str, create: bool = False) -> Op:
+        yield from self._check_known(queue, create, "resume")
         return (yield from self._upsert_queue(queue, paused=False))
+
+    def queue_exists(self, queue: str) -> Op:
+        """Whether ``queue`` was ever enqueued to or configured, or is a
+        partition within its logical queue's registered width."""
+        check_queue(queue, "queue")
+        base, index = split_partition(queue) or (queue, 0)
+        res = yield Query(self.q("queue_known"), {"queue": queue, "base": base, "index": index})
+        return bool(res.rows[0][0])
+
+    def _check_known(self, queue: str, create: bool, verb: str) -> Op:
+        """ValidationError for a queue that does not exist, unless ``create``."""
+        check_queue(queue, "queue")
+        if create:
+            return None
+        known = yield from self.queue_exists(queue)
+        if not known:
+            raise ValidationError(
+                f"unknown queue {queue!r}: no job was ever enqueued to it and no partitioned queue covers it; "
+                f"check the name, or {verb} it ahead of its first job with create=True (awa queue {verb} --create)"
+            )
+        return None
 
     def set_enqueue_shards(self, queue: str, shards: int) -> Op:
         if not is_int(shards) or not 1 <= shards <= 64:
@@ -46,6 +72,8 @@ class AdminOps(OpsBase):
         return (yield from self._upsert_queue(queue, dlq=bool(enabled)))
 
     def queue_stats(self, queue: str | None) -> Op:
+        if queue is not None:
+            check_queue(queue, "queue")
         now = self.now()
         res = yield Query(self.q("queue_stats"), {"queue": queue})
         lane_res = yield Query(self.q("lane_stats"), {"queue": queue, "now": now})
@@ -80,34 +108,46 @@ class AdminOps(OpsBase):
     # -- dead-letter queue -------------------------------------------------
 
     def list_dlq(self, queue: str | None, kind: str | None, limit: int) -> Op:
+        if queue is not None:
+            check_queue(queue, "queue")
+        if kind is not None:
+            check_name(kind, "kind")
+        check_limit(limit, minimum=1)
         res = yield Query(self.q("dlq_list"), {"queue": queue, "kind": kind, "limit": limit})
         return [DlqEntry.from_row(res.names, r) for r in res.rows]
 
     def get_dlq_job(self, job_id: int) -> Op:
+        check_id(job_id)
         res = yield Query(self.q("dlq_get"), {"id": job_id})
         return DlqEntry.from_row(res.names, res.rows[0]) if res.rows else None
 
     def dlq_depth(self, queue: str | None) -> Op:
+        if queue is not None:
+            check_queue(queue, "queue")
         res = yield Query(self.q("dlq_depth"), {"queue": queue})
         return int(res.rows[0][0])
 
     def purge_dlq_job(self, job_id: int) -> Op:
+        check_id(job_id)
         res = yield Query(self.q("dlq_purge"), {"id": job_id})
         return bool(res.rows)
 
     def move_failed_to_dlq(self, job_id: int, reason: str) -> Op:
+        check_id(job_id)
+        check_text(reason, "reason")
         res = yield Query(self.q("move_failed_to_dlq"), {"id": job_id, "reason": reason, "now": self.now()})
         return bool(res.rows[0][0])
 
     def retry_from_dlq(
         self, job_id: int, run_at: dt.datetime | None, priority: int | None, queue: str | None
     ) -> Op:
+        check_id(job_id)
         run_at = check_run_at(run_at)
         if priority is not None:
             check_priority(priority)
         shard = None
         if queue is not None:
-            check_name(queue, "queue")
+            check_queue(queue, "queue")
             entry_res = yield Query(self.q("dlq_get"), {"id": job_id})
             if not entry_res.rows:
                 return None

@@ -12,13 +12,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from awa.errors import ValidationError
-from awa.storage.codec import HAVE_ORJSON, dumps, dumps_many, std_dumps
+from awa.storage.codec import HAVE_ORJSON, JsonRejected, strict_dumps, strict_dumps_many
 from awa.storage.opts import ABSENT, parse_opts
 from awa.storage.validate import (
     check_key,
     check_max_attempts,
     check_metadata,
     check_name,
+    check_queue,
     check_priority,
     check_run_at,
     check_tags,
@@ -83,27 +84,34 @@ def _args_mode(t: type) -> int:
 def _serialise_all(jobs: Sequence[Any], types: set[type]) -> list[str]:
     if len(types) == 1 and _args_mode(next(iter(types))) == _DIRECT and HAVE_ORJSON:
         try:
-            return dumps_many(jobs)
-        except (TypeError, ValueError):
+            return strict_dumps_many(jobs)
+        except (TypeError, ValueError, RecursionError):
             pass  # fall through: the job-by-job path names the culprit
     return [_serialise_one(i, j) for i, j in enumerate(jobs)]
 
 
 def _serialise_one(index: int, job: Any) -> str:
     mode = _args_mode(type(job))
-    if mode == _PYDANTIC:
-        payload = job.model_dump(mode="json")
-    elif mode == _ASDICT or (mode == _DIRECT and not isinstance(job, dict) and not HAVE_ORJSON):
-        payload = dataclasses.asdict(job)
-    else:
-        payload = job
     try:
-        return dumps(payload)
-    except (TypeError, ValueError) as exc:
+        if mode == _PYDANTIC:
+            payload = job.model_dump(mode="json")
+        elif mode == _ASDICT or (mode == _DIRECT and not isinstance(job, dict) and not HAVE_ORJSON):
+            payload = dataclasses.asdict(job)
+        else:
+            payload = job
+    except RecursionError:
+        raise ValidationError(f"args at index {index} nest too deep to serialise") from None
+    try:
+        return strict_dumps(payload)
+    except JsonRejected as exc:
+        raise ValidationError(f"args at index {index} {exc}") from None
+    except (TypeError, ValueError, RecursionError) as exc:
         if mode == _DIRECT and not isinstance(job, dict):
             try:  # a dataclass orjson could not encode: retry as a plain dict
-                return std_dumps(dataclasses.asdict(job))
-            except (TypeError, ValueError) as exc2:
+                return strict_dumps(dataclasses.asdict(job))
+            except JsonRejected as exc2:
+                raise ValidationError(f"args at index {index} {exc2}") from None
+            except (TypeError, ValueError, RecursionError) as exc2:
                 exc = exc2
         raise ValidationError(f"args at index {index} are not JSON-serialisable: {exc}") from None
 
@@ -141,7 +149,7 @@ def prepare(
     if isinstance(jobs, (str, bytes, Mapping)) or not isinstance(jobs, Sequence):
         raise ValidationError("jobs must be a list")
     n = len(jobs)
-    queue = check_name(queue, "queue")
+    queue = check_queue(queue, "queue")
     priority = check_priority(priority)
     max_attempts = check_max_attempts(max_attempts)
     tags = check_tags(tags)

@@ -25,7 +25,17 @@ from awa.storage.housekeeping import HousekeepingOps
 from awa.storage.joblist import JobOps
 from awa.storage.models import Job, JobState
 from awa.storage.ops import BadRow, Copy, Op, Query, error_text, id_lease_pairs, int_array, text_array
-from awa.storage.validate import check_name, is_int, seconds
+from awa.storage.validate import (
+    MAX_INT4,
+    check_delay,
+    check_duration_ms,
+    check_id,
+    check_json,
+    check_limit,
+    check_queue,
+    check_timeout,
+    is_int,
+)
 
 MAX_BACKOFF_SECONDS = 86_400.0
 _SHARD_RETRIES = 8
@@ -168,22 +178,30 @@ class StorageCore(JobOps, HousekeepingOps, AdminOps):
         round trip; ``limit`` then caps only the total."""
         if isinstance(queues, str):
             queues = [queues]
-        queue_list = [check_name(q, "queue") for q in queues]
+        if not isinstance(queues, (list, tuple)):
+            raise ValidationError(f"queues must be a queue name or a list of them, got {type(queues).__name__}")
+        queue_list = [check_queue(q, "queue") for q in queues]
         if not is_int(limit) or limit < 0:
             raise ValidationError(f"limit must be a non-negative integer, got {limit!r}")
+        if limit > MAX_INT4:
+            raise ValidationError(f"limit must be an integer between 0 and {MAX_INT4}, got {limit!r}")
         if limits is not None:
+            if not isinstance(limits, (list, tuple)):
+                raise ValidationError(f"limits must be a list of integers, got {type(limits).__name__}")
             limits = list(limits)
             if len(limits) != len(queue_list):
                 raise ValidationError(f"limits needs one entry per queue: {len(limits)} for {len(queue_list)} queues")
             for value in limits:
                 if not is_int(value) or value < 0:
                     raise ValidationError(f"each per-queue limit must be a non-negative integer, got {value!r}")
+                if value > MAX_INT4:
+                    raise ValidationError(f"each per-queue limit must be at most {MAX_INT4}, got {value!r}")
             if sum(limits) > limit:
                 raise ValidationError(f"per-queue limits add up to {sum(limits)}, above limit {limit}")
-        if deadline_ms is not None and (not is_int(deadline_ms) or deadline_ms <= 0):
-            raise ValidationError(f"deadline_ms must be a positive integer, got {deadline_ms!r}")
-        if aging_ms is not None and (not is_int(aging_ms) or aging_ms < 0):
-            raise ValidationError(f"priority_aging_interval_ms must be a non-negative integer, got {aging_ms!r}")
+        if deadline_ms is not None:
+            check_duration_ms(deadline_ms, "deadline_ms", minimum=1)
+        if aging_ms is not None:
+            check_duration_ms(aging_ms, "priority_aging_interval_ms", minimum=0)
         if limit == 0 or not queue_list:
             return []
         deadline = None if deadline_ms is None else dt.timedelta(milliseconds=deadline_ms)
@@ -238,6 +256,7 @@ class StorageCore(JobOps, HousekeepingOps, AdminOps):
         return jobs
 
     def complete(self, job_id: int, run_lease: int) -> Op:
+        check_id(job_id), check_id(run_lease, "run_lease")
         res = yield Query(self.q("complete"), {"id": job_id, "lease": run_lease, "now": self.now()})
         return bool(res.rows)
 
@@ -252,6 +271,9 @@ class StorageCore(JobOps, HousekeepingOps, AdminOps):
         return [pair in done for pair in zip(ids, leases)]
 
     def heartbeat(self, job_id: int, run_lease: int, progress: Any = None) -> Op:
+        check_id(job_id), check_id(run_lease, "run_lease")
+        if progress is not None:
+            check_json(progress, "progress")
         params = {
             "id": job_id,
             "lease": run_lease,
@@ -273,11 +295,13 @@ class StorageCore(JobOps, HousekeepingOps, AdminOps):
         return [pair in alive for pair in zip(ids, leases)]
 
     def cancel(self, job_id: int, run_lease: int) -> Op:
+        check_id(job_id), check_id(run_lease, "run_lease")
         res = yield Query(self.q("cancel_leased"), {"id": job_id, "lease": run_lease, "now": self.now()})
         return bool(res.rows)
 
     def finish(self, job_id: int, run_lease: int, mode: str, error: Any, delay: float | None) -> Op:
         """Lease-guarded fail / retry / snooze; returns the outcome word ('stale', ...)."""
+        check_id(job_id), check_id(run_lease, "run_lease")
         res = yield Query(
             self.q("finish_attempt"),
             {
@@ -298,12 +322,12 @@ class StorageCore(JobOps, HousekeepingOps, AdminOps):
         return outcome != "stale"
 
     def retry(self, job_id: int, run_lease: int, after_seconds: Any, error: Any) -> Op:
-        delay = seconds(after_seconds, "after_seconds")
+        delay = check_delay(after_seconds, "after_seconds")
         outcome = yield from self.finish(job_id, run_lease, "retry", error, delay)
         return outcome != "stale"
 
     def snooze(self, job_id: int, run_lease: int, delay_s: Any) -> Op:
-        delay = seconds(delay_s, "seconds")
+        delay = check_delay(delay_s, "seconds")
         if delay is None:
             raise ValidationError("seconds must be a finite number of seconds, got None")
         outcome = yield from self.finish(job_id, run_lease, "snooze", None, delay)
@@ -312,11 +336,13 @@ class StorageCore(JobOps, HousekeepingOps, AdminOps):
     # -- maintenance -------------------------------------------------------
 
     def promote_due(self, limit: int) -> Op:
+        check_limit(limit)
         res = yield Query(self.q("promote_due"), {"now": self.now(), "limit": limit, "channel": self.channel})
         return int(res.rows[0][0])
 
     def rescue_expired(self, heartbeat_timeout: float, limit: int) -> Op:
-        timeout = dt.timedelta(seconds=seconds(heartbeat_timeout, "heartbeat_timeout") or 0.0)
+        timeout = dt.timedelta(seconds=check_timeout(heartbeat_timeout, "heartbeat_timeout"))
+        check_limit(limit)
         res = yield Query(
             self.q("rescue_expired"),
             {

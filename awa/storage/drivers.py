@@ -22,6 +22,7 @@ try:  # the pool's reconnect schedule; absent in a psycopg_pool we do not know
 except ImportError:  # pragma: no cover
     AttemptWithBackoff = None  # type: ignore[assignment,misc]
 
+from awa.db.url import check_url
 from awa.errors import ValidationError
 from awa.storage.codec import use_fast_json
 from awa.storage.ops import BadRow, Copy, Op, Result
@@ -305,6 +306,7 @@ class SyncExecutor:
         self.conn: psycopg.Connection | None = None
         self.owns_pool = False
         if isinstance(target, str):
+            check_url(target)  # a clear error now, not the pool's retries echoing the URL
             self.pool = RecoveringPool(
                 target, open=True, configure=_configure_sync, **_pool_options(name, min_size, max_size, kwargs)
             )
@@ -370,6 +372,7 @@ class AsyncExecutor:
         self.owns_pool = False
         self.opened = False
         if isinstance(target, str):
+            check_url(target)
             self.pool = AsyncRecoveringPool(
                 target, open=False, configure=_configure_async, **_pool_options(name, min_size, max_size, kwargs)
             )

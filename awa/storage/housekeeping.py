@@ -19,7 +19,7 @@ from awa.errors import PartitionCountMismatch, ValidationError
 from awa.routing.partitioned_queue import MAX_PHYSICAL_QUEUES, PartitionedQueue
 from awa.routing.schemes import DEFAULT_SCHEME
 from awa.storage.ops import Op, OpsBase, Query, int_array, text_array
-from awa.storage.validate import check_name, is_int
+from awa.storage.validate import MAX_DELAY_SECONDS, MAX_INT4, check_queue, is_finite_number, is_int
 
 HOUR = 3600.0
 
@@ -34,14 +34,18 @@ class RetentionPolicy:
 
 def check_hours(value: Any, name: str) -> float:
     """A non-negative finite number of hours (awa-pg's rule and wording)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+    if not is_finite_number(value) or value < 0:
         raise ValidationError(f"{name} must be a non-negative finite number")
+    if value > MAX_DELAY_SECONDS / 3600:
+        raise ValidationError(f"{name} must be at most {MAX_DELAY_SECONDS / 3600:.0f} hours (100 years), got {value!r}")
     return float(value)
 
 
 def check_limit(limit: Any, name: str = "limit") -> int:
     if not is_int(limit) or limit <= 0:
         raise ValidationError(f"{name} must be > 0")
+    if limit > MAX_INT4:
+        raise ValidationError(f"{name} must be at most {MAX_INT4}, got {limit!r}")
     return int(limit)
 
 
@@ -103,7 +107,7 @@ class HousekeepingOps(OpsBase):
 
     def register_partitions(self, logical_queue: str, partitions: int) -> Op:
         """Record the width unless one is recorded; ``(recorded width, created)``."""
-        check_name(logical_queue, "logical queue")
+        check_queue(logical_queue, "logical queue", allow_partition=False)
         partitions = check_width(partitions)
         res = yield Query(self.q("register_partitions"), {"queue": logical_queue, "partitions": partitions})
         width, created = res.rows[0]
@@ -111,7 +115,7 @@ class HousekeepingOps(OpsBase):
 
     def set_partitions(self, logical_queue: str, partitions: int) -> Op:
         """Record the width, replacing any; returns the width recorded before (or None)."""
-        check_name(logical_queue, "logical queue")
+        check_queue(logical_queue, "logical queue", allow_partition=False)
         partitions = check_width(partitions)
         res = yield Query(self.q("set_partitions"), {"queue": logical_queue, "partitions": partitions})
         before = res.rows[0][0]
@@ -120,7 +124,7 @@ class HousekeepingOps(OpsBase):
     def get_partitions(self, logical_queue: str | None) -> Op:
         """``{logical queue: width}`` of one queue or every registered one."""
         if logical_queue is not None:
-            check_name(logical_queue, "logical queue")
+            check_queue(logical_queue, "logical queue", allow_partition=False)
         res = yield Query(self.q("get_partitions"), {"queue": logical_queue})
         return {name: int(width) for name, width in res.rows}
 
@@ -131,7 +135,7 @@ class HousekeepingOps(OpsBase):
         by the first caller; another width raises :class:`PartitionCountMismatch`.
         """
         if partitions is None:
-            check_name(logical_queue, "logical queue")
+            check_queue(logical_queue, "logical queue", allow_partition=False)
             found = yield from self.get_partitions(logical_queue)
             if logical_queue not in found:
                 raise ValidationError(

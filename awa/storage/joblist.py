@@ -9,6 +9,7 @@ enqueued meanwhile, and each page costs the same at any depth (no OFFSET).
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,9 +17,10 @@ from awa.errors import ValidationError
 from awa.storage.models import Job, JobState
 from awa.storage.ops import Op, OpsBase, Query, jobs_of
 from awa.storage.queries import render
-from awa.storage.validate import check_name, check_run_at, is_int
+from awa.storage.validate import MAX_BIGINT, check_id, check_name, check_queue, check_run_at, is_int
 
 MAX_PAGE = 1_000_000
+_DIGITS = re.compile(r"[0-9]{1,19}\Z")
 
 # One statement per combination of filters, each with only the predicates it
 # needs: with `(%(state)s IS NULL OR state = ...)` a generic prepared plan
@@ -51,9 +53,9 @@ def parse_state(state: Any) -> JobState | None:
 def parse_cursor(cursor: Any) -> int | None:
     if cursor is None:
         return None
-    if is_int(cursor) and cursor > 0:
+    if is_int(cursor) and 0 < cursor <= MAX_BIGINT:
         return int(cursor)
-    if isinstance(cursor, str) and cursor.isdigit() and int(cursor) > 0:
+    if isinstance(cursor, str) and _DIGITS.match(cursor) and 0 < int(cursor) <= MAX_BIGINT:
         return int(cursor)
     raise ValidationError(f"cursor must be a next_cursor from an earlier page, got {cursor!r}")
 
@@ -66,7 +68,7 @@ class JobOps(OpsBase):
         if kind is not None:
             check_name(kind, "kind")
         if queue is not None:
-            check_name(queue, "queue")
+            check_queue(queue, "queue")
         if not is_int(limit) or not 1 <= limit <= MAX_PAGE:
             raise ValidationError(f"limit must be an integer between 1 and {MAX_PAGE}, got {limit!r}")
         before = parse_cursor(cursor)
@@ -104,8 +106,7 @@ class JobOps(OpsBase):
 
     def retry_job(self, job_id: int, run_at: dt.datetime | None = None) -> Op:
         """A failed or cancelled job back to work (attempts reset); the Job, or None."""
-        if not is_int(job_id):
-            raise ValidationError(f"job id must be an integer, got {job_id!r}")
+        check_id(job_id)
         run_at = check_run_at(run_at)
         res = yield Query(
             self.q("retry_job"), {"id": job_id, "now": self.now(), "run_at": run_at, "channel": self.channel}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import re
 import threading
 from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from awa.storage.copy_rows import array_literal
 from awa.storage.metrics import EnqueueMetrics
 from awa.storage.models import Job
 from awa.storage.queries import notify_channel, query, render
+from awa.storage.validate import check_id
 
 
 @dataclass(slots=True)
@@ -66,17 +68,21 @@ def jobs_of(res: Result) -> list[Job]:
 def error_text(error: Any) -> str | None:
     if error is None:
         return None
-    if isinstance(error, BaseException):
-        return f"{type(error).__name__}: {error}"
-    return str(error)
+    text = f"{type(error).__name__}: {error}" if isinstance(error, BaseException) else str(error)
+    # Stored in jsonb: NUL and lone surrogates cannot be; a handler's message
+    # must never make the outcome itself fail, so they are replaced.
+    return _UNSTORABLE.sub("\ufffd", text)
+
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 def id_lease_pairs(items: Iterable[tuple[int, int]]) -> tuple[list[int], list[int]]:
     ids: list[int] = []
     leases: list[int] = []
     for job_id, lease in items:
-        ids.append(int(job_id))
-        leases.append(int(lease))
+        ids.append(check_id(job_id))
+        leases.append(check_id(lease, "run_lease"))
     return ids, leases
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from awa.errors import ValidationError
 from awa.routing.routed_opts import RoutedOpts
-from awa.storage.validate import check_key, check_name, is_valid_name
+from awa.storage.validate import check_key, check_queue, is_valid_queue
 
 ABSENT: Any = object()  # "key not given" (distinct from an explicit None)
 OPTS_KEYS = ("queue", "ordering_key")
@@ -40,7 +40,7 @@ def parse_opts(opts: Any, n_jobs: int) -> ParsedOpts | None:
         _check_length(len(opts), n_jobs)
         queues, keys = opts.columns()
         for q in set(queues):
-            check_name(q, "opts queue")
+            check_queue(q, "opts queue")
         return list(queues), ([ABSENT] * n_jobs if keys is None else list(keys))
     if isinstance(opts, (str, bytes, Mapping)) or not isinstance(opts, Sequence):
         raise ValidationError("opts must be a list of dicts or None")
@@ -60,7 +60,7 @@ def _check_length(got: int, expected: int) -> None:
 
 
 def _all_valid_names(names: Sequence[Any]) -> bool:
-    return all(map(is_valid_name, set(names)))
+    return all(map(is_valid_queue, set(names)))
 
 
 def _queue_only(opts: Sequence[Any]) -> list[str | None] | None:
@@ -91,7 +91,10 @@ def _queue_and_key(opts: Sequence[Any]) -> ParsedOpts | None:
     if key_types <= _BYTES_OR_NONE:
         return queues, raw_keys  # check_key returns bytes and None unchanged
     if key_types <= _STR_OR_NONE:
-        encoded = {k: None if k is None else k.encode("utf-8", "surrogatepass") for k in set(raw_keys)}
+        try:
+            encoded = {k: None if k is None else k.encode("utf-8") for k in set(raw_keys)}
+        except UnicodeEncodeError:
+            return None  # a lone surrogate: the entry-by-entry path words the error
         return queues, list(map(encoded.__getitem__, raw_keys))
     return None
 
@@ -113,7 +116,7 @@ def _entry_by_entry(opts: Sequence[Any], n_jobs: int) -> ParsedOpts:
         if q is not None:
             if not isinstance(q, str):
                 raise ValidationError("opts queue must be a string")
-            queues[i] = check_name(q, "opts queue")
+            queues[i] = check_queue(q, "opts queue")
         if "ordering_key" in entry:
             keys[i] = check_key(entry["ordering_key"])
     return queues, keys

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from awa.errors import ValidationError
+from awa.storage.validate import check_queue
 from awa.worker.retention import parse_queue_retention
 
 # Defaults chosen to match awa's documented behaviour where one exists.
@@ -136,7 +137,7 @@ def _parse_rate_limit(value: Any) -> RateLimit | None:
 def _check_name(name: Any) -> str:
     if not isinstance(name, str) or not name:
         raise ValidationError(f"queue name must be a non-empty str, got {name!r}")
-    return name
+    return check_queue(name, "queue name")
 
 
 def _parse_one(item: Any, global_max_workers: int | None) -> list[QueuePlan]:
