@@ -19,6 +19,7 @@ from typing import Any
 
 from bench import e2e as e2e_bench
 from bench import producer as producer_bench
+from bench import single_section
 from bench.harness import (
     REPO_ROOT,
     RESULTS_DIR,
@@ -58,7 +59,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--only",
         action="append",
-        choices=("producer", "e2e", "routing", "retention"),
+        choices=("producer", "e2e", "routing", "retention", "single"),
         help="run only these parts (repeatable; default all)",
     )
     p.add_argument("--no-awa-pg", action="store_true", help="skip the awa-pg side")
@@ -80,12 +81,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--pair-rounds", type=int, default=None, help="retention: paired with/without rounds (default 5)")
     p.add_argument("--round-jobs", type=int, default=None, help="retention: jobs per paired round (default 50000)")
     p.add_argument("--retention-parts", default="reads,steady,pairs", help="retention: comma-separated parts to run")
+    p.add_argument("--single-duration", type=float, default=None, help="single: measured seconds per run (default 2; quick 0.5)")
+    p.add_argument("--single-warmup", type=float, default=None, help="single: seconds before the measured window (default 0.5; quick 0.2)")
+    p.add_argument("--single-rounds", type=int, default=None, help="single: rounds (default 3; quick 1)")
+    p.add_argument("--single-full", action="store_true", help="single: every mode x producers x width x keyed")
     p.add_argument("--database-url", default=None, help="server to use (default DATABASE_URL, else embedded PostgreSQL 18)")
     p.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
-    args.only = set(args.only or ("producer", "e2e", "routing"))
+    args.only = set(args.only or ("producer", "e2e", "routing", "single"))
+    args.single_duration = args.single_duration or (0.5 if args.quick else 2.0)
+    args.single_warmup = args.single_warmup if args.single_warmup is not None else (0.2 if args.quick else 0.5)
+    args.single_rounds = args.single_rounds or args.rounds or (1 if args.quick else 3)
     args.stored = args.stored or (20000 if args.quick else 1_000_000)
     args.backlog = args.backlog or (2000 if args.quick else 20_000)
     args.retention_jobs = args.retention_jobs or (20000 if args.quick else 1_000_000)
@@ -485,6 +493,7 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                     f"end to end ours, shared slots, {where}: width 4 / width 1", v, ">= 1.0 (grows, not falls)",
                     None if v is None else v >= 1.0,
                 )
+    targets.extend(single_section.targets(results.get("single") or {}))
     return targets
 
 
@@ -630,6 +639,7 @@ def markdown(results: dict[str, Any]) -> str:
             + f"; matches the routing functions: {'yes' if landing['matches_routing_functions'] else '**no**'}."
         )
         out.append("")
+    out.extend(single_section.markdown(results.get("single") or {}))
     routing = results.get("routing")
     if routing:
         out.append("### Routing (bench/routing.py)")
@@ -638,7 +648,7 @@ def markdown(results: dict[str, Any]) -> str:
         out.append("")
     targets = results.get("targets")
     if targets:
-        out.append("### Targets (issue 8)")
+        out.append("### Targets (issues 8 and 21)")
         out.append("")
         out.append("| target | value | goal | met |")
         out.append("|---|---:|---|---|")
@@ -701,6 +711,8 @@ def main(argv: list[str] | None = None) -> int:
             steps += args.e2e_rounds * len(args.worker_processes) * per_round
         if "routing" in args.only:
             steps += 1
+        if "single" in args.only:
+            steps += single_section.steps(args, runner.available("awa_pg"))
         progress = Progress(steps, enabled=not args.no_progress)
 
         if "producer" in args.only:
@@ -770,6 +782,9 @@ def main(argv: list[str] | None = None) -> int:
                             progress.step(f"{label}: {fmt_rate(res.get('jobs_per_s'))}/s")
             results["e2e"] = {"runs": runs, "summary": summarise_e2e(runs, args.widths)}
 
+        if "single" in args.only:
+            results["single"] = single_section.run(runner, args, progress, results["errors"])
+
         if "routing" in args.only:
             results["routing"] = run_routing(args.quick)
             progress.step("routing done")
@@ -779,7 +794,10 @@ def main(argv: list[str] | None = None) -> int:
     results["meta"] = meta
     results["config"] = {
         k: getattr(args, k)
-        for k in ("quick", "jobs", "chunk", "workers", "producer_rounds", "interleaved_rounds", "e2e_rounds", "probe_jobs")
+        for k in (
+            "quick", "jobs", "chunk", "workers", "producer_rounds", "interleaved_rounds", "e2e_rounds", "probe_jobs",
+            "single_rounds", "single_duration", "single_warmup", "single_full",
+        )
     } | {"widths": list(args.widths), "worker_processes": list(args.worker_processes), "only": sorted(args.only)}
     results["targets"] = evaluate_targets(results)
     results = {"meta": results.pop("meta"), "config": results.pop("config"), **results}
@@ -793,6 +811,7 @@ def main(argv: list[str] | None = None) -> int:
         for made in (
             plotting.throughput_vs_width(results, args.results_dir / f"throughput-vs-width-{stamp}.png"),
             plotting.keyed_heatmap(results.get("keyed_landing") or {}, args.results_dir / f"keyed-heatmap-{stamp}.png"),
+            single_section.plot(results.get("single") or {}, args.results_dir / f"single-vs-width-{stamp}.png"),
         ):
             if made is not None:
                 plots.append(str(made.relative_to(REPO_ROOT) if made.is_relative_to(REPO_ROOT) else made))

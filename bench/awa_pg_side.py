@@ -15,6 +15,8 @@ Protocol: one JSON command on stdin, one JSON result on the last stdout line.
     {"op": "e2e",      "database_url": ..., "total": 20000, "chunk": 2000,
      "width": 4, "workers": 256, "probe_jobs": 100, "probe_interval_ms": 20,
      "timeout_s": 120, "max_connections": 150, "processes": 1}
+    {"op": "single",   "database_url": ..., "mode": "async" | "threads", "producers": 32,
+     "width": 8, "keyed": true, "duration_s": 3.0, "warmup_s": 0.5}
 
 The measurement methods mirror bench/producer.py and bench/e2e.py exactly so
 that the two sides' figures are comparable.
@@ -49,6 +51,7 @@ def _load_bench_module(stem: str) -> Any:
 
 worker_processes = _load_bench_module("worker_processes")
 common = _load_bench_module("e2e_common")
+single_common = _load_bench_module("single_common")
 
 QUEUE_STORAGE_SCHEMA = "awa_qs_bench"
 JOB_KIND = "bench_noop"
@@ -252,6 +255,39 @@ def run_e2e_processes(cmd: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+def run_single(cmd: dict[str, Any]) -> dict[str, Any]:
+    """Concurrent single inserts (bench/single.py): ``insert`` on an AsyncClient
+    from asyncio tasks, or ``insert`` on the sync Client from threads, one pool
+    connection per producer."""
+    producers, width, keyed = int(cmd["producers"]), int(cmd["width"]), bool(cmd["keyed"])
+    duration_s, warmup_s = float(cmd["duration_s"]), float(cmd["warmup_s"])
+    pq = awa.PartitionedQueue(cmd.get("queue", "single"), width)
+    opts = single_common.routes(pq.route_by_key, pq.route_by_index, keyed)
+    n = len(opts)
+    kind = single_common.JOB_KIND
+    if cmd["mode"] == "threads":
+        client = awa.Client(cmd["database_url"], max_connections=producers)
+        client.migrate()
+        client.install_queue_storage(schema=QUEUE_STORAGE_SCHEMA, reset=True)
+        try:
+            return single_common.drive_threads(
+                lambda i: client.insert({"seq": i}, kind=kind, **opts[i % n]), producers, duration_s, warmup_s
+            )
+        finally:
+            client.close()
+
+    async def go() -> dict[str, Any]:
+        client = await _fresh_client({"database_url": cmd["database_url"], "max_connections": producers})
+        try:
+            return await single_common.drive_async(
+                lambda i: client.insert({"seq": i}, kind=kind, **opts[i % n]), producers, duration_s, warmup_s
+            )
+        finally:
+            await client.close()
+
+    return asyncio.run(go())
+
+
 async def run_migrate(cmd: dict[str, Any]) -> dict[str, Any]:
     client = awa.AsyncClient(cmd["database_url"], max_connections=4)
     await client.migrate()
@@ -268,6 +304,8 @@ def main() -> int:
     try:
         if cmd["op"] == "e2e" and int(cmd.get("processes", 1)) > 1:
             result = run_e2e_processes(cmd)
+        elif cmd["op"] == "single":
+            result = run_single(cmd)
         else:
             result = asyncio.run(OPS[cmd["op"]](cmd))
         result["ok"] = True

@@ -286,3 +286,75 @@ def test_harness_quick_e2e_reports_each_process_count(pg_server_url: str, tmp_pa
     assert "end to end width 2, 2 worker processes: ours / awa-pg" in names
     printed = capsys.readouterr().out
     assert "### End to end, 1 worker process " in printed and "### End to end, 2 worker processes " in printed
+
+
+def test_single_inserts_land_where_they_are_routed(database_url: str) -> None:
+    from awa.routing import PartitionedQueue
+    from bench import single, single_common
+
+    cfg = single.Config("async", 4, 4, True)
+    res = single.run_ours(database_url, cfg, duration_s=0.3, warmup_s=0.1)
+    assert res["errors"] == 0 and res["measured"] > 0 and res["jobs_per_s"] > 0
+    assert 0 < res["p50_ms"] <= res["p99_ms"]
+    pq = PartitionedQueue(single.QUEUE, 4)
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute("SELECT queue, ordering_key, (args->>'seq')::int, lane_seq FROM awa.jobs").fetchall()
+    assert len(rows) >= res["measured"]
+    for queue, key, seq, lane_seq in rows:
+        assert bytes(key).decode() == single_common.key_for(seq) and queue == pq.queue_for_key(bytes(key))
+        assert lane_seq is not None
+    threads = single.run_ours(database_url, single.Config("threads", 3, 2, False), duration_s=0.2, warmup_s=0.05)
+    assert threads["errors"] == 0 and threads["measured"] > 0
+
+
+def test_single_plain_baselines_insert_rows(database_url: str) -> None:
+    from bench import single
+
+    for notify in (False, True):
+        res = single.run_plain(database_url, single.Config("threads", 2, 1, False), notify, duration_s=0.2, warmup_s=0.05)
+        assert res["errors"] == 0 and res["measured"] > 0, res
+        with psycopg.connect(database_url) as conn:
+            stored = conn.execute(f"SELECT count(*) FROM {single.PLAIN_SCHEMA}.jobs").fetchone()[0]
+        assert stored >= res["measured"]
+
+
+def test_single_common_percentile_and_window() -> None:
+    from bench import single_common
+
+    assert single_common.percentile([5.0, 1.0, 3.0], 50) == 3.0
+    out = single_common.figures([0.001, 0.002, 0.004], 0.5, 1, "boom")
+    assert out["jobs_per_s"] == 6.0 and out["p99_ms"] == 4.0 and out["errors"] == 1
+    assert single_common.figures([], 0.5, 0, None)["jobs_per_s"] is None
+
+
+def test_harness_quick_single_section(pg_server_url: str, tmp_path: Path, capsys) -> None:
+    from bench.__main__ import main
+    from bench import single
+
+    code = main(
+        [
+            "--quick", "--only", "single", "--single-duration", "0.2", "--single-warmup", "0.05",
+            "--no-awa-pg", "--no-plots", "--no-progress",
+            "--database-url", pg_server_url, "--results-dir", str(tmp_path),
+        ]
+    )
+    assert code == 0
+    data = json.loads((tmp_path / "latest.json").read_text())
+    assert data["errors"] == []
+    section = data["single"]
+    cfgs = single.configs(full=False, quick=True)
+    assert section["configs"] == [c.name for c in cfgs]
+    # Per round: two plain baselines per (mode, producers) group, ours per config.
+    groups = {(c.mode, c.producers) for c in cfgs}
+    assert len(section["runs"]) == 2 * len(groups) + len(cfgs)
+    for name, row in section["summary"]["configs"].items():
+        assert row["ours"]["jobs_per_s"] > 0 and row["ours"]["rounds"] == 1, name
+        assert row["awa_pg"]["jobs_per_s"] is None  # not run
+        assert row["ours_vs_plain"] > 0 and row["ours_p99_vs_plain_p99"] > 0
+    assert section["summary"]["configs"]["async p8 w8 key"]["ours_vs_width_1"] > 0
+    ours_runs = [r for r in section["runs"] if r["side"] == "ours"]
+    assert all(r["result"]["waits"]["samples"] > 0 for r in ours_runs)
+    printed = capsys.readouterr().out
+    assert "### Single inserts" in printed and "| async p8 w8 key |" in printed
+    assert all(full.producers in (8, 32, 64) for full in single.configs(full=True, quick=False))
+    assert len(single.configs(full=True, quick=False)) == 2 * 3 * 5 * 2

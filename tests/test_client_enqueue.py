@@ -465,6 +465,32 @@ def test_one_notify_per_touched_queue_per_transaction(client, database_url):
         assert {n.channel for n in got} == {"awa_jobs"}
 
 
+def _notified(listener, wait_s: float = 0.3) -> list[str]:
+    got = []
+    deadline = dt.datetime.now() + dt.timedelta(seconds=wait_s)
+    while dt.datetime.now() < deadline:
+        select.select([listener.fileno()], [], [], 0.05)
+        got.extend(n.payload for n in listener.notifies(timeout=0.05, stop_after=10))
+    return got
+
+
+def test_single_insert_notifies_only_when_its_lane_was_empty(client, database_url):
+    # ADR 0023: a lane with available jobs ahead of the new one has a claimer
+    # coming for them anyway; the wake-up is sent when the lane was empty.
+    with psycopg.connect(database_url, autocommit=True) as listener:
+        listener.execute(psycopg.sql.SQL("LISTEN {}").format(psycopg.sql.Identifier(client.notify_channel)))
+        client.insert({"n": 1}, kind="k", queue="w")
+        assert _notified(listener) == ["w"]
+        client.insert({"n": 2}, kind="k", queue="w")
+        client.insert({"n": 3}, kind="k", queue="w", priority=1)  # another lane of the queue: empty
+        assert _notified(listener) == ["w"]
+        assert len(client.claim("w", 10)) == 3  # the lanes are drained
+        client.insert({"n": 4}, kind="k", queue="w")
+        assert _notified(listener) == ["w"]
+        client.insert({"n": 5}, kind="k", queue="w", run_at=dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1))
+        assert _notified(listener) == []  # scheduled: its wake-up comes with promotion
+
+
 @dataclass
 class Inner:
     x: int

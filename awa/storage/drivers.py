@@ -326,7 +326,7 @@ class SyncExecutor:
             if not isinstance(conn, psycopg.Connection):
                 op.close()
                 raise ValidationError("conn must be a psycopg.Connection for the sync Client")
-            return run_in(conn, op)
+            return run_in(conn, op) if tx else run_sync(conn, op)  # one statement: atomic alone
         if self.pool is not None:
             with self.pool.connection() as pooled:  # commits on success, rolls back on error
                 if tx and pooled.autocommit:
@@ -399,7 +399,7 @@ class AsyncExecutor:
             if not isinstance(conn, psycopg.AsyncConnection):
                 op.close()
                 raise ValidationError("conn must be a psycopg.AsyncConnection for the AsyncClient")
-            return await run_in_async(conn, op)
+            return await (run_in_async(conn, op) if tx else run_async(conn, op))  # one statement: atomic alone
         if self.pool is not None:
             await self.open()
             async with self.pool.connection() as pooled:

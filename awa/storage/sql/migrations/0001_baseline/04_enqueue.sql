@@ -99,9 +99,15 @@ BEGIN
 END
 $$;
 
--- One job in one statement (one round trip in autocommit): the same
--- reservation as a batch, then a plain INSERT. Returns no row when the
--- caller's enqueue_shards is stale (it refreshes and calls again).
+-- One job in one statement (one round trip in autocommit), written for one
+-- row rather than as a batch of one: the batch path's array plumbing (unnest,
+-- window functions, id runs) cost a single insert about half its server time.
+-- Returns no row when the caller's enqueue_shards is stale (it refreshes and
+-- calls again). Work that needs no lock comes first; the head bump, whose row
+-- lock keeps lane numbers commit-ordered until this transaction ends, is
+-- followed only by the two inserts that need its number. pg_notify only when
+-- the lane held no available job before this one (ADR 0023): a claimer that
+-- has not yet reached the earlier jobs reaches this one too.
 CREATE OR REPLACE FUNCTION __schema__.insert_job(
     p_queue           text,
     p_expected_shards smallint,
@@ -120,25 +126,59 @@ CREATE OR REPLACE FUNCTION __schema__.insert_job(
 RETURNS SETOF __schema__.jobs
 LANGUAGE plpgsql AS $$
 DECLARE
-    r record;
+    v_now    timestamptz := coalesce(p_now, pg_catalog.now());
+    v_shards smallint;
+    v_seq    bigint;
+    v_job    __schema__.jobs;
 BEGIN
-    SELECT * INTO r FROM __schema__.enqueue_reserve(
-        ARRAY[p_queue], ARRAY[p_expected_shards], ARRAY[p_queue], ARRAY[p_priority], ARRAY[p_shard],
-        ARRAY[1], p_run_at, p_now, 1, p_channel);
-    IF NOT r.shards_ok THEN
+    -- Registered on first use only: an INSERT ... ON CONFLICT per call pays
+    -- for a conflicting insertion attempt every time.
+    SELECT q.enqueue_shards INTO v_shards FROM __schema__.queues AS q WHERE q.name = p_queue;
+    IF NOT FOUND THEN
+        INSERT INTO __schema__.queues (name) VALUES (p_queue) ON CONFLICT (name) DO NOTHING;
+        SELECT q.enqueue_shards INTO v_shards FROM __schema__.queues AS q WHERE q.name = p_queue;
+    END IF;
+    IF v_shards IS DISTINCT FROM p_expected_shards THEN
         RETURN;
     END IF;
-    RETURN QUERY
+
+    IF p_run_at IS NOT NULL AND p_run_at > v_now THEN
+        -- scheduled jobs get their lane number when they become due
+        RETURN QUERY
+        INSERT INTO __schema__.jobs (
+            queue, priority, max_attempts, state, enqueue_shard, lane_seq, run_at, created_at,
+            kind, args, tags, metadata, ordering_key)
+        VALUES (
+            p_queue, p_priority, p_max_attempts, 'scheduled', p_shard, NULL, p_run_at, v_now,
+            p_kind, p_args, p_tags, p_metadata, p_ordering_key)
+        RETURNING *;
+        RETURN;
+    END IF;
+
+    SELECT b.next_seq - 1 INTO v_seq
+    FROM __schema__.bump_enqueue_heads(ARRAY[p_queue], ARRAY[p_priority], ARRAY[p_shard], ARRAY[1]) AS b;
+
     INSERT INTO __schema__.jobs (
-        id, queue, priority, max_attempts, state, enqueue_shard, lane_seq, run_at, created_at,
+        queue, priority, max_attempts, state, enqueue_shard, lane_seq, run_at, created_at,
         kind, args, tags, metadata, ordering_key)
     VALUES (
-        r.id_starts[1], p_queue, p_priority, p_max_attempts,
-        CASE WHEN r.scheduled THEN 'scheduled' ELSE 'available' END::__schema__.job_state,
-        p_shard, CASE WHEN r.scheduled THEN NULL ELSE r.lane_starts[1] END,
-        coalesce(p_run_at, r.db_now), r.db_now,
+        p_queue, p_priority, p_max_attempts, 'available', p_shard, v_seq, coalesce(p_run_at, v_now), v_now,
         p_kind, p_args, p_tags, p_metadata, p_ordering_key)
-    RETURNING *;
+    RETURNING * INTO v_job;
+
+    INSERT INTO __schema__.lane_segments (queue, priority, enqueue_shard, first_seq, last_seq, first_id)
+    VALUES (p_queue, p_priority, p_shard, v_seq, v_seq, v_job.id);
+
+    -- Jobs numbered below v_seq are committed or gone (the head lock), so
+    -- the lane was empty before this job when the claim cursor and the holes
+    -- cover them all (a lane never claimed from counts from 0).
+    IF v_seq - 1 - coalesce((
+        SELECT c.claim_seq + c.holes FROM __schema__.claim_heads AS c
+        WHERE c.queue = p_queue AND c.priority = p_priority AND c.enqueue_shard = p_shard
+    ), 0) <= 0 THEN
+        PERFORM pg_notify(p_channel, p_queue);
+    END IF;
+    RETURN NEXT v_job;
 END
 $$;
 
