@@ -5,30 +5,74 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
-from enum import Enum
+from enum import IntEnum
 from typing import Any
 
 
-class JobState(str, Enum):
-    """Lifecycle state of a job; the value is the database enum label."""
+class JobState(IntEnum):
+    """Lifecycle state of a job, as awa-pg names it: ``JobState.Completed``,
+    an ``IntEnum`` whose ``str()`` is the database label (``"completed"``).
 
-    SCHEDULED = "scheduled"
-    AVAILABLE = "available"
-    RUNNING = "running"
-    COMPLETED = "completed"
-    RETRYABLE = "retryable"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
+    The upper-case names (``JobState.COMPLETED``) are aliases of the same
+    members. ``JobState("completed")`` looks a member up by its label, and a
+    member compares equal to its label (``job.state == "completed"``); hash
+    and ``int()`` are those of the number, as for any ``IntEnum``.
+    """
+
+    Scheduled = 0
+    Available = 1
+    Running = 2
+    Completed = 3
+    Retryable = 4
+    Failed = 5
+    Cancelled = 6
+    # Aliases (same members): the names this package used first.
+    SCHEDULED = 0
+    AVAILABLE = 1
+    RUNNING = 2
+    COMPLETED = 3
+    RETRYABLE = 4
+    FAILED = 5
+    CANCELLED = 6
+
+    @property
+    def label(self) -> str:
+        """The database enum label (``"completed"``)."""
+        return _LABELS[self]
 
     def __str__(self) -> str:
-        return self.value
+        return _LABELS[self]
+
+    def __format__(self, spec: str) -> str:
+        return format(_LABELS[self], spec)
+
+    def __repr__(self) -> str:
+        return f"JobState.{self.name}"
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, str):
+            return _LABELS[self] == other
+        return int.__eq__(self, other)
+
+    def __ne__(self, other: object) -> bool:
+        result = self.__eq__(other)
+        return result if result is NotImplemented else not result
+
+    __hash__ = IntEnum.__hash__
+
+    @classmethod
+    def _missing_(cls, value: object) -> JobState | None:
+        if isinstance(value, str):
+            return _STATES.get(value)
+        return None
 
     @property
     def terminal(self) -> bool:
-        return self in (JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED)
+        return self in (JobState.Completed, JobState.Failed, JobState.Cancelled)
 
 
-_STATES = {s.value: s for s in JobState}
+_LABELS = {s: s.name.lower() for s in JobState}
+_STATES = {label: s for s, label in _LABELS.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +101,17 @@ class Job:
     deadline_at: dt.datetime | None = None
     finalized_at: dt.datetime | None = None
     progress: Any = None
+
+    @property
+    def deadline(self) -> dt.datetime | None:
+        """awa-pg's name for ``deadline_at``."""
+        return self.deadline_at
+
+    @property
+    def traceparent(self) -> str | None:
+        """The W3C trace context stored in ``metadata["traceparent"]``, if any."""
+        value = self.metadata.get("traceparent")
+        return value if isinstance(value, str) else None
 
     @property
     def lane(self) -> tuple[str, int, int]:
@@ -163,6 +218,12 @@ class QueueStat:
     dlq_enabled: bool
     oldest_available_age: float | None
     lanes: list[LaneStat]
+    completed_last_hour: int = 0  # awa-pg's name: jobs completed in the last hour
+
+    @property
+    def waiting_external(self) -> int:
+        """Always 0: awa-pg's external-callback state does not exist here."""
+        return 0
 
     @property
     def total_queued(self) -> int:

@@ -75,6 +75,10 @@ def check_max_attempts(max_attempts: Any) -> int:
 def check_run_at(run_at: Any) -> dt.datetime | None:
     if run_at is None:
         return None
+    if isinstance(run_at, str):  # awa-pg accepts ISO 8601 strings
+        from awa.storage.isotime import parse_timestamp
+
+        return parse_timestamp(run_at)
     if not isinstance(run_at, dt.datetime):
         raise ValidationError(f"run_at must be a datetime, got {type(run_at).__name__}")
     if run_at.tzinfo is None or run_at.utcoffset() is None:
