@@ -128,7 +128,7 @@ def _show_text(job: Any, dlq: Any) -> str:
 
 def run_show(args: argparse.Namespace) -> int:
     with open_database(args) as db, open_client(db, max_connections=1) as client:
-        job = client.get_job(args.id)
+        job = client.find_job(args.id)
         dlq = client.get_dlq_job(args.id) if job is None else None
     if job is None and dlq is None:
         print(f"awa: error: no job {args.id} (never existed, or deleted by retention)", file=sys.stderr)
@@ -158,7 +158,7 @@ def _each(args: argparse.Namespace, act: Any, verb: str) -> int:
 
 
 def _why_not(client: Any, job_id: int, wanted: str) -> str:
-    job = client.get_job(job_id)
+    job = client.find_job(job_id)
     if job is None:
         return "no such job"
     return f"it is {job.state}; only {wanted} jobs can be"
