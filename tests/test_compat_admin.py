@@ -33,6 +33,7 @@ def test_job_state_is_awa_pg_int_enum_with_old_names_as_aliases():
     assert [s.name for s in S] == ["Scheduled", "Available", "Running", "Completed", "Retryable", "Failed", "Cancelled"]
     assert issubclass(S, int) and [int(s) for s in S] == list(range(7))
     assert S.COMPLETED is S.Completed and S("completed") is S.Completed and S(3) is S.Completed
+    assert S.Completed.value == "completed" == S.Completed.label and hash(S.Completed) == hash(3)
     assert str(S.Completed) == "completed" and f"{S.Failed}" == "failed" and repr(S.Retryable) == "JobState.Retryable"
     assert S.Completed == "completed" and S.Completed != "failed" and S.Failed.terminal and not S.Running.terminal
     with pytest.raises(ValueError):

@@ -23,7 +23,7 @@ _STATES = ("scheduled", "available", "running", "completed", "retryable", "faile
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "jobs", help="jobs by id: list, show, cancel, retry", description=__doc__,
+        "jobs", aliases=["job"], help="jobs by id: list, show, cancel, retry (alias: job)", description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -50,6 +50,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         sub.add_argument("ids", nargs="+", type=int, metavar="JOB_ID")
         add_database_options(sub)
         sub.set_defaults(func=func)
+
+    from awa.cli.compat import add_job_actions
+
+    add_job_actions(actions)  # awa-pg's retry-failed, discard, dump
 
 
 def last_error(job: Any) -> str | None:

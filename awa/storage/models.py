@@ -9,15 +9,25 @@ from enum import IntEnum
 from typing import Any
 
 
+_LABEL_OF = ("scheduled", "available", "running", "completed", "retryable", "failed", "cancelled")
+
+
 class JobState(IntEnum):
     """Lifecycle state of a job, as awa-pg names it: ``JobState.Completed``,
-    an ``IntEnum`` whose ``str()`` is the database label (``"completed"``).
+    an ``IntEnum`` (``int()`` is awa-pg's number) whose ``str()`` is the
+    database label (``"completed"``).
 
     The upper-case names (``JobState.COMPLETED``) are aliases of the same
-    members. ``JobState("completed")`` looks a member up by its label, and a
-    member compares equal to its label (``job.state == "completed"``); hash
-    and ``int()`` are those of the number, as for any ``IntEnum``.
+    members, and ``.value`` stays the label, as it was before these names:
+    ``JobState("completed")`` and ``JobState(3)`` both look a member up, and
+    a member compares equal to its label (``job.state == "completed"``) and
+    to its number; its hash is the number's.
     """
+
+    def __new__(cls, number: int) -> JobState:
+        member = int.__new__(cls, number)
+        member._value_ = _LABEL_OF[number]
+        return member
 
     Scheduled = 0
     Available = 1
@@ -38,20 +48,20 @@ class JobState(IntEnum):
     @property
     def label(self) -> str:
         """The database enum label (``"completed"``)."""
-        return _LABELS[self]
+        return self._value_
 
     def __str__(self) -> str:
-        return _LABELS[self]
+        return self._value_
 
     def __format__(self, spec: str) -> str:
-        return format(_LABELS[self], spec)
+        return format(self._value_, spec)
 
     def __repr__(self) -> str:
         return f"JobState.{self.name}"
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, str):
-            return _LABELS[self] == other
+            return self._value_ == other
         return int.__eq__(self, other)
 
     def __ne__(self, other: object) -> bool:
@@ -62,8 +72,10 @@ class JobState(IntEnum):
 
     @classmethod
     def _missing_(cls, value: object) -> JobState | None:
-        if isinstance(value, str):
-            return _STATES.get(value)
+        if isinstance(value, int) and not isinstance(value, bool):
+            for member in cls:
+                if int(member) == value:
+                    return member
         return None
 
     @property
@@ -71,8 +83,7 @@ class JobState(IntEnum):
         return self in (JobState.Completed, JobState.Failed, JobState.Cancelled)
 
 
-_LABELS = {s: s.name.lower() for s in JobState}
-_STATES = {label: s for s, label in _LABELS.items()}
+_STATES = {s.value: s for s in JobState}
 
 
 @dataclass(frozen=True, slots=True)
