@@ -222,3 +222,21 @@ def test_awa_pg_exception_names_are_awa_errors():
                  "ValidationError"):
         assert issubclass(getattr(awa, name), awa.AwaError), name
     assert issubclass(awa.ValidationError, ValueError)
+
+
+def test_small_awa_pg_spellings(client):
+    client.pause_queue("pq", paused_by="ops")
+    assert client.queue_stats("pq")[0].paused is True
+    client.resume_queue("pq")
+
+    @client.worker(dict, kind="w", queue="wq")
+    def handle(job):
+        return None
+
+    assert client.handler_for("w").queue == "wq"
+    client.set_queue_dlq("dq", True)
+    client.insert({"n": 1}, kind="k", queue="dq", max_attempts=1)
+    [job] = client.claim("dq", 1)
+    client.fail(job.id, job.run_lease, "boom")
+    assert client.dlq_depth_by_queue() == [("dq", 1)]
+    assert client.get_dlq_job(job.id).original_run_lease == job.run_lease

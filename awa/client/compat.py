@@ -118,6 +118,22 @@ class CompatAPI:
         """The job with this id, or None."""
         return super().get_job(job_id)  # type: ignore[misc]
 
+    def pause_queue(self, queue: str, paused_by: str | None = None) -> Any:
+        """Stop handing out jobs of ``queue``. ``paused_by`` (awa-pg's) is
+        accepted and not stored."""
+        return super().pause_queue(queue)  # type: ignore[misc]
+
+    def worker(self, args_type: Any, *, kind: str | None = None, queue: str = "default") -> Any:
+        """awa-pg's other name for :meth:`task`."""
+        return self.task(args_type, kind=kind, queue=queue)  # type: ignore[attr-defined]
+
+    def dlq_depth_by_queue(self) -> Any:
+        """``[(queue, dead-lettered jobs), ...]`` for every queue that has some."""
+        return then(
+            self.queue_stats(),  # type: ignore[attr-defined]
+            lambda stats: [(s.queue, s.dead_lettered) for s in stats if s.dead_lettered],
+        )
+
     # -- in bulk -----------------------------------------------------------
 
     def retry_failed(self, *, kind: str | None = None, queue: str | None = None) -> Any:

@@ -192,6 +192,11 @@ class DlqEntry:
     reason: str
     dlq_at: dt.datetime
 
+    @property
+    def original_run_lease(self) -> int:
+        """awa-pg's name: the run_lease of the job's final attempt."""
+        return self.job.run_lease
+
     @classmethod
     def from_row(cls, names: Sequence[str], row: Sequence[Any]) -> DlqEntry:
         r = dict(zip(names, row))
