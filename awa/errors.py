@@ -53,8 +53,9 @@ class UnknownJobKind(AwaError):
     """No handler is registered for a job's kind."""
 
 
-class SerializationError(AwaError):
-    """Job args or metadata could not be encoded or decoded as JSON."""
+class SerializationError(ValidationError):
+    """Job args or metadata could not be encoded as JSON (bad input, so also a
+    ``ValidationError``; nothing was written)."""
 
 
 class DatabaseError(AwaError):

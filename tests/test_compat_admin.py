@@ -240,3 +240,12 @@ def test_small_awa_pg_spellings(client):
     client.fail(job.id, job.run_lease, "boom")
     assert client.dlq_depth_by_queue() == [("dq", 1)]
     assert client.get_dlq_job(job.id).original_run_lease == job.run_lease
+
+
+def test_args_that_do_not_encode_raise_serialization_error(client):
+    with pytest.raises(awa.SerializationError, match="not JSON-serialisable") as caught:
+        client.insert({"when": object()}, kind="k", queue="ser")
+    assert isinstance(caught.value, ValidationError)
+    with pytest.raises(awa.SerializationError, match="metadata is not JSON-serialisable"):
+        client.insert({"n": 1}, kind="k", queue="ser", metadata={"x": object()})
+    assert client.list_jobs(queue="ser") == []

@@ -11,7 +11,7 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from awa.errors import ValidationError
+from awa.errors import SerializationError, ValidationError
 from awa.storage.codec import HAVE_ORJSON, dumps, dumps_many, std_dumps
 from awa.storage.opts import ABSENT, parse_opts
 from awa.storage.validate import (
@@ -105,7 +105,7 @@ def _serialise_one(index: int, job: Any) -> str:
                 return std_dumps(dataclasses.asdict(job))
             except (TypeError, ValueError) as exc2:
                 exc = exc2
-        raise ValidationError(f"args at index {index} are not JSON-serialisable: {exc}") from None
+        raise SerializationError(f"args at index {index} are not JSON-serialisable: {exc}") from None
 
 
 def kind_for_type(t: type) -> str:

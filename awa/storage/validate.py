@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from awa.errors import ValidationError
+from awa.errors import SerializationError, ValidationError
 from awa.routing.hashes import coerce_key
 from awa.storage.codec import std_dumps
 
@@ -110,7 +110,7 @@ def check_metadata(metadata: Any) -> dict[str, Any]:
     try:
         text = std_dumps(metadata)
     except (TypeError, ValueError) as exc:
-        raise ValidationError(f"metadata is not JSON-serialisable: {exc}") from None
+        raise SerializationError(f"metadata is not JSON-serialisable: {exc}") from None
     if "\\u0000" in text:
         raise ValidationError("metadata must not contain NUL characters")
     return metadata
