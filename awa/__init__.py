@@ -33,4 +33,10 @@ from awa.worker import Cancel, JobOutcome, RetryAfter, RunningJob, Snooze, Termi
 # --- clients ---
 from awa.client import AsyncClient, AsyncWorkerMixin, Client, WorkerMixin
 
+# --- awa-pg's names (docs/awa-pg-compatibility.md) ---
+from awa.errors import DatabaseError, SchemaNotMigrated, SerializationError, UnknownJobKind
+from awa.client import HealthCheck, QueueHealth, RetryFailedResult, SyncTransaction, Transaction
+from awa.storage.validate import derive_kind
+from awa.client.functions import current_migration_version, migrate, migrations, migrations_range
+
 from awa.version import __version__

@@ -40,3 +40,27 @@ class MigrationError(AwaError):
 
 
 __all__ = ["AwaError", "ValidationError", "PartitionCountMismatch", "DatabaseUnavailable", "MigrationError"]
+
+
+# -- awa-pg's exception names (docs/awa-pg-compatibility.md) --------------------
+
+
+class SchemaNotMigrated(AwaError):
+    """The schema is missing or older than this package expects: run ``awa migrate``."""
+
+
+class UnknownJobKind(AwaError):
+    """No handler is registered for a job's kind."""
+
+
+class SerializationError(ValidationError):
+    """Job args or metadata could not be encoded as JSON (bad input, so also a
+    ``ValidationError``; nothing was written)."""
+
+
+class DatabaseError(AwaError):
+    """A statement failed in the database (a transaction helper's SQL, say);
+    the psycopg error is the ``__cause__``."""
+
+
+__all__ += ["SchemaNotMigrated", "UnknownJobKind", "SerializationError", "DatabaseError"]

@@ -114,7 +114,7 @@ def test_failed_job_moves_to_dlq_when_enabled_and_comes_back_to_its_lane(client,
     job = client.insert({"a": 1}, kind="k", queue="mail", ordering_key="user-1", max_attempts=1)
     [j] = client.claim(["mail"], 1)
     assert client.retry(j.id, j.run_lease, error="nope") is True  # out of attempts
-    assert client.get_job(job.id) is None
+    assert client.find_job(job.id) is None
     entry = client.get_dlq_job(job.id)
     assert entry.reason == "max_attempts_exhausted" and entry.job.state is JobState.FAILED
     assert client.dlq_depth() == 1 and client.dlq_depth(queue="other") == 0

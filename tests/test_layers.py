@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "awa"
-LAYERS = {"errors": 0, "version": 0, "db": 0, "routing": 1, "storage": 2, "worker": 3, "client": 4, "cli": 5}
+LAYERS = {"errors": 0, "version": 0, "db": 0, "routing": 1, "storage": 2, "worker": 3, "client": 4, "cli": 5, "testing": 5}
 TOP = 6  # awa/__init__.py and awa/__main__.py re-export everything
 
 
@@ -47,7 +47,7 @@ SOURCES = sorted(PACKAGE.rglob("*.py"))
 
 
 def test_every_subpackage_has_a_layer():
-    top_modules = {"errors", "version"}
+    top_modules = {"errors", "version", "testing"}
     subpackages = {p.relative_to(PACKAGE).parts[0] for p in SOURCES if len(p.relative_to(PACKAGE).parts) > 1}
     assert subpackages | top_modules == set(LAYERS)
 

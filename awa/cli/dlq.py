@@ -42,6 +42,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_database_options(purge)
     purge.set_defaults(func=run_purge)
 
+    from awa.cli.compat import add_dlq_actions
+
+    add_dlq_actions(actions)  # awa-pg's depth
+
 
 def _filters(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--queue", "-q", help="only jobs from this queue")

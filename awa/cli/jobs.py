@@ -23,7 +23,7 @@ _STATES = ("scheduled", "available", "running", "completed", "retryable", "faile
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "jobs", help="jobs by id: list, show, cancel, retry", description=__doc__,
+        "jobs", aliases=["job"], help="jobs by id: list, show, cancel, retry (alias: job)", description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -50,6 +50,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         sub.add_argument("ids", nargs="+", type=int, metavar="JOB_ID")
         add_database_options(sub)
         sub.set_defaults(func=func)
+
+    from awa.cli.compat import add_job_actions
+
+    add_job_actions(actions)  # awa-pg's retry-failed, discard, dump
 
 
 def last_error(job: Any) -> str | None:
@@ -128,7 +132,7 @@ def _show_text(job: Any, dlq: Any) -> str:
 
 def run_show(args: argparse.Namespace) -> int:
     with open_database(args) as db, open_client(db, max_connections=1) as client:
-        job = client.get_job(args.id)
+        job = client.find_job(args.id)
         dlq = client.get_dlq_job(args.id) if job is None else None
     if job is None and dlq is None:
         print(f"awa: error: no job {args.id} (never existed, or deleted by retention)", file=sys.stderr)
@@ -158,7 +162,7 @@ def _each(args: argparse.Namespace, act: Any, verb: str) -> int:
 
 
 def _why_not(client: Any, job_id: int, wanted: str) -> str:
-    job = client.get_job(job_id)
+    job = client.find_job(job_id)
     if job is None:
         return "no such job"
     return f"it is {job.state}; only {wanted} jobs can be"

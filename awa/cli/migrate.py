@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from awa.cli.common import add_database_options, open_database, progress
+from awa.cli.compat import add_migrate_options, print_migration_sql
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -15,6 +16,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "concurrent runs wait on an advisory lock.",
     )
     add_database_options(parser)
+    add_migrate_options(parser)
     parser.set_defaults(func=run)
 
 
@@ -22,6 +24,8 @@ def run(args: argparse.Namespace) -> int:
     from awa.db.url import connect_or_explain, describe
     from awa.storage.migrate import applied_versions, load_migrations, migrate
 
+    if print_migration_sql(args):
+        return 0
     with open_database(args, migrate_embedded=False) as db:
         names = {m.version: f"{m.version:04d}_{m.name}" for m in load_migrations()}
         with connect_or_explain(db.url) as conn:

@@ -64,6 +64,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_database_options(width)
     width.set_defaults(func=run_partitions)
 
+    from awa.cli.compat import add_queue_actions
+
+    add_queue_actions(actions)  # awa-pg's drain
+
     rescue = subparsers.add_parser(
         "rescue",
         help="one maintenance pass: rescue stale or overdue running jobs, promote due ones",

@@ -20,3 +20,9 @@ __all__ = [
     "WorkerMixin",
     "backoff_seconds",
 ]
+
+# awa-pg's transaction and admin types (docs/awa-pg-compatibility.md)
+from awa.client.compat import HealthCheck, QueueHealth, RetryFailedResult
+from awa.client.transaction import SyncTransaction, Transaction
+
+__all__ += ["HealthCheck", "QueueHealth", "RetryFailedResult", "SyncTransaction", "Transaction"]

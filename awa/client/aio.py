@@ -13,13 +13,15 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from awa.client.api import ClientAPI
+from awa.client.compat import CompatAPI
+from awa.client.transaction import Transaction
 from awa.client.worker_api import AsyncWorkerMixin
 from awa.storage.core import StorageCore
 from awa.storage.drivers import AsyncExecutor
 from awa.storage.migrate import migrate_async
 
 
-class AsyncClient(AsyncWorkerMixin, ClientAPI):
+class AsyncClient(AsyncWorkerMixin, CompatAPI, ClientAPI):
     """Async client; every public method returns an awaitable.
 
     ``meter``: an OpenTelemetry Meter for the enqueue counters (default: the
@@ -46,6 +48,13 @@ class AsyncClient(AsyncWorkerMixin, ClientAPI):
     def connection(self) -> Any:
         """A pooled connection context (for transactional enqueue with ``conn=``)."""
         return self._executor.connection()
+
+    def transaction(self) -> Transaction:
+        """A transaction on one pooled connection (awa-pg's ``Transaction``):
+        ``async with await client.transaction() as tx: await tx.insert(...)``
+        (``tx = await client.transaction()`` opens it; ``async with
+        client.transaction() as tx`` works too). See :mod:`awa.client.transaction`."""
+        return Transaction(self)
 
     async def migrate(self) -> list[int]:
         """Apply pending schema migrations; return the versions this call applied.

@@ -10,13 +10,15 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from awa.client.api import ClientAPI
+from awa.client.compat import CompatAPI
+from awa.client.transaction import SyncTransaction
 from awa.client.worker_api import WorkerMixin
 from awa.storage.core import StorageCore
 from awa.storage.drivers import SyncExecutor
 from awa.storage.migrate import migrate
 
 
-class Client(WorkerMixin, ClientAPI):
+class Client(WorkerMixin, CompatAPI, ClientAPI):
     """Sync client. ``Client(url)`` opens its own pool; a pool or a connection may be passed.
 
     ``meter``: an OpenTelemetry Meter for the enqueue counters (default: the
@@ -43,6 +45,12 @@ class Client(WorkerMixin, ClientAPI):
     def connection(self) -> Any:
         """A pooled connection context (for transactional enqueue with ``conn=``)."""
         return self._executor.connection()
+
+    def transaction(self) -> SyncTransaction:
+        """Open a transaction on one pooled connection (awa-pg's ``SyncTransaction``):
+        ``with client.transaction() as tx: tx.execute(...); tx.insert(...)``
+        commits both or neither. See :mod:`awa.client.transaction`."""
+        return SyncTransaction(self)
 
     def migrate(self) -> list[int]:
         """Apply pending schema migrations; return the versions this call applied.

@@ -10,10 +10,45 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from awa.errors import AwaError
+from awa.errors import AwaError, ValidationError
 from awa.worker.host import QueueConfigs, ThreadedRuntime, plan_for, runtime_options, start_runtime
 from awa.worker.registry import Registry
 from awa.worker.runtime import WorkerRuntime
+
+
+# start() options of awa-pg that name parts of awa's own storage engine or
+# features this package does not have; refused with a message that says so
+# (docs/awa-pg-compatibility.md).
+AWA_PG_STORAGE_OPTIONS = (
+    "queue_storage_schema",
+    "queue_storage_queue_slot_count",
+    "queue_storage_lease_slot_count",
+    "queue_storage_claim_slot_count",
+    "queue_storage_queue_stripe_count",
+    "queue_storage_queue_rotate_interval_ms",
+    "queue_storage_lease_rotate_interval_ms",
+    "queue_storage_claim_rotate_interval_ms",
+    "storage_transition_role",
+)
+AWA_PG_FEATURE_OPTIONS = {
+    "callback_rescue_interval_ms": "external callbacks",
+    "descriptor_retention_days": "queue and job-kind descriptors",
+}
+
+
+def refuse_awa_pg_only_options(options: dict[str, Any]) -> None:
+    """Raise for awa-pg start() options with no meaning here."""
+    storage = [k for k in AWA_PG_STORAGE_OPTIONS if k in options]
+    if storage:
+        raise ValidationError(
+            f"start() option(s) {', '.join(storage)} configure awa-pg's queue-storage engine, "
+            "which this package does not have (its storage is the plain jobs table); remove them"
+        )
+    for name, feature in AWA_PG_FEATURE_OPTIONS.items():
+        if name in options:
+            raise ValidationError(
+                f"start() option {name} is awa-pg's setting for {feature}, which this package does not have; remove it"
+            )
 
 
 class _TaskMixin:
@@ -38,6 +73,10 @@ class _TaskMixin:
         Async handlers run on the event loop, sync ones on a thread pool.
         """
         return self._registry().decorator(args_type, kind=kind, queue=queue)
+
+    def handler_for(self, kind: str) -> Any:
+        """The registered handler of ``kind`` (an :class:`awa.worker.registry.Handler`), or None."""
+        return self._registry().get(kind)
 
     @property
     def worker_runtime(self) -> WorkerRuntime | None:
@@ -72,6 +111,7 @@ class AsyncWorkerMixin(_TaskMixin):
         current = self.worker_runtime
         if current is not None and not current.stopped:
             raise AwaError("the worker runtime is already running; call shutdown() first")
+        refuse_awa_pg_only_options(options)
         plan = plan_for(self._registry(), queues, global_max_workers)
         opts = runtime_options({"poll_interval_ms": poll_interval_ms, **options})
         self._worker_runtime = await start_runtime(self._core, self._executor, self._registry(), plan, opts)
@@ -99,6 +139,7 @@ class WorkerMixin(_TaskMixin):
     ) -> None:
         if self._worker_thread is not None:
             raise AwaError("the worker runtime is already running; call shutdown() first")
+        refuse_awa_pg_only_options(options)
         plan = plan_for(self._registry(), queues, global_max_workers)
         opts = runtime_options({"poll_interval_ms": poll_interval_ms, **options})
         conninfo, kwargs = self._executor.connect_args()

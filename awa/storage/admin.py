@@ -8,6 +8,7 @@ from typing import Any
 from awa.errors import ValidationError
 from awa.routing.hashes import shard_for_ordering_key
 from awa.routing.names import split_partition
+from awa.storage.bulk_admin import completed_last_hour
 from awa.storage.models import DlqEntry, LaneStat, QueueStat
 from awa.storage.ops import Op, OpsBase, Query, jobs_of
 from awa.storage.validate import check_id, check_limit, check_name, check_priority, check_queue, check_run_at, check_text, is_int
@@ -77,6 +78,7 @@ class AdminOps(OpsBase):
         now = self.now()
         res = yield Query(self.q("queue_stats"), {"queue": queue})
         lane_res = yield Query(self.q("lane_stats"), {"queue": queue, "now": now})
+        recent = yield from completed_last_hour(self, queue)
         lanes: dict[str, list[LaneStat]] = {}
         for q, prio, shard, next_seq, claim_seq, available, head_run_at, as_of in lane_res.rows:
             age = None if head_run_at is None else max((as_of - head_run_at).total_seconds(), 0.0)
@@ -101,6 +103,7 @@ class AdminOps(OpsBase):
                     dlq_enabled=dlq,
                     oldest_available_age=max(ages) if ages else None,
                     lanes=q_lanes,
+                    completed_last_hour=recent.get(name, 0),
                 )
             )
         return out

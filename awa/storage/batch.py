@@ -11,7 +11,7 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from awa.errors import ValidationError
+from awa.errors import SerializationError, ValidationError
 from awa.storage.codec import HAVE_ORJSON, JsonRejected, strict_dumps, strict_dumps_many
 from awa.storage.opts import ABSENT, parse_opts
 from awa.storage.validate import (
@@ -113,7 +113,7 @@ def _serialise_one(index: int, job: Any) -> str:
                 raise ValidationError(f"args at index {index} {exc2}") from None
             except (TypeError, ValueError, RecursionError) as exc2:
                 exc = exc2
-        raise ValidationError(f"args at index {index} are not JSON-serialisable: {exc}") from None
+        raise SerializationError(f"args at index {index} are not JSON-serialisable: {exc}") from None
 
 
 def kind_for_type(t: type) -> str:

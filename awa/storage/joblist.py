@@ -46,7 +46,7 @@ def parse_state(state: Any) -> JobState | None:
         return JobState(str(state))
     except ValueError:
         raise ValidationError(
-            f"unknown job state {state!r}; expected one of {', '.join(s.value for s in JobState)}"
+            f"unknown job state {state!r}; expected one of {', '.join(str(s) for s in JobState)}"
         ) from None
 
 
@@ -80,7 +80,7 @@ class JobOps(OpsBase):
                 return JobPage([], None)
         where = []
         if job_state is not None:
-            where.append(f"state = '{job_state.value}'")
+            where.append(f"state = '{job_state.label}'")
         if kind is not None:
             where.append("kind = %(kind)s::text")
         if queue is not None:

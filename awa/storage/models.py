@@ -5,27 +5,82 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
-from enum import Enum
+from enum import IntEnum
 from typing import Any
 
 
-class JobState(str, Enum):
-    """Lifecycle state of a job; the value is the database enum label."""
+_LABEL_OF = ("scheduled", "available", "running", "completed", "retryable", "failed", "cancelled")
 
-    SCHEDULED = "scheduled"
-    AVAILABLE = "available"
-    RUNNING = "running"
-    COMPLETED = "completed"
-    RETRYABLE = "retryable"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
+
+class JobState(IntEnum):
+    """Lifecycle state of a job, as awa-pg names it: ``JobState.Completed``,
+    an ``IntEnum`` (``int()`` is awa-pg's number) whose ``str()`` is the
+    database label (``"completed"``).
+
+    The upper-case names (``JobState.COMPLETED``) are aliases of the same
+    members, and ``.value`` stays the label, as it was before these names:
+    ``JobState("completed")`` and ``JobState(3)`` both look a member up, and
+    a member compares equal to its label (``job.state == "completed"``) and
+    to its number; its hash is the number's.
+    """
+
+    def __new__(cls, number: int) -> JobState:
+        member = int.__new__(cls, number)
+        member._value_ = _LABEL_OF[number]
+        return member
+
+    Scheduled = 0
+    Available = 1
+    Running = 2
+    Completed = 3
+    Retryable = 4
+    Failed = 5
+    Cancelled = 6
+    # Aliases (same members): the names this package used first.
+    SCHEDULED = 0
+    AVAILABLE = 1
+    RUNNING = 2
+    COMPLETED = 3
+    RETRYABLE = 4
+    FAILED = 5
+    CANCELLED = 6
+
+    @property
+    def label(self) -> str:
+        """The database enum label (``"completed"``)."""
+        return self._value_
 
     def __str__(self) -> str:
-        return self.value
+        return self._value_
+
+    def __format__(self, spec: str) -> str:
+        return format(self._value_, spec)
+
+    def __repr__(self) -> str:
+        return f"JobState.{self.name}"
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, str):
+            return self._value_ == other
+        return int.__eq__(self, other)
+
+    def __ne__(self, other: object) -> bool:
+        result = self.__eq__(other)
+        return result if result is NotImplemented else not result
+
+    __hash__ = IntEnum.__hash__
+
+    @classmethod
+    def _missing_(cls, value: object) -> JobState | None:
+        if isinstance(value, int) and not isinstance(value, bool):
+            for member in cls:
+                if int(member) == value:
+                    return member
+        return None
 
     @property
     def terminal(self) -> bool:
-        return self in (JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED)
+        return self in (JobState.Completed, JobState.Failed, JobState.Cancelled)
 
 
 _STATES = {s.value: s for s in JobState}
@@ -57,6 +112,17 @@ class Job:
     deadline_at: dt.datetime | None = None
     finalized_at: dt.datetime | None = None
     progress: Any = None
+
+    @property
+    def deadline(self) -> dt.datetime | None:
+        """awa-pg's name for ``deadline_at``."""
+        return self.deadline_at
+
+    @property
+    def traceparent(self) -> str | None:
+        """The W3C trace context stored in ``metadata["traceparent"]``, if any."""
+        value = self.metadata.get("traceparent")
+        return value if isinstance(value, str) else None
 
     @property
     def lane(self) -> tuple[str, int, int]:
@@ -126,6 +192,11 @@ class DlqEntry:
     reason: str
     dlq_at: dt.datetime
 
+    @property
+    def original_run_lease(self) -> int:
+        """awa-pg's name: the run_lease of the job's final attempt."""
+        return self.job.run_lease
+
     @classmethod
     def from_row(cls, names: Sequence[str], row: Sequence[Any]) -> DlqEntry:
         r = dict(zip(names, row))
@@ -163,6 +234,12 @@ class QueueStat:
     dlq_enabled: bool
     oldest_available_age: float | None
     lanes: list[LaneStat]
+    completed_last_hour: int = 0  # awa-pg's name: jobs completed in the last hour
+
+    @property
+    def waiting_external(self) -> int:
+        """Always 0: awa-pg's external-callback state does not exist here."""
+        return 0
 
     @property
     def total_queued(self) -> int:

@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from awa.errors import ValidationError
+from awa.errors import SerializationError, ValidationError
 from awa.routing.hashes import coerce_key
 from awa.routing.names import is_valid_queue_name, queue_name_problem
 from awa.storage.codec import JsonRejected, strict_dumps
@@ -105,6 +105,10 @@ MAX_RUN_AT = dt.datetime(9999, 12, 30, tzinfo=dt.timezone.utc)
 def check_run_at(run_at: Any, what: str = "run_at") -> dt.datetime | None:
     if run_at is None:
         return None
+    if isinstance(run_at, str):  # awa-pg accepts ISO 8601 strings
+        from awa.storage.isotime import parse_timestamp
+
+        return parse_timestamp(run_at)
     if not isinstance(run_at, dt.datetime):
         raise ValidationError(f"{what} must be a datetime, got {type(run_at).__name__}")
     try:
@@ -158,7 +162,7 @@ def check_json(value: Any, what: str) -> str:
     except JsonRejected as exc:
         raise ValidationError(f"{what} {exc}") from None
     except (TypeError, ValueError, RecursionError) as exc:
-        raise ValidationError(f"{what} is not JSON-serialisable: {exc}") from None
+        raise SerializationError(f"{what} is not JSON-serialisable: {exc}") from None
     if "\\u0000" in text:
         raise ValidationError(f"{what} must not contain NUL characters")
     return text
