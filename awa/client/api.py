@@ -17,6 +17,7 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from awa.client.keys import KeyPolicyAPI
 from awa.storage.batch import prepare
 from awa.storage.core import StorageCore
 from awa.storage.metrics import QueueEnqueueCounts
@@ -27,7 +28,7 @@ DEFAULT_RESCUE_LIMIT = 1000
 DEFAULT_HEARTBEAT_TIMEOUT = 90.0
 
 
-class ClientAPI:
+class ClientAPI(KeyPolicyAPI):
     _core: StorageCore
     _executor: Any  # SyncExecutor or AsyncExecutor
 

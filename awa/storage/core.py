@@ -22,6 +22,7 @@ from awa.storage.codec import dumps, loads
 from awa.storage.copy_rows import copy_buffer
 from awa.storage.housekeeping import HousekeepingOps
 from awa.storage.joblist import JobOps
+from awa.storage.keys import KeyPolicyOps
 from awa.storage.models import Job, JobState
 from awa.storage.ops import Copy, Op, Query, error_text, id_lease_pairs, int_array, text_array
 from awa.storage.validate import check_name, is_int, seconds
@@ -30,7 +31,7 @@ MAX_BACKOFF_SECONDS = 86_400.0
 _SHARD_RETRIES = 8
 
 
-class StorageCore(JobOps, HousekeepingOps, AdminOps):
+class StorageCore(JobOps, HousekeepingOps, AdminOps, KeyPolicyOps):
     """Every storage operation of one schema."""
 
     # -- enqueue -----------------------------------------------------------
