@@ -20,6 +20,7 @@ from typing import Any
 from awa.client.keys import KeyPolicyAPI
 from awa.storage.batch import prepare
 from awa.storage.core import StorageCore
+from awa.storage.keys import check_concurrency_key
 from awa.storage.metrics import QueueEnqueueCounts
 from awa.storage.ops import Op
 
@@ -79,13 +80,16 @@ class ClientAPI(KeyPolicyAPI):
         run_at: dt.datetime | None = None,
         ordering_key: bytes | str | None = None,
         conn: Any = None,
+        concurrency_key: bytes | str | None = None,
     ) -> Any:
-        """Enqueue one job; returns its :class:`Job`."""
+        """Enqueue one job; returns its :class:`Job`. ``concurrency_key``: the
+        key a key policy of the queue limits (ADR 0020)."""
         batch = prepare(
             [args], kind=kind, queue=queue, priority=priority, max_attempts=max_attempts, tags=tags,
             metadata=metadata, run_at=run_at, ordering_key=ordering_key, opts=None,
         )
-        return self._drive(self._core.insert_one(batch), conn, tx=False)
+        ckey = check_concurrency_key(concurrency_key)
+        return self._drive(self._core.insert_one(batch, ckey), conn, tx=False)
 
     def insert_many_copy(
         self,

@@ -80,7 +80,7 @@ class StorageCore(JobOps, HousekeepingOps, AdminOps, KeyPolicyOps):
             return batch.n
         return self._jobs_for(batch, lanes, use_starts, db_now, scheduled, ids)
 
-    def insert_one(self, batch: Batch) -> Op:
+    def insert_one(self, batch: Batch, concurrency_key: bytes | None = None) -> Op:
         """One job, one statement (one round trip on an autocommit connection)."""
         now = self.now()
         queue = batch.queue
@@ -103,6 +103,7 @@ class StorageCore(JobOps, HousekeepingOps, AdminOps, KeyPolicyOps):
                     "run_at": batch.run_at,
                     "now": now,
                     "channel": self.channel,
+                    "concurrency_key": concurrency_key,
                 },
             )
             if res.rows:

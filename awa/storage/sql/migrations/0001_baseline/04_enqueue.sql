@@ -115,7 +115,8 @@ CREATE OR REPLACE FUNCTION __schema__.insert_job(
     p_ordering_key    bytea,
     p_run_at          timestamptz,
     p_now             timestamptz,
-    p_channel         text
+    p_channel         text,
+    p_concurrency_key bytea DEFAULT NULL  -- per-key concurrency (15_key_concurrency.sql)
 )
 RETURNS SETOF __schema__.jobs
 LANGUAGE plpgsql AS $$
@@ -131,13 +132,13 @@ BEGIN
     RETURN QUERY
     INSERT INTO __schema__.jobs (
         id, queue, priority, max_attempts, state, enqueue_shard, lane_seq, run_at, created_at,
-        kind, args, tags, metadata, ordering_key)
+        kind, args, tags, metadata, ordering_key, concurrency_key)
     VALUES (
         r.id_starts[1], p_queue, p_priority, p_max_attempts,
         CASE WHEN r.scheduled THEN 'scheduled' ELSE 'available' END::__schema__.job_state,
         p_shard, CASE WHEN r.scheduled THEN NULL ELSE r.lane_starts[1] END,
         coalesce(p_run_at, r.db_now), r.db_now,
-        p_kind, p_args, p_tags, p_metadata, p_ordering_key)
+        p_kind, p_args, p_tags, p_metadata, p_ordering_key, p_concurrency_key)
     RETURNING *;
 END
 $$;
