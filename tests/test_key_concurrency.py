@@ -292,3 +292,29 @@ def test_bad_input_is_a_validation_error_and_changes_nothing(client, database_ur
         call(client)
     assert client.key_policies() == before
     assert client.list_jobs() == []
+
+
+def test_copy_batches_carry_per_job_and_batch_concurrency_keys(client, database_url):
+    client.create_key_policy("orders", 1)
+    jobs = client.insert_many_copy(
+        [{"n": i} for i in range(6)], kind="k", queue="orders",
+        opts=[{"queue": QUEUES[i % 2], "concurrency_key": "ada" if i < 4 else "tom"} for i in range(6)])
+    with psycopg.connect(database_url) as conn:
+        stored = dict(conn.execute("SELECT id, concurrency_key FROM awa.jobs").fetchall())
+    assert [stored[j.id] for j in jobs] == [b"ada"] * 4 + [b"tom"] * 2
+    assert len(client.claim(QUEUES, 10)) == 2  # one ada, one tom, over both partitions
+    n = client.enqueue_many_copy([{"n": i} for i in range(3)], kind="k", queue="orders__p1",
+                                 concurrency_key="eve", opts=[None, {"concurrency_key": "bob"}, None])
+    assert n == 3
+    assert len(client.claim(QUEUES, 10)) == 2  # one eve, one bob
+    assert violations(database_url) == []
+
+
+@pytest.mark.parametrize("bad", [7, "x" * 256, b""])
+def test_a_bad_key_in_a_batch_inserts_nothing(client, bad):
+    with pytest.raises(ValidationError):
+        client.insert_many_copy([{}, {}], kind="k", queue="orders",
+                                opts=[{"concurrency_key": "ok"}, {"concurrency_key": bad}])
+    with pytest.raises(ValidationError):
+        client.enqueue_many_copy([{}], kind="k", queue="orders", concurrency_key=bad)
+    assert client.list_jobs() == []

@@ -20,7 +20,7 @@ from typing import Any
 from awa.client.keys import KeyPolicyAPI
 from awa.storage.batch import prepare
 from awa.storage.core import StorageCore
-from awa.storage.keys import check_concurrency_key
+from awa.storage.keys import check_concurrency_key, split_concurrency_keys
 from awa.storage.metrics import QueueEnqueueCounts
 from awa.storage.ops import Op
 
@@ -105,17 +105,20 @@ class ClientAPI(KeyPolicyAPI):
         ordering_key: bytes | str | None = None,
         opts: Sequence[dict[str, Any] | None] | None = None,
         conn: Any = None,
+        concurrency_key: bytes | str | None = None,
     ) -> Any:
         """COPY a batch atomically; returns the jobs in input order.
 
         ``opts[i]`` may route job ``i`` to another ``queue`` and/or give it an
-        ``ordering_key`` (absent: batch default; ``None``: no key).
+        ``ordering_key`` (absent: batch default; ``None``: no key) and a
+        ``concurrency_key`` (ADR 0020).
         """
+        opts, ckeys = split_concurrency_keys(opts, len(jobs) if isinstance(jobs, Sequence) else 0, concurrency_key)
         batch = prepare(
             jobs, kind=kind, queue=queue, priority=priority, max_attempts=max_attempts, tags=tags,
             metadata=metadata, run_at=run_at, ordering_key=ordering_key, opts=opts,
         )
-        return self._drive(self._core.enqueue(batch, True), conn)
+        return self._drive(self._core.enqueue(batch, True, ckeys), conn)
 
     def enqueue_many_copy(
         self,
@@ -131,13 +134,15 @@ class ClientAPI(KeyPolicyAPI):
         ordering_key: bytes | str | None = None,
         opts: Sequence[dict[str, Any] | None] | None = None,
         conn: Any = None,
+        concurrency_key: bytes | str | None = None,
     ) -> Any:
         """Like :meth:`insert_many_copy` but returns only the count (cheaper)."""
+        opts, ckeys = split_concurrency_keys(opts, len(jobs) if isinstance(jobs, Sequence) else 0, concurrency_key)
         batch = prepare(
             jobs, kind=kind, queue=queue, priority=priority, max_attempts=max_attempts, tags=tags,
             metadata=metadata, run_at=run_at, ordering_key=ordering_key, opts=opts,
         )
-        return self._drive(self._core.enqueue(batch, False), conn)
+        return self._drive(self._core.enqueue(batch, False, ckeys), conn)
 
     # -- claims and leases -------------------------------------------------
 

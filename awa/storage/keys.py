@@ -127,3 +127,24 @@ class KeyPolicyOps(OpsBase):
         if not res.rows:
             raise ValidationError(f"unknown key policy {name!r}")
         return None
+
+
+def split_concurrency_keys(
+    opts: Any, n_jobs: int, default: Any = None
+) -> tuple[Any, list[bytes | None] | None]:
+    """Take ``concurrency_key`` out of per-job opts: (the opts left for the
+    enqueue path, one key per job or None when no job has one). ``default``
+    is the batch's key for jobs whose opts do not name one."""
+    base = check_concurrency_key(default)
+    if not isinstance(opts, list) or not any(type(e) is dict and "concurrency_key" in e for e in opts):
+        return opts, (None if base is None else [base] * n_jobs)
+    rest: list[Any] = []
+    keys: list[bytes | None] = []
+    for entry in opts:
+        if type(entry) is dict and "concurrency_key" in entry:
+            keys.append(check_concurrency_key(entry["concurrency_key"]))
+            entry = {k: v for k, v in entry.items() if k != "concurrency_key"} or None
+        else:
+            keys.append(base)
+        rest.append(entry)
+    return rest, keys
