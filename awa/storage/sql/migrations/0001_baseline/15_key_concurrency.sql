@@ -86,14 +86,29 @@ LANGUAGE sql AS $$
         ('x' || left(md5('__schema__' || E'\n' || p_policy || E'\n' || encode(p_key, 'hex')), 16))::bit(64)::bigint)
 $$;
 
+-- What a governed lane's last claim examined past its cursor: every
+-- available job numbered cursor + 1 .. frontier is in blocked (ids and lane
+-- numbers, in lane order); the others there were taken or are holes. So a
+-- claim re-reads only those, never the jobs already taken ahead of a blocked
+-- one. Written only under the lane's claim head.
+CREATE TABLE __schema__.key_lane_state (
+    queue         text     NOT NULL,
+    priority      smallint NOT NULL,
+    enqueue_shard smallint NOT NULL,
+    frontier      bigint   NOT NULL,
+    blocked_ids   bigint[] NOT NULL,
+    blocked_seqs  bigint[] NOT NULL,
+    PRIMARY KEY (queue, priority, enqueue_shard)
+);
+
 -- Claim from one lane of a governed queue; the caller holds the lane's claim
--- head and has p_cursor = its claim_seq. Examines the available jobs numbered
--- p_cursor + 1 .. p_cursor + W (W = greatest(look_ahead, p_limit)) in one
--- snapshot and takes, in lane order, at most p_limit of those whose key has
--- room. The cursor moves only over the contiguous prefix that was taken (or
--- holes); jobs taken behind a blocked one leave their numbers as holes, like
--- a cancelled job. Returns the ids taken, in lane order; grants are written
--- here, the rows are marked running by the caller.
+-- head and has p_cursor = its claim_seq. Candidates: the lane's blocked jobs
+-- (key_lane_state), then the numbers past its frontier, at most W = greatest(
+-- look_ahead, p_limit) candidates in all. In lane order, takes at most
+-- p_limit of those whose key has room. The cursor moves only over the
+-- contiguous prefix taken (or holes); a job taken behind a blocked one leaves
+-- its number as a hole, like a cancelled job. Returns the ids taken, in lane
+-- order; grants are written here, the rows are marked running by the caller.
 CREATE OR REPLACE FUNCTION __schema__.claim_keyed_lane(
     p_queue    text,
     p_priority smallint,
@@ -108,13 +123,20 @@ DECLARE
     v_pol        __schema__.key_policies;
     v_cap        integer;
     v_window     bigint;
+    v_state      __schema__.key_lane_state;
+    v_from       bigint;
+    v_room       bigint;
     v_next       bigint;
     v_ids        bigint[];
     v_seqs       bigint[];
     v_keys       bytea[];
+    v_new_ids    bigint[];
+    v_new_seqs   bigint[];
+    v_new_keys   bytea[];
     v_locked     bytea[];
     v_taken      bigint[];
     v_taken_seqs bigint[];
+    v_frontier   bigint;
     v_new_cursor bigint;
     v_prefix     integer;
 BEGIN
@@ -125,8 +147,24 @@ BEGIN
     v_cap := least(v_pol.max_in_flight, coalesce(v_pol.pending_max, v_pol.max_in_flight));
     v_window := greatest(v_pol.look_ahead, p_limit);
 
-    -- The candidates and the lane head in one snapshot (as in the unkeyed walk).
-    SELECT e.next_seq, c.ids, c.seqs, c.keys INTO v_next, v_ids, v_seqs, v_keys
+    -- The blocked jobs still there (a cancel may have taken one; a cursor
+    -- moved by an unkeyed claim, the policy dropped meanwhile, passed some).
+    SELECT * INTO v_state FROM __schema__.key_lane_state AS s
+    WHERE s.queue = p_queue AND s.priority = p_priority AND s.enqueue_shard = p_shard;
+    v_from := greatest(coalesce(v_state.frontier, p_cursor), p_cursor);
+    SELECT array_agg(j.id ORDER BY b.seq), array_agg(b.seq ORDER BY b.seq),
+           array_agg(coalesce(j.concurrency_key, CASE WHEN v_pol.from_ordering_key THEN j.ordering_key END)
+                     ORDER BY b.seq)
+    INTO v_ids, v_seqs, v_keys
+    FROM unnest(v_state.blocked_ids, v_state.blocked_seqs) AS b(id, seq)
+    JOIN __schema__.jobs AS j ON j.id = b.id AND j.lane_seq = b.seq AND j.state = 'available'
+     AND j.queue = p_queue AND j.priority = p_priority AND j.enqueue_shard = p_shard
+    WHERE b.seq > p_cursor;
+    v_room := v_window - coalesce(cardinality(v_ids), 0);
+
+    -- Then the numbers past the frontier, with the lane head, in one snapshot
+    -- (as in the unkeyed walk).
+    SELECT e.next_seq, c.ids, c.seqs, c.keys INTO v_next, v_new_ids, v_new_seqs, v_new_keys
     FROM __schema__.enqueue_heads AS e
     CROSS JOIN LATERAL (
         SELECT array_agg(j.id ORDER BY j.lane_seq) AS ids,
@@ -136,18 +174,23 @@ BEGIN
                          ORDER BY j.lane_seq) AS keys
         FROM __schema__.lane_segments AS g
         JOIN __schema__.jobs AS j
-          ON j.id BETWEEN g.first_id + (greatest(g.first_seq, p_cursor + 1) - g.first_seq)
-                      AND g.first_id + (least(g.last_seq, p_cursor + v_window) - g.first_seq)
+          ON j.id BETWEEN g.first_id + (greatest(g.first_seq, v_from + 1) - g.first_seq)
+                      AND g.first_id + (least(g.last_seq, v_from + v_room) - g.first_seq)
          AND j.lane_seq = g.first_seq + (j.id - g.first_id)
          AND j.state = 'available'
          AND j.queue = p_queue AND j.priority = p_priority AND j.enqueue_shard = p_shard
-        WHERE g.queue = p_queue AND g.priority = p_priority AND g.enqueue_shard = p_shard
-          AND g.last_seq > p_cursor AND g.first_seq <= p_cursor + v_window
+        WHERE v_room > 0
+          AND g.queue = p_queue AND g.priority = p_priority AND g.enqueue_shard = p_shard
+          AND g.last_seq > v_from AND g.first_seq <= v_from + v_room
     ) AS c
     WHERE e.queue = p_queue AND e.priority = p_priority AND e.enqueue_shard = p_shard;
     IF NOT FOUND THEN
         RETURN '{}';
     END IF;
+    v_frontier := CASE WHEN v_room > 0 THEN greatest(v_from, least(v_from + v_room, v_next - 1)) ELSE v_from END;
+    v_ids := coalesce(v_ids, '{}') || coalesce(v_new_ids, '{}');
+    v_seqs := coalesce(v_seqs, '{}') || coalesce(v_new_seqs, '{}');
+    v_keys := coalesce(v_keys, '{}') || coalesce(v_new_keys, '{}');
 
     -- Serialise on each distinct key first (own statement: the count below
     -- must take its snapshot after the locks are granted).
@@ -182,13 +225,13 @@ BEGIN
     SELECT array_agg(t.id ORDER BY t.seq), array_agg(t.seq ORDER BY t.seq) INTO v_taken, v_taken_seqs
     FROM taken AS t;
     v_taken := coalesce(v_taken, '{}');
+    v_taken_seqs := coalesce(v_taken_seqs, '{}');
 
-    -- The cursor stops before the first candidate left behind; with none left
-    -- behind, everything up to the window's end was taken or a hole.
-    SELECT coalesce(min(u.seq) - 1, least(p_cursor + v_window, v_next - 1)) INTO v_new_cursor
-    FROM unnest(v_seqs) AS u(seq)
-    WHERE NOT (u.seq = ANY (coalesce(v_taken_seqs, '{}')));
-    v_new_cursor := greatest(v_new_cursor, p_cursor);
+    -- Left behind: the new blocked list. The cursor stops before its first.
+    SELECT array_agg(u.id ORDER BY u.seq), array_agg(u.seq ORDER BY u.seq) INTO v_new_ids, v_new_seqs
+    FROM unnest(v_ids, v_seqs) AS u(id, seq)
+    WHERE NOT (u.seq = ANY (v_taken_seqs));
+    v_new_cursor := greatest(coalesce(v_new_seqs[1] - 1, v_frontier), p_cursor);
     SELECT count(*) INTO v_prefix FROM unnest(v_taken_seqs) AS u(seq) WHERE u.seq <= v_new_cursor;
 
     UPDATE __schema__.claim_heads AS c
@@ -201,6 +244,10 @@ BEGIN
         WHERE g.queue = p_queue AND g.priority = p_priority AND g.enqueue_shard = p_shard
           AND g.last_seq <= v_new_cursor;
     END IF;
+    INSERT INTO __schema__.key_lane_state AS s (queue, priority, enqueue_shard, frontier, blocked_ids, blocked_seqs)
+    VALUES (p_queue, p_priority, p_shard, v_frontier, coalesce(v_new_ids, '{}'), coalesce(v_new_seqs, '{}'))
+    ON CONFLICT (queue, priority, enqueue_shard) DO UPDATE
+    SET frontier = excluded.frontier, blocked_ids = excluded.blocked_ids, blocked_seqs = excluded.blocked_seqs;
     RETURN v_taken;
 END
 $$;
