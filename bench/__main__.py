@@ -59,7 +59,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--only",
         action="append",
-        choices=("producer", "e2e", "routing", "retention", "single"),
+        choices=("producer", "e2e", "routing", "retention", "single", "keys"),
         help="run only these parts (repeatable; default all)",
     )
     p.add_argument("--no-awa-pg", action="store_true", help="skip the awa-pg side")
@@ -680,6 +680,13 @@ def _routing_markdown(routing: Any) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if "keys" in args.only:  # per-key concurrency (bench/keys.py): runs alone
+        if args.only != {"keys"}:
+            log("bench: --only keys runs alone; run the others separately")
+            return 2
+        from bench import keys as keys_bench
+
+        return keys_bench.main(args)
     if "retention" in args.only:
         if args.only != {"retention"}:
             log("bench: --only retention runs alone (it needs the machine for minutes); run the others separately")

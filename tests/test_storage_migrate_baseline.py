@@ -89,8 +89,12 @@ def test_the_shared_lane_head_pieces_are_called_not_copied():
     # The enqueue-head upsert appears once: in bump_enqueue_heads.
     assert len(re.findall(r"INSERT INTO __schema__\.enqueue_heads", text)) == 1
     assert "bump_enqueue_heads(" in parts["04_enqueue.sql"]
-    # The lane-head lookup (segment, then the job at its lane number) appears once.
-    assert len(re.findall(r"j\.lane_seq = g\.first_seq \+ \(j\.id - g\.first_id\)", text)) == 1
+    # The lane-head lookup (segment, then the job at its lane number) appears
+    # once, and once more as the keyed claim's bounded window of candidates
+    # (many rows with their keys, not the head: 15_key_concurrency.sql).
+    lookup = r"j\.lane_seq = g\.first_seq \+ \(j\.id - g\.first_id\)"
+    assert len(re.findall(lookup, text)) == 2
+    assert len(re.findall(lookup, parts["15_key_concurrency.sql"])) == 1
     assert "lane_head_run_at(" in parts["05_claim.sql"]
     lane_stats = resources.files("awa.storage").joinpath("sql", "queries", "lane_stats.sql").read_text()
     assert "lane_head_run_at(" in lane_stats and "lane_segments" not in lane_stats

@@ -4,7 +4,7 @@ Two input shapes:
 
 * default: one object per line, ``{"kind": ..., "args": {...}, "ordering_key": ...,
   "queue": ..., "priority": ..., "max_attempts": ..., "run_at": ..., "tags": [...],
-  "metadata": {...}}``; only ``kind`` is required (or ``--kind``).
+  "metadata": {...}, "concurrency_key": ...}``; only ``kind`` is required (or ``--kind``).
 * ``--kind K``: every line is the job's ``args`` object; ``--key-field F`` takes
   the ordering key from ``args[F]``.
 
@@ -30,7 +30,8 @@ from typing import Any, TextIO
 
 from awa.cli.common import CliError, add_database_options, open_client, open_database, progress, usage_error
 
-_ENVELOPE_KEYS = {"kind", "args", "ordering_key", "queue", "priority", "max_attempts", "run_at", "tags", "metadata"}
+_ENVELOPE_KEYS = {"kind", "args", "ordering_key", "queue", "priority", "max_attempts", "run_at", "tags", "metadata",
+                  "concurrency_key"}
 
 
 @dataclass
@@ -45,6 +46,7 @@ class Line:
     run_at: dt.datetime | None
     tags: tuple[str, ...] = ()
     metadata: dict[str, Any] = field(default_factory=dict)
+    concurrency_key: str | None = None  # per-key concurrency (ADR 0020)
 
     def batch_params(self) -> tuple:
         """Jobs sharing these go to the database in one COPY call."""
@@ -167,6 +169,7 @@ def _from_envelope(obj: dict[str, Any], number: int, args: argparse.Namespace) -
         run_at=_run_at(obj.get("run_at"), number),
         tags=tuple(tags),
         metadata=metadata,
+        concurrency_key=_key_value(obj.get("concurrency_key"), "concurrency_key", number),
     )
 
 
@@ -279,6 +282,9 @@ def _chunk_kwargs(lines: list[Line], routed: list[dict[str, Any]], start: int, e
     first = lines[start]
     jobs = [line.args for line in lines[start:end]]
     opts = [{"queue": r["queue"], "ordering_key": r["ordering_key"]} for r in routed[start:end]]
+    for entry, line in zip(opts, lines[start:end]):
+        if line.concurrency_key is not None:
+            entry["concurrency_key"] = line.concurrency_key
     common = dict(
         kind=first.kind,
         queue=opts[0]["queue"],
@@ -300,10 +306,12 @@ def _validate_all(lines: list[Line], routed: list[dict[str, Any]], chunks: list[
     reserved job ids and queue rows' sequences).
     """
     from awa.storage.batch import prepare
+    from awa.storage.keys import split_concurrency_keys
 
     for start, end in chunks:
         jobs, common = _chunk_kwargs(lines, routed, start, end)
         try:
+            common["opts"], _ = split_concurrency_keys(common["opts"], len(jobs))
             prepare(jobs, ordering_key=None, **common)
         except ValueError as exc:
             raise usage_error(f"line {lines[start].number}..{lines[end - 1].number}: {exc}") from None

@@ -17,8 +17,10 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from awa.client.keys import KeyPolicyAPI
 from awa.storage.batch import prepare
 from awa.storage.core import StorageCore
+from awa.storage.keys import check_concurrency_key, split_concurrency_keys
 from awa.storage.metrics import QueueEnqueueCounts
 from awa.storage.ops import Op
 
@@ -27,7 +29,7 @@ DEFAULT_RESCUE_LIMIT = 1000
 DEFAULT_HEARTBEAT_TIMEOUT = 90.0
 
 
-class ClientAPI:
+class ClientAPI(KeyPolicyAPI):
     _core: StorageCore
     _executor: Any  # SyncExecutor or AsyncExecutor
 
@@ -78,13 +80,16 @@ class ClientAPI:
         run_at: dt.datetime | None = None,
         ordering_key: bytes | str | None = None,
         conn: Any = None,
+        concurrency_key: bytes | str | None = None,
     ) -> Any:
-        """Enqueue one job; returns its :class:`Job`."""
+        """Enqueue one job; returns its :class:`Job`. ``concurrency_key``: the
+        key a key policy of the queue limits (ADR 0020)."""
         batch = prepare(
             [args], kind=kind, queue=queue, priority=priority, max_attempts=max_attempts, tags=tags,
             metadata=metadata, run_at=run_at, ordering_key=ordering_key, opts=None,
         )
-        return self._drive(self._core.insert_one(batch), conn, tx=False)
+        ckey = check_concurrency_key(concurrency_key)
+        return self._drive(self._core.insert_one(batch, ckey), conn, tx=False)
 
     def insert_many_copy(
         self,
@@ -100,17 +105,20 @@ class ClientAPI:
         ordering_key: bytes | str | None = None,
         opts: Sequence[dict[str, Any] | None] | None = None,
         conn: Any = None,
+        concurrency_key: bytes | str | None = None,
     ) -> Any:
         """COPY a batch atomically; returns the jobs in input order.
 
         ``opts[i]`` may route job ``i`` to another ``queue`` and/or give it an
-        ``ordering_key`` (absent: batch default; ``None``: no key).
+        ``ordering_key`` (absent: batch default; ``None``: no key) and a
+        ``concurrency_key`` (ADR 0020).
         """
+        opts, ckeys = split_concurrency_keys(opts, len(jobs) if isinstance(jobs, Sequence) else 0, concurrency_key)
         batch = prepare(
             jobs, kind=kind, queue=queue, priority=priority, max_attempts=max_attempts, tags=tags,
             metadata=metadata, run_at=run_at, ordering_key=ordering_key, opts=opts,
         )
-        return self._drive(self._core.enqueue(batch, True), conn)
+        return self._drive(self._core.enqueue(batch, True, ckeys), conn)
 
     def enqueue_many_copy(
         self,
@@ -126,13 +134,15 @@ class ClientAPI:
         ordering_key: bytes | str | None = None,
         opts: Sequence[dict[str, Any] | None] | None = None,
         conn: Any = None,
+        concurrency_key: bytes | str | None = None,
     ) -> Any:
         """Like :meth:`insert_many_copy` but returns only the count (cheaper)."""
+        opts, ckeys = split_concurrency_keys(opts, len(jobs) if isinstance(jobs, Sequence) else 0, concurrency_key)
         batch = prepare(
             jobs, kind=kind, queue=queue, priority=priority, max_attempts=max_attempts, tags=tags,
             metadata=metadata, run_at=run_at, ordering_key=ordering_key, opts=opts,
         )
-        return self._drive(self._core.enqueue(batch, False), conn)
+        return self._drive(self._core.enqueue(batch, False, ckeys), conn)
 
     # -- claims and leases -------------------------------------------------
 

@@ -23,6 +23,7 @@ from awa.storage.codec import dumps, loads
 from awa.storage.copy_rows import copy_buffer
 from awa.storage.housekeeping import HousekeepingOps
 from awa.storage.joblist import JobOps
+from awa.storage.keys import KeyPolicyOps
 from awa.storage.models import Job, JobState
 from awa.storage.ops import BadRow, Copy, Op, Query, error_text, id_lease_pairs, int_array, text_array
 from awa.storage.validate import (
@@ -43,12 +44,12 @@ _SHARD_RETRIES = 8
 log = logging.getLogger("awa.storage")
 
 
-class StorageCore(JobOps, HousekeepingOps, AdminOps):
+class StorageCore(JobOps, HousekeepingOps, AdminOps, KeyPolicyOps):
     """Every storage operation of one schema."""
 
     # -- enqueue -----------------------------------------------------------
 
-    def enqueue(self, batch: Batch, want_jobs: bool) -> Op:
+    def enqueue(self, batch: Batch, want_jobs: bool, concurrency_keys: list[bytes | None] | None = None) -> Op:
         if batch.n == 0:
             return [] if want_jobs else 0
         now = self.now()
@@ -83,6 +84,8 @@ class StorageCore(JobOps, HousekeepingOps, AdminOps):
         ids = _expand_runs(id_starts, id_lengths)  # lane order
         columns, data = copy_buffer(batch, lanes, use_starts, db_now, scheduled, ids, now is not None)
         yield Copy(self.copy_sql(columns), data)
+        if concurrency_keys is not None:  # per-key concurrency (storage/keys.py)
+            yield from self._set_concurrency_keys(batch, lanes, ids, concurrency_keys)
 
         counts: dict[str, int] = {}
         for lane in lanes:
@@ -92,7 +95,22 @@ class StorageCore(JobOps, HousekeepingOps, AdminOps):
             return batch.n
         return self._jobs_for(batch, lanes, use_starts, db_now, scheduled, ids)
 
-    def insert_one(self, batch: Batch) -> Op:
+    def _set_concurrency_keys(
+        self, batch: Batch, lanes: list[lane_routing.Lane], ids: list[int], keys: list[bytes | None]
+    ) -> Op:
+        row_ids = [0] * batch.n
+        pos = 0  # ids come in lane order
+        for lane in lanes:
+            rows = lane.rows if lane.rows is not None else range(batch.n)
+            for offset, i in enumerate(rows):
+                row_ids[i] = ids[pos + offset]
+            pos += len(rows)
+        pairs = [(row_ids[i], k) for i, k in enumerate(keys) if k is not None]
+        if pairs:
+            yield Query(self.q("set_concurrency_keys"),
+                        {"ids": int_array(p[0] for p in pairs), "keys": [p[1] for p in pairs]})
+
+    def insert_one(self, batch: Batch, concurrency_key: bytes | None = None) -> Op:
         """One job, one statement (one round trip on an autocommit connection)."""
         now = self.now()
         queue = batch.queue
@@ -115,6 +133,7 @@ class StorageCore(JobOps, HousekeepingOps, AdminOps):
                     "run_at": batch.run_at,
                     "now": now,
                     "channel": self.channel,
+                    "concurrency_key": concurrency_key,
                 },
             )
             if res.rows:

@@ -88,6 +88,8 @@ CREATE TABLE __schema__.jobs (
     tags          text[],
     metadata      jsonb,
     progress      jsonb,
+    -- per-key concurrency (15_key_concurrency.sql): NULL = none given
+    concurrency_key bytea,
     CONSTRAINT jobs_available_has_lane_seq CHECK (state <> 'available' OR lane_seq IS NOT NULL)
 );
 

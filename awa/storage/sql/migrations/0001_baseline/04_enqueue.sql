@@ -121,7 +121,8 @@ CREATE OR REPLACE FUNCTION __schema__.insert_job(
     p_ordering_key    bytea,
     p_run_at          timestamptz,
     p_now             timestamptz,
-    p_channel         text
+    p_channel         text,
+    p_concurrency_key bytea DEFAULT NULL  -- per-key concurrency (15_key_concurrency.sql)
 )
 RETURNS SETOF __schema__.jobs
 LANGUAGE plpgsql AS $$
@@ -147,10 +148,10 @@ BEGIN
         RETURN QUERY
         INSERT INTO __schema__.jobs (
             queue, priority, max_attempts, state, enqueue_shard, lane_seq, run_at, created_at,
-            kind, args, tags, metadata, ordering_key)
+            kind, args, tags, metadata, ordering_key, concurrency_key)
         VALUES (
             p_queue, p_priority, p_max_attempts, 'scheduled', p_shard, NULL, p_run_at, v_now,
-            p_kind, p_args, p_tags, p_metadata, p_ordering_key)
+            p_kind, p_args, p_tags, p_metadata, p_ordering_key, concurrency_key)
         RETURNING *;
         RETURN;
     END IF;
@@ -160,10 +161,10 @@ BEGIN
 
     INSERT INTO __schema__.jobs (
         queue, priority, max_attempts, state, enqueue_shard, lane_seq, run_at, created_at,
-        kind, args, tags, metadata, ordering_key)
+        kind, args, tags, metadata, ordering_key, concurrency_key)
     VALUES (
         p_queue, p_priority, p_max_attempts, 'available', p_shard, v_seq, coalesce(p_run_at, v_now), v_now,
-        p_kind, p_args, p_tags, p_metadata, p_ordering_key)
+        p_kind, p_args, p_tags, p_metadata, p_ordering_key, concurrency_key)
     RETURNING * INTO v_job;
 
     INSERT INTO __schema__.lane_segments (queue, priority, enqueue_shard, first_seq, last_seq, first_id)

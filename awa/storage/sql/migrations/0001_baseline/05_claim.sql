@@ -42,6 +42,7 @@ DECLARE
     v_id_lo      bigint;
     v_id_hi      bigint;
     v_id_end     bigint;
+    v_policies   text[];  -- per-key concurrency: each queue's key policy (or NULL)
 BEGIN
     IF p_total <= 0 OR coalesce(cardinality(p_queues), 0) = 0 THEN
         RETURN;
@@ -49,6 +50,10 @@ BEGIN
     IF cardinality(p_limits) IS DISTINCT FROM cardinality(p_queues) THEN
         RAISE EXCEPTION 'claim_jobs_limited: % limits for % queues', cardinality(p_limits), cardinality(p_queues);
     END IF;
+    -- Per-key concurrency (15_key_concurrency.sql): the queues' key policies,
+    -- under the shared catalog lock, taken before any claim head.
+    v_policies := __schema__.key_claim_policies(p_queues);
+
     -- New lanes get their claim heads first, all together and in key order.
     -- (Created one by one during the walk, which visits lanes in random order,
     -- two claimers could each wait for the other's uncommitted head: a
@@ -103,6 +108,18 @@ BEGIN
           AND c.enqueue_shard = v_lane.enqueue_shard
         FOR UPDATE SKIP LOCKED;
         CONTINUE WHEN NOT FOUND;
+
+        -- Per-key concurrency (15_key_concurrency.sql): a governed queue's
+        -- lane is claimed by claim_keyed_lane, which moves its cursor itself.
+        IF v_policies[v_qpos] IS NOT NULL THEN
+            v_ids := __schema__.claim_keyed_lane(v_lane.queue, v_lane.priority, v_lane.enqueue_shard,
+                                                 v_policies[v_qpos], v_cursor, v_remaining);
+            v_claim := v_claim || v_ids;
+            v_left[v_qpos] := v_left[v_qpos] - cardinality(v_ids);
+            v_total := v_total - cardinality(v_ids);
+            CONTINUE;
+        END IF;
+        -- End of per-key concurrency.
 
         -- Segments are read a page at a time. Each page: one snapshot, taken
         -- after the head lock, for the lane head and the next segments past

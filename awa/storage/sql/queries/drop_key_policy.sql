@@ -1,0 +1,11 @@
+-- Drop a key policy: its open grants go with it (those attempts, and every
+-- later job of its queues, are no longer governed). Under the exclusive
+-- catalog lock, so no claim is between reading the policy and committing.
+WITH locked AS (SELECT __schema__.key_catalog_lock(true)),
+gone AS (
+    DELETE FROM __schema__.key_policies WHERE name = %(name)s::text AND EXISTS (SELECT 1 FROM locked)
+    RETURNING name
+), grants AS (
+    DELETE FROM __schema__.key_grants WHERE policy IN (SELECT name FROM gone)
+)
+SELECT name FROM gone

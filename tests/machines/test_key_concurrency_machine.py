@@ -1,0 +1,219 @@
+"""Per-key concurrency as a state machine on real PostgreSQL (spec: KeyConcurrency).
+
+Jobs of a few keys go into two partitions and two priorities (so one key sits
+in several lanes, each with its own claim head). Steps: inserts (explicit
+concurrency keys and ordering keys the policy adopts), bursts of claims from
+several threads on their own connections, two claim transactions held open
+at once and then committed (the spec's Check, Check, Take, Take), every end of
+an attempt, rescue after expiry, and limit changes. After every step, and
+from an observer thread during every burst, the invariant is read from the
+database:
+
+* KeyLimit: no key has more running jobs than the policy's max_in_flight;
+* the grants are exactly the running governed attempts (job id and lease).
+
+``test_the_machine_catches_check_then_claim`` applies the spec's broken
+Serialised = FALSE to the database (key_try_lock always succeeds) and expects
+the machine to fail.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+
+import psycopg
+import pytest
+from hypothesis import Phase
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
+
+from awa.client import Client
+from tests.machines._support import machine_settings, reset_database, user_tables
+
+pytestmark = pytest.mark.machines
+
+POLICY = "kq"
+QUEUES = ["kq", "kq__p1"]
+KEYS = ["a", "b", "c"]
+T0 = dt.datetime(2030, 1, 1, 12, 0, tzinfo=dt.timezone.utc)
+
+VIOLATIONS = """
+SELECT k.key, count(*), p.max_in_flight
+FROM awa.jobs AS j
+JOIN awa.key_policies AS p ON p.name = awa.logical_queue(j.queue)
+CROSS JOIN LATERAL (SELECT coalesce(j.concurrency_key,
+                                    CASE WHEN p.from_ordering_key THEN j.ordering_key END) AS key) AS k
+WHERE j.state = 'running' AND k.key IS NOT NULL
+GROUP BY k.key, p.max_in_flight
+HAVING count(*) > p.max_in_flight
+"""
+RUNNING_GOVERNED = """
+SELECT j.id, j.run_lease FROM awa.jobs AS j
+JOIN awa.key_policies AS p ON p.name = awa.logical_queue(j.queue)
+WHERE j.state = 'running'
+  AND coalesce(j.concurrency_key, CASE WHEN p.from_ordering_key THEN j.ordering_key END) IS NOT NULL
+"""
+BROKEN_LOCK = (
+    "CREATE OR REPLACE FUNCTION awa.key_try_lock(p_policy text, p_key bytea) RETURNS boolean "
+    "LANGUAGE sql AS 'SELECT true'"
+)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+
+def read_violations(conn: psycopg.Connection) -> list[tuple]:
+    return conn.execute(VIOLATIONS).fetchall()
+
+
+def make_machine(url: str, tables: list[str]):
+    clock = Clock()
+    clients = [Client(url, clock=clock, jitter=lambda: 0.0) for _ in range(4)]
+
+    class KeyMachine(RuleBasedStateMachine):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conn = psycopg.connect(url, autocommit=True)
+            reset_database(self.conn, tables)
+            clock.now = T0
+            self.client = clients[0]
+            self.client.create_key_policy(POLICY, 1, from_ordering_key=True, look_ahead=8)
+            self.seen_during_bursts: list[tuple] = []
+
+        def teardown(self) -> None:
+            self.conn.close()
+
+        def _running(self) -> list[tuple[int, int]]:
+            return self.conn.execute(
+                "SELECT id, run_lease FROM awa.jobs WHERE state = 'running' ORDER BY id").fetchall()
+
+        @rule(key=st.sampled_from(KEYS + [None]), part=st.integers(0, 1), priority=st.integers(1, 2),
+              explicit=st.booleans(), n=st.integers(1, 3))
+        def insert(self, key, part, priority, explicit, n):
+            for _ in range(n):
+                if explicit:
+                    self.client.insert({}, kind="k", queue=QUEUES[part], priority=priority, concurrency_key=key)
+                else:
+                    self.client.insert({}, kind="k", queue=QUEUES[part], priority=priority, ordering_key=key)
+
+        @rule(threads=st.integers(2, 4), limit=st.integers(1, 3))
+        def claim_burst(self, threads, limit):
+            start = threading.Barrier(threads + 1)
+            done = threading.Event()
+            errors: list[BaseException] = []
+
+            def claimer(c: Client) -> None:
+                try:
+                    start.wait()
+                    for _ in range(3):
+                        c.claim(QUEUES, limit)
+                except BaseException as exc:  # noqa: BLE001 - reported below
+                    errors.append(exc)
+
+            def observer() -> None:
+                with psycopg.connect(url, autocommit=True) as conn:
+                    start.wait()
+                    while not done.is_set():
+                        self.seen_during_bursts += read_violations(conn)
+
+            workers = [threading.Thread(target=claimer, args=(clients[i],)) for i in range(threads)]
+            watch = threading.Thread(target=observer)
+            for t in (*workers, watch):
+                t.start()
+            for t in workers:
+                t.join()
+            done.set()
+            watch.join()
+            assert not errors, errors
+            assert self.seen_during_bursts == []
+
+        @rule(limit=st.integers(1, 3), first=st.integers(0, 1))
+        def overlapping_claims(self, limit, first):
+            """Two claim transactions open at once on different partitions."""
+            a = psycopg.connect(url)
+            b = psycopg.connect(url)
+            try:
+                for conn, queue in ((a, QUEUES[first]), (b, QUEUES[1 - first])):
+                    conn.execute("SELECT id FROM awa.claim_jobs(ARRAY[%s], %s, %s, '1 hour', NULL)",
+                                 [queue, limit, clock.now])
+                a.commit()
+                b.commit()
+            finally:
+                a.close()
+                b.close()
+
+        @rule(pick=st.integers(0, 50), end=st.sampled_from(["complete", "retry", "snooze", "fail", "cancel",
+                                                            "admin_cancel"]))
+        def finish(self, pick, end):
+            running = self._running()
+            if not running:
+                return
+            job_id, lease = running[pick % len(running)]
+            c = self.client
+            if end == "complete":
+                c.complete(job_id, lease)
+            elif end == "retry":
+                c.retry(job_id, lease, after_seconds=0)
+            elif end == "snooze":
+                c.snooze(job_id, lease, 0)
+            elif end == "fail":
+                c.fail(job_id, lease, "boom")
+            elif end == "cancel":
+                c.cancel(job_id, lease)
+            else:
+                c.cancel_job(job_id)
+
+        @rule()
+        def expire_and_rescue(self):
+            clock.now += dt.timedelta(hours=1)
+            self.client.rescue_expired(heartbeat_timeout=60)
+            self.client.promote_due()
+
+        @rule(n=st.integers(1, 3))
+        def set_limit(self, n):
+            self.client.set_key_limit(POLICY, n)
+
+        @invariant()
+        def key_limit(self):
+            assert read_violations(self.conn) == []
+
+        @invariant()
+        def grants_are_the_running_governed_attempts(self):
+            grants = set(self.conn.execute("SELECT job_id, run_lease FROM awa.key_grants").fetchall())
+            assert grants == set(self.conn.execute(RUNNING_GOVERNED).fetchall())
+
+    return KeyMachine, clients
+
+
+@pytest.fixture(scope="module")
+def key_db(database_factory) -> str:
+    return database_factory(migrated=True)
+
+
+def _run(url: str, examples_scale: float = 1.0, **overrides) -> None:
+    with psycopg.connect(url) as conn:
+        tables = user_tables(conn)
+    machine, clients = make_machine(url, tables)
+    try:
+        run_state_machine_as_test(machine, settings=machine_settings(examples_scale=examples_scale, deadline=None, **overrides))
+    finally:
+        for c in clients:
+            c.close()
+
+
+def test_key_concurrency_machine(key_db):
+    _run(key_db)
+
+
+def test_the_machine_catches_check_then_claim(database_factory):
+    url = database_factory(migrated=True)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(BROKEN_LOCK)
+    with pytest.raises(AssertionError):
+        _run(url, examples_scale=8, phases=[Phase.generate])

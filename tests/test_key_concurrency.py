@@ -1,0 +1,320 @@
+"""Per-key concurrency (15_key_concurrency.sql, ADR 0020) on real PostgreSQL.
+
+The invariant is read from the database: per (policy, key), the running jobs
+whose key is governed never outnumber the policy's max_in_flight.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import psycopg
+import pytest
+
+from awa.client import Client, JobState
+from awa.errors import ValidationError
+
+T0 = dt.datetime(2030, 1, 1, 12, 0, tzinfo=dt.timezone.utc)
+
+# Running jobs per (policy, key) above the authoritative limit: must be empty.
+VIOLATIONS = """
+SELECT p.name, k.key, count(*) AS running, p.max_in_flight
+FROM awa.jobs AS j
+JOIN awa.key_policies AS p ON p.name = awa.logical_queue(j.queue)
+CROSS JOIN LATERAL (SELECT coalesce(j.concurrency_key,
+                                    CASE WHEN p.from_ordering_key THEN j.ordering_key END) AS key) AS k
+WHERE j.state = 'running' AND k.key IS NOT NULL
+GROUP BY p.name, k.key, p.max_in_flight
+HAVING count(*) > p.max_in_flight
+"""
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += dt.timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def client(database_url, clock):
+    with Client(database_url, clock=clock, jitter=lambda: 0.0) as c:
+        yield c
+
+
+def violations(url: str) -> list[tuple]:
+    with psycopg.connect(url) as conn:
+        return conn.execute(VIOLATIONS).fetchall()
+
+
+def grants(url: str) -> list[tuple]:
+    with psycopg.connect(url) as conn:
+        return conn.execute("SELECT job_id, run_lease, policy, key FROM awa.key_grants ORDER BY job_id").fetchall()
+
+
+QUEUES = ["orders", "orders__p1"]
+
+
+def test_one_key_one_at_a_time_across_partitions_and_lanes(client, database_url):
+    client.create_key_policy("orders", 1)
+    a = client.insert({"n": 0}, kind="k", queue="orders", concurrency_key="ada")
+    client.insert({"n": 1}, kind="k", queue="orders__p1", concurrency_key="ada", priority=1)
+    client.insert({"n": 2}, kind="k", queue="orders", concurrency_key="ada", priority=3)
+    tom = client.insert({"n": 3}, kind="k", queue="orders__p1", concurrency_key="tom")
+    got = client.claim(QUEUES, 10)
+    ada = [j for j in got if j.id != tom.id]
+    assert len(ada) == 1 and tom.id in {j.id for j in got}
+    assert client.claim(QUEUES, 10) == []
+    assert violations(database_url) == []
+    assert client.complete(ada[0].id, ada[0].run_lease) is True
+    [nxt] = client.claim(QUEUES, 10)
+    assert nxt.id != ada[0].id and nxt.id != tom.id
+    assert a.id in {ada[0].id, nxt.id} or True  # which one is the lanes' priority order
+    assert len(grants(database_url)) == 2  # tom and the next ada
+
+
+def test_ordering_key_is_the_key_when_the_policy_says_so(client, database_url):
+    client.create_key_policy("orders", 1, from_ordering_key=True)
+    client.insert_many_copy([{"n": i} for i in range(6)], kind="k", queue="orders",
+                            opts=[{"queue": "orders", "ordering_key": "ada" if i % 2 else "tom"} for i in range(6)])
+    first = client.claim(["orders"], 10)
+    assert sorted(j.ordering_key for j in first) == [b"ada", b"tom"]
+    assert client.claim(["orders"], 10) == []
+    for j in first:
+        client.complete(j.id, j.run_lease)
+    assert sorted(j.ordering_key for j in client.claim(["orders"], 10)) == [b"ada", b"tom"]
+    assert violations(database_url) == []
+
+
+def test_without_the_policy_keys_do_not_limit(client):
+    for n in range(3):
+        client.insert({"n": n}, kind="k", queue="orders", concurrency_key="ada")
+    assert len(client.claim(["orders"], 10)) == 3
+
+
+@pytest.mark.parametrize("end", ["complete", "retry", "snooze", "fail", "cancel", "admin_cancel", "rescue"])
+def test_every_end_of_an_attempt_releases_and_the_key_stays(client, clock, database_url, end):
+    client.create_key_policy("orders", 1)
+    client.set_queue_dlq("orders", True)
+    first = client.insert({"n": 0}, kind="k", queue="orders", concurrency_key="ada")
+    second = client.insert({"n": 1}, kind="k", queue="orders", concurrency_key="ada")
+    [j] = client.claim(["orders"], 10)
+    assert j.id == first.id and client.claim(["orders"], 10) == []
+    if end == "complete":
+        client.complete(j.id, j.run_lease)
+    elif end == "retry":
+        client.retry(j.id, j.run_lease, after_seconds=0)
+    elif end == "snooze":
+        client.snooze(j.id, j.run_lease, 0)
+    elif end == "fail":
+        client.fail(j.id, j.run_lease, "boom")  # dead-lettered
+    elif end == "cancel":
+        client.cancel(j.id, j.run_lease)
+    elif end == "admin_cancel":
+        client.cancel_job(j.id)
+    else:
+        clock.advance(3600)
+        client.heartbeat(second.id, 0)  # nothing: second is not running
+        assert [r[0] for r in client.rescue_expired(heartbeat_timeout=60)] == [j.id]
+    assert grants(database_url) == []
+    [nxt] = client.claim(["orders"], 10)
+    assert nxt.id in {first.id, second.id}
+    # Whatever came back keeps its key: one at a time still.
+    assert client.claim(["orders"], 10) == []
+    assert violations(database_url) == []
+    if end == "fail":
+        client.complete(nxt.id, nxt.run_lease)
+        back = client.retry_from_dlq(first.id)
+        assert back.state is JobState.AVAILABLE
+        [again] = client.claim(["orders"], 10)
+        assert again.id == first.id
+        blocker = client.insert({"n": 2}, kind="k", queue="orders", concurrency_key="ada")
+        assert client.claim(["orders"], 10) == [] and blocker.id
+        with psycopg.connect(database_url) as conn:
+            assert conn.execute("SELECT concurrency_key FROM awa.jobs WHERE id = %s", [first.id]).fetchone() == (
+                b"ada",)
+
+
+def _claim_in_open_transaction(url: str, queue: str) -> tuple[psycopg.Connection, list[int]]:
+    conn = psycopg.connect(url)
+    rows = conn.execute(
+        "SELECT id FROM awa.claim_jobs(ARRAY[%s], 10, NULL, '1 hour', NULL)", [queue]).fetchall()
+    return conn, [r[0] for r in rows]
+
+
+def test_two_claimers_in_flight_at_once_cannot_both_take_a_key(client, database_url):
+    """Claimer A has taken the key and not committed; B (another partition,
+    so another claim head) must not see 0 in flight and take it too."""
+    client.create_key_policy("orders", 1)
+    client.insert({"n": 0}, kind="k", queue="orders", concurrency_key="ada")
+    client.insert({"n": 1}, kind="k", queue="orders__p1", concurrency_key="ada")
+    client.insert({"n": 2}, kind="k", queue="orders__p1", concurrency_key="tom")
+    a, got_a = _claim_in_open_transaction(database_url, "orders")
+    b, got_b = _claim_in_open_transaction(database_url, "orders__p1")
+    try:
+        assert len(got_a) == 1 and len(got_b) == 1  # B took only tom
+        a.commit()
+        b.commit()
+    finally:
+        a.close()
+        b.close()
+    assert violations(database_url) == []
+
+
+def test_the_check_then_claim_defect_is_caught(client, database_url):
+    """The same race with the per-key serialisation removed: both take ada."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("CREATE OR REPLACE FUNCTION awa.key_try_lock(p_policy text, p_key bytea) RETURNS boolean "
+                     "LANGUAGE sql AS 'SELECT true'")
+    client.create_key_policy("orders", 1)
+    client.insert({"n": 0}, kind="k", queue="orders", concurrency_key="ada")
+    client.insert({"n": 1}, kind="k", queue="orders__p1", concurrency_key="ada")
+    a, got_a = _claim_in_open_transaction(database_url, "orders")
+    b, got_b = _claim_in_open_transaction(database_url, "orders__p1")
+    a.commit()
+    b.commit()
+    a.close()
+    b.close()
+    assert len(got_a) == 1 and len(got_b) == 1
+    assert len(violations(database_url)) == 1
+
+
+def test_a_blocked_head_does_not_stall_other_keys_within_the_look_ahead(client, database_url):
+    """A claim examines W = max(look_ahead, limit) lane numbers past the cursor."""
+    client.create_key_policy("orders", 1, look_ahead=4)
+    hot = [client.insert({"n": n}, kind="k", queue="orders", concurrency_key="hot").id for n in range(3)]
+    cold = client.insert({"n": 3}, kind="k", queue="orders", concurrency_key="cold")
+    far = client.insert({"n": 4}, kind="k", queue="orders", concurrency_key="far")
+    got = client.claim(["orders"], 3)
+    # numbers 1..4: hot#1 and cold (behind two blocked hot jobs); far (5) is past the bound
+    assert {j.id for j in got} == {hot[0], cold.id}
+    # the cursor stopped before hot#2, so the window now reaches far
+    assert [j.id for j in client.claim(["orders"], 3)] == [far.id]
+    assert client.claim(["orders"], 3) == []
+    first = next(j for j in got if j.id == hot[0])
+    client.complete(first.id, first.run_lease)
+    assert [j.id for j in client.claim(["orders"], 3)] == [hot[1]]
+    with psycopg.connect(database_url) as conn:
+        # lane accounting: exactly one available job (hot#3) is counted
+        [(avail,)] = conn.execute(
+            "SELECT e.next_seq - 1 - c.claim_seq - c.holes FROM awa.enqueue_heads e "
+            "JOIN awa.claim_heads c USING (queue, priority, enqueue_shard)").fetchall()
+    assert avail == 1
+    assert violations(database_url) == []
+
+
+def test_more_blocked_jobs_than_the_look_ahead_hold_the_lane(client):
+    """The bound is real: past look_ahead blocked numbers, other keys wait."""
+    client.create_key_policy("orders", 1, look_ahead=4)
+    hot = [client.insert({"n": n}, kind="k", queue="orders", concurrency_key="hot").id for n in range(5)]
+    cold = client.insert({"n": 5}, kind="k", queue="orders", concurrency_key="cold")
+    [j] = client.claim(["orders"], 2)
+    assert j.id == hot[0] and client.claim(["orders"], 2) == []
+    client.complete(j.id, j.run_lease)
+    [j] = client.claim(["orders"], 2)  # numbers 2..5: hot only
+    assert j.id == hot[1]
+    client.complete(j.id, j.run_lease)
+    assert {j.id for j in client.claim(["orders"], 2)} == {hot[2], cold.id}  # 3..6 reaches cold
+
+
+def test_unkeyed_jobs_of_a_governed_queue_run_freely(client):
+    client.create_key_policy("orders", 1)
+    for n in range(3):
+        client.insert({"n": n}, kind="k", queue="orders")
+    assert len(client.claim(["orders"], 10)) == 3
+
+
+def test_lowering_waits_for_the_keys_to_drain_raising_applies_at_once(client, database_url):
+    client.create_key_policy("orders", 3)
+    for n in range(5):
+        client.insert({"n": n}, kind="k", queue="orders", concurrency_key="ada")
+    running = client.claim(["orders"], 10)
+    assert len(running) == 3
+    p = client.set_key_limit("orders", 1)
+    assert (p.max_in_flight, p.pending_max, p.admits, p.most_in_flight) == (3, 1, 1, 3)
+    assert violations(database_url) == []
+    client.complete(running[0].id, running[0].run_lease)
+    assert client.claim(["orders"], 10) == []  # admits under the pending limit already
+    client.complete(running[1].id, running[1].run_lease)
+    [p] = client.key_policies("orders")  # the last release promoted it
+    assert (p.max_in_flight, p.pending_max) == (1, None)
+    client.complete(running[2].id, running[2].run_lease)
+    assert len(client.claim(["orders"], 10)) == 1
+    assert client.set_key_limit("orders", 2).max_in_flight == 2
+    assert len(client.claim(["orders"], 10)) == 1
+    assert violations(database_url) == []
+
+
+def test_a_policy_created_while_jobs_run_counts_them(client, database_url):
+    for n in range(4):
+        client.insert({"n": n}, kind="k", queue="orders", concurrency_key="ada")
+    running = client.claim(["orders"], 2)
+    p = client.create_key_policy("orders", 1)
+    assert (p.max_in_flight, p.pending_max, p.in_flight) == (2, 1, 2)
+    assert client.claim(["orders"], 10) == []
+    for j in running:
+        client.complete(j.id, j.run_lease)
+    assert client.key_policies("orders")[0].max_in_flight == 1
+    assert len(client.claim(["orders"], 10)) == 1
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda c: c.create_key_policy("orders", 0),
+        lambda c: c.create_key_policy("orders", -1),
+        lambda c: c.create_key_policy("orders", 1.5),
+        lambda c: c.create_key_policy("orders", True),
+        lambda c: c.create_key_policy("orders__p1", 1),
+        lambda c: c.create_key_policy("orders", 1, look_ahead=0),
+        lambda c: c.create_key_policy("orders", 1, from_ordering_key="yes"),
+        lambda c: c.set_key_limit("orders", 0),
+        lambda c: c.set_key_limit("unknown", 2),
+        lambda c: c.drop_key_policy("unknown"),
+        lambda c: c.insert({}, kind="k", queue="orders", concurrency_key=7),
+        lambda c: c.insert({}, kind="k", queue="orders", concurrency_key="x" * 256),
+        lambda c: c.insert({}, kind="k", queue="orders", concurrency_key=b""),
+    ],
+)
+def test_bad_input_is_a_validation_error_and_changes_nothing(client, database_url, call):
+    client.create_key_policy("orders", 2)
+    before = client.key_policies()
+    with pytest.raises(ValidationError):
+        call(client)
+    assert client.key_policies() == before
+    assert client.list_jobs() == []
+
+
+def test_copy_batches_carry_per_job_and_batch_concurrency_keys(client, database_url):
+    client.create_key_policy("orders", 1)
+    jobs = client.insert_many_copy(
+        [{"n": i} for i in range(6)], kind="k", queue="orders",
+        opts=[{"queue": QUEUES[i % 2], "concurrency_key": "ada" if i < 4 else "tom"} for i in range(6)])
+    with psycopg.connect(database_url) as conn:
+        stored = dict(conn.execute("SELECT id, concurrency_key FROM awa.jobs").fetchall())
+    assert [stored[j.id] for j in jobs] == [b"ada"] * 4 + [b"tom"] * 2
+    assert len(client.claim(QUEUES, 10)) == 2  # one ada, one tom, over both partitions
+    n = client.enqueue_many_copy([{"n": i} for i in range(3)], kind="k", queue="orders__p1",
+                                 concurrency_key="eve", opts=[None, {"concurrency_key": "bob"}, None])
+    assert n == 3
+    assert len(client.claim(QUEUES, 10)) == 2  # one eve, one bob
+    assert violations(database_url) == []
+
+
+@pytest.mark.parametrize("bad", [7, "x" * 256, b""])
+def test_a_bad_key_in_a_batch_inserts_nothing(client, bad):
+    with pytest.raises(ValidationError):
+        client.insert_many_copy([{}, {}], kind="k", queue="orders",
+                                opts=[{"concurrency_key": "ok"}, {"concurrency_key": bad}])
+    with pytest.raises(ValidationError):
+        client.enqueue_many_copy([{}], kind="k", queue="orders", concurrency_key=bad)
+    assert client.list_jobs() == []

@@ -1,0 +1,188 @@
+"""Python mirror of ``specs/KeyConcurrency.tla`` (per-key concurrency, ADR 0020).
+
+Each spec action is a function of the constants and a state returning the
+successor (None: not enabled); states are :class:`KeyState` tuples whose
+fields are the spec's variables, so the explorer's distinct-state count
+equals TLC's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterator, NamedTuple
+
+from verification.mirrors.cfg import ModelConfig
+from verification.mirrors.explore import Model, Transition
+
+NO_JOB = 0
+NO_ONE = 0
+
+
+class KeyState(NamedTuple):
+    state: tuple[str, ...]  # per job: "avail" / "running" / "done"
+    leased: tuple[bool, ...]
+    keyed: tuple[bool, ...]
+    grants: frozenset[int]
+    limit: int
+    pending: int
+    pc: tuple[str, ...]  # per claimer: "idle" / "checked"
+    pick: tuple[int, ...]
+    seen: tuple[int, ...]
+    lock: int
+
+
+@dataclass(frozen=True)
+class KeyConstants:
+    num_jobs: int
+    num_claimers: int
+    init_limit: int
+    max_limit: int
+    serialised: bool
+    rescue_keeps_key: bool
+    lower_drains: bool
+
+    @classmethod
+    def from_cfg(cls, config: ModelConfig) -> "KeyConstants":
+        c = config.constants
+        return cls(
+            num_jobs=int(c["NumJobs"]),
+            num_claimers=int(c["NumClaimers"]),
+            init_limit=int(c["InitLimit"]),
+            max_limit=int(c["MaxLimit"]),
+            serialised=bool(c["Serialised"]),
+            rescue_keeps_key=bool(c["RescueKeepsKey"]),
+            lower_drains=bool(c["LowerDrains"]),
+        )
+
+
+def _set(t: tuple, i: int, v: object) -> tuple:
+    return t[:i] + (v,) + t[i + 1:]
+
+
+def admits(s: KeyState) -> int:
+    return s.pending if s.pending != 0 and s.pending < s.limit else s.limit
+
+
+def all_idle(s: KeyState) -> bool:
+    return all(p == "idle" for p in s.pc)
+
+
+def initial_state(c: KeyConstants) -> KeyState:
+    return KeyState(
+        state=("avail",) * c.num_jobs,
+        leased=(False,) * c.num_jobs,
+        keyed=(True,) * c.num_jobs,
+        grants=frozenset(),
+        limit=c.init_limit,
+        pending=0,
+        pc=("idle",) * c.num_claimers,
+        pick=(NO_JOB,) * c.num_claimers,
+        seen=(0,) * c.num_claimers,
+        lock=NO_ONE,
+    )
+
+
+def check(c: KeyConstants, s: KeyState, cl: int, j: int) -> KeyState | None:
+    i, k = cl - 1, j - 1
+    if s.pc[i] != "idle" or s.state[k] != "avail" or j in s.pick:
+        return None
+    lock = s.lock
+    if s.keyed[k] and c.serialised:
+        if s.lock != NO_ONE:
+            return None
+        lock = cl
+    return s._replace(seen=_set(s.seen, i, len(s.grants)), pc=_set(s.pc, i, "checked"),
+                      pick=_set(s.pick, i, j), lock=lock)
+
+
+def take(c: KeyConstants, s: KeyState, cl: int) -> KeyState | None:
+    i = cl - 1
+    if s.pc[i] != "checked":
+        return None
+    j = s.pick[i]
+    k = j - 1
+    if not s.keyed[k] or s.seen[i] < admits(s):
+        s = s._replace(state=_set(s.state, k, "running"), leased=_set(s.leased, k, True),
+                       grants=s.grants | {j} if s.keyed[k] else s.grants)
+    return s._replace(lock=NO_ONE if s.lock == cl else s.lock, pc=_set(s.pc, i, "idle"),
+                      pick=_set(s.pick, i, NO_JOB), seen=_set(s.seen, i, 0))
+
+
+def complete(c: KeyConstants, s: KeyState, j: int) -> KeyState | None:
+    k = j - 1
+    if s.state[k] != "running" or not s.leased[k]:
+        return None
+    return s._replace(state=_set(s.state, k, "done"), leased=_set(s.leased, k, False), grants=s.grants - {j})
+
+
+def expire(c: KeyConstants, s: KeyState, j: int) -> KeyState | None:
+    k = j - 1
+    if s.state[k] != "running" or not s.leased[k]:
+        return None
+    return s._replace(leased=_set(s.leased, k, False))
+
+
+def rescue(c: KeyConstants, s: KeyState, j: int) -> KeyState | None:
+    k = j - 1
+    if s.state[k] != "running" or s.leased[k]:
+        return None
+    keyed = s.keyed if c.rescue_keeps_key else _set(s.keyed, k, False)
+    return s._replace(state=_set(s.state, k, "avail"), grants=s.grants - {j}, keyed=keyed)
+
+
+def set_limit(c: KeyConstants, s: KeyState, n: int) -> KeyState | None:
+    if not all_idle(s) or n == s.limit:
+        return None
+    if n > s.limit or not c.lower_drains:
+        return s._replace(limit=n, pending=0)
+    return s._replace(pending=n)
+
+
+def settle(c: KeyConstants, s: KeyState) -> KeyState | None:
+    if not all_idle(s) or s.pending == 0 or len(s.grants) > s.pending:
+        return None
+    return s._replace(limit=s.pending, pending=0)
+
+
+def successors(c: KeyConstants, s: KeyState) -> Iterator[Transition]:
+    claimers = range(1, c.num_claimers + 1)
+    jobs = range(1, c.num_jobs + 1)
+    candidates = [(("Check", (cl, j)), check(c, s, cl, j)) for cl in claimers for j in jobs]
+    candidates += [(("Take", (cl,)), take(c, s, cl)) for cl in claimers]
+    for j in jobs:
+        candidates += [(("Complete", (j,)), complete(c, s, j)), (("Expire", (j,)), expire(c, s, j)),
+                       (("Rescue", (j,)), rescue(c, s, j))]
+    candidates += [(("SetLimit", (n,)), set_limit(c, s, n)) for n in range(1, c.max_limit + 1)]
+    candidates.append((("Settle", ()), settle(c, s)))
+    for label, nxt in candidates:
+        if nxt is not None:
+            yield label, nxt
+
+
+def key_limit(c: KeyConstants, s: KeyState) -> bool:
+    """spec: KeyLimit."""
+    return sum(1 for st, le in zip(s.state, s.leased) if st == "running" and le) <= s.limit
+
+
+INVARIANTS: dict[str, Callable[[KeyConstants, KeyState], bool]] = {"KeyLimit": key_limit}
+ACTIONS = {"Check": check, "Take": take, "Complete": complete, "Expire": expire, "Rescue": rescue,
+           "SetLimit": set_limit, "Settle": settle}
+SPECIFICATIONS: dict[str, tuple[str, ...]] = {"Spec": ()}  # safety only: no fairness
+
+
+def render(s: KeyState) -> str:
+    jobs = " ".join(f"j{j}:{st}{'+lease' if le else ''}{'' if ke else ' nokey'}"
+                    for j, (st, le, ke) in enumerate(zip(s.state, s.leased, s.keyed), start=1))
+    return (f"{jobs} | grants {sorted(s.grants)} limit={s.limit} pending={s.pending} | "
+            f"pc={s.pc} pick={s.pick} seen={s.seen} lock={s.lock}")
+
+
+def build_model(config: ModelConfig) -> Model:
+    c = KeyConstants.from_cfg(config)
+    return Model(
+        name=f"KeyConcurrency/{config.path.name}",
+        initial_states=lambda: [initial_state(c)],
+        successors=lambda state: successors(c, state),
+        invariants={n: (lambda s, f=f: f(c, s)) for n, f in INVARIANTS.items()},
+        render=render,
+    )
