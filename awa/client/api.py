@@ -21,6 +21,7 @@ from awa.storage.batch import prepare
 from awa.storage.core import StorageCore
 from awa.storage.metrics import QueueEnqueueCounts
 from awa.storage.ops import Op
+from awa.storage.unique import guarded
 
 DEFAULT_PROMOTE_LIMIT = 1000
 DEFAULT_RESCUE_LIMIT = 1000
@@ -78,13 +79,17 @@ class ClientAPI:
         run_at: dt.datetime | None = None,
         ordering_key: bytes | str | None = None,
         conn: Any = None,
+        unique_opts: dict[str, Any] | None = None,
     ) -> Any:
-        """Enqueue one job; returns its :class:`Job`."""
+        """Enqueue one job; returns its :class:`Job`. ``unique_opts`` (awa's:
+        ``by_queue``, ``by_args``, ``by_period``, ``states``): refuse it with
+        :class:`~awa.errors.UniqueConflict` while a job with its key holds one
+        of those states."""
         batch = prepare(
             [args], kind=kind, queue=queue, priority=priority, max_attempts=max_attempts, tags=tags,
-            metadata=metadata, run_at=run_at, ordering_key=ordering_key, opts=None,
+            metadata=metadata, run_at=run_at, ordering_key=ordering_key, opts=None, unique_opts=unique_opts,
         )
-        return self._drive(self._core.insert_one(batch), conn, tx=False)
+        return guarded(self._drive, self._core.insert_one(batch), conn, batch.unique is not None)
 
     def insert_many_copy(
         self,
@@ -100,6 +105,7 @@ class ClientAPI:
         ordering_key: bytes | str | None = None,
         opts: Sequence[dict[str, Any] | None] | None = None,
         conn: Any = None,
+        unique_opts: dict[str, Any] | None = None,
     ) -> Any:
         """COPY a batch atomically; returns the jobs in input order.
 
@@ -108,9 +114,9 @@ class ClientAPI:
         """
         batch = prepare(
             jobs, kind=kind, queue=queue, priority=priority, max_attempts=max_attempts, tags=tags,
-            metadata=metadata, run_at=run_at, ordering_key=ordering_key, opts=opts,
+            metadata=metadata, run_at=run_at, ordering_key=ordering_key, opts=opts, unique_opts=unique_opts,
         )
-        return self._drive(self._core.enqueue(batch, True), conn)
+        return guarded(self._drive, self._core.enqueue(batch, True), conn)
 
     def enqueue_many_copy(
         self,
@@ -126,13 +132,14 @@ class ClientAPI:
         ordering_key: bytes | str | None = None,
         opts: Sequence[dict[str, Any] | None] | None = None,
         conn: Any = None,
+        unique_opts: dict[str, Any] | None = None,
     ) -> Any:
         """Like :meth:`insert_many_copy` but returns only the count (cheaper)."""
         batch = prepare(
             jobs, kind=kind, queue=queue, priority=priority, max_attempts=max_attempts, tags=tags,
-            metadata=metadata, run_at=run_at, ordering_key=ordering_key, opts=opts,
+            metadata=metadata, run_at=run_at, ordering_key=ordering_key, opts=opts, unique_opts=unique_opts,
         )
-        return self._drive(self._core.enqueue(batch, False), conn)
+        return guarded(self._drive, self._core.enqueue(batch, False), conn)
 
     # -- claims and leases -------------------------------------------------
 
@@ -237,7 +244,7 @@ class ClientAPI:
     def retry_job(self, job_id: int, *, run_at: dt.datetime | None = None) -> Any:
         """Put a failed or cancelled job back (attempts reset, due now or at
         ``run_at``); the Job, or None when it is not failed or cancelled."""
-        return self._drive(self._core.retry_job(job_id, run_at), tx=False)
+        return guarded(self._drive, self._core.retry_job(job_id, run_at), None, False)
 
     # -- retention ---------------------------------------------------------
 
@@ -340,7 +347,7 @@ class ClientAPI:
         queue: str | None = None,
     ) -> Any:
         """Put a dead-lettered job back into its lane (attempts reset); the Job or None."""
-        return self._drive(self._core.retry_from_dlq(job_id, run_at, priority, queue))
+        return guarded(self._drive, self._core.retry_from_dlq(job_id, run_at, priority, queue))
 
     def purge_dlq_job(self, job_id: int) -> Any:
         return self._drive(self._core.purge_dlq_job(job_id), tx=False)
@@ -348,6 +355,17 @@ class ClientAPI:
     def move_failed_to_dlq(self, job_id: int, reason: str = "manual") -> Any:
         return self._drive(self._core.move_failed_to_dlq(job_id, reason), tx=False)
 
+
+
+    # -- unique jobs -------------------------------------------------------
+
+    def cancel_by_unique_key(
+        self, kind: str, *, queue: str | None = None, args: Any = None, period_bucket: int | None = None
+    ) -> Any:
+        """Cancel the job holding the key these parts make (as awa: give
+        ``queue``/``args``/``period_bucket`` exactly when the insert's
+        unique_opts used them); the cancelled Job, or None."""
+        return self._drive(self._core.cancel_by_unique_key(kind, queue, args, period_bucket), tx=False)
 
 
 def _total(op: Op) -> Op:

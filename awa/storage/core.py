@@ -16,6 +16,7 @@ from psycopg.types.json import Jsonb
 
 from awa.errors import AwaError, ValidationError
 from awa.storage import lanes as lane_routing
+from awa.storage import unique as unique_keys
 from awa.storage.admin import AdminOps
 from awa.storage.batch import Batch
 from awa.storage.codec import dumps, loads
@@ -23,6 +24,7 @@ from awa.storage.copy_rows import copy_buffer
 from awa.storage.housekeeping import HousekeepingOps
 from awa.storage.joblist import JobOps
 from awa.storage.models import Job, JobState
+from awa.storage.unique_ops import UniqueOps
 from awa.storage.ops import Copy, Op, Query, error_text, id_lease_pairs, int_array, text_array
 from awa.storage.validate import check_name, is_int, seconds
 
@@ -30,7 +32,7 @@ MAX_BACKOFF_SECONDS = 86_400.0
 _SHARD_RETRIES = 8
 
 
-class StorageCore(JobOps, HousekeepingOps, AdminOps):
+class StorageCore(JobOps, HousekeepingOps, AdminOps, UniqueOps):
     """Every storage operation of one schema."""
 
     # -- enqueue -----------------------------------------------------------
@@ -70,6 +72,9 @@ class StorageCore(JobOps, HousekeepingOps, AdminOps):
         ids = _expand_runs(id_starts, id_lengths)  # lane order
         columns, data = copy_buffer(batch, lanes, use_starts, db_now, scheduled, ids, now is not None)
         yield Copy(self.copy_sql(columns), data)
+        if batch.unique is not None:  # same transaction: a held key rolls the batch back
+            u_ids, u_keys, u_masks = unique_keys.key_columns(batch, lanes, ids)
+            yield Query(self.q("set_unique_keys"), {"ids": int_array(u_ids), "keys": u_keys, "states": u_masks})
 
         counts: dict[str, int] = {}
         for lane in lanes:
@@ -81,6 +86,9 @@ class StorageCore(JobOps, HousekeepingOps, AdminOps):
 
     def insert_one(self, batch: Batch) -> Op:
         """One job, one statement (one round trip on an autocommit connection)."""
+        if batch.unique is not None:  # the batch path sets the key (run it in a transaction)
+            jobs = yield from self.enqueue(batch, True)
+            return jobs[0]
         now = self.now()
         queue = batch.queue
         for _ in range(_SHARD_RETRIES):

@@ -88,6 +88,9 @@ CREATE TABLE __schema__.jobs (
     tags          text[],
     metadata      jsonb,
     progress      jsonb,
+    -- unique jobs (12_unique.sql): awa's 16-byte key and its bit(8) state mask
+    unique_key    bytea,
+    unique_states bit(8),
     CONSTRAINT jobs_available_has_lane_seq CHECK (state <> 'available' OR lane_seq IS NOT NULL)
 );
 
