@@ -17,6 +17,7 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from awa.client.periodic import PeriodicAPI
 from awa.storage.batch import prepare
 from awa.storage.core import StorageCore
 from awa.storage.metrics import QueueEnqueueCounts
@@ -28,7 +29,7 @@ DEFAULT_RESCUE_LIMIT = 1000
 DEFAULT_HEARTBEAT_TIMEOUT = 90.0
 
 
-class ClientAPI:
+class ClientAPI(PeriodicAPI):
     _core: StorageCore
     _executor: Any  # SyncExecutor or AsyncExecutor
 

@@ -24,6 +24,7 @@ from awa.storage.copy_rows import copy_buffer
 from awa.storage.housekeeping import HousekeepingOps
 from awa.storage.joblist import JobOps
 from awa.storage.models import Job, JobState
+from awa.storage.cron_ops import CronOps
 from awa.storage.unique_ops import UniqueOps
 from awa.storage.ops import Copy, Op, Query, error_text, id_lease_pairs, int_array, text_array
 from awa.storage.validate import check_name, is_int, seconds
@@ -32,7 +33,7 @@ MAX_BACKOFF_SECONDS = 86_400.0
 _SHARD_RETRIES = 8
 
 
-class StorageCore(JobOps, HousekeepingOps, AdminOps, UniqueOps):
+class StorageCore(JobOps, HousekeepingOps, AdminOps, UniqueOps, CronOps):
     """Every storage operation of one schema."""
 
     # -- enqueue -----------------------------------------------------------

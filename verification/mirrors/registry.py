@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from verification.mirrors import claim_groups, lifecycle, routing
+from verification.mirrors import claim_groups, cron, lifecycle, routing
 from verification.mirrors.cfg import parse_cfg
 from verification.mirrors.explore import CheckResult, Model, check
 from verification.mirrors.manifest import ModelEntry
@@ -13,6 +13,7 @@ MIRRORS: dict[str, ModuleType] = {
     "PartitionedQueueRouting": routing,
     "PartitionedQueueLifecycle": lifecycle,
     "ClaimGroups": claim_groups,
+    "Cron": cron,
 }
 
 
