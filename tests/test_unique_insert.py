@@ -230,3 +230,18 @@ def test_concurrent_producers_leave_one_live_job_per_key(database_url, conn):
     assert sum(1 for r, _ in outcomes if r == "conflict") == 7 * keys
     rows = conn.execute("SELECT args->>'n', count(*) FROM awa.jobs GROUP BY 1").fetchall()
     assert sorted(int(n) for n, _ in rows) == list(range(keys)) and {c for _, c in rows} == {1}
+
+
+def test_a_dead_lettered_job_keeps_its_key_when_retried(client, conn):
+    client.set_queue_dlq("default", True)
+    old = client.insert({"n": 1}, kind="k", unique_opts={})
+    [c] = client.claim("default", 1)
+    client.fail(c.id, c.run_lease, "boom")  # dead-lettered: the key is free
+    newer = client.insert({"n": 1}, kind="k", unique_opts={})
+    with pytest.raises(UniqueConflict):
+        client.retry_from_dlq(old.id)
+    assert client.get_dlq_job(old.id) is not None  # still dead-lettered, nothing moved
+    client.cancel_job(newer.id)
+    assert client.retry_from_dlq(old.id).id == old.id
+    with pytest.raises(UniqueConflict):  # back with its key
+        client.insert({"n": 1}, kind="k", unique_opts={})
