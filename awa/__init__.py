@@ -6,7 +6,7 @@ keep imports in layer order (routing -> storage -> worker -> clients).
 
 from __future__ import annotations
 
-from awa.errors import AwaError, DatabaseUnavailable, MigrationError, ValidationError
+from awa.errors import AwaError, DatabaseUnavailable, MigrationError, UniqueConflict, ValidationError
 
 # --- routing (pure functions) ---
 # The verification-only correlated scheme stays in awa.routing on purpose.

@@ -39,6 +39,17 @@ class MigrationError(AwaError):
     """A schema migration could not be applied."""
 
 
+class UniqueConflict(AwaError):
+    """A job with the same unique key is already in one of its unique states
+    (awa-pg's ``UniqueConflict``); nothing was written. ``constraint`` names
+    the index that refused it."""
+
+    def __init__(self, constraint: str | None = "idx_awa_jobs_unique") -> None:
+        detail = f" ({constraint})" if constraint else ""
+        super().__init__(f"unique conflict{detail}")
+        self.constraint = constraint
+
+
 __all__ = ["AwaError", "ValidationError", "PartitionCountMismatch", "DatabaseUnavailable", "MigrationError"]
 
 
@@ -64,3 +75,4 @@ class DatabaseError(AwaError):
 
 
 __all__ += ["SchemaNotMigrated", "UnknownJobKind", "SerializationError", "DatabaseError"]
+__all__ += ["UniqueConflict"]

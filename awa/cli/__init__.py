@@ -34,7 +34,7 @@ throwaway PostgreSQL for the duration of one command instead.
 
 def build_parser() -> argparse.ArgumentParser:
     from awa.version import __version__
-    from awa.cli import dlq, enqueue, jobs, keys, logs, migrate, queue, stats, work
+    from awa.cli import cron, dlq, enqueue, jobs, keys, logs, migrate, queue, stats, work
 
     parser = argparse.ArgumentParser(
         prog="awa",
@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"awa {__version__}")
     logs.add_options(parser)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (migrate, enqueue, work, stats, queue, dlq, jobs, keys):
+    for module in (migrate, enqueue, work, stats, queue, dlq, jobs, keys, cron):
         module.register(subparsers)
     return parser
 

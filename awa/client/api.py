@@ -18,18 +18,20 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from awa.client.keys import KeyPolicyAPI
+from awa.client.periodic import PeriodicAPI
 from awa.storage.batch import prepare
 from awa.storage.core import StorageCore
 from awa.storage.keys import check_concurrency_key, split_concurrency_keys
 from awa.storage.metrics import QueueEnqueueCounts
 from awa.storage.ops import Op
+from awa.storage.unique import guarded
 
 DEFAULT_PROMOTE_LIMIT = 1000
 DEFAULT_RESCUE_LIMIT = 1000
 DEFAULT_HEARTBEAT_TIMEOUT = 90.0
 
 
-class ClientAPI(KeyPolicyAPI):
+class ClientAPI(KeyPolicyAPI, PeriodicAPI):
     _core: StorageCore
     _executor: Any  # SyncExecutor or AsyncExecutor
 
@@ -81,15 +83,19 @@ class ClientAPI(KeyPolicyAPI):
         ordering_key: bytes | str | None = None,
         conn: Any = None,
         concurrency_key: bytes | str | None = None,
+        unique_opts: dict[str, Any] | None = None,
     ) -> Any:
         """Enqueue one job; returns its :class:`Job`. ``concurrency_key``: the
-        key a key policy of the queue limits (ADR 0020)."""
+        key a key policy of the queue limits (ADR 0020). ``unique_opts`` (awa's:
+        ``by_queue``, ``by_args``, ``by_period``, ``states``): refuse it with
+        :class:`~awa.errors.UniqueConflict` while a job with its key holds one
+        of those states."""
         batch = prepare(
             [args], kind=kind, queue=queue, priority=priority, max_attempts=max_attempts, tags=tags,
-            metadata=metadata, run_at=run_at, ordering_key=ordering_key, opts=None,
+            metadata=metadata, run_at=run_at, ordering_key=ordering_key, opts=None, unique_opts=unique_opts,
         )
         ckey = check_concurrency_key(concurrency_key)
-        return self._drive(self._core.insert_one(batch, ckey), conn, tx=False)
+        return guarded(self._drive, self._core.insert_one(batch, ckey), conn, batch.unique is not None)
 
     def insert_many_copy(
         self,
@@ -106,6 +112,7 @@ class ClientAPI(KeyPolicyAPI):
         opts: Sequence[dict[str, Any] | None] | None = None,
         conn: Any = None,
         concurrency_key: bytes | str | None = None,
+        unique_opts: dict[str, Any] | None = None,
     ) -> Any:
         """COPY a batch atomically; returns the jobs in input order.
 
@@ -116,9 +123,9 @@ class ClientAPI(KeyPolicyAPI):
         opts, ckeys = split_concurrency_keys(opts, len(jobs) if isinstance(jobs, Sequence) else 0, concurrency_key)
         batch = prepare(
             jobs, kind=kind, queue=queue, priority=priority, max_attempts=max_attempts, tags=tags,
-            metadata=metadata, run_at=run_at, ordering_key=ordering_key, opts=opts,
+            metadata=metadata, run_at=run_at, ordering_key=ordering_key, opts=opts, unique_opts=unique_opts,
         )
-        return self._drive(self._core.enqueue(batch, True, ckeys), conn)
+        return guarded(self._drive, self._core.enqueue(batch, True, ckeys), conn)
 
     def enqueue_many_copy(
         self,
@@ -135,14 +142,15 @@ class ClientAPI(KeyPolicyAPI):
         opts: Sequence[dict[str, Any] | None] | None = None,
         conn: Any = None,
         concurrency_key: bytes | str | None = None,
+        unique_opts: dict[str, Any] | None = None,
     ) -> Any:
         """Like :meth:`insert_many_copy` but returns only the count (cheaper)."""
         opts, ckeys = split_concurrency_keys(opts, len(jobs) if isinstance(jobs, Sequence) else 0, concurrency_key)
         batch = prepare(
             jobs, kind=kind, queue=queue, priority=priority, max_attempts=max_attempts, tags=tags,
-            metadata=metadata, run_at=run_at, ordering_key=ordering_key, opts=opts,
+            metadata=metadata, run_at=run_at, ordering_key=ordering_key, opts=opts, unique_opts=unique_opts,
         )
-        return self._drive(self._core.enqueue(batch, False, ckeys), conn)
+        return guarded(self._drive, self._core.enqueue(batch, False, ckeys), conn)
 
     # -- claims and leases -------------------------------------------------
 
@@ -247,7 +255,7 @@ class ClientAPI(KeyPolicyAPI):
     def retry_job(self, job_id: int, *, run_at: dt.datetime | None = None) -> Any:
         """Put a failed or cancelled job back (attempts reset, due now or at
         ``run_at``); the Job, or None when it is not failed or cancelled."""
-        return self._drive(self._core.retry_job(job_id, run_at), tx=False)
+        return guarded(self._drive, self._core.retry_job(job_id, run_at), None, False)
 
     # -- retention ---------------------------------------------------------
 
@@ -359,7 +367,7 @@ class ClientAPI(KeyPolicyAPI):
         queue: str | None = None,
     ) -> Any:
         """Put a dead-lettered job back into its lane (attempts reset); the Job or None."""
-        return self._drive(self._core.retry_from_dlq(job_id, run_at, priority, queue))
+        return guarded(self._drive, self._core.retry_from_dlq(job_id, run_at, priority, queue))
 
     def purge_dlq_job(self, job_id: int) -> Any:
         return self._drive(self._core.purge_dlq_job(job_id), tx=False)
@@ -367,6 +375,17 @@ class ClientAPI(KeyPolicyAPI):
     def move_failed_to_dlq(self, job_id: int, reason: str = "manual") -> Any:
         return self._drive(self._core.move_failed_to_dlq(job_id, reason), tx=False)
 
+
+
+    # -- unique jobs -------------------------------------------------------
+
+    def cancel_by_unique_key(
+        self, kind: str, *, queue: str | None = None, args: Any = None, period_bucket: int | None = None
+    ) -> Any:
+        """Cancel the job holding the key these parts make (as awa: give
+        ``queue``/``args``/``period_bucket`` exactly when the insert's
+        unique_opts used them); the cancelled Job, or None."""
+        return self._drive(self._core.cancel_by_unique_key(kind, queue, args, period_bucket), tx=False)
 
 
 def _total(op: Op) -> Op:

@@ -14,6 +14,7 @@ from typing import Any
 from awa.errors import SerializationError, ValidationError
 from awa.storage.codec import HAVE_ORJSON, JsonRejected, strict_dumps, strict_dumps_many
 from awa.storage.opts import ABSENT, parse_opts
+from awa.storage.unique import split_unique
 from awa.storage.validate import (
     check_key,
     check_max_attempts,
@@ -45,6 +46,7 @@ class Batch:
     tags: list[str]
     metadata: dict[str, Any]
     run_at: dt.datetime | None
+    unique: list[Any] | None = None  # per row: UniqueOpts or None (awa.storage.unique)
 
     def touched_queues(self) -> list[str]:
         if self.queues is None:
@@ -144,6 +146,7 @@ def prepare(
     run_at: Any,
     ordering_key: Any,
     opts: Any,
+    unique_opts: Any = None,
 ) -> Batch:
     """Validate and serialise a batch; ValidationError names the first problem."""
     if isinstance(jobs, (str, bytes, Mapping)) or not isinstance(jobs, Sequence):
@@ -156,6 +159,7 @@ def prepare(
     metadata = check_metadata(metadata)
     run_at = check_run_at(run_at)
     key = check_key(ordering_key)
+    opts, unique_rows = split_unique(unique_opts, opts, n)
     parsed = parse_opts(opts, n)
 
     types = set(map(type, jobs))
@@ -171,7 +175,9 @@ def prepare(
     queues, keys = None, None
     if parsed is not None:
         queue, queues, keys = _apply_opts(parsed, queue, key)
-    return Batch(n, texts, kinds, queue, queues, key, keys, priority, max_attempts, tags, metadata, run_at)
+    batch = Batch(n, texts, kinds, queue, queues, key, keys, priority, max_attempts, tags, metadata, run_at)
+    batch.unique = unique_rows
+    return batch
 
 
 def _apply_opts(

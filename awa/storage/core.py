@@ -17,6 +17,7 @@ from psycopg.types.json import Jsonb
 
 from awa.errors import AwaError, ValidationError
 from awa.storage import lanes as lane_routing
+from awa.storage import unique as unique_keys
 from awa.storage.admin import AdminOps
 from awa.storage.batch import Batch
 from awa.storage.codec import dumps, loads
@@ -25,6 +26,8 @@ from awa.storage.housekeeping import HousekeepingOps
 from awa.storage.joblist import JobOps
 from awa.storage.keys import KeyPolicyOps
 from awa.storage.models import Job, JobState
+from awa.storage.cron_ops import CronOps
+from awa.storage.unique_ops import UniqueOps
 from awa.storage.ops import BadRow, Copy, Op, Query, error_text, id_lease_pairs, int_array, text_array
 from awa.storage.validate import (
     MAX_INT4,
@@ -44,7 +47,7 @@ _SHARD_RETRIES = 8
 log = logging.getLogger("awa.storage")
 
 
-class StorageCore(JobOps, HousekeepingOps, AdminOps, KeyPolicyOps):
+class StorageCore(JobOps, HousekeepingOps, AdminOps, KeyPolicyOps, UniqueOps, CronOps):
     """Every storage operation of one schema."""
 
     # -- enqueue -----------------------------------------------------------
@@ -86,6 +89,9 @@ class StorageCore(JobOps, HousekeepingOps, AdminOps, KeyPolicyOps):
         yield Copy(self.copy_sql(columns), data)
         if concurrency_keys is not None:  # per-key concurrency (storage/keys.py)
             yield from self._set_concurrency_keys(batch, lanes, ids, concurrency_keys)
+        if batch.unique is not None:  # same transaction: a held key rolls the batch back
+            u_ids, u_keys, u_masks = unique_keys.key_columns(batch, lanes, ids)
+            yield Query(self.q("set_unique_keys"), {"ids": int_array(u_ids), "keys": u_keys, "states": u_masks})
 
         counts: dict[str, int] = {}
         for lane in lanes:
@@ -112,6 +118,9 @@ class StorageCore(JobOps, HousekeepingOps, AdminOps, KeyPolicyOps):
 
     def insert_one(self, batch: Batch, concurrency_key: bytes | None = None) -> Op:
         """One job, one statement (one round trip on an autocommit connection)."""
+        if batch.unique is not None:  # the batch path sets the key (run it in a transaction)
+            jobs = yield from self.enqueue(batch, True, None if concurrency_key is None else [concurrency_key])
+            return jobs[0]
         now = self.now()
         queue = batch.queue
         for _ in range(_SHARD_RETRIES):

@@ -52,6 +52,7 @@ class Registry:
     def __init__(self) -> None:
         self._by_kind: dict[str, Handler] = {}
         self._declared: dict[str, None] = {}  # queues promised by registrations, in order
+        self.periodic: dict[str, Any] = {}  # name -> PeriodicJob (awa.worker.cron), synced at start
 
     def __len__(self) -> int:
         return len(self._by_kind)

@@ -31,6 +31,7 @@ from awa.worker.capacity import HardSlots, OverflowPool, TokenBucket, WeightedSl
 from awa.worker.config import QueuePlan, RuntimePlan
 from awa.worker.attempts import job_fields, log_failed_attempt
 from awa.worker.job import RunningJob
+from awa.worker.cron import CronScheduler
 from awa.worker.maintenance import MaintenanceLeader
 from awa.worker.metrics import WorkerMetrics
 from awa.worker.options import RuntimeOptions, connection_budget
@@ -153,6 +154,9 @@ class WorkerRuntime:
         self._tasks.append(spawn(self._listener.run(), name="awa-listen"))
         self._tasks.append(spawn(self._heartbeat_loop(), name="awa-heartbeat"))
         self._tasks.append(spawn(self._maintenance.run(), name="awa-maintenance"))
+        if self.registry.periodic:  # exactly-once comes from cron_fire, not from leadership
+            cron = CronScheduler(self.store.core, self.store.executor.run, self.registry.periodic.values())
+            self._tasks.append(spawn(cron.run(self._stop_event), name="awa-cron"))
         self._finalize_task = spawn(self._completion_loop(), name="awa-complete")
         for unit in self._claim_units:
             plan = unit[0].plan

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from verification.mirrors import claim_groups, key_concurrency, lifecycle, routing
+from verification.mirrors import claim_groups, cron, key_concurrency, lifecycle, routing
 from verification.mirrors.cfg import parse_cfg
 from verification.mirrors.explore import CheckResult, Model, check
 from verification.mirrors.manifest import ModelEntry
@@ -14,6 +14,7 @@ MIRRORS: dict[str, ModuleType] = {
     "PartitionedQueueLifecycle": lifecycle,
     "ClaimGroups": claim_groups,
     "KeyConcurrency": key_concurrency,
+    "Cron": cron,
 }
 
 

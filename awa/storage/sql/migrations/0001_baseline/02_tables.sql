@@ -90,6 +90,9 @@ CREATE TABLE __schema__.jobs (
     progress      jsonb,
     -- per-key concurrency (15_key_concurrency.sql): NULL = none given
     concurrency_key bytea,
+    -- unique jobs (12_unique.sql): awa's 16-byte key and its bit(8) state mask
+    unique_key    bytea,
+    unique_states bit(8),
     CONSTRAINT jobs_available_has_lane_seq CHECK (state <> 'available' OR lane_seq IS NOT NULL)
 );
 

@@ -68,11 +68,11 @@ BEGIN
     INSERT INTO __schema__.jobs (
         id, run_lease, lane_seq, run_at, created_at, state, priority, max_attempts,
         attempt, enqueue_shard, kind, queue, ordering_key, args, errors, tags, metadata,
-        concurrency_key)
+        concurrency_key, unique_key, unique_states)
     SELECT id, run_lease, NULL, coalesce(p_run_at, v_now), created_at, 'scheduled',
            coalesce(p_priority, priority), max_attempts, 0, coalesce(p_shard, enqueue_shard),
            kind, coalesce(p_queue, queue), ordering_key, args, errors, tags, metadata,
-           concurrency_key
+           concurrency_key, unique_key, unique_states  -- a newer holder of the key refuses it (UniqueConflict)
     FROM moved
     RETURNING queue INTO v_queue;
     IF v_queue IS NULL THEN

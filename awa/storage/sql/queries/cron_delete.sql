@@ -1,0 +1,1 @@
+DELETE FROM __schema__.cron_jobs WHERE name = %(name)s::text RETURNING name

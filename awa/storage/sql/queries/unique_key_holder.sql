@@ -1,0 +1,1 @@
+SELECT __schema__.unique_key_holder(%(key)s::bytea)
