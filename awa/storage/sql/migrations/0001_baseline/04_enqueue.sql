@@ -151,7 +151,7 @@ BEGIN
             kind, args, tags, metadata, ordering_key, concurrency_key)
         VALUES (
             p_queue, p_priority, p_max_attempts, 'scheduled', p_shard, NULL, p_run_at, v_now,
-            p_kind, p_args, p_tags, p_metadata, p_ordering_key, concurrency_key)
+            p_kind, p_args, p_tags, p_metadata, p_ordering_key, p_concurrency_key)
         RETURNING *;
         RETURN;
     END IF;
@@ -164,7 +164,7 @@ BEGIN
         kind, args, tags, metadata, ordering_key, concurrency_key)
     VALUES (
         p_queue, p_priority, p_max_attempts, 'available', p_shard, v_seq, coalesce(p_run_at, v_now), v_now,
-        p_kind, p_args, p_tags, p_metadata, p_ordering_key, concurrency_key)
+        p_kind, p_args, p_tags, p_metadata, p_ordering_key, p_concurrency_key)
     RETURNING * INTO v_job;
 
     INSERT INTO __schema__.lane_segments (queue, priority, enqueue_shard, first_seq, last_seq, first_id)
