@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from verification.mirrors import claim_groups, lifecycle, routing
+from verification.mirrors import claim_groups, lifecycle, producers, routing
 from verification.mirrors.cfg import parse_cfg
 from verification.mirrors.explore import CheckResult, Model, check
 from verification.mirrors.manifest import ModelEntry
@@ -13,6 +13,7 @@ MIRRORS: dict[str, ModuleType] = {
     "PartitionedQueueRouting": routing,
     "PartitionedQueueLifecycle": lifecycle,
     "ClaimGroups": claim_groups,
+    "ConcurrentProducers": producers,
 }
 
 #: Modules of broken designs: each EXTENDS one spec above and only defines
@@ -22,6 +23,7 @@ BROKEN_MODULES: dict[str, str] = {
     "PartitionedQueueRoutingBroken": "PartitionedQueueRouting",
     "PartitionedQueueLifecycleBroken": "PartitionedQueueLifecycle",
     "ClaimGroupsBroken": "ClaimGroups",
+    "ConcurrentProducersBroken": "ConcurrentProducers",
 }
 
 
