@@ -156,7 +156,8 @@ tlc_verdict() {
     case "$rc" in
         0) echo "pass"; return ;;
         12) name=$(sed -nE 's/^Error: (Invariant|Action property) ([A-Za-z0-9_]+) is violated.*/\2/p' "$out" | head -n1) ;;
-        13) name=$(sed -nE 's/^Error: Temporal property ([A-Za-z0-9_]+) was violated.*/\1/p' "$out" | head -n1) ;;
+        # TLC exits 13 for a violated PROPERTY: temporal (leads-to) or action ([][A]_v).
+        13) name=$(sed -nE 's/^Error: (Temporal|Action) property ([A-Za-z0-9_]+) (was|is) violated.*/\2/p' "$out" | head -n1) ;;
         151) name=$(sed -nE 's/^Error: The invariant of ([A-Za-z0-9_]+) is equal to FALSE.*/\1/p' "$out" | head -n1) ;;
         10) name=$(sed -nE 's/^Error: Assumption (.*) is false.*/ASSUME/p' "$out" | head -n1) ;;
     esac

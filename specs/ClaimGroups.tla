@@ -26,6 +26,7 @@
 (*                      (the defect fixed in commit 83b56ad).              *)
 (*   OneStatementPerGroup = FALSE -- a ready group is sent even while its  *)
 (*                      previous statement is in flight.                   *)
+(* ClaimGroupsBroken.tla holds one more, swapped in by a cfg override.     *)
 (*                                                                         *)
 (* Python mirror: verification/mirrors/claim_groups.py (see specs/MAPPING.md).       *)
 (***************************************************************************)
@@ -111,12 +112,15 @@ Sent(fl) == {g \in Chosen(fl) : Live(g) # {}}
 
 Max(S) == CHOOSE x \in S : \A y \in S : y <= x
 
+(* The groups whose waiting list a dispatch empties: the chosen ones.     *)
+Cleared(fl) == Chosen(fl)
+
 (* One dispatch, as ClaimBatcher._dispatch does it, with fl the statements *)
 (* in flight.  With DropGoneFirst every free group's list first loses its  *)
 (* cancelled requests.                                                     *)
 DispatchFrom(fl) ==
     /\ waiting' = [g \in Groups |->
-                     IF g \in Chosen(fl) THEN {}
+                     IF g \in Cleared(fl) THEN {}
                      ELSE IF DropGoneFirst /\ g \notin Busy(fl) THEN Live(g)
                      ELSE waiting[g]]
     /\ flight' = fl \cup {[group |-> g, reqs |-> Live(g)] : g \in Sent(fl)}
@@ -195,7 +199,9 @@ OneStatementPerGroupInFlight ==
 QueueInOneStatement ==
     \A s, t \in flight : s # t => QueuesOf(s.reqs) \cap QueuesOf(t.reqs) = {}
 
-(* Requests wait and travel only with their own queue's group.             *)
+(* Requests wait and travel only with their own queue's group.  True by   *)
+(* construction here (GroupOf is fixed), so no cfg checks it; the batcher  *)
+(* test checks it on the implementation (tests/test_worker_claim_batcher). *)
 RequestsStayInTheirGroup ==
     /\ \A g \in Groups : \A r \in waiting[g] : GroupOf(queueOf[r]) = g
     /\ \A s \in flight : \A r \in s.reqs : GroupOf(queueOf[r]) = s.group

@@ -17,6 +17,9 @@
 (*                              ignoring the run lease (pre-ADR-013).      *)
 (*   CursorClaim     = FALSE -- a claim may take any ready row of a lane,  *)
 (*                              not the one just after the claim head.     *)
+(* More broken designs live in PartitionedQueueLifecycleBroken.tla and are *)
+(* swapped in by a cfg definition override (CanClaim, Requeue,             *)
+(* FinalizeMatches).                                                       *)
 (*                                                                         *)
 (* Python mirror: verification/mirrors/lifecycle.py (see specs/MAPPING.md).          *)
 (***************************************************************************)
@@ -63,11 +66,13 @@ VARIABLES
     lease,      \* [Jobs -> Nat]: run lease, bumped by every claim
     fresh,      \* [Jobs -> BOOLEAN]: running and heartbeat deadline not passed
     doneLease,  \* [Jobs -> Nat]: run lease written on the terminal row
+    ended,      \* [Jobs -> Nat]: highest run lease whose attempt has ended
+                \* (history variable: completed, failed or rescued)
     laneNext,   \* [Lanes -> Nat]: next lane sequence number to hand out
     claimHead,  \* [Lanes -> Nat]: highest lane sequence number claimed
     holding     \* [Workers -> (Jobs \X Nat) \cup {Idle}]: attempt in hand
 
-vars == <<nextId, status, key, lane, seq, lease, fresh, doneLease,
+vars == <<nextId, status, key, lane, seq, lease, fresh, doneLease, ended,
           laneNext, claimHead, holding>>
 
 Init ==
@@ -79,6 +84,7 @@ Init ==
     /\ lease = [j \in Jobs |-> 0]
     /\ fresh = [j \in Jobs |-> FALSE]
     /\ doneLease = [j \in Jobs |-> 0]
+    /\ ended = [j \in Jobs |-> 0]
     /\ laneNext = [l \in Lanes |-> 1]
     /\ claimHead = [l \in Lanes |-> 0]
     /\ holding = [w \in Workers |-> Idle]
@@ -98,6 +104,16 @@ Requeue(j) ==
     /\ status' = [status EXCEPT ![j] = "ready"]
     /\ seq' = [seq EXCEPT ![j] = laneNext[lane[j]]]
     /\ laneNext' = [laneNext EXCEPT ![lane[j]] = @ + 1]
+    /\ UNCHANGED lane
+
+(* Which ready row a claim may take: with the cursor, only the row right  *)
+(* after the claim head of its lane.                                       *)
+CanClaim(j) ==
+    /\ status[j] = "ready"
+    /\ CursorClaim => seq[j] = claimHead[lane[j]] + 1
+
+(* The attempt with run lease r of job j has ended.                        *)
+EndLease(j, r) == ended' = [ended EXCEPT ![j] = IF r > @ THEN r ELSE @]
 
 (* The attempt of job j that holds run lease r has failed (by its worker  *)
 (* or by rescue): retry while attempts remain, else discard.               *)
@@ -107,7 +123,7 @@ EndAttemptFailed(j, r) ==
              /\ UNCHANGED doneLease
         ELSE /\ status' = [status EXCEPT ![j] = "failed"]
              /\ doneLease' = [doneLease EXCEPT ![j] = r]
-             /\ UNCHANGED <<seq, laneNext>>
+             /\ UNCHANGED <<seq, laneNext, lane>>
 
 ---------------------------------------------------------------------------
 (* Actions.                                                                *)
@@ -120,7 +136,7 @@ AppendJob(k, l) ==
     /\ seq' = [seq EXCEPT ![nextId] = laneNext[l]]
     /\ laneNext' = [laneNext EXCEPT ![l] = @ + 1]
     /\ nextId' = nextId + 1
-    /\ UNCHANGED <<lease, fresh, doneLease, claimHead, holding>>
+    /\ UNCHANGED <<lease, fresh, doneLease, ended, claimHead, holding>>
 
 (* Keyed enqueue: the key alone decides the lane.                          *)
 EnqueueKeyed(k) ==
@@ -132,19 +148,17 @@ EnqueueUnkeyed(l) ==
     /\ l \in Lanes
     /\ AppendJob(0, l)
 
-(* Worker w claims ready job j.  With the cursor, only the row right after *)
-(* the claim head of j's lane is claimable.                                *)
+(* Worker w claims ready job j (see CanClaim).                            *)
 Claim(w, j) ==
     /\ holding[w] = Idle
-    /\ status[j] = "ready"
-    /\ CursorClaim => seq[j] = claimHead[lane[j]] + 1
+    /\ CanClaim(j)
     /\ status' = [status EXCEPT ![j] = "running"]
     /\ lease' = [lease EXCEPT ![j] = @ + 1]
     /\ fresh' = [fresh EXCEPT ![j] = TRUE]
     /\ holding' = [holding EXCEPT ![w] = <<j, lease[j] + 1>>]
     /\ claimHead' = [claimHead EXCEPT ![lane[j]] =
                         IF seq[j] > @ THEN seq[j] ELSE @]
-    /\ UNCHANGED <<nextId, key, lane, seq, doneLease, laneNext>>
+    /\ UNCHANGED <<nextId, key, lane, seq, doneLease, ended, laneNext>>
 
 (* Heartbeat of the current attempt pushes its deadline out again.         *)
 Heartbeat(w) ==
@@ -152,7 +166,7 @@ Heartbeat(w) ==
     /\ Current(holding[w][1], holding[w][2])
     /\ ~fresh[holding[w][1]]
     /\ fresh' = [fresh EXCEPT ![holding[w][1]] = TRUE]
-    /\ UNCHANGED <<nextId, status, key, lane, seq, lease, doneLease,
+    /\ UNCHANGED <<nextId, status, key, lane, seq, lease, doneLease, ended,
                    laneNext, claimHead, holding>>
 
 Complete(w) ==
@@ -162,6 +176,7 @@ Complete(w) ==
        IN /\ FinalizeMatches(j, r)
           /\ status' = [status EXCEPT ![j] = "completed"]
           /\ doneLease' = [doneLease EXCEPT ![j] = r]
+          /\ EndLease(j, r)
           /\ fresh' = [fresh EXCEPT ![j] = FALSE]
           /\ holding' = [holding EXCEPT ![w] = Idle]
           /\ UNCHANGED <<nextId, key, lane, seq, lease, laneNext, claimHead>>
@@ -172,9 +187,10 @@ Fail(w) ==
            r == holding[w][2]
        IN /\ FinalizeMatches(j, r)
           /\ EndAttemptFailed(j, r)
+          /\ EndLease(j, r)
           /\ fresh' = [fresh EXCEPT ![j] = FALSE]
           /\ holding' = [holding EXCEPT ![w] = Idle]
-          /\ UNCHANGED <<nextId, key, lane, lease, claimHead>>
+          /\ UNCHANGED <<nextId, key, lease, claimHead>>
 
 (* A guarded call of a stale attempt matched zero rows: drop the attempt.  *)
 DropStale(w) ==
@@ -182,7 +198,7 @@ DropStale(w) ==
     /\ ~FinalizeMatches(holding[w][1], holding[w][2])
     /\ holding' = [holding EXCEPT ![w] = Idle]
     /\ UNCHANGED <<nextId, status, key, lane, seq, lease, fresh, doneLease,
-                   laneNext, claimHead>>
+                   ended, laneNext, claimHead>>
 
 (* The worker process dies and forgets its attempt; the database row stays *)
 (* running until rescue finds its stale heartbeat.                         *)
@@ -190,14 +206,14 @@ Crash(w) ==
     /\ holding[w] # Idle
     /\ holding' = [holding EXCEPT ![w] = Idle]
     /\ UNCHANGED <<nextId, status, key, lane, seq, lease, fresh, doneLease,
-                   laneNext, claimHead>>
+                   ended, laneNext, claimHead>>
 
 (* Time passes: the heartbeat deadline of running job j expires.           *)
 Expire(j) ==
     /\ status[j] = "running"
     /\ fresh[j]
     /\ fresh' = [fresh EXCEPT ![j] = FALSE]
-    /\ UNCHANGED <<nextId, status, key, lane, seq, lease, doneLease,
+    /\ UNCHANGED <<nextId, status, key, lane, seq, lease, doneLease, ended,
                    laneNext, claimHead, holding>>
 
 (* Maintenance rescues a running job whose deadline has passed; the       *)
@@ -207,7 +223,8 @@ Rescue(j) ==
     /\ status[j] = "running"
     /\ ~fresh[j]
     /\ EndAttemptFailed(j, lease[j])
-    /\ UNCHANGED <<nextId, key, lane, lease, fresh, claimHead, holding>>
+    /\ EndLease(j, lease[j])
+    /\ UNCHANGED <<nextId, key, lease, fresh, claimHead, holding>>
 
 Next ==
     \/ \E k \in Keys : EnqueueKeyed(k)
@@ -247,6 +264,7 @@ TypeOK ==
     /\ lease \in [Jobs -> 0 .. MaxAttempts]
     /\ fresh \in [Jobs -> BOOLEAN]
     /\ doneLease \in [Jobs -> 0 .. MaxAttempts]
+    /\ ended \in [Jobs -> 0 .. MaxAttempts]
     /\ laneNext \in [Lanes -> Nat \ {0}]
     /\ claimHead \in [Lanes -> Nat]
     /\ holding \in [Workers -> (Jobs \X (1 .. MaxAttempts)) \cup {Idle}]
@@ -266,11 +284,12 @@ NoJobLost ==
           (i # j /\ status[i] = "ready" /\ status[j] = "ready"
                  /\ lane[i] = lane[j]) => seq[i] # seq[j]
 
-(* At most one worker holds the live attempt of a running job.            *)
+(* A job has at most one live attempt: every run lease but the newest has *)
+(* ended (by complete, fail or rescue) before the next claim handed out a  *)
+(* new one.  A claim of a row that is still running leaves two attempts of *)
+(* one job live at once (two workers run it): lease = ended + 2.           *)
 NoTwoLiveLeases ==
-    \A j \in Jobs :
-        status[j] = "running" =>
-            Cardinality({w \in Workers : holding[w] = <<j, lease[j]>>}) <= 1
+    \A j \in Jobs : lease[j] <= ended[j] + 1
 
 (* A terminal row is always written by the job's latest attempt.           *)
 StaleAttemptNeverFinalizes ==
@@ -282,7 +301,8 @@ ClaimOrderFifo ==
     \A j \in Jobs :
         status[j] = "ready" => seq[j] > claimHead[lane[j]]
 
-(* Retries go back to the job's own lane, with the key it was born with.   *)
+(* Retries go back to the job's own lane, with the key it was born with:   *)
+(* a retry or rescue never re-routes a keyed job (Requeue keeps the lane). *)
 KeyedJobsStayInKeyLane ==
     \A j \in Jobs :
         (status[j] # "unborn" /\ key[j] # 0) => lane[j] = KeyLane(key[j])

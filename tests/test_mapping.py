@@ -13,7 +13,7 @@ import tla
 
 from verification.mirrors.cfg import parse_cfg
 from verification.mirrors.manifest import SPECS_DIR, load_manifest
-from verification.mirrors.registry import MIRRORS
+from verification.mirrors.registry import MIRRORS, base_spec
 
 pytestmark = pytest.mark.specs
 
@@ -90,7 +90,7 @@ def required_names(spec: str) -> set[str]:
             if not rhs.lstrip().startswith("[]"):  # action properties come from cfgs
                 names.add(name)
     for entry in load_manifest():
-        if entry.spec == spec:
+        if base_spec(entry.spec) == spec:
             config = parse_cfg(entry.cfg_path)
             names |= set(config.invariants) | set(config.properties)
             names.add(config.specification)

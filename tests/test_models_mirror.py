@@ -84,13 +84,24 @@ def test_broken_model_trace_is_real_and_shortest(entry) -> None:
     assert text.count("State ") == len(trace)
 
 
-def test_routing_counterexample_is_two_keys_on_one_shard() -> None:
+def test_routing_counterexample_is_a_partition_pinned_to_one_shard() -> None:
     entry = next(e for e in MANIFEST if e.cfg == "PartitionedQueueRoutingBrokenCorrelatedTrace.cfg")
     result = check_entry(entry)
     labels = [label for label, _ in result.trace[1:]]
-    assert [name for name, _ in labels] == ["Enqueue", "Enqueue"]
-    (k1,), (k2,) = (params for _, params in labels)
-    assert k1 != k2 and k1 % 4 == k2 % 4  # same partition and shard under correlation
+    assert [name for name, _ in labels] == ["Enqueue"]
+    ((k,),) = (params for _, params in labels)
+    c = routing.RoutingConstants(4, 4, 31, 3, routing.CORRELATED)
+    # Under correlation every key of partition k % 4 is on shard k % 4.
+    assert {routing.shard_for(c, h) for h in c.hashes if routing.partition_for(c, h) == k % 4} == {k % 4}
+
+
+def test_spread_property_holds_for_the_design_at_other_hash_ranges() -> None:
+    """The design keeps KeyedTrafficSpreadsAcrossShards beyond HashMax = P*S-1."""
+    for hash_max in (15, 31, 63, 127):
+        c = routing.RoutingConstants(4, 4, hash_max, 1, routing.DOMAIN_SEPARATED)
+        assert routing.partition_shard_coverage(c)
+        for h in c.hashes:
+            assert routing.keyed_traffic_spreads_across_shards(c, routing.enqueue(c, (), h))
 
 
 def test_lease_guard_counterexample_is_the_adr013_race() -> None:
@@ -195,12 +206,11 @@ def test_routing_invariants_reject_hand_made_bad_rows() -> None:
     c = _routing_constants(routing.DOMAIN_SEPARATED)
     state = routing.enqueue(c, routing.initial_state(c), 7)
     assert state is not None and all(f(c, state) for f in routing.STATE_INVARIANTS.values())
-    (key, p, s, seq), = state[0]
-    moved = (((key, (p + 1) % 4, s, seq),), state[1])
+    (key, p, s), = state
+    moved = ((key, (p + 1) % 4, s),)
     assert not routing.rows_follow_routing(c, moved)
-    twin = ((state[0][0], (key, p, s, seq)), state[1])
-    assert not routing.seq_unique_within_partition_shard(c, twin)
-    assert not routing.lane_counter_matches_rows(c, twin)
+    assert not routing.same_key_same_partition(c, state + moved)
+    assert not routing.same_key_same_shard(c, state + ((key, p, (s + 1) % 4),))
 
 
 # --- lifecycle replay API -----------------------------------------------------
@@ -272,7 +282,8 @@ def test_abstract_state_from_rows_and_invariants() -> None:
         holding={1: (2, 1)},
     )
     assert "ClaimOrderFifo" in lifecycle.violated_invariants(SMALL, behind)
-    doubled = state._replace(holding=((1, 1), (1, 1)))
+    # A second claim of the running row: lease 2 while attempt 1 never ended.
+    doubled = state._replace(lease=(2, 0), holding=((1, 1), (1, 2)))
     assert lifecycle.violated_invariants(SMALL, doubled) == ["NoTwoLiveLeases"]
 
 

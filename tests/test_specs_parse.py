@@ -11,7 +11,7 @@ import tla
 
 from verification.mirrors.cfg import parse_cfg
 from verification.mirrors.manifest import SPECS_DIR, load_manifest
-from verification.mirrors.registry import MIRRORS, mirror_names
+from verification.mirrors.registry import BROKEN_MODULES, MIRRORS, base_spec, mirror_names
 
 pytestmark = pytest.mark.specs
 
@@ -26,16 +26,27 @@ def module_of(path: Path):
     return tla.parse(path.read_text(encoding="utf-8"))
 
 
+def _extends(path: Path) -> list[Path]:
+    names = [getattr(n, "operator", n) for n in (module_of(path).extendees or [])]
+    return [SPECS_DIR / f"{n}.tla" for n in names if (SPECS_DIR / f"{n}.tla").is_file()]
+
+
 def defined_operators(path: Path) -> set[str]:
-    return {
+    """Operators of the module and of the specs/ modules it EXTENDS."""
+    own = {
         unit.name
         for unit in module_of(path).units
         if type(unit).__name__ == "OperatorDefinition"
     }
+    for parent in _extends(path):
+        own |= defined_operators(parent)
+    return own
 
 
 def declared(path: Path, kind: str) -> set[str]:
     names: set[str] = set()
+    for parent in _extends(path):
+        names |= declared(parent, kind)
     for unit in module_of(path).units:
         if type(unit).__name__ == kind:
             for item in unit.names:
@@ -70,7 +81,7 @@ def test_every_cfg_file_is_in_the_manifest_and_every_entry_exists() -> None:
     for entry in MANIFEST:
         assert entry.tla_path.is_file(), entry.key
         assert entry.cfg_path.is_file(), entry.key
-        assert entry.spec in MIRRORS, f"{entry.spec} has no Python mirror"
+        assert base_spec(entry.spec) in MIRRORS, f"{entry.spec} has no Python mirror"
         assert entry.expected == "pass" or entry.tlc_exit != 0
         if entry.expected == "pass":
             assert entry.tlc_exit == 0 and entry.distinct_states, entry.key
@@ -80,7 +91,7 @@ def test_every_cfg_file_is_in_the_manifest_and_every_entry_exists() -> None:
 
 def test_every_spec_has_a_correct_and_a_broken_config() -> None:
     for spec in MIRRORS:
-        outcomes = [e.expected for e in MANIFEST if e.spec == spec]
+        outcomes = [e.expected for e in MANIFEST if base_spec(e.spec) == spec]
         assert "pass" in outcomes, spec
         assert any(o != "pass" for o in outcomes), spec
 
@@ -90,9 +101,12 @@ def test_cfg_names_are_defined_in_the_spec_and_mirrored(entry) -> None:
     config = parse_cfg(entry.cfg_path)
     operators = defined_operators(entry.tla_path)
     constants = declared(entry.tla_path, "Constants")
-    mirrored = mirror_names(entry.spec)
+    mirrored = mirror_names(base_spec(entry.spec))
     assert config.specification in operators
-    assert config.specification in MIRRORS[entry.spec].SPECIFICATIONS
+    assert config.specification in MIRRORS[base_spec(entry.spec)].SPECIFICATIONS
+    for name, replacement in config.overrides.items():
+        assert {name, replacement} <= operators, f"{entry.cfg}: override {name} <- {replacement}"
+        assert entry.spec in BROKEN_MODULES, f"{entry.cfg}: overrides belong to a broken module"
     assert set(config.constants) == constants, "cfg must give every CONSTANT, and only those"
     assert config.invariants, f"{entry.cfg} checks no invariant"
     for name in config.invariants + config.properties:
@@ -111,7 +125,7 @@ def test_every_spec_invariant_and_property_has_a_mirror(spec: str) -> None:
     mirrored = mirror_names(spec)
     used: set[str] = set()
     for entry in MANIFEST:
-        if entry.spec == spec:
+        if base_spec(entry.spec) == spec:
             config = parse_cfg(entry.cfg_path)
             used.update(config.invariants + config.properties)
     assert used <= mirrored
@@ -134,7 +148,7 @@ def test_tlc_config_syntax_is_plain() -> None:
     # Only constructs the mirror reader understands, so both tools read the same thing.
     allowed = re.compile(
         r"^(\\\*.*|CONSTANTS?|SPECIFICATION \w+|CHECK_DEADLOCK (TRUE|FALSE)|INVARIANTS?|PROPERTY|PROPERTIES|"
-        r"\s+\w+( = (-?\d+|TRUE|FALSE|\"[a-z_]+\"))?|)$"
+        r"\s+\w+( = (-?\d+|TRUE|FALSE|\"[a-z_]+\")| <- \w+)?|)$"
     )
     for path in CFG_FILES:
         for line in path.read_text().splitlines():

@@ -28,6 +28,7 @@ _SECTION_WORDS = {
 }
 
 _ASSIGNMENT = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.+)$")
+_OVERRIDE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\s*<-\s*([A-Za-z_][A-Za-z0-9_]*)$")
 
 
 @dataclass
@@ -42,6 +43,9 @@ class ModelConfig:
     check_deadlock: bool = True
     symmetry: str | None = None
     constraints: list[str] = field(default_factory=list)
+    #: definition overrides ``Name <- Other`` (TLC swaps the operator Name
+    #: for Other everywhere); the mirrors switch the matching behaviour.
+    overrides: dict[str, str] = field(default_factory=dict)
 
 
 def _parse_value(text: str) -> object:
@@ -82,7 +86,10 @@ def parse_cfg(path: str | Path) -> ModelConfig:
             if not rest:
                 continue
             line = rest
-        if section == "constants":
+        if section == "constants" and _OVERRIDE.match(line):
+            match = _OVERRIDE.match(line)
+            config.overrides[match.group(1)] = match.group(2)
+        elif section == "constants":
             match = _ASSIGNMENT.match(line)
             if not match:
                 raise ValueError(f"{path}: cannot read constant line {raw!r}")
@@ -102,3 +109,17 @@ def parse_cfg(path: str | Path) -> ModelConfig:
         else:
             raise ValueError(f"{path}: unsupported cfg line {raw!r}")
     return config
+
+
+def switches(config: ModelConfig, known: dict[tuple[str, str], str]) -> set[str]:
+    """The mirror switches that the cfg's definition overrides turn on.
+
+    ``known`` maps ``(operator, replacement)`` to a switch name; an override
+    the mirror does not know is refused, as TLC refuses an undefined name.
+    """
+    on: set[str] = set()
+    for pair in config.overrides.items():
+        if pair not in known:
+            raise ValueError(f"{config.path}: the mirror has no counterpart for override {pair[0]} <- {pair[1]}")
+        on.add(known[pair])
+    return on

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Hashable, Iterator, NamedTuple, Sequence
 
-from verification.mirrors.cfg import ModelConfig
+from verification.mirrors.cfg import ModelConfig, switches
 from verification.mirrors.explore import Fairness, LeadsTo, Model, Transition
 
 Statement = tuple[int, frozenset[int]]  # spec: [group |-> g, reqs |-> rs]
@@ -42,6 +42,8 @@ class ClaimGroupsConstants:
     num_requests: int
     drop_gone_first: bool = True
     one_statement_per_group: bool = True
+    #: spec (ClaimGroupsBroken): Cleared <- ClearedReady
+    clears_ready: bool = False
 
     def __post_init__(self) -> None:
         if min(self.num_queues, self.num_groups, self.num_requests) < 1:
@@ -50,12 +52,14 @@ class ClaimGroupsConstants:
     @classmethod
     def from_cfg(cls, config: ModelConfig) -> "ClaimGroupsConstants":
         c = config.constants
+        on = switches(config, {("Cleared", "ClearedReady"): "clears_ready"})
         return cls(
             num_queues=int(c["NumQueues"]),
             num_groups=int(c["NumGroups"]),
             num_requests=int(c["NumRequests"]),
             drop_gone_first=bool(c["DropGoneFirst"]),
             one_statement_per_group=bool(c["OneStatementPerGroup"]),
+            clears_ready="clears_ready" in on,
         )
 
     @property
@@ -123,8 +127,9 @@ def dispatch_from(c: ClaimGroupsConstants, s: ClaimGroupsState, fl: frozenset[St
     busy = {g for g, _ in fl}
     picked = chosen(c, s, fl)
     sent = [g for g in picked if live(s, g)]
+    cleared = ready(c, s, fl) if c.clears_ready else picked  # spec: Cleared(fl)
     waiting = tuple(
-        frozenset() if g in picked
+        frozenset() if g in cleared
         else live(s, g) if c.drop_gone_first and g not in busy
         else s.waiting[g]
         for g in c.groups

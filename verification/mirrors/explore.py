@@ -31,6 +31,8 @@ Transition = tuple[Label, State]
 TLC_OK = 0
 TLC_SAFETY_VIOLATION = 12
 TLC_LIVENESS_VIOLATION = 13
+# TLC exits 13 for every violated PROPERTY, an action property [][A]_v too.
+TLC_PROPERTY_VIOLATION = TLC_LIVENESS_VIOLATION
 TLC_CONFIG_ERROR = 151
 
 
@@ -210,7 +212,7 @@ def check(
                 if not predicate(state, successor):
                     path = trace_to(i) + [(label, successor)]
                     return CheckResult(
-                        model.name, name, TLC_SAFETY_VIOLATION, len(states),
+                        model.name, name, TLC_PROPERTY_VIOLATION, len(states),
                         len(path) - 1, path,
                     )
             if keep_graph:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, NamedTuple
 
-from verification.mirrors.cfg import ModelConfig
+from verification.mirrors.cfg import ModelConfig, switches
 from verification.mirrors.explore import Fairness, LeadsTo, Model, Transition
 
 UNBORN = "unborn"
@@ -51,6 +51,7 @@ class LifecycleState(NamedTuple):
     lease: tuple[int, ...]
     fresh: tuple[bool, ...]
     done_lease: tuple[int, ...]
+    ended: tuple[int, ...]  # highest run lease whose attempt has ended
     lane_next: tuple[int, ...]  # indexed like LifecycleConstants.lanes
     claim_head: tuple[int, ...]  # indexed like LifecycleConstants.lanes
     holding: tuple[Attempt, ...]  # indexed by worker - 1
@@ -66,6 +67,12 @@ class LifecycleConstants:
     max_attempts: int
     guarded_finalize: bool = True
     cursor_claim: bool = True
+    # Broken designs of specs/PartitionedQueueLifecycleBroken.tla, switched on
+    # by the cfg's definition overrides (see OVERRIDES).
+    claim_running: bool = False
+    requeue_no_bump: bool = False
+    requeue_rerouted: bool = False
+    finalize_any_row: bool = False
     lanes: tuple[Lane, ...] = field(init=False)
     jobs: range = field(init=False)
     workers: range = field(init=False)
@@ -86,6 +93,7 @@ class LifecycleConstants:
     @classmethod
     def from_cfg(cls, config: ModelConfig) -> "LifecycleConstants":
         c = config.constants
+        on = switches(config, OVERRIDES)
         return cls(
             num_jobs=int(c["NumJobs"]),
             num_partitions=int(c["NumPartitions"]),
@@ -95,10 +103,22 @@ class LifecycleConstants:
             max_attempts=int(c["MaxAttempts"]),
             guarded_finalize=bool(c["GuardedFinalize"]),
             cursor_claim=bool(c["CursorClaim"]),
+            claim_running="claim_running" in on,
+            requeue_no_bump="requeue_no_bump" in on,
+            requeue_rerouted="requeue_rerouted" in on,
+            finalize_any_row="finalize_any_row" in on,
         )
 
     def lane_index(self, lane: Lane) -> int:
         return lane[0] * self.num_shards + lane[1]
+
+
+OVERRIDES = {
+    ("CanClaim", "CanClaimRunning"): "claim_running",
+    ("Requeue", "RequeueNoBump"): "requeue_no_bump",
+    ("Requeue", "RequeueRerouted"): "requeue_rerouted",
+    ("FinalizeMatches", "FinalizeMatchesAnyRow"): "finalize_any_row",
+}
 
 
 def key_lane(c: LifecycleConstants, k: int) -> Lane:
@@ -133,6 +153,7 @@ def initial_state(c: LifecycleConstants) -> LifecycleState:
         lease=(0,) * n,
         fresh=(False,) * n,
         done_lease=(0,) * n,
+        ended=(0,) * n,
         lane_next=(1,) * lanes,
         claim_head=(0,) * lanes,
         holding=(IDLE,) * c.num_workers,
@@ -148,20 +169,47 @@ def current(s: LifecycleState, j: int, r: int) -> bool:
 
 
 def finalize_matches(c: LifecycleConstants, s: LifecycleState, j: int, r: int) -> bool:
-    """spec: FinalizeMatches(j, r)."""
+    """spec: FinalizeMatches(j, r) (FinalizeMatchesAnyRow when overridden)."""
+    if c.finalize_any_row:
+        return True
     if c.guarded_finalize:
         return current(s, j, r)
     return s.status[j - 1] == RUNNING
 
 
 def _requeue(c: LifecycleConstants, s: LifecycleState, j: int) -> LifecycleState:
-    """spec: Requeue(j)."""
-    li = c.lane_index(s.lane[j - 1])
-    return _set(s, 
+    """spec: Requeue(j) (RequeueNoBump / RequeueRerouted when overridden)."""
+    lane = s.lane[j - 1]
+    if c.requeue_rerouted:
+        lane = other_lane(c, lane)
+    li = c.lane_index(lane)
+    bump = 0 if c.requeue_no_bump else 1
+    return _set(s,
         status=_put(s.status, j - 1, READY),
+        lane=_put(s.lane, j - 1, lane),
         seq=_put(s.seq, j - 1, s.lane_next[li]),
-        lane_next=_put(s.lane_next, li, s.lane_next[li] + 1),
+        lane_next=_put(s.lane_next, li, s.lane_next[li] + bump),
     )
+
+
+def other_lane(c: LifecycleConstants, lane: Lane) -> Lane:
+    """spec (PartitionedQueueLifecycleBroken): OtherLane(l)."""
+    return ((lane[0] + 1) % c.num_partitions, lane[1])
+
+
+def can_claim(c: LifecycleConstants, s: LifecycleState, j: int) -> bool:
+    """spec: CanClaim(j) (CanClaimRunning(j) when overridden)."""
+    if c.claim_running and s.status[j - 1] == RUNNING:
+        return True
+    if s.status[j - 1] != READY:
+        return False
+    li = c.lane_index(s.lane[j - 1])
+    return not c.cursor_claim or s.seq[j - 1] == s.claim_head[li] + 1
+
+
+def _end_lease(s: LifecycleState, j: int, r: int) -> LifecycleState:
+    """spec: EndLease(j, r)."""
+    return _set(s, ended=_put(s.ended, j - 1, max(s.ended[j - 1], r)))
 
 
 def _end_attempt_failed(
@@ -218,11 +266,9 @@ def claim(c: LifecycleConstants, s: LifecycleState, w: int, j: int) -> Lifecycle
     """spec: Claim(w, j)."""
     if w not in c.workers or j not in c.jobs:
         return None
-    if s.holding[w - 1] != IDLE or s.status[j - 1] != READY:
+    if s.holding[w - 1] != IDLE or not can_claim(c, s, j):
         return None
     li = c.lane_index(s.lane[j - 1])
-    if c.cursor_claim and s.seq[j - 1] != s.claim_head[li] + 1:
-        return None
     new_lease = s.lease[j - 1] + 1
     return _set(s, 
         status=_put(s.status, j - 1, RUNNING),
@@ -250,7 +296,7 @@ def complete(c: LifecycleConstants, s: LifecycleState, w: int) -> LifecycleState
     j, r = s.holding[w - 1]
     if not finalize_matches(c, s, j, r):
         return None
-    return _set(s, 
+    return _set(_end_lease(s, j, r),
         status=_put(s.status, j - 1, COMPLETED),
         done_lease=_put(s.done_lease, j - 1, r),
         fresh=_put(s.fresh, j - 1, False),
@@ -265,8 +311,8 @@ def fail(c: LifecycleConstants, s: LifecycleState, w: int) -> LifecycleState | N
     j, r = s.holding[w - 1]
     if not finalize_matches(c, s, j, r):
         return None
-    after = _end_attempt_failed(c, s, j, r)
-    return _set(after, 
+    after = _end_lease(_end_attempt_failed(c, s, j, r), j, r)
+    return _set(after,
         fresh=_put(after.fresh, j - 1, False),
         holding=_put(after.holding, w - 1, IDLE),
     )
@@ -300,7 +346,7 @@ def rescue(c: LifecycleConstants, s: LifecycleState, j: int) -> LifecycleState |
     """spec: Rescue(j)."""
     if j not in c.jobs or s.status[j - 1] != RUNNING or s.fresh[j - 1]:
         return None
-    return _end_attempt_failed(c, s, j, s.lease[j - 1])
+    return _end_lease(_end_attempt_failed(c, s, j, s.lease[j - 1]), j, s.lease[j - 1])
 
 
 ACTIONS: dict[str, Callable[..., LifecycleState | None]] = {
@@ -367,7 +413,7 @@ def type_ok(c: LifecycleConstants, s: LifecycleState) -> bool:
     if not 1 <= s.next_id <= n + 1:
         return False
     if any(len(v) != n for v in (s.status, s.key, s.lane, s.seq, s.lease,
-                                 s.fresh, s.done_lease)):
+                                 s.fresh, s.done_lease, s.ended)):
         return False
     if any(x not in STATES for x in s.status):
         return False
@@ -377,7 +423,7 @@ def type_ok(c: LifecycleConstants, s: LifecycleState) -> bool:
         return False
     if any(q < 0 for q in s.seq):
         return False
-    if any(not 0 <= r <= c.max_attempts for r in s.lease + s.done_lease):
+    if any(not 0 <= r <= c.max_attempts for r in s.lease + s.done_lease + s.ended):
         return False
     if len(s.lane_next) != len(c.lanes) or any(q < 1 for q in s.lane_next):
         return False
@@ -412,13 +458,8 @@ def no_job_lost(c: LifecycleConstants, s: LifecycleState) -> bool:
 
 
 def no_two_live_leases(c: LifecycleConstants, s: LifecycleState) -> bool:
-    """spec: NoTwoLiveLeases."""
-    for j in c.jobs:
-        if s.status[j - 1] == RUNNING:
-            live = sum(1 for h in s.holding if h == (j, s.lease[j - 1]))
-            if live > 1:
-                return False
-    return True
+    """spec: NoTwoLiveLeases -- every run lease but the newest has ended."""
+    return all(lease <= ended + 1 for lease, ended in zip(s.lease, s.ended))
 
 
 def stale_attempt_never_finalizes(c: LifecycleConstants, s: LifecycleState) -> bool:
@@ -498,6 +539,7 @@ def render(s: LifecycleState) -> str:
             f"j{i + 1}:{st} key={s.key[i]} lane={s.lane[i]} seq={s.seq[i]} "
             f"lease={s.lease[i]}{' fresh' if s.fresh[i] else ''}"
             f"{f' done@{s.done_lease[i]}' if s.done_lease[i] else ''}"
+            f"{f' ended={s.ended[i]}' if s.ended[i] else ''}"
         )
     workers = " ".join(
         f"w{w + 1}:{'idle' if h == IDLE else f'<<{h[0]},{h[1]}>>'}"

@@ -20,6 +20,7 @@ from verification.mirrors.lifecycle import (
     ACTIONS,
     IDLE,
     NO_LANE,
+    RUNNING,
     UNBORN,
     Attempt,
     Lane,
@@ -102,7 +103,8 @@ def abstract_state(
 
     ``jobs`` lists one mapping per job id 1..n, in id order, with keys
     ``status`` (one of the spec states), ``key`` (0 when unkeyed), ``lane``
-    ((partition, shard)), ``seq``, ``lease``, ``fresh`` and ``done_lease``;
+    ((partition, shard)), ``seq``, ``lease``, ``fresh``, ``done_lease`` and
+    optionally ``ended`` (derived from status and lease when absent);
     ``lanes`` maps each lane to ``(lane_next, claim_head)``; ``holding`` maps
     worker number to the attempt it holds.  Jobs not yet enqueued may be
     omitted from the end of the list.
@@ -118,6 +120,14 @@ def abstract_state(
                      for row in rows)
 
     holding = holding or {}
+    # `ended` is history the database does not keep; in every behaviour of
+    # the correct design it is the lease minus one while running, else the
+    # lease.  A row may give it explicitly.
+    ended = tuple(
+        0 if row["status"] == UNBORN
+        else row.get("ended", row.get("lease", 0) - (1 if row["status"] == RUNNING else 0))
+        for row in rows
+    )
     return LifecycleState(
         next_id=born + 1,
         status=tuple(row["status"] for row in rows),
@@ -127,6 +137,7 @@ def abstract_state(
         lease=column("lease", 0),
         fresh=column("fresh", False),
         done_lease=column("done_lease", 0),
+        ended=ended,
         lane_next=tuple(lanes.get(lane, (1, 0))[0] for lane in constants.lanes),
         claim_head=tuple(lanes.get(lane, (1, 0))[1] for lane in constants.lanes),
         holding=tuple(holding.get(w, IDLE) for w in constants.workers),

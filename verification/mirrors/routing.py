@@ -1,12 +1,10 @@
 """Python mirror of ``specs/PartitionedQueueRouting.tla``.
 
 One function per spec operator; names in the docstrings point back to the
-spec.  A state is ``(log, lane_next)``:
-
-* ``log`` -- tuple of rows ``(key, partition, shard, seq)`` in enqueue order
-  (the spec's ``log``, a sequence of records);
-* ``lane_next`` -- tuple of next lane sequence numbers, one per
-  ``(partition, shard)`` in the order of ``Partitions \\X Shards``.
+spec.  A state is the spec's ``log``: a tuple of rows
+``(key, partition, shard)`` in enqueue order.  The broken routings of
+``specs/PartitionedQueueRoutingBroken.tla`` are switched on by the cfg's
+definition overrides (``PartitionFor <- PartitionForRotor``).
 
 The mapping from these abstract operators to the concrete routing code in
 ``awa.routing`` is recorded in ``specs/MAPPING.md``.
@@ -17,15 +15,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterator
 
-from verification.mirrors.cfg import ModelConfig
+from verification.mirrors.cfg import ModelConfig, switches
 from verification.mirrors.explore import Model, Transition
 
 DOMAIN_SEPARATED = "domain_separated"
 CORRELATED = "correlated"
 DOMAIN_SALT = 5  # spec: DomainSalt
 
-Row = tuple[int, int, int, int]  # (key, partition, shard, seq)
-RoutingState = tuple[tuple[Row, ...], tuple[int, ...]]
+Row = tuple[int, int, int]  # (key, partition, shard)
+RoutingState = tuple[Row, ...]
+
+OVERRIDES = {
+    ("PartitionFor", "PartitionForRotor"): "partition_rotor",
+    ("ShardFor", "ShardForRotor"): "shard_rotor",
+}
 
 
 @dataclass(frozen=True)
@@ -35,16 +38,21 @@ class RoutingConstants:
     hash_max: int
     job_limit: int
     partition_scheme: str
+    partition_rotor: bool = False  # spec: PartitionFor <- PartitionForRotor
+    shard_rotor: bool = False  # spec: ShardFor <- ShardForRotor
 
     @classmethod
     def from_cfg(cls, config: ModelConfig) -> "RoutingConstants":
         c = config.constants
+        on = switches(config, OVERRIDES)
         constants = cls(
             num_partitions=int(c["NumPartitions"]),
             num_shards=int(c["NumShards"]),
             hash_max=int(c["HashMax"]),
             job_limit=int(c["JobLimit"]),
             partition_scheme=str(c["PartitionScheme"]),
+            partition_rotor="partition_rotor" in on,
+            shard_rotor="shard_rotor" in on,
         )
         constants.check_assumptions()
         return constants
@@ -70,16 +78,8 @@ class RoutingConstants:
     def hashes(self) -> range:
         return range(self.hash_max + 1)
 
-    def lane_index(self, partition: int, shard: int) -> int:
-        return partition * self.num_shards + shard
-
 
 # --- routing operators ---------------------------------------------------
-
-
-def shard_for(c: RoutingConstants, h: int) -> int:
-    """spec: ShardFor(h)."""
-    return h % c.num_shards
 
 
 def mixed_hash(c: RoutingConstants, h: int) -> int:
@@ -87,8 +87,27 @@ def mixed_hash(c: RoutingConstants, h: int) -> int:
     return (3 * h + h // c.num_shards + DOMAIN_SALT) % (c.hash_max + 1)
 
 
-def partition_for(c: RoutingConstants, h: int) -> int:
-    """spec: PartitionFor(h)."""
+def contract_shard(c: RoutingConstants, h: int) -> int:
+    """spec: ContractShard(h)."""
+    return h % c.num_shards
+
+
+def contract_partition(c: RoutingConstants, h: int) -> int:
+    """spec: ContractPartition(h)."""
+    return mixed_hash(c, h) % c.num_partitions
+
+
+def shard_for(c: RoutingConstants, h: int, log: RoutingState = ()) -> int:
+    """spec: ShardFor(h) (ShardForRotor(h) when overridden)."""
+    if c.shard_rotor:
+        return len(log) % c.num_shards
+    return h % c.num_shards
+
+
+def partition_for(c: RoutingConstants, h: int, log: RoutingState = ()) -> int:
+    """spec: PartitionFor(h) (PartitionForRotor(h) when overridden)."""
+    if c.partition_rotor:
+        return len(log) % c.num_partitions
     if c.partition_scheme == CORRELATED:
         return h % c.num_partitions
     return mixed_hash(c, h) % c.num_partitions
@@ -99,19 +118,14 @@ def partition_for(c: RoutingConstants, h: int) -> int:
 
 def initial_state(c: RoutingConstants) -> RoutingState:
     """spec: Init."""
-    return (), (1,) * (c.num_partitions * c.num_shards)
+    return ()
 
 
-def enqueue(c: RoutingConstants, state: RoutingState, h: int) -> RoutingState | None:
+def enqueue(c: RoutingConstants, log: RoutingState, h: int) -> RoutingState | None:
     """spec: Enqueue(h); None when the action is not enabled."""
-    log, lane_next = state
     if len(log) >= c.job_limit or h not in c.hashes:
         return None
-    p, s = partition_for(c, h), shard_for(c, h)
-    lane = c.lane_index(p, s)
-    row = (h, p, s, lane_next[lane])
-    bumped = lane_next[:lane] + (lane_next[lane] + 1,) + lane_next[lane + 1:]
-    return log + (row,), bumped
+    return log + ((h, partition_for(c, h, log), shard_for(c, h, log)),)
 
 
 def successors(c: RoutingConstants, state: RoutingState) -> Iterator[Transition]:
@@ -125,55 +139,28 @@ def successors(c: RoutingConstants, state: RoutingState) -> Iterator[Transition]
 # --- invariants ----------------------------------------------------------
 
 
-def type_ok(c: RoutingConstants, state: RoutingState) -> bool:
+def type_ok(c: RoutingConstants, log: RoutingState) -> bool:
     """spec: TypeOK."""
-    log, lane_next = state
-    if len(log) > c.job_limit or len(lane_next) != c.num_partitions * c.num_shards:
+    if len(log) > c.job_limit:
         return False
-    for key, p, s, seq in log:
-        if key not in c.hashes or p not in c.partitions or s not in c.shards:
-            return False
-        if not 1 <= seq <= c.job_limit:
-            return False
-    return all(1 <= n <= c.job_limit + 1 for n in lane_next)
+    return all(k in c.hashes and p in c.partitions and s in c.shards for k, p, s in log)
 
 
-def rows_follow_routing(c: RoutingConstants, state: RoutingState) -> bool:
-    """spec: RowsFollowRouting."""
-    return all(p == partition_for(c, k) and s == shard_for(c, k) for k, p, s, _ in state[0])
+def rows_follow_routing(c: RoutingConstants, log: RoutingState) -> bool:
+    """spec: RowsFollowRouting -- rows against the separately stated contract."""
+    return all(p == contract_partition(c, k) and s == contract_shard(c, k) for k, p, s in log)
 
 
-def same_key_same_partition(c: RoutingConstants, state: RoutingState) -> bool:
+def same_key_same_partition(c: RoutingConstants, log: RoutingState) -> bool:
     """spec: SameKeySamePartition."""
     seen: dict[int, int] = {}
-    for key, p, _, _ in state[0]:
-        if seen.setdefault(key, p) != p:
-            return False
-    return True
+    return all(seen.setdefault(key, p) == p for key, p, _ in log)
 
 
-def same_key_same_shard(c: RoutingConstants, state: RoutingState) -> bool:
+def same_key_same_shard(c: RoutingConstants, log: RoutingState) -> bool:
     """spec: SameKeySameShard."""
     seen: dict[int, int] = {}
-    for key, _, s, _ in state[0]:
-        if seen.setdefault(key, s) != s:
-            return False
-    return True
-
-
-def seq_unique_within_partition_shard(c: RoutingConstants, state: RoutingState) -> bool:
-    """spec: SeqUniqueWithinPartitionShard."""
-    lane_seqs = [(p, s, seq) for _, p, s, seq in state[0]]
-    return len(lane_seqs) == len(set(lane_seqs))
-
-
-def lane_counter_matches_rows(c: RoutingConstants, state: RoutingState) -> bool:
-    """spec: LaneCounterMatchesRows."""
-    log, lane_next = state
-    counts = [0] * len(lane_next)
-    for _, p, s, _ in log:
-        counts[c.lane_index(p, s)] += 1
-    return all(n == count + 1 for n, count in zip(lane_next, counts))
+    return all(seen.setdefault(key, s) == s for key, _, s in log)
 
 
 def partition_shard_coverage(c: RoutingConstants) -> bool:
@@ -185,14 +172,13 @@ def partition_shard_coverage(c: RoutingConstants) -> bool:
     return True
 
 
-def keyed_traffic_spreads_across_shards(c: RoutingConstants, state: RoutingState) -> bool:
+def keyed_traffic_spreads_across_shards(c: RoutingConstants, log: RoutingState) -> bool:
     """spec: KeyedTrafficSpreadsAcrossShards."""
-    keys: dict[int, set[int]] = {}
-    shards: dict[int, set[int]] = {}
-    for key, p, s, _ in state[0]:
-        keys.setdefault(p, set()).add(key)
-        shards.setdefault(p, set()).add(s)
-    return all(len(shards[p]) >= 2 for p in keys if len(keys[p]) >= 2)
+    reach: dict[int, set[int]] = {}
+    for h in c.hashes:
+        reach.setdefault(partition_for(c, h, log), set()).add(shard_for(c, h, log))
+    every = set(c.shards)
+    return all(reach.get(p, set()) == every for _, p, _ in log)
 
 
 STATE_INVARIANTS = {
@@ -200,8 +186,6 @@ STATE_INVARIANTS = {
     "RowsFollowRouting": rows_follow_routing,
     "SameKeySamePartition": same_key_same_partition,
     "SameKeySameShard": same_key_same_shard,
-    "SeqUniqueWithinPartitionShard": seq_unique_within_partition_shard,
-    "LaneCounterMatchesRows": lane_counter_matches_rows,
     "KeyedTrafficSpreadsAcrossShards": keyed_traffic_spreads_across_shards,
 }
 CONSTANT_INVARIANTS = {"PartitionShardCoverage": partition_shard_coverage}
@@ -209,10 +193,9 @@ ACTIONS = {"Enqueue": enqueue}
 SPECIFICATIONS = {"Spec": ()}
 
 
-def render(state: RoutingState) -> str:
-    log, lane_next = state
-    rows = ", ".join(f"[key={k} p={p} s={s} seq={q}]" for k, p, s, q in log)
-    return f"log=<<{rows}>> laneNext={list(lane_next)}"
+def render(log: RoutingState) -> str:
+    rows = ", ".join(f"[key={k} p={p} s={s}]" for k, p, s in log)
+    return f"log=<<{rows}>>"
 
 
 def build_model(config: ModelConfig) -> Model:
