@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 TEST_WORKERS ?= 2
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test test-serial verify verify-deep tlc mirrors machines bench clean mutants
+.PHONY: help venv test test-serial verify verify-deep tlc mirrors machines bench clean mutants chaos
 
 help: ## List every target
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -53,6 +53,9 @@ machines: $(STAMP) ## Hypothesis state machines against PostgreSQL (HYPOTHESIS_P
 
 mutants: $(STAMP) ## Seeded defects, one at a time on a copy of the tree: each must be killed by a test (MUTANTS_ARGS="-k NAME")
 	@$(PY) -m scripts.mutants $(MUTANTS_ARGS)
+
+chaos: $(STAMP) ## Fault injection on a throwaway PostgreSQL: kill -9, restarts, terminated COPY, frozen leader (CHAOS_ARGS="--profile full")
+	@$(PY) scripts/chaos.py $(CHAOS_ARGS)
 
 bench: $(VENV)/.installed-bench ## Benchmarks with printed figures, side by side with awa-pg (BENCH_ARGS="--quick")
 	@$(PY) -m bench $(BENCH_ARGS)

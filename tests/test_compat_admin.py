@@ -225,7 +225,7 @@ def test_awa_pg_exception_names_are_awa_errors():
 
 
 def test_small_awa_pg_spellings(client):
-    client.pause_queue("pq", paused_by="ops")
+    client.pause_queue("pq", paused_by="ops", create=True)  # unknown queues need create= (issue 20)
     assert client.queue_stats("pq")[0].paused is True
     client.resume_queue("pq")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
+from awa.routing.names import queue_name_problem
 from awa.routing import (
     AWA_COMPAT,
     CORRELATED_VERIFICATION_ONLY,
@@ -25,7 +26,11 @@ counts = st.integers(min_value=1, max_value=300)
 text_keys = st.text(max_size=40)  # surrogates excluded by default: valid UTF-8
 byte_keys = st.binary(max_size=64)
 keys = st.one_of(text_keys, byte_keys)
-logical_names = st.text(min_size=1, max_size=20)
+# Logical names in the queue-name grammar (docs/configuration.md); names
+# outside it are rejected, which tests/test_bad_input.py covers.
+logical_names = st.from_regex(r"[A-Za-z0-9_.:-]{1,20}", fullmatch=True).filter(
+    lambda n: queue_name_problem(n, allow_partition=False) is None
+)
 backends = st.sampled_from(["python", "numpy"] if H.HAVE_NUMPY else ["python"])
 
 

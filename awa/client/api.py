@@ -326,10 +326,11 @@ class ClientAPI(KeyPolicyAPI, PeriodicAPI):
     def queue_stats(self, queue: str | None = None) -> Any:
         return self._drive(self._core.queue_stats(queue), tx=False)
 
-    def pause_queue(self, queue: str, *, create: bool = False) -> Any:
+    def pause_queue(self, queue: str, paused_by: str | None = None, *, create: bool = False) -> Any:
         """Stop handing out jobs of ``queue``. An unknown queue (never enqueued
         to, not a partition of a registered logical queue) raises
-        ValidationError, unless ``create=True`` creates it paused."""
+        ValidationError, unless ``create=True`` creates it paused.
+        ``paused_by`` (awa-pg's) is accepted and not stored."""
         return self._drive(self._core.pause_queue(queue, create))
 
     def resume_queue(self, queue: str, *, create: bool = False) -> Any:

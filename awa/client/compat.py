@@ -118,11 +118,6 @@ class CompatAPI:
         """The job with this id, or None."""
         return super().get_job(job_id)  # type: ignore[misc]
 
-    def pause_queue(self, queue: str, paused_by: str | None = None) -> Any:
-        """Stop handing out jobs of ``queue``. ``paused_by`` (awa-pg's) is
-        accepted and not stored."""
-        return super().pause_queue(queue)  # type: ignore[misc]
-
     def worker(self, args_type: Any, *, kind: str | None = None, queue: str = "default") -> Any:
         """awa-pg's other name for :meth:`task`."""
         return self.task(args_type, kind=kind, queue=queue)  # type: ignore[attr-defined]

@@ -19,7 +19,7 @@ from awa.errors import PartitionCountMismatch, ValidationError
 from awa.routing.partitioned_queue import MAX_PHYSICAL_QUEUES, PartitionedQueue
 from awa.routing.schemes import DEFAULT_SCHEME
 from awa.storage.ops import Op, OpsBase, Query, int_array, text_array
-from awa.storage.validate import MAX_DELAY_SECONDS, MAX_INT4, check_queue, is_finite_number, is_int
+from awa.storage.validate import MAX_DELAY_SECONDS, MAX_INT4, check_name, check_queue, is_finite_number, is_int
 
 HOUR = 3600.0
 
