@@ -50,7 +50,7 @@ def test_unguarded_completion_is_caught_and_shrunk(database_factory) -> None:
         # not Hypothesis' final replay. The smallest shape is pinned in
         # test_pinned_regressions.py (test_pinned_zombie_completion_*).
         with pytest.raises((LifecycleViolation, Flaky)):
-            run_state_machine_as_test(machine, settings=machine_settings(examples_scale=10, steps=25, database=None, report_multiple_bugs=False))
+            run_state_machine_as_test(machine, settings=machine_settings(examples_scale=20, steps=25, database=None, report_multiple_bugs=False))
     finally:
         close_machine(machine)
     failure = machine.shortest
