@@ -215,5 +215,12 @@ def test_the_machine_catches_check_then_claim(database_factory):
     url = database_factory(migrated=True)
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(BROKEN_LOCK)
-    with pytest.raises(AssertionError):
-        _run(url, examples_scale=8, phases=[Phase.generate])
+    # The defect is a race, so one search can miss it (seen once in a full
+    # CI run on 2 busy cores); each try is a fresh search, and three misses
+    # in a row fail the test.
+    for _ in range(3):
+        try:
+            _run(url, examples_scale=8, phases=[Phase.generate])
+        except AssertionError:
+            return
+    pytest.fail("three searches never saw the limit broken with the per-key lock removed")
