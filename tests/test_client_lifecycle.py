@@ -9,26 +9,15 @@ import threading
 import psycopg
 import pytest
 
+from worker_support.helpers import T0, ManualClock
 from awa.client import AsyncClient, Client, JobState, backoff_seconds
 from awa.errors import ValidationError
 
-T0 = dt.datetime(2030, 1, 1, 12, 0, tzinfo=dt.timezone.utc)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> dt.datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += dt.timedelta(seconds=seconds)
 
 
 @pytest.fixture
 def clock():
-    return Clock()
+    return ManualClock()
 
 
 @pytest.fixture

@@ -11,10 +11,10 @@ import datetime as dt
 import psycopg
 import pytest
 
+from worker_support.helpers import T0, ManualClock
 from awa.client import Client, JobState
 from awa.errors import ValidationError
 
-T0 = dt.datetime(2030, 1, 1, 12, 0, tzinfo=dt.timezone.utc)
 
 # Running jobs per (policy, key) above the authoritative limit: must be empty.
 VIOLATIONS = """
@@ -29,20 +29,9 @@ HAVING count(*) > p.max_in_flight
 """
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> dt.datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += dt.timedelta(seconds=seconds)
-
-
 @pytest.fixture
 def clock():
-    return Clock()
+    return ManualClock()
 
 
 @pytest.fixture

@@ -8,27 +8,16 @@ import datetime as dt
 import psycopg
 import pytest
 
+from worker_support.helpers import T0, ManualClock
 from awa.client import Client
 from awa.errors import ValidationError
 from worker_support.helpers import FAST, Ping, WorkerAsyncClient, run, states, wait_until
 
-T0 = dt.datetime(2030, 1, 1, 12, 0, tzinfo=dt.timezone.utc)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> dt.datetime:
-        return self.now
-
-    def advance(self, hours: float) -> None:
-        self.now += dt.timedelta(hours=hours)
 
 
 @pytest.fixture
 def clock():
-    return Clock()
+    return ManualClock()
 
 
 @pytest.fixture
@@ -61,10 +50,10 @@ def test_completed_go_after_their_retention_failed_and_cancelled_after_theirs(cl
     _finish(client, "q", 3, "complete")
     _finish(client, "q", 2, "fail")
     _finish(client, "q", 1, "cancel")
-    clock.advance(25)  # past 24 h, not past 72 h
+    clock.advance(hours=25)  # past 24 h, not past 72 h
     assert client.prune_jobs() == 3
     assert states(database_url) == {"failed": 2, "cancelled": 1}
-    clock.advance(48)  # 73 h
+    clock.advance(hours=48)  # 73 h
     assert client.prune_jobs() == 3
     assert states(database_url) == {}
 
@@ -75,16 +64,16 @@ def test_unfinished_jobs_are_never_pruned(client, clock, database_url):
     [running] = client.claim("q", 1)
     [retrying] = client.claim("q", 1)
     client.retry(retrying.id, retrying.run_lease, after_seconds=10**6, error="x")
-    clock.advance(10_000)
+    clock.advance(hours=10_000)
     assert client.prune_jobs(completed_retention_hours=0, failed_retention_hours=0) == 0
     assert states(database_url) == {"available": 1, "running": 1, "retryable": 1, "scheduled": 1}
 
 
 def test_a_batch_deletes_at_most_its_limit_oldest_first(client, clock, database_url):
     ids = _finish(client, "q", 5, "complete")
-    clock.advance(1)
+    clock.advance(hours=1)
     _finish(client, "q", 5, "complete")
-    clock.advance(30)
+    clock.advance(hours=30)
     assert client.prune_jobs(limit=4) == 4
     with psycopg.connect(database_url) as conn:
         left = {r[0] for r in conn.execute("SELECT id FROM awa.jobs").fetchall()}
@@ -98,10 +87,10 @@ def test_per_queue_retention_overrides_the_default(client, clock, database_url):
     _finish(client, "keep", 2, "complete")
     _finish(client, "short", 2, "complete")
     _finish(client, "default", 2, "complete")
-    clock.advance(2)
+    clock.advance(hours=2)
     overrides = {"keep": {"completed_hours": 48}, "short": {"completed_hours": 1}}
     assert client.prune_jobs(queue_retention=overrides) == 2  # only "short" (2 h > 1 h)
-    clock.advance(23)
+    clock.advance(hours=23)
     assert client.prune_jobs(queue_retention=overrides) == 2  # "default" at 25 h
     assert {s.queue: s.completed for s in client.queue_stats()} == {"default": 0, "keep": 2, "short": 0}
 
@@ -112,10 +101,10 @@ def test_dead_letter_entries_keep_their_own_retention(client, clock):
     [job] = client.claim("d", 1)
     client.retry(job.id, job.run_lease, error="boom")  # out of attempts: dead-lettered
     assert client.dlq_depth() == 1
-    clock.advance(100)
+    clock.advance(hours=100)
     assert client.prune_jobs(completed_retention_hours=0, failed_retention_hours=0) == 0
     assert client.prune_dlq() == 0  # 30 days by default
-    clock.advance(30 * 24)
+    clock.advance(hours=30 * 24)
     assert client.prune_dlq() == 1
     assert client.dlq_depth() == 0
 
@@ -123,7 +112,7 @@ def test_dead_letter_entries_keep_their_own_retention(client, clock):
 @pytest.mark.parametrize("bad", [-1, float("nan"), float("inf"), "1", True])
 def test_bad_retention_is_refused_and_nothing_is_deleted(client, clock, database_url, bad):
     _finish(client, "q", 2, "complete")
-    clock.advance(1000)
+    clock.advance(hours=1000)
     with pytest.raises(ValidationError):
         client.prune_jobs(completed_retention_hours=bad)
     with pytest.raises(ValidationError):
@@ -157,7 +146,7 @@ def test_rolled_up_counts_stay_exact_through_every_way_out(client, clock, databa
             "GROUP BY 1").fetchall())
     assert stored == {"completed": 6, "failed": 1, "cancelled": 1}
     # Pruning corrects the counts in bulk (the trigger stays out of it).
-    clock.advance(10**5)
+    clock.advance(hours=10**5)
     assert client.prune_jobs(completed_retention_hours=0, failed_retention_hours=0) == 8
     assert _counts(client, "q") == (0, 0, 0)
     # Jobs finished after the roll-up are counted live.

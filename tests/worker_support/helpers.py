@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import inspect
 import time
 from collections.abc import Awaitable, Callable
@@ -59,3 +60,19 @@ def states(url: str, schema: str = "awa") -> dict[str, int]:
 
 async def count_state(client: Any, state: str, queue: str | None = None) -> int:
     return len(await client.list_jobs(state=state, queue=queue, limit=100_000))
+
+
+T0 = dt.datetime(2030, 1, 1, 12, 0, tzinfo=dt.timezone.utc)
+
+
+class ManualClock:
+    """A clock the test moves by hand (``Client(clock=...)``), from ``T0``."""
+
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def advance(self, seconds: float = 0.0, *, hours: float = 0.0) -> None:
+        self.now += dt.timedelta(seconds=seconds, hours=hours)
