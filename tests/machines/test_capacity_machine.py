@@ -10,8 +10,12 @@ waiting job.
 
 The machine runs a real worker runtime (threads) whose handlers block until
 the machine releases them; it enqueues into chosen partitions and releases
-running jobs, and after every step reads the running and available counts per
-partition from PostgreSQL.
+running jobs. The cap is checked where it applies, on the handlers executing
+at once: every handler counts itself in and out, and an overshoot is recorded
+the moment it happens. A row's ``running`` state is not that count: a slot is
+free as soon as its handler returns, while the completion is still on its way
+to the database. Work conservation is judged from PostgreSQL's running and
+available counts once the completions have landed.
 """
 
 from __future__ import annotations
@@ -54,14 +58,24 @@ class CapacityMachine(RuleBasedStateMachine):
         reset_database(self.check_conn, cls._tables)
         self.gates: dict[int, threading.Event] = {}
         self.lock = threading.Lock()
+        self.executing: dict[str, int] = {q: 0 for q in self.pq.physical_queues}
+        self.overshoots: list[str] = []
         self.client = Client(self.database_url)
-        gates, lock = self.gates, self.lock
+        gates, lock, executing, overshoots = self.gates, self.lock, self.executing, self.overshoots
 
         @self.client.task("hold", queue=self.pq.logical_queue)
         def hold(job):
             with lock:
                 gate = gates.setdefault(job.id, threading.Event())
-            gate.wait(20)
+                executing[job.queue] += 1
+                problem = self.over_cap(executing)
+                if problem:
+                    overshoots.append(problem)
+            try:
+                gate.wait(20)
+            finally:
+                with lock:
+                    executing[job.queue] -= 1
 
         configs = [self.pq.shared_queue_config(CAP)] if self.shared else self.pq.queue_configs(
             max_workers_per_partition=CAP)
@@ -101,13 +115,17 @@ class CapacityMachine(RuleBasedStateMachine):
         got.update({q: (r, a) for q, r, a in rows})
         return got
 
-    def check_cap(self, counts: dict[str, tuple[int, int]]) -> None:
+    def over_cap(self, executing: dict[str, int]) -> str:
+        """What is wrong with these handler counts, or ''."""
         if self.shared:
-            total = sum(r for r, _ in counts.values())
-            assert total <= CAP, f"shared slots: {total} running > cap {CAP}: {counts}"
-        else:
-            for queue, (running, _) in counts.items():
-                assert running <= CAP, f"{queue}: {running} running > cap {CAP}: {counts}"
+            total = sum(executing.values())
+            return f"shared slots: {total} handlers > cap {CAP}: {executing}" if total > CAP else ""
+        over = [q for q, n in executing.items() if n > CAP]
+        return f"{over[0]}: {executing[over[0]]} handlers > cap {CAP}: {executing}" if over else ""
+
+    def check_cap(self) -> None:
+        with self.lock:
+            assert not self.overshoots, self.overshoots[0]
 
     def conserving(self, counts: dict[str, tuple[int, int]]) -> bool:
         if self.shared:
@@ -121,11 +139,11 @@ class CapacityMachine(RuleBasedStateMachine):
         deadline = time.monotonic() + SETTLE_S
         while True:
             counts = self.counts()
-            self.check_cap(counts)
+            self.check_cap()
             if self.conserving(counts):
                 time.sleep(0.1)  # and it stays so: no extra claim right after
                 counts = self.counts()
-                self.check_cap(counts)
+                self.check_cap()
                 if self.conserving(counts):
                     return
             assert time.monotonic() < deadline, f"an idle slot beside waiting work after {SETTLE_S}s: {counts}"
@@ -133,7 +151,7 @@ class CapacityMachine(RuleBasedStateMachine):
 
     @invariant()
     def running_within_cap(self) -> None:
-        self.check_cap(self.counts())
+        self.check_cap()
 
 
 @pytest.mark.parametrize("shared", [False, True], ids=["per-partition", "shared-slots"])
