@@ -22,14 +22,13 @@ import asyncio
 import contextlib
 import inspect
 import logging
-import traceback
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from awa.worker.capacity import HardSlots, OverflowPool, TokenBucket, WeightedSlots
 from awa.worker.config import QueuePlan, RuntimePlan
-from awa.worker.attempts import job_fields, log_failed_attempt
+from awa.worker.attempts import log_failed_attempt, write_outcome
 from awa.worker.job import RunningJob
 from awa.worker.cron import CronScheduler
 from awa.worker.maintenance import MaintenanceLeader
@@ -37,15 +36,13 @@ from awa.worker.metrics import WorkerMetrics
 from awa.worker.options import RuntimeOptions, connection_budget
 from awa.worker.outage import OutageFilter, OutageLog, is_connection_error
 from awa.worker.partitions import check_widths
-from awa.worker.outcomes import Cancel, JobOutcome, RetryAfter, Snooze, TerminalError
+from awa.worker.outcomes import TerminalError
 from awa.worker.registry import Handler, Registry
 from awa.worker.retention import Retention, RetentionSettings
 from awa.worker.store import WorkerStore
 from awa.worker.wakeup import Listener
 
 log = logging.getLogger("awa.worker")
-
-_ERROR_TEXT_LIMIT = 4000
 
 # After a full batch, a short claim is looked at again this many times, after
 # 2, 4, 8, 16, 32 ms, before the queue counts as drained. (With one retry,
@@ -84,11 +81,6 @@ class _Queue:
     capacity: asyncio.Event = field(default_factory=asyncio.Event)
     stats: QueueStats = field(default_factory=QueueStats)
     in_flight: int = 0
-
-
-def _error_text(exc: BaseException) -> str:
-    text = "".join(traceback.format_exception(exc)).strip()
-    return text[-_ERROR_TEXT_LIMIT:]
 
 
 def _log_crash(task: asyncio.Task[Any]) -> None:
@@ -465,30 +457,7 @@ class WorkerRuntime:
             self._leased.pop(raw.id, None)
 
     async def _apply_outcome(self, job: RunningJob, outcome: BaseException) -> bool:
-        raw = job.raw
-        if isinstance(outcome, Snooze):
-            return await self.store.snooze(raw.id, raw.run_lease, outcome.seconds)
-        if isinstance(outcome, Cancel):
-            applied = await self.store.cancel(raw.id, raw.run_lease)
-            if applied:
-                log.info("job %s (kind %s, queue %s) cancelled by its handler: %s", raw.id, raw.kind, raw.queue,
-                         outcome.reason, extra=job_fields(raw))
-            return applied
-        if isinstance(outcome, TerminalError):
-            word = await self.store.finish(raw.id, raw.run_lease, "fail", _error_text(outcome), None)
-            return self._failed_attempt(raw, word, outcome, None)
-        # The store decides retry versus failed/dead-lettered from attempt and max_attempts;
-        # the delay is the database's backoff rule, drawn here so the log can say when.
-        if isinstance(outcome, RetryAfter):
-            error = outcome.error or f"retry requested after {outcome.seconds}s"
-            delay = outcome.seconds
-        else:
-            error = _error_text(outcome)
-            if isinstance(outcome, JobOutcome):  # an unknown outcome subclass: treat as an error
-                error = f"unsupported outcome {type(outcome).__name__}: {error}"
-            delay = self.store.backoff_seconds(raw.attempt)
-        word = await self.store.finish(raw.id, raw.run_lease, "retry", error, delay)
-        return self._failed_attempt(raw, word, outcome, delay)
+        return await write_outcome(self.store, job.raw, outcome, self._failed_attempt)
 
     def _failed_attempt(self, raw: Any, word: str, outcome: BaseException, delay: float | None) -> bool:
         """Count and log one failed attempt (once: its outcome was written)."""
