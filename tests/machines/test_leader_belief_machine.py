@@ -10,7 +10,11 @@ every step, with the row read *before* each worker's ``held()`` is asked:
 * ``BelieverHoldsLiveLease``: a worker whose ``held()`` is true is the row's
   holder and the row is live;
 * ``OneBeliever``: at most one worker's ``held()`` is true;
-* the row's holder is the worker the oracle (the spec's ``Grants``) says.
+* a worker is never refused a row that is free, its own or surely expired
+  (the spec's ``Grants``), and the row names the last worker granted it.
+
+Refusal of another holder's live lease is the job of
+``test_leader_lease_machine`` (long leases, so no timing margin is needed).
 """
 
 from __future__ import annotations
@@ -72,13 +76,11 @@ class LeaderBeliefMachine(RuleBasedStateMachine):
         self.stores = [FreezableStore(store) for _ in WORKERS]
         self.leases = [LeaderLease(s, LEASE_MS, holder=f"w{i}") for i, s in zip(WORKERS, self.stores)]  # type: ignore[arg-type]
         self.holder: int | None = None  # oracle: the row's holder
-        self.live_until = 0.0  # oracle: the row is surely live before this monotonic time...
-        self.expires = 0.0  # ...and surely expired from this one on
+        self.expires = 0.0  # oracle: monotonic time from which the row has surely expired
 
     def _acquire(self, w: int, frozen: bool) -> None:
         before = time.monotonic()
         may_take = self.holder in (None, w) or before >= self.expires  # the spec's Grants
-        must_refuse = self.holder not in (None, w) and before < self.live_until - LEASE_MS / 1000 / 4
         self.stores[w].freeze_s = FROZEN_S if frozen else 0.0
         try:
             ok = self.loop.run_until_complete(self.leases[w].acquire())
@@ -86,11 +88,8 @@ class LeaderBeliefMachine(RuleBasedStateMachine):
             self.stores[w].freeze_s = 0.0
         if may_take:
             assert ok, f"w{w} was refused a lease that is free, expired or its own"
-        if must_refuse:
-            assert not ok, f"w{w} took over w{self.holder}'s live lease"
         if ok:
             self.holder = w
-            self.live_until = before + LEASE_MS / 1000  # the database ran the statement after `before`
             self.expires = time.monotonic() + LEASE_MS / 1000
 
     @rule(w=st.sampled_from(WORKERS))
