@@ -145,6 +145,19 @@ MUTANTS: tuple[Mutant, ...] = (
         (f"{M}/test_leader_lease_machine.py", "tests/test_worker_leader_lease.py"),
     ),
     Mutant(
+        "leader-lease-no-holder-guard", "the lease upsert takes over another holder's live lease",
+        ((f"{BASE}/11_leader_lease.sql",
+          "        WHERE l.holder = excluded.holder OR l.expires_at <= clock_timestamp()\n", ""),),
+        (f"{M}/test_leader_lease_machine.py", f"{M}/test_leader_belief_machine.py",
+         "tests/test_worker_leader_lease.py"),
+    ),
+    Mutant(
+        "leader-belief-from-reply", "held() counts the lease from the reply, not from the statement's start",
+        (("awa/worker/maintenance.py", "self._renewed_at = started if ok else None",
+          "self._renewed_at = time.monotonic() if ok else None"),),
+        (f"{M}/test_leader_belief_machine.py", "tests/test_worker_leader_lease.py"),
+    ),
+    Mutant(
         "poison-blocks-claim", "a claimed row that does not decode fails the whole claim",
         (("awa/storage/core.py", "            isolate=True,\n        )\n        return (yield from self._claimed(res))",
           "        )\n        return (yield from self._claimed(res))"),

@@ -354,3 +354,39 @@ def test_manifest_mismatches_are_reported() -> None:
     passed = check_entry(correct)
     assert matches(correct, passed)
     assert not matches(dataclasses.replace(correct, distinct_states=correct.distinct_states + 1), passed)
+
+
+# --- leadership mirror details --------------------------------------------------
+
+
+def test_session_lock_counterexample_is_a_frozen_holder_that_keeps_the_lease() -> None:
+    from verification.mirrors import leadership
+
+    entry = next(e for e in MANIFEST if e.cfg == "LeadershipBrokenSessionLock.cfg")
+    result = check_entry(entry)
+    assert result.outcome == "EveryJobTerminates" and result.stutter_at_end
+    final = result.trace[-1][1]
+    assert final.mode[final.holder - 1] == leadership.FROZEN and final.left > 0
+    assert leadership.DONE not in final.status
+
+
+def test_leadership_bound_is_tight_and_late_maintenance_is_reachable() -> None:
+    """MaintenanceWithinLease cannot be sharpened, and the model does let a
+    leader run a checked maintenance statement after its lease moved on."""
+    from verification.mirrors import leadership
+
+    config = parse_cfg(SPECS_DIR / "Leadership.cfg")
+    c = leadership.LeadershipConstants.from_cfg(config)
+    model = leadership.build_model(config)
+    model.invariants = {
+        "WaitsLessThanALease": lambda s: s.waited < c.lease,
+        "NoLateMaintenance": lambda s: not any(
+            s.pc[w - 1] == leadership.MAINT and s.holder != w and leadership.live(s, w) for w in c.workers
+        ),
+    }
+    tight = check(model, ["WaitsLessThanALease"], [])
+    assert tight.outcome == "WaitsLessThanALease"
+    assert [label[0] for label, _ in tight.trace[1:]] == ["Acquire", "Freeze", "Tick", "Tick"]
+    late = check(model, ["NoLateMaintenance"], [])
+    assert late.outcome == "NoLateMaintenance"
+    assert "StartMaintenance" in [label[0] for label, _ in late.trace[1:]]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from verification.mirrors import claim_groups, cron, key_concurrency, lifecycle, producers, routing
+from verification.mirrors import claim_groups, cron, key_concurrency, leadership, lifecycle, producers, routing
 from verification.mirrors.cfg import parse_cfg
 from verification.mirrors.explore import CheckResult, Model, check
 from verification.mirrors.manifest import ModelEntry
@@ -16,6 +16,7 @@ MIRRORS: dict[str, ModuleType] = {
     "KeyConcurrency": key_concurrency,
     "Cron": cron,
     "ConcurrentProducers": producers,
+    "Leadership": leadership,
 }
 
 #: Modules of broken designs: each EXTENDS one spec above and only defines
