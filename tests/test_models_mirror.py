@@ -173,6 +173,28 @@ def test_leads_to_fails_on_a_dead_end_without_fair_action() -> None:
     assert result.outcome == "Reach" and result.stutter_at_end
 
 
+def test_leads_to_under_strong_fairness() -> None:
+    # Go is enabled only in state 1 of the loop: strong fairness forces it
+    # (weak fairness does not: test_leads_to_holds_when_the_exit_is_weakly_fair).
+    toy = _toy({0: [("Spin", 1)], 1: [("Spin", 0), ("Go", 2)]}, [], {2})
+    toy.fairness = (Fairness("WF", frozenset({"Spin"})), Fairness("SF", frozenset({"Go"}), strong=True))
+    assert check(toy, [], ["Reach"]).outcome == "pass"
+    # A cycle that avoids the states where Go is enabled stays fair (0 <-> 1 beside 2).
+    toy = _toy({0: [("Spin", 1)], 1: [("Spin", 0), ("Spin", 2)], 2: [("Spin", 1), ("Go", 3)]}, [], {3})
+    toy.fairness = (Fairness("WF", frozenset({"Spin"})), Fairness("SF", frozenset({"Go"}), strong=True))
+    assert check(toy, [], ["Reach"]).outcome == "Reach"
+
+
+def test_fairness_of_one_instance_of_an_action() -> None:
+    # Go(1) leaves the loop, Go(0) spins; fairness of Go(0) alone does not force Go(1).
+    edges = {0: [(("Go", (0,)), 1), (("Go", (1,)), 2)], 1: [(("Go", (0,)), 0), (("Go", (1,)), 2)]}
+    toy = Model(name="toy", initial_states=lambda: [0], successors=lambda s: edges.get(s, []),
+                liveness={"Reach": LeadsTo((None,), lambda _i, s: True, lambda _i, s: s == 2)})
+    for instance, outcome in ((0, "Reach"), (1, "pass")):
+        toy.fairness = (Fairness("F", frozenset({"Go"}), where=lambda label, i=instance: label[1] == (i,)),)
+        assert check(toy, [], ["Reach"]).outcome == outcome
+
+
 def test_constant_invariant_fails_at_startup_without_trace() -> None:
     config = parse_cfg(SPECS_DIR / "PartitionedQueueRoutingBrokenCorrelated.cfg")
     result = check(routing.build_model(config), config.invariants, [])
