@@ -376,3 +376,24 @@ def test_manifest_mismatches_are_reported() -> None:
     passed = check_entry(correct)
     assert matches(correct, passed)
     assert not matches(dataclasses.replace(correct, distinct_states=correct.distinct_states + 1), passed)
+
+
+@pytest.mark.parametrize("cfg", ["ContinuousLoadBrokenIndexOrder.cfg", "ContinuousLoadBrokenMostWork.cfg"])
+def test_starving_lane_order_leaves_a_cold_job_waiting_while_the_hot_lane_is_served(cfg) -> None:
+    from verification.mirrors.continuous_load import HOT
+
+    entry = next(e for e in MANIFEST if e.cfg == cfg)
+    model, invariants, properties = build(entry)
+    result = check(model, invariants, properties)
+    assert result.outcome == "EveryJobClaimed" and result.loop_start is not None
+    _replay_is_real(model, result.trace)
+    entry_state = result.trace[result.loop_start][1]
+    cold = [p for p in range(len(entry_state.watch)) if p != HOT and entry_state.watch[p] > 0]
+    assert cold, model.render(entry_state)
+    # The same state under the implementation's random order: a claim may start with the cold lane.
+    fair = build(next(e for e in MANIFEST if e.cfg == "ContinuousLoadShared.cfg"))[0]
+    state = entry_state
+    while state.held[0] == 0:  # handlers return until the claim loop can take slots
+        state = next(s for lb, s in fair.successors(state) if lb[0] in ("Finish", "Acquire"))
+    orders = [lb[1][1] for lb, _ in fair.successors(state) if lb[0] == "Claim"]
+    assert any(order[:1] == (cold[0],) for order in orders), orders
