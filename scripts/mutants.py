@@ -125,6 +125,11 @@ MUTANTS: tuple[Mutant, ...] = (
         (f"{M}/test_capacity_machine.py", "tests/test_worker_shared_slots.py"),
     ),
     Mutant(
+        "shared-slots-lane-order", "a claim walks equal-priority lanes by queue name, not at random (starves)",
+        ((f"{BASE}/05_claim.sql", "            e.priority, random()\n", "            e.priority, e.queue, e.enqueue_shard\n"),),
+        (f"{M}/test_capacity_machine.py::test_a_hot_partition_never_starves_a_cold_one_under_shared_slots",),
+    ),
+    Mutant(
         "lane-stats", "lane stats count one job too many per lane",
         (("awa/storage/sql/queries/lane_stats.sql",
           "e.next_seq - 1 - coalesce(c.claim_seq, 0) - coalesce(c.holes, 0) AS available",

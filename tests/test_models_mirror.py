@@ -173,6 +173,28 @@ def test_leads_to_fails_on_a_dead_end_without_fair_action() -> None:
     assert result.outcome == "Reach" and result.stutter_at_end
 
 
+def test_leads_to_under_strong_fairness() -> None:
+    # Go is enabled only in state 1 of the loop: strong fairness forces it
+    # (weak fairness does not: test_leads_to_holds_when_the_exit_is_weakly_fair).
+    toy = _toy({0: [("Spin", 1)], 1: [("Spin", 0), ("Go", 2)]}, [], {2})
+    toy.fairness = (Fairness("WF", frozenset({"Spin"})), Fairness("SF", frozenset({"Go"}), strong=True))
+    assert check(toy, [], ["Reach"]).outcome == "pass"
+    # A cycle that avoids the states where Go is enabled stays fair (0 <-> 1 beside 2).
+    toy = _toy({0: [("Spin", 1)], 1: [("Spin", 0), ("Spin", 2)], 2: [("Spin", 1), ("Go", 3)]}, [], {3})
+    toy.fairness = (Fairness("WF", frozenset({"Spin"})), Fairness("SF", frozenset({"Go"}), strong=True))
+    assert check(toy, [], ["Reach"]).outcome == "Reach"
+
+
+def test_fairness_of_one_instance_of_an_action() -> None:
+    # Go(1) leaves the loop, Go(0) spins; fairness of Go(0) alone does not force Go(1).
+    edges = {0: [(("Go", (0,)), 1), (("Go", (1,)), 2)], 1: [(("Go", (0,)), 0), (("Go", (1,)), 2)]}
+    toy = Model(name="toy", initial_states=lambda: [0], successors=lambda s: edges.get(s, []),
+                liveness={"Reach": LeadsTo((None,), lambda _i, s: True, lambda _i, s: s == 2)})
+    for instance, outcome in ((0, "Reach"), (1, "pass")):
+        toy.fairness = (Fairness("F", frozenset({"Go"}), where=lambda label, i=instance: label[1] == (i,)),)
+        assert check(toy, [], ["Reach"]).outcome == outcome
+
+
 def test_constant_invariant_fails_at_startup_without_trace() -> None:
     config = parse_cfg(SPECS_DIR / "PartitionedQueueRoutingBrokenCorrelated.cfg")
     result = check(routing.build_model(config), config.invariants, [])
@@ -390,3 +412,22 @@ def test_leadership_bound_is_tight_and_late_maintenance_is_reachable() -> None:
     late = check(model, ["NoLateMaintenance"], [])
     assert late.outcome == "NoLateMaintenance"
     assert "StartMaintenance" in [label[0] for label, _ in late.trace[1:]]
+@pytest.mark.parametrize("cfg", ["ContinuousLoadBrokenIndexOrder.cfg", "ContinuousLoadBrokenMostWork.cfg"])
+def test_starving_lane_order_leaves_a_cold_job_waiting_while_the_hot_lane_is_served(cfg) -> None:
+    from verification.mirrors.continuous_load import HOT
+
+    entry = next(e for e in MANIFEST if e.cfg == cfg)
+    model, invariants, properties = build(entry)
+    result = check(model, invariants, properties)
+    assert result.outcome == "EveryJobClaimed" and result.loop_start is not None
+    _replay_is_real(model, result.trace)
+    entry_state = result.trace[result.loop_start][1]
+    cold = [p for p in range(len(entry_state.watch)) if p != HOT and entry_state.watch[p] > 0]
+    assert cold, model.render(entry_state)
+    # The same state under the implementation's random order: a claim may start with the cold lane.
+    fair = build(next(e for e in MANIFEST if e.cfg == "ContinuousLoadShared.cfg"))[0]
+    state = entry_state
+    while state.held[0] == 0:  # handlers return until the claim loop can take slots
+        state = next(s for lb, s in fair.successors(state) if lb[0] in ("Finish", "Acquire"))
+    orders = [lb[1][1] for lb, _ in fair.successors(state) if lb[0] == "Claim"]
+    assert any(order[:1] == (cold[0],) for order in orders), orders

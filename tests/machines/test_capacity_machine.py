@@ -162,3 +162,99 @@ def test_running_stays_within_the_cap_and_no_slot_idles_beside_work(database_fac
         run_state_machine_as_test(cls, settings=machine_settings(examples_scale=0.4, steps=8))
     finally:
         close_machine(cls)
+
+
+# -- fairness under continuous load (specs/ContinuousLoad.tla, EveryJobClaimed) ------------------------
+
+HOT, COLD = 0, 1
+#: Hot jobs that may start after a cold job was committed, before it starts. The
+#: spec's fairness is random(): every claim statement that sees the cold lane puts
+#: it first with probability 1/2 (two lanes) and then takes the cold job. A claim
+#: takes at most CAP jobs, and at most two claims' worth (one in flight at the
+#: commit, one dispatched but not started) saw no cold job; so a correct worker
+#: exceeds the bound with probability at most 2**-(BOUND/CAP - 2) = 2**-30.
+STARVATION_BOUND = 64
+
+
+class StarvationMachine(RuleBasedStateMachine):
+    """Shared slots with a hot partition that never runs dry: every cold job starts
+    before STARVATION_BOUND more hot jobs do (a bounded EveryJobClaimed)."""
+
+    database_url = ""
+    check_conn: psycopg.Connection
+    client_conn: psycopg.Connection
+    _tables: list[str] | None = None
+    pq = PartitionedQueue("fair", PARTITIONS)
+
+    def __init__(self) -> None:
+        super().__init__()
+        from awa.client import Client
+
+        cls = type(self)
+        if cls._tables is None:
+            cls._tables = user_tables(self.check_conn)
+        reset_database(self.check_conn, cls._tables)
+        self.lock = threading.Lock()
+        self.hot_started = 0
+        self.cold_started: dict[int, int] = {}  # cold job id -> hot starts before it started
+        self.cold_marks: dict[int, int] = {}  # cold job id -> hot starts when its insert returned
+        self.client = Client(self.database_url)
+        hot_queue = self.pq.queue_for_index(HOT)
+
+        @self.client.task("quick", queue=self.pq.logical_queue)
+        def quick(job):
+            with self.lock:
+                if job.queue == hot_queue:
+                    self.hot_started += 1
+                else:
+                    self.cold_started[job.id] = self.hot_started
+
+        self.client.start([self.pq.shared_queue_config(CAP)], **FAST)
+
+    def teardown(self) -> None:
+        self.client.shutdown(timeout_ms=2000)
+        self.client.close()
+
+    def hot_waiting(self) -> int:
+        return self.check_conn.execute(
+            "SELECT count(*) FROM awa.jobs WHERE queue = %s AND state = 'available'",
+            (self.pq.queue_for_index(HOT),)).fetchone()[0]
+
+    @rule(n=st.integers(1, 2 * STARVATION_BOUND))
+    def produce_hot(self, n: int) -> None:
+        self.client.insert_many_copy([{"i": i} for i in range(n)], kind="quick", queue=self.pq.queue_for_index(HOT))
+
+    @rule(extra=st.integers(0, STARVATION_BOUND))
+    def produce_cold_behind_a_hot_backlog(self, extra: int) -> None:
+        """A cold job while the hot partition has more than the bound waiting."""
+        backlog = 2 * STARVATION_BOUND + extra
+        self.client.insert_many_copy([{"i": i} for i in range(backlog)], kind="quick",
+                                     queue=self.pq.queue_for_index(HOT))
+        (job,) = self.client.insert_many_copy([{"cold": True}], kind="quick", queue=self.pq.queue_for_index(COLD))
+        with self.lock:
+            self.cold_marks[job.id] = self.hot_started
+        assert self.hot_waiting() > STARVATION_BOUND // 2, "the hot backlog drained before the check"
+        deadline = time.monotonic() + SETTLE_S
+        while True:
+            self.check_bound()
+            with self.lock:
+                if job.id in self.cold_started:
+                    return
+            assert time.monotonic() < deadline, f"cold job {job.id} not started after {SETTLE_S}s"
+            time.sleep(0.005)
+
+    @invariant()
+    def check_bound(self) -> None:
+        with self.lock:
+            for job_id, mark in self.cold_marks.items():
+                hot_since = self.cold_started.get(job_id, self.hot_started) - mark
+                assert hot_since <= STARVATION_BOUND, (
+                    f"cold job {job_id} waited while {hot_since} hot jobs started (bound {STARVATION_BOUND})")
+
+
+def test_a_hot_partition_never_starves_a_cold_one_under_shared_slots(database_factory) -> None:
+    cls = bind_machine(StarvationMachine, database_factory(migrated=True), _tables=None)
+    try:
+        run_state_machine_as_test(cls, settings=machine_settings(examples_scale=0.2, steps=5))
+    finally:
+        close_machine(cls)

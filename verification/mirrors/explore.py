@@ -8,9 +8,9 @@ It does what TLC does for the models in ``specs/`` -- no more:
   the number of distinct states equals TLC's "distinct states found";
 * checks state invariants (in cfg order) on every new state and action
   properties ``[][A]_vars`` on every transition, reporting a shortest trace;
-* checks leads-to properties ``P ~> Q`` under weak fairness by looking for a
-  fair strongly connected component (or a fair stuttering state) inside the
-  states where P has held and Q does not yet hold.
+* checks leads-to properties ``P ~> Q`` under weak and strong fairness by
+  looking for a fair strongly connected component (or a fair stuttering
+  state) inside the states where P has held and Q does not yet hold.
 
 A model supplies its transitions as ``(label, successor)`` pairs where a label
 is ``(action_name, params)``; labels drive traces, fairness and replay.
@@ -47,10 +47,19 @@ class LeadsTo:
 
 @dataclass(frozen=True)
 class Fairness:
-    """``WF_vars(A)`` where A is the disjunction of the named actions."""
+    """``WF_vars(A)`` where A is the disjunction of the named actions.
+
+    ``strong`` makes it ``SF_vars(A)``; ``where`` narrows A to the labels it
+    accepts (one instance of a parameterised action, e.g. ``Finish(p)``).
+    """
 
     name: str
     actions: frozenset[str]
+    strong: bool = False
+    where: Callable[[Label], bool] | None = None
+
+    def covers(self, label: Label) -> bool:
+        return label[0] in self.actions and (self.where is None or self.where(label))
 
 
 @dataclass
@@ -245,8 +254,40 @@ def check(
 def _enabled_fair(
     fairness: Sequence[Fairness], out_edges: list[tuple[Label, int]]
 ) -> list[bool]:
-    names = {label[0] for label, _ in out_edges}
-    return [bool(f.actions & names) for f in fairness]
+    return [any(f.covers(label) for label, _ in out_edges) for f in fairness]
+
+
+def _fair_part(component: list[int], edges, fairness: Sequence[Fairness]) -> list[int] | None:
+    """A fair cycle inside this SCC (its states), or None (Emerson-Lei).
+
+    Weak fairness of A holds on a cycle through every state and edge of the
+    SCC when A is taken inside it or disabled somewhere in it; otherwise no
+    cycle inside it is fair.  Strong fairness of A holds when A is taken
+    inside it or never enabled in it; otherwise only cycles avoiding the
+    states where A is enabled can be fair: drop those, and look again in
+    the SCCs of what is left.
+    """
+    members = set(component)
+    if len(component) == 1:
+        (only,) = component
+        if not any(j == only for _, j in edges[only]):
+            return None
+    for f in fairness:
+        if any(f.covers(label) and j in members for i in component for label, j in edges[i]):
+            continue
+        enabled = {i for i in component if any(f.covers(label) for label, _ in edges[i])}
+        if not enabled:
+            continue
+        if not f.strong:
+            if len(enabled) < len(members):
+                continue
+            return None
+        for sub in _sccs(members - enabled, edges):
+            found = _fair_part(sub, edges, fairness)
+            if found is not None:
+                return found
+        return None
+    return component
 
 
 def _find_fair_lasso(model, prop: LeadsTo, states, edges, trace_to, depth_of):
@@ -271,24 +312,9 @@ def _find_fair_lasso(model, prop: LeadsTo, states, edges, trace_to, depth_of):
             if not any(_enabled_fair(fairness, edges[i])):
                 return trace_to(i), None, True
         for component in _sccs(region, edges):
-            if len(component) == 1:
-                (only,) = component
-                if not any(j == only for _, j in edges[only]):
-                    continue
-            members = set(component)
-            satisfied = [False] * len(fairness)
-            for i in component:
-                enabled = _enabled_fair(fairness, edges[i])
-                for k, f in enumerate(fairness):
-                    if not enabled[k]:
-                        satisfied[k] = True
-                for label, j in edges[i]:
-                    if j in members:
-                        for k, f in enumerate(fairness):
-                            if label[0] in f.actions:
-                                satisfied[k] = True
-            if all(satisfied):
-                entry = min(component, key=lambda k: depth_of[k])
+            fair = _fair_part(component, edges, fairness)
+            if fair is not None:
+                entry = min(fair, key=lambda k: depth_of[k])
                 path = trace_to(entry)
                 return path, len(path) - 1, False
     return None

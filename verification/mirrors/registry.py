@@ -5,6 +5,8 @@ from __future__ import annotations
 from types import ModuleType
 
 from verification.mirrors import claim_groups, cron, key_concurrency, leadership, lifecycle, producers, routing
+from verification.mirrors import claim_groups, cron, key_concurrency, lifecycle, producers, routing
+from verification.mirrors import continuous_load
 from verification.mirrors.cfg import parse_cfg
 from verification.mirrors.explore import CheckResult, Model, check
 from verification.mirrors.manifest import ModelEntry
@@ -17,6 +19,7 @@ MIRRORS: dict[str, ModuleType] = {
     "Cron": cron,
     "ConcurrentProducers": producers,
     "Leadership": leadership,
+    "ContinuousLoad": continuous_load,
 }
 
 #: Modules of broken designs: each EXTENDS one spec above and only defines
