@@ -170,6 +170,12 @@ MUTANTS: tuple[Mutant, ...] = (
           "            )\n            return (yield from self._claimed(res))")),
         ("tests/test_worker_poison.py",),
     ),
+    Mutant(
+        "rescue-ignores-stale-heartbeat", "rescue takes only passed deadlines, not stale heartbeats",
+        ((f"{BASE}/06_lifecycle.sql", "          AND (j.heartbeat_at < v_now - p_heartbeat_timeout\n",
+          "          AND (false\n"),),
+        ("tests/test_chaos.py",),  # kill9 and sigstop_leader: the victim's jobs stay running (stuck)
+    ),
 )
 
 

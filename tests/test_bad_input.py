@@ -82,6 +82,20 @@ def test_extreme_but_valid_run_at_round_trips(client):
         assert client.get_job(job.id).run_at == run_at
 
 
+@pytest.mark.parametrize("waited", [dt.timedelta(days=30), None])  # None: since 0001-01-02
+def test_priority_aging_of_a_long_wait_does_not_overflow(client, waited):
+    # Found by the fuzz suite (AWA_FUZZ_EXAMPLES=300): the aging step count,
+    # wait / interval, was cast to integer, so a job 30 days due with a 1 ms
+    # interval (2.6e9 steps) failed every claim of its queue with
+    # NumericValueOutOfRange. It now ages to priority 1 and is claimed.
+    now = dt.datetime.now(dt.timezone.utc)
+    run_at = dt.datetime(1, 1, 2, tzinfo=dt.timezone.utc) if waited is None else now - waited
+    old = client.insert({"n": 1}, kind="k", queue="aging", priority=4, run_at=run_at)
+    new = client.insert({"n": 2}, kind="k", queue="aging", priority=1)
+    claimed = client.claim(["aging"], 2, priority_aging_interval_ms=1)
+    assert sorted(j.id for j in claimed) == sorted([old.id, new.id])
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [

@@ -89,9 +89,10 @@ BEGIN
           AND p_limits[array_position(p_queues, e.queue)] > 0
           AND e.next_seq - 1 - coalesce(c.claim_seq, 0) - coalesce(c.holes, 0) > 0
         ORDER BY
+            -- (numeric, not integer: a long wait over a short interval is more than 2^31 steps)
             CASE WHEN h.head_run_at IS NULL THEN e.priority
                  ELSE greatest(1, e.priority - floor(extract(epoch FROM v_now - h.head_run_at)
-                                                     / extract(epoch FROM p_aging))::integer)
+                                                     / extract(epoch FROM p_aging)))
             END,
             h.head_run_at,  -- equal effective priority: the longer-waiting lane first
             e.priority, random()
