@@ -24,6 +24,7 @@ from bench.harness import (
     REPO_ROOT,
     RESULTS_DIR,
     Progress,
+    durability_label,
     Server,
     fmt_ms,
     fmt_rate,
@@ -86,6 +87,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--single-rounds", type=int, default=None, help="single: rounds (default 3; quick 1)")
     p.add_argument("--single-full", action="store_true", help="single: every mode x producers x width x keyed")
     p.add_argument("--database-url", default=None, help="server to use (default DATABASE_URL, else embedded PostgreSQL 18)")
+    p.add_argument(
+        "--no-durability",
+        action="store_true",
+        help="embedded server with fsync, synchronous_commit and full_page_writes off (the test suite's "
+        "settings); the report labels every figure DURABILITY OFF. Default: PostgreSQL's durable defaults",
+    )
     p.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--no-progress", action="store_true")
@@ -512,7 +519,8 @@ def markdown(results: dict[str, Any]) -> str:
     out.append(
         f"Machine: {meta['cpu_count']} cores ({meta.get('cpu_model') or 'unknown CPU'}), {meta.get('memory_gib')} GiB, "
         f"load at start {', '.join(f'{x:.2f}' for x in meta.get('load_average_at_start') or ())}; "
-        f"PostgreSQL {meta.get('server_version')} ({'embedded' if meta.get('embedded') else 'DATABASE_URL'}, fsync={meta.get('fsync')}); "
+        f"PostgreSQL {meta.get('server_version')} ({'embedded' if meta.get('embedded') else 'DATABASE_URL'}, "
+        f"{durability_label(meta)}, shared_buffers={meta.get('shared_buffers')}, max_wal_size={meta.get('max_wal_size')}); "
         f"Python {meta['python']}; awa-pg {meta.get('awa_pg_version') or 'not run'}."
     )
     out.append(
@@ -700,7 +708,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"bench: awa-pg side not run: {awa_pg.unavailable_reason}")
 
     results: dict[str, Any] = {"errors": []}
-    with open_server(args.database_url) as server:
+    with open_server(args.database_url, durable=not args.no_durability) as server:
         meta = machine_info()
         meta.update(server.describe())
         runner = Runner(server, awa_pg, args)
