@@ -86,6 +86,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--single-warmup", type=float, default=None, help="single: seconds before the measured window (default 0.5; quick 0.2)")
     p.add_argument("--single-rounds", type=int, default=None, help="single: rounds (default 3; quick 1)")
     p.add_argument("--single-full", action="store_true", help="single: every mode x producers x width x keyed")
+    p.add_argument("--single-widths", default=None, help="single: only these widths, comma separated (default 1,2,4,8,16)")
     p.add_argument("--database-url", default=None, help="server to use (default DATABASE_URL, else embedded PostgreSQL 18)")
     p.add_argument(
         "--no-durability",
@@ -101,6 +102,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.single_duration = args.single_duration or (0.5 if args.quick else 2.0)
     args.single_warmup = args.single_warmup if args.single_warmup is not None else (0.2 if args.quick else 0.5)
     args.single_rounds = args.single_rounds or args.rounds or (1 if args.quick else 3)
+    args.single_widths = tuple(int(w) for w in args.single_widths.split(",")) if args.single_widths else None
     args.stored = args.stored or (20000 if args.quick else 1_000_000)
     args.backlog = args.backlog or (2000 if args.quick else 20_000)
     args.retention_jobs = args.retention_jobs or (20000 if args.quick else 1_000_000)
@@ -811,7 +813,7 @@ def main(argv: list[str] | None = None) -> int:
         k: getattr(args, k)
         for k in (
             "quick", "jobs", "chunk", "workers", "producer_rounds", "interleaved_rounds", "e2e_rounds", "probe_jobs",
-            "single_rounds", "single_duration", "single_warmup", "single_full",
+            "single_rounds", "single_duration", "single_warmup", "single_full", "single_widths",
         )
     } | {"widths": list(args.widths), "worker_processes": list(args.worker_processes), "only": sorted(args.only)}
     results["targets"] = evaluate_targets(results)

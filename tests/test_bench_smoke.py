@@ -374,3 +374,13 @@ def test_bench_server_is_durable_unless_told_otherwise(monkeypatch: pytest.Monke
     assert meta["durable"] is durable
     label = durability_label(meta)
     assert label.startswith("durable (fsync=on") if durable else "DURABILITY OFF" in label
+
+
+def test_single_widths_filter_the_matrix() -> None:
+    from bench import single
+
+    every = single.configs(False, False)
+    some = single.configs(False, False, (1, 8))
+    assert {c.width for c in every} == {1, 2, 4, 8, 16}
+    assert {c.width for c in some} == {1, 8}
+    assert some == [c for c in every if c.width in (1, 8)]
