@@ -24,6 +24,7 @@ from bench.harness import (
     REPO_ROOT,
     RESULTS_DIR,
     Progress,
+    durability_label,
     Server,
     fmt_ms,
     fmt_rate,
@@ -85,7 +86,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--single-warmup", type=float, default=None, help="single: seconds before the measured window (default 0.5; quick 0.2)")
     p.add_argument("--single-rounds", type=int, default=None, help="single: rounds (default 3; quick 1)")
     p.add_argument("--single-full", action="store_true", help="single: every mode x producers x width x keyed")
+    p.add_argument("--single-widths", default=None, help="single: only these widths, comma separated (default 1,2,4,8,16)")
     p.add_argument("--database-url", default=None, help="server to use (default DATABASE_URL, else embedded PostgreSQL 18)")
+    p.add_argument(
+        "--no-durability",
+        action="store_true",
+        help="embedded server with fsync, synchronous_commit and full_page_writes off (the test suite's "
+        "settings); the report labels every figure DURABILITY OFF. Default: PostgreSQL's durable defaults",
+    )
     p.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--no-progress", action="store_true")
@@ -94,6 +102,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.single_duration = args.single_duration or (0.5 if args.quick else 2.0)
     args.single_warmup = args.single_warmup if args.single_warmup is not None else (0.2 if args.quick else 0.5)
     args.single_rounds = args.single_rounds or args.rounds or (1 if args.quick else 3)
+    args.single_widths = tuple(int(w) for w in args.single_widths.split(",")) if args.single_widths else None
     args.stored = args.stored or (20000 if args.quick else 1_000_000)
     args.backlog = args.backlog or (2000 if args.quick else 20_000)
     args.retention_jobs = args.retention_jobs or (20000 if args.quick else 1_000_000)
@@ -512,7 +521,8 @@ def markdown(results: dict[str, Any]) -> str:
     out.append(
         f"Machine: {meta['cpu_count']} cores ({meta.get('cpu_model') or 'unknown CPU'}), {meta.get('memory_gib')} GiB, "
         f"load at start {', '.join(f'{x:.2f}' for x in meta.get('load_average_at_start') or ())}; "
-        f"PostgreSQL {meta.get('server_version')} ({'embedded' if meta.get('embedded') else 'DATABASE_URL'}, fsync={meta.get('fsync')}); "
+        f"PostgreSQL {meta.get('server_version')} ({'embedded' if meta.get('embedded') else 'DATABASE_URL'}, "
+        f"{durability_label(meta)}, shared_buffers={meta.get('shared_buffers')}, max_wal_size={meta.get('max_wal_size')}); "
         f"Python {meta['python']}; awa-pg {meta.get('awa_pg_version') or 'not run'}."
     )
     out.append(
@@ -700,7 +710,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"bench: awa-pg side not run: {awa_pg.unavailable_reason}")
 
     results: dict[str, Any] = {"errors": []}
-    with open_server(args.database_url) as server:
+    with open_server(args.database_url, durable=not args.no_durability) as server:
         meta = machine_info()
         meta.update(server.describe())
         runner = Runner(server, awa_pg, args)
@@ -803,7 +813,7 @@ def main(argv: list[str] | None = None) -> int:
         k: getattr(args, k)
         for k in (
             "quick", "jobs", "chunk", "workers", "producer_rounds", "interleaved_rounds", "e2e_rounds", "probe_jobs",
-            "single_rounds", "single_duration", "single_warmup", "single_full",
+            "single_rounds", "single_duration", "single_warmup", "single_full", "single_widths",
         )
     } | {"widths": list(args.widths), "worker_processes": list(args.worker_processes), "only": sorted(args.only)}
     results["targets"] = evaluate_targets(results)

@@ -131,12 +131,14 @@ class Server:
             version = conn.execute("SHOW server_version").fetchone()[0]
             full = conn.execute("SELECT version()").fetchone()[0]
             max_conn = conn.execute("SHOW max_connections").fetchone()[0]
-            fsync = conn.execute("SHOW fsync").fetchone()[0]
+            settings = {name: conn.execute(sql.SQL("SHOW {}").format(sql.Identifier(name))).fetchone()[0]
+                        for name in REPORTED_SETTINGS}
         return {
             "server_version": version,
             "version": full,
             "max_connections": int(max_conn),
-            "fsync": fsync,
+            **settings,
+            "durable": all(settings[name] == "on" for name in DURABILITY_SETTINGS),
             "embedded": self.embedded is not None,
         }
 
@@ -149,15 +151,36 @@ class Server:
             self.embedded = None
 
 
+# PostgreSQL's own defaults for what makes a commit durable. The embedded
+# server of the tests switches them off (awa/db/embedded.py); a benchmark
+# measures what users run, so it switches them back on, and its memory and
+# WAL sizes back to PostgreSQL's defaults too. Only max_connections stays
+# raised: both sides' pools and worker processes need it.
+DURABILITY_SETTINGS = ("fsync", "synchronous_commit", "full_page_writes")
+DURABLE_SETTINGS = {name: "on" for name in DURABILITY_SETTINGS} | {"shared_buffers": "128MB", "max_wal_size": "1GB"}
+REPORTED_SETTINGS = (*DURABILITY_SETTINGS, "wal_sync_method", "shared_buffers", "max_wal_size")
+
+
+def durability_label(meta: dict[str, Any]) -> str:
+    """How the report names the server's durability: every figure is read with it."""
+    flags = ", ".join(f"{name}={meta.get(name)}" for name in DURABILITY_SETTINGS)
+    if meta.get("durable"):
+        return f"durable ({flags}, wal_sync_method={meta.get('wal_sync_method')})"
+    return f"**DURABILITY OFF** ({flags}): commits skip the WAL flush, figures are not what a durable server gives"
+
+
 @contextlib.contextmanager
-def open_server(database_url: str | None = None) -> Iterator[Server]:
-    """``database_url`` (or DATABASE_URL), else a throwaway embedded PostgreSQL 18."""
+def open_server(database_url: str | None = None, *, durable: bool = True) -> Iterator[Server]:
+    """``database_url`` (or DATABASE_URL), else a throwaway embedded PostgreSQL 18,
+    durable (PostgreSQL's defaults) unless ``durable=False`` (the test suite's
+    settings: fsync, synchronous_commit and full_page_writes off). A server given
+    by URL is used as it is; :meth:`Server.describe` reports its settings."""
     url = database_url or os.environ.get("DATABASE_URL", "").strip() or None
     embedded = None
     if url is None:
         from awa.db.embedded import EmbeddedPostgres
 
-        embedded = EmbeddedPostgres().start()
+        embedded = EmbeddedPostgres(settings=DURABLE_SETTINGS if durable else None).start()
         url = embedded.url
     server = Server(url=url, embedded=embedded)
     try:

@@ -163,7 +163,7 @@ def run_one(server: Any, scenario: str, width: int, total: int, processes: int, 
 
 
 def main(args: Any) -> int:
-    from bench.harness import open_server, write_results
+    from bench.harness import durability_label, open_server, write_results
 
     quick = args.quick
     total = args.jobs  # parse_args: 20000, quick 2000
@@ -171,7 +171,8 @@ def main(args: Any) -> int:
     widths = list(args.widths)  # parse_args: 1,2,4,8
     scenarios = ["no key", "1000 keys", "hot key"]
     runs: list[dict[str, Any]] = []
-    with open_server(args.database_url) as server:
+    with open_server(args.database_url, durable=not args.no_durability) as server:
+        log(f"keys: PostgreSQL {durability_label(server.describe())}")
         for rnd in range(rounds):
             for width in widths:
                 shift = rnd % len(scenarios)

@@ -33,7 +33,7 @@ from typing import Any
 
 import psycopg
 
-from bench.harness import RESULTS_DIR, machine_info, open_server
+from bench.harness import RESULTS_DIR, durability_label, machine_info, open_server
 from bench.producer import JOB_KIND, BenchNoop, open_async_client, open_pool
 
 WIDTH = 8
@@ -244,7 +244,8 @@ def paired_throughput(server: Any, rounds: int, round_jobs: int) -> dict[str, An
 
 
 def report(results: dict[str, Any]) -> str:
-    lines = [f"## Retention (load {results['load_before']} at start, {results['load_after']} at the end)", ""]
+    lines = [f"## Retention (load {results['load_before']} at start, {results['load_after']} at the end)", "",
+             f"PostgreSQL {results['server'].get('server_version')}: {durability_label(results['server'])}.", ""]
     r = results.get("reads")
     if r:
         lines += [f"Reads with {r['stored']:,} finished jobs and {r['backlog']:,} available ones stored:", "",
@@ -274,7 +275,7 @@ def report(results: dict[str, Any]) -> str:
 
 def main(args: Any) -> int:
     results: dict[str, Any] = {"machine": machine_info(), "load_before": os.getloadavg()[0]}
-    with open_server(args.database_url) as server:
+    with open_server(args.database_url, durable=not args.no_durability) as server:
         results["server"] = server.describe()
         if "reads" in args.retention_parts:
             log(f"retention: reads with {args.stored:,} stored rows")

@@ -49,17 +49,19 @@ class Config:
         return f"{self.mode} p{self.producers} w{self.width} {'key' if self.keyed else 'index'}"
 
 
-def configs(full: bool, quick: bool) -> list[Config]:
+def configs(full: bool, quick: bool, widths: tuple[int, ...] | None = None) -> list[Config]:
     """The measured matrix. Default: the width sweep (1-16, keyed and unkeyed) at
     32 producers in both modes, and 8 and 64 producers at width 8 keyed.
-    ``full``: every mode x producers x width x keyed. ``quick``: a small subset."""
+    ``full``: every mode x producers x width x keyed. ``quick``: a small subset.
+    ``widths``: only these widths (``--single-widths``)."""
     if quick:
-        return [Config("async", 8, w, True) for w in (1, 8)] + [Config("threads", 8, 8, False)]
-    if full:
-        return [Config(m, p, w, k) for m in MODES for p in (8, 32, 64) for w in (1, 2, 4, 8, 16) for k in (True, False)]
-    out = [Config(m, 32, w, k) for m in MODES for k in (True, False) for w in (1, 2, 4, 8, 16)]
-    out += [Config(m, p, 8, True) for m in MODES for p in (8, 64)]
-    return out
+        out = [Config("async", 8, w, True) for w in (1, 8)] + [Config("threads", 8, 8, False)]
+    elif full:
+        out = [Config(m, p, w, k) for m in MODES for p in (8, 32, 64) for w in (1, 2, 4, 8, 16) for k in (True, False)]
+    else:
+        out = [Config(m, 32, w, k) for m in MODES for k in (True, False) for w in (1, 2, 4, 8, 16)]
+        out += [Config(m, p, 8, True) for m in MODES for p in (8, 64)]
+    return [c for c in out if widths is None or c.width in widths]
 
 
 # --- wait-event sampling --------------------------------------------------------

@@ -46,7 +46,7 @@ def plan(cfgs: list[single_bench.Config], rnd: int) -> list[tuple[str, single_be
 
 
 def run(runner: Any, args: Any, progress: Any, errors: list[str]) -> dict[str, Any]:
-    cfgs = single_bench.configs(args.single_full, args.quick)
+    cfgs = single_bench.configs(args.single_full, args.quick, args.single_widths)
     runs: list[dict[str, Any]] = []
     for rnd in range(args.single_rounds):
         for side, cfg in plan(cfgs, rnd):
@@ -65,7 +65,7 @@ def run(runner: Any, args: Any, progress: Any, errors: list[str]) -> dict[str, A
 
 
 def steps(args: Any, awa_pg: bool) -> int:
-    cfgs = single_bench.configs(args.single_full, args.quick)
+    cfgs = single_bench.configs(args.single_full, args.quick, args.single_widths)
     groups = {(c.mode, c.producers) for c in cfgs}
     return args.single_rounds * (2 * len(groups) + len(cfgs) * (2 if awa_pg else 1))
 

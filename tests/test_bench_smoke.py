@@ -358,3 +358,29 @@ def test_harness_quick_single_section(pg_server_url: str, tmp_path: Path, capsys
     assert "### Single inserts" in printed and "| async p8 w8 key |" in printed
     assert all(full.producers in (8, 32, 64) for full in single.configs(full=True, quick=False))
     assert len(single.configs(full=True, quick=False)) == 2 * 3 * 5 * 2
+
+
+@pytest.mark.parametrize("durable", [True, False])
+def test_bench_server_is_durable_unless_told_otherwise(monkeypatch: pytest.MonkeyPatch, durable: bool) -> None:
+    # The benchmarks measure what users run: PostgreSQL's durable defaults
+    # (the test suite's embedded server has them off), and the report says so.
+    from bench.harness import durability_label, open_server
+
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    with open_server(durable=durable) as server:
+        meta = server.describe()
+    flags = {name: meta[name] for name in ("fsync", "synchronous_commit", "full_page_writes")}
+    assert flags == {name: "on" if durable else "off" for name in flags}
+    assert meta["durable"] is durable
+    label = durability_label(meta)
+    assert label.startswith("durable (fsync=on") if durable else "DURABILITY OFF" in label
+
+
+def test_single_widths_filter_the_matrix() -> None:
+    from bench import single
+
+    every = single.configs(False, False)
+    some = single.configs(False, False, (1, 8))
+    assert {c.width for c in every} == {1, 2, 4, 8, 16}
+    assert {c.width for c in some} == {1, 8}
+    assert some == [c for c in every if c.width in (1, 8)]
