@@ -35,10 +35,13 @@ class ClientAPI(KeyPolicyAPI, PeriodicAPI):
     _core: StorageCore
     _executor: Any  # SyncExecutor or AsyncExecutor
 
-    def _drive(self, op: Op, conn: Any = None, tx: bool = True) -> Any:
+    def _drive(self, op: Op, conn: Any = None, tx: bool = True, checked: bool = True) -> Any:
         """Run ``op`` on the executor. ``tx=False``: the operation is one
         statement (atomic on its own), so an autocommit connection runs it
-        without BEGIN/COMMIT."""
+        without BEGIN/COMMIT. ``checked``: until the schema check passed once,
+        it runs first (:mod:`awa.storage.schema_check`)."""
+        if checked and not self._core.schema_verified:
+            op = self._core.checked(op)
         return self._executor.run(op, conn, tx)
 
     # -- introspection -----------------------------------------------------
