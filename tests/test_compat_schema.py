@@ -134,3 +134,35 @@ def test_a_migrated_database_passes_for_a_worker_that_shares_the_core(database_u
         finally:
             client.shutdown()
         assert len(done) == 1
+
+
+def test_objects_missing_after_the_check_raise_schema_not_migrated(database_url):
+    with Client(database_url) as client:
+        client.insert({"n": 1}, kind="k", queue="q")
+        assert client.core.schema_verified
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute("DROP FUNCTION awa.dlq_matching")  # as a schema of an earlier baseline build lacks it
+        with pytest.raises(awa.SchemaNotMigrated, match=r"^schema not migrated: function awa\.dlq_matching\(.*does not exist \(schema 'awa'\)") as caught:
+            client.list_dlq(kind="k")
+        assert isinstance(caught.value.__cause__, psycopg.errors.UndefinedFunction)
+        with client.transaction() as tx:  # the application's own SQL is not translated
+            with pytest.raises(awa.DatabaseError, match="does not exist"):
+                tx.execute("SELECT * FROM awa.no_such_table")
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute("DROP SCHEMA awa CASCADE")
+        with pytest.raises(awa.SchemaNotMigrated, match="^schema not migrated: .*awa.* does not exist"):
+            client.insert({"n": 2}, kind="k", queue="q")
+        with pytest.raises(awa.SchemaNotMigrated, match="^schema not migrated: "):
+            client.claim("q", 1)
+
+
+def test_the_async_client_translates_missing_objects_too(database_url):
+    async def main():
+        async with AsyncClient(database_url) as client:
+            await client.dlq_depth()
+            with psycopg.connect(database_url, autocommit=True) as conn:
+                conn.execute("DROP TABLE awa.dlq_entries CASCADE")
+            with pytest.raises(awa.SchemaNotMigrated, match=r'^schema not migrated: relation "awa\.dlq_entries" does not exist'):
+                await client.dlq_depth()
+
+    asyncio.run(main())

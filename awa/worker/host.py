@@ -121,7 +121,8 @@ class ThreadedRuntime:
 
     async def _start(self) -> None:
         self.executor = AsyncExecutor(
-            self.conninfo, name="awa-worker", min_size=1, max_size=connection_budget(self.plan, self.options.max_connections), kwargs=self.kwargs
+            self.conninfo, name="awa-worker", min_size=1, max_size=connection_budget(self.plan, self.options.max_connections), kwargs=self.kwargs,
+            schema=self.core.schema,
         )
         try:
             self.runtime = await start_runtime(self.core, self.executor, self.registry, self.plan, self.options)
