@@ -185,6 +185,13 @@ def test_non_string_keys_are_rejected_not_stringified(client, database_url):
         (lambda c: c.move_failed_to_dlq(1, "r\x00"), "reason must not contain NUL"),
         (lambda c: c.prune_dlq(retention_hours=1e300), "dlq_retention_hours must be at most"),
         (lambda c: c.prune_jobs(limit=2**40), "limit must be at most"),
+        (lambda c: c.purge_dlq(), "purge_dlq requires at least one of kind, queue, or tag"),
+        (lambda c: c.bulk_retry_from_dlq(), "bulk_retry_from_dlq requires at least one of kind, queue, or tag"),
+        (lambda c: c.bulk_move_failed_to_dlq(), "bulk_move_failed_to_dlq requires at least one of kind or queue"),
+        (lambda c: c.bulk_retry_from_dlq(kind="k", allow_all="no"), "allow_all must be True or False"),
+        (lambda c: c.list_dlq(tag=1), "tag must be a string"),
+        (lambda c: c.list_dlq(before_id=2**63), "before_id must be an integer"),
+        (lambda c: c.purge_dlq(kind="k", before_dlq_at=dt.datetime(2030, 1, 1)), "before_dlq_at must be timezone-aware"),
     ],
 )
 def test_out_of_range_arguments_are_validation_errors(client, call, message):

@@ -142,9 +142,9 @@ def test_fail_without_dlq_stays_failed_and_can_be_moved_manually(client):
     assert client.fail(j.id, j.run_lease, ValueError("bad input")) is True
     stored = client.get_job(job.id)
     assert stored.state is JobState.FAILED and stored.errors[0]["error"] == "ValueError: bad input"
-    assert client.move_failed_to_dlq(job.id, "operator") is True
-    assert client.get_dlq_job(job.id).reason == "operator"
-    assert client.move_failed_to_dlq(job.id, "again") is False
+    entry = client.move_failed_to_dlq(job.id, "operator")  # awa-pg: the DlqEntry, or None
+    assert entry == client.get_dlq_job(job.id) and entry.reason == "operator" and entry.job.id == job.id
+    assert client.move_failed_to_dlq(job.id, "again") is None
 
 
 def test_snooze_does_not_use_an_attempt(client, clock):

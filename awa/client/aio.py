@@ -42,7 +42,8 @@ class AsyncClient(AsyncWorkerMixin, CompatAPI, ClientAPI):
     ) -> None:
         self._core = StorageCore(schema, clock, jitter, meter)
         self._executor = AsyncExecutor(
-            database_url_or_pool, name=f"awa-{schema}", min_size=min_connections, max_size=max_connections
+            database_url_or_pool, name=f"awa-{schema}", min_size=min_connections, max_size=max_connections,
+            schema=schema,
         )
 
     def connection(self) -> Any:

@@ -17,6 +17,7 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from awa.client.dlq import DlqAPI
 from awa.client.keys import KeyPolicyAPI
 from awa.client.periodic import PeriodicAPI
 from awa.storage.batch import prepare
@@ -31,14 +32,17 @@ DEFAULT_RESCUE_LIMIT = 1000
 DEFAULT_HEARTBEAT_TIMEOUT = 90.0
 
 
-class ClientAPI(KeyPolicyAPI, PeriodicAPI):
+class ClientAPI(KeyPolicyAPI, PeriodicAPI, DlqAPI):
     _core: StorageCore
     _executor: Any  # SyncExecutor or AsyncExecutor
 
-    def _drive(self, op: Op, conn: Any = None, tx: bool = True) -> Any:
+    def _drive(self, op: Op, conn: Any = None, tx: bool = True, checked: bool = True) -> Any:
         """Run ``op`` on the executor. ``tx=False``: the operation is one
         statement (atomic on its own), so an autocommit connection runs it
-        without BEGIN/COMMIT."""
+        without BEGIN/COMMIT. ``checked``: until the schema check passed once,
+        it runs first (:mod:`awa.storage.schema_check`)."""
+        if checked and not self._core.schema_verified:
+            op = self._core.checked(op)
         return self._executor.run(op, conn, tx)
 
     # -- introspection -----------------------------------------------------
@@ -347,36 +351,6 @@ class ClientAPI(KeyPolicyAPI, PeriodicAPI):
 
     def set_queue_dlq(self, queue: str, enabled: bool = True) -> Any:
         return self._drive(self._core.set_queue_dlq(queue, enabled), tx=False)
-
-    # -- dead-letter queue -------------------------------------------------
-
-    def list_dlq(self, *, queue: str | None = None, kind: str | None = None, limit: int = 100) -> Any:
-        return self._drive(self._core.list_dlq(queue, kind, limit), tx=False)
-
-    def get_dlq_job(self, job_id: int) -> Any:
-        return self._drive(self._core.get_dlq_job(job_id), tx=False)
-
-    def dlq_depth(self, *, queue: str | None = None) -> Any:
-        return self._drive(self._core.dlq_depth(queue), tx=False)
-
-    def retry_from_dlq(
-        self,
-        job_id: int,
-        *,
-        run_at: dt.datetime | None = None,
-        priority: int | None = None,
-        queue: str | None = None,
-    ) -> Any:
-        """Put a dead-lettered job back into its lane (attempts reset); the Job or None."""
-        return guarded(self._drive, self._core.retry_from_dlq(job_id, run_at, priority, queue))
-
-    def purge_dlq_job(self, job_id: int) -> Any:
-        return self._drive(self._core.purge_dlq_job(job_id), tx=False)
-
-    def move_failed_to_dlq(self, job_id: int, reason: str = "manual") -> Any:
-        return self._drive(self._core.move_failed_to_dlq(job_id, reason), tx=False)
-
-
 
     # -- unique jobs -------------------------------------------------------
 

@@ -155,7 +155,7 @@ class CompatAPI:
         """A :class:`HealthCheck` of the database and this client's worker runtime."""
         runtime = self.worker_health()  # type: ignore[attr-defined]
         try:
-            probe = self._drive(_probe(self._core, runtime is not None), tx=False)
+            probe = self._drive(_probe(self._core, runtime is not None), tx=False, checked=False)
         except Exception:  # noqa: BLE001 - an unreachable database is a result here
             return _health(runtime, None)
         if inspect.isawaitable(probe):

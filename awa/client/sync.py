@@ -39,7 +39,8 @@ class Client(WorkerMixin, CompatAPI, ClientAPI):
     ) -> None:
         self._core = StorageCore(schema, clock, jitter, meter)
         self._executor = SyncExecutor(
-            database_url_or_pool, name=f"awa-{schema}", min_size=min_connections, max_size=max_connections
+            database_url_or_pool, name=f"awa-{schema}", min_size=min_connections, max_size=max_connections,
+            schema=schema,
         )
 
     def connection(self) -> Any:

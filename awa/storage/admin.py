@@ -1,17 +1,16 @@
-"""Admin operations: jobs by id, queue settings and stats, the dead-letter queue (no I/O)."""
+"""Admin operations: jobs by id, queue settings and stats (no I/O; the
+dead-letter queue is :mod:`awa.storage.dlq_ops`)."""
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from awa.errors import ValidationError
-from awa.routing.hashes import shard_for_ordering_key
 from awa.routing.names import split_partition
 from awa.storage.bulk_admin import completed_last_hour
-from awa.storage.models import DlqEntry, LaneStat, QueueStat
+from awa.storage.models import LaneStat, QueueStat
 from awa.storage.ops import Op, OpsBase, Query, jobs_of
-from awa.storage.validate import check_id, check_limit, check_name, check_priority, check_queue, check_run_at, check_text, is_int
+from awa.storage.validate import check_id, check_queue, is_int
 
 
 class AdminOps(OpsBase):
@@ -107,70 +106,3 @@ class AdminOps(OpsBase):
                 )
             )
         return out
-
-    # -- dead-letter queue -------------------------------------------------
-
-    def list_dlq(self, queue: str | None, kind: str | None, limit: int) -> Op:
-        if queue is not None:
-            check_queue(queue, "queue")
-        if kind is not None:
-            check_name(kind, "kind")
-        check_limit(limit, minimum=1)
-        res = yield Query(self.q("dlq_list"), {"queue": queue, "kind": kind, "limit": limit})
-        return [DlqEntry.from_row(res.names, r) for r in res.rows]
-
-    def get_dlq_job(self, job_id: int) -> Op:
-        check_id(job_id)
-        res = yield Query(self.q("dlq_get"), {"id": job_id})
-        return DlqEntry.from_row(res.names, res.rows[0]) if res.rows else None
-
-    def dlq_depth(self, queue: str | None) -> Op:
-        if queue is not None:
-            check_queue(queue, "queue")
-        res = yield Query(self.q("dlq_depth"), {"queue": queue})
-        return int(res.rows[0][0])
-
-    def purge_dlq_job(self, job_id: int) -> Op:
-        check_id(job_id)
-        res = yield Query(self.q("dlq_purge"), {"id": job_id})
-        return bool(res.rows)
-
-    def move_failed_to_dlq(self, job_id: int, reason: str) -> Op:
-        check_id(job_id)
-        check_text(reason, "reason")
-        res = yield Query(self.q("move_failed_to_dlq"), {"id": job_id, "reason": reason, "now": self.now()})
-        return bool(res.rows[0][0])
-
-    def retry_from_dlq(
-        self, job_id: int, run_at: dt.datetime | None, priority: int | None, queue: str | None
-    ) -> Op:
-        check_id(job_id)
-        run_at = check_run_at(run_at)
-        if priority is not None:
-            check_priority(priority)
-        shard = None
-        if queue is not None:
-            check_queue(queue, "queue")
-            entry_res = yield Query(self.q("dlq_get"), {"id": job_id})
-            if not entry_res.rows:
-                return None
-            entry = DlqEntry.from_row(entry_res.names, entry_res.rows[0])
-            if queue != entry.job.queue:
-                shard_res = yield Query(self.q("queue_shards"), {"queues": [queue]})
-                shards = shard_res.rows[0][1] if shard_res.rows else 1
-                key = entry.job.ordering_key
-                shard = shard_for_ordering_key(key, shards) if key is not None else self.rotate(queue, shards) if shards > 1 else 0
-        res = yield Query(
-            self.q("dlq_retry"),
-            {
-                "id": job_id,
-                "now": self.now(),
-                "run_at": run_at,
-                "priority": priority,
-                "queue": queue,
-                "shard": shard,
-                "channel": self.channel,
-            },
-        )
-        jobs = jobs_of(res)
-        return jobs[0] if jobs else None

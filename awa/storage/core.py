@@ -28,6 +28,8 @@ from awa.storage.keys import KeyPolicyOps
 from awa.storage.models import Job, JobState
 from awa.storage.cron_ops import CronOps
 from awa.storage.unique_ops import UniqueOps
+from awa.storage.schema_check import SchemaCheckOps
+from awa.storage.dlq_ops import DlqOps
 from awa.storage.ops import BadRow, Copy, Op, Query, error_text, id_lease_pairs, int_array, text_array
 from awa.storage.validate import (
     MAX_INT4,
@@ -47,7 +49,7 @@ _SHARD_RETRIES = 8
 log = logging.getLogger("awa.storage")
 
 
-class StorageCore(JobOps, HousekeepingOps, AdminOps, KeyPolicyOps, UniqueOps, CronOps):
+class StorageCore(JobOps, HousekeepingOps, AdminOps, KeyPolicyOps, UniqueOps, CronOps, SchemaCheckOps, DlqOps):
     """Every storage operation of one schema."""
 
     # -- enqueue -----------------------------------------------------------

@@ -23,7 +23,7 @@ except ImportError:  # pragma: no cover
     AttemptWithBackoff = None  # type: ignore[assignment,misc]
 
 from awa.db.url import check_url
-from awa.errors import ValidationError
+from awa.errors import SchemaNotMigrated, ValidationError
 from awa.storage.codec import use_fast_json
 from awa.storage.ops import BadRow, Copy, Op, Result
 
@@ -280,6 +280,30 @@ def _pool_options(name: str, min_size: int, max_size: int, kwargs: dict[str, Any
     return {"name": name, "min_size": min_size, "max_size": max_size, "kwargs": kwargs}
 
 
+# What a query of this package gets from a schema that lacks its objects: a
+# schema dropped or never migrated, or one built by an earlier baseline.
+_MISSING_OBJECT = (
+    psycopg.errors.UndefinedTable,
+    psycopg.errors.UndefinedFunction,
+    psycopg.errors.InvalidSchemaName,
+    psycopg.errors.UndefinedObject,
+)
+
+
+def missing_schema_error(exc: BaseException, schema: str | None) -> SchemaNotMigrated | None:
+    """:class:`SchemaNotMigrated` for a psycopg error about a missing object
+    of ``schema`` (a relation, function, type or the schema itself), else None."""
+    if schema is None or not isinstance(exc, _MISSING_OBJECT):
+        return None
+    text = (str(exc).splitlines() or [""])[0]
+    if f'"{schema}"' not in text and f"{schema}." not in text:
+        return None
+    return SchemaNotMigrated(
+        f"schema not migrated: {text} (schema {schema!r}); run 'awa migrate' or client.migrate() first "
+        "(a schema built by an earlier build of this package's baseline: drop it and migrate again)"
+    )
+
+
 def _single_connection_error() -> ValidationError:
     return ValidationError(
         "the worker runtime needs a client built on a database URL or a connection pool, "
@@ -301,7 +325,9 @@ class SyncExecutor:
         min_size: int,
         max_size: int,
         kwargs: dict[str, Any] | None = None,
+        schema: str | None = None,
     ) -> None:
+        self.schema = schema  # errors about its missing objects become SchemaNotMigrated
         self.pool: ConnectionPool | None = None
         self.conn: psycopg.Connection | None = None
         self.owns_pool = False
@@ -326,16 +352,23 @@ class SyncExecutor:
             if not isinstance(conn, psycopg.Connection):
                 op.close()
                 raise ValidationError("conn must be a psycopg.Connection for the sync Client")
-            return run_in(conn, op) if tx else run_sync(conn, op)  # one statement: atomic alone
-        if self.pool is not None:
-            with self.pool.connection() as pooled:  # commits on success, rolls back on error
-                if tx and pooled.autocommit:
-                    with pooled.transaction():
-                        return run_sync(pooled, op)
-                return run_sync(pooled, op)
-        assert self.conn is not None
-        with self.conn.transaction():
-            return run_sync(self.conn, op)
+        try:
+            if conn is not None:
+                return run_in(conn, op) if tx else run_sync(conn, op)  # one statement: atomic alone
+            if self.pool is not None:
+                with self.pool.connection() as pooled:  # commits on success, rolls back on error
+                    if tx and pooled.autocommit:
+                        with pooled.transaction():
+                            return run_sync(pooled, op)
+                    return run_sync(pooled, op)
+            assert self.conn is not None
+            with self.conn.transaction():
+                return run_sync(self.conn, op)
+        except _MISSING_OBJECT as exc:
+            missing = missing_schema_error(exc, self.schema)
+            if missing is None:
+                raise
+            raise missing from exc
 
     def connection(self) -> Any:
         """A pooled connection context manager."""
@@ -366,7 +399,9 @@ class AsyncExecutor:
         min_size: int,
         max_size: int,
         kwargs: dict[str, Any] | None = None,
+        schema: str | None = None,
     ) -> None:
+        self.schema = schema  # errors about its missing objects become SchemaNotMigrated
         self.pool: AsyncConnectionPool | None = None
         self.conn: psycopg.AsyncConnection | None = None
         self.owns_pool = False
@@ -399,17 +434,24 @@ class AsyncExecutor:
             if not isinstance(conn, psycopg.AsyncConnection):
                 op.close()
                 raise ValidationError("conn must be a psycopg.AsyncConnection for the AsyncClient")
-            return await (run_in_async(conn, op) if tx else run_async(conn, op))  # one statement: atomic alone
-        if self.pool is not None:
-            await self.open()
-            async with self.pool.connection() as pooled:
-                if tx and pooled.autocommit:
-                    async with pooled.transaction():
-                        return await run_async(pooled, op)
-                return await run_async(pooled, op)
-        assert self.conn is not None
-        async with self.conn.transaction():
-            return await run_async(self.conn, op)
+        try:
+            if conn is not None:
+                return await (run_in_async(conn, op) if tx else run_async(conn, op))  # one statement: atomic alone
+            if self.pool is not None:
+                await self.open()
+                async with self.pool.connection() as pooled:
+                    if tx and pooled.autocommit:
+                        async with pooled.transaction():
+                            return await run_async(pooled, op)
+                    return await run_async(pooled, op)
+            assert self.conn is not None
+            async with self.conn.transaction():
+                return await run_async(self.conn, op)
+        except _MISSING_OBJECT as exc:
+            missing = missing_schema_error(exc, self.schema)
+            if missing is None:
+                raise
+            raise missing from exc
 
     def connection(self) -> Any:
         """A pooled connection async context manager (opens the pool first)."""

@@ -108,7 +108,7 @@ def check_run_at(run_at: Any, what: str = "run_at") -> dt.datetime | None:
     if isinstance(run_at, str):  # awa-pg accepts ISO 8601 strings
         from awa.storage.isotime import parse_timestamp
 
-        return parse_timestamp(run_at)
+        return parse_timestamp(run_at, what)
     if not isinstance(run_at, dt.datetime):
         raise ValidationError(f"{what} must be a datetime, got {type(run_at).__name__}")
     try:

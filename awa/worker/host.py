@@ -15,7 +15,7 @@ from typing import Any
 
 from awa.errors import ValidationError
 from awa.storage.core import StorageCore
-from awa.storage.drivers import AsyncExecutor
+from awa.storage.drivers import AsyncExecutor, run_async
 from awa.worker.config import RuntimePlan, plan_queues
 from awa.worker.registry import Registry
 from awa.worker.options import RuntimeOptions, connection_budget
@@ -60,6 +60,8 @@ async def start_runtime(
     claimers behind each other: a pool the executor owns grows to the budget,
     a caller's pool that is too small is refused.
     """
+    if not core.schema_verified:  # SchemaNotMigrated now, not from every loop later
+        await check_schema(core, executor)
     needed = connection_budget(plan, options.max_connections)
     await executor.ensure_size(needed, "claim statements + completion flusher + heartbeats + maintenance")
     runtime = WorkerRuntime(WorkerStore(core, executor), registry, plan, options)
@@ -70,6 +72,17 @@ async def start_runtime(
         await runtime.shutdown(0)
         raise
     return runtime
+
+
+async def check_schema(core: StorageCore, executor: AsyncExecutor) -> None:
+    """:meth:`~awa.storage.schema_check.SchemaCheckOps.require_migrated` on a
+    connection of its own (an unreachable server fails at once, not after
+    the pool's timeout)."""
+    conn = await executor.connect()
+    try:
+        await run_async(conn, core.require_migrated())
+    finally:
+        await conn.close()
 
 
 class ThreadedRuntime:
@@ -108,7 +121,8 @@ class ThreadedRuntime:
 
     async def _start(self) -> None:
         self.executor = AsyncExecutor(
-            self.conninfo, name="awa-worker", min_size=1, max_size=connection_budget(self.plan, self.options.max_connections), kwargs=self.kwargs
+            self.conninfo, name="awa-worker", min_size=1, max_size=connection_budget(self.plan, self.options.max_connections), kwargs=self.kwargs,
+            schema=self.core.schema,
         )
         try:
             self.runtime = await start_runtime(self.core, self.executor, self.registry, self.plan, self.options)

@@ -396,6 +396,34 @@ def test_dlq(fuzz_db, action, real, queue, kind, number, when, priority, reason)
         assert result.queue == (queue if queue is not None else "fuzz_dlq")
 
 
+@given(action=st.sampled_from(["list", "bulk_retry", "bulk_move", "purge"]), real=st.booleans(),
+       queue=st.one_of(st.none(), queue_name), kind=st.one_of(st.none(), kind_name),
+       tag=st.one_of(st.none(), any_text, st.integers(), st.lists(clean_text, max_size=2)),
+       before_id=st.one_of(st.none(), wide_int), before=st.one_of(st.none(), run_at_value),
+       allow_all=st.one_of(st.booleans(), st.sampled_from([0, 1, "yes", None])), reason=st.one_of(any_text, st.integers()),
+       limit=wide_int)
+def test_dlq_in_bulk(fuzz_db, action, real, queue, kind, tag, before_id, before, allow_all, reason, limit):
+    _url, client, digest = fuzz_db
+    if real:  # a failed job and a dead-lettered one, so the bulk calls have work
+        client.insert_many_copy([{"d": 1}, {"d": 2}], kind="k", queue="fuzz_bulk", max_attempts=1, tags=["t"])
+        for job in client.claim("fuzz_bulk", 2):
+            client.fail(job.id, job.run_lease, "boom")
+        failed = client.list_jobs(state="failed", queue="fuzz_bulk", limit=1)
+        if failed:
+            client.move_failed_to_dlq(failed[0].id, "fuzz")
+    calls = {
+        "list": lambda: client.list_dlq(kind=kind, queue=queue, tag=tag, before_id=before_id, before_dlq_at=before,
+                                        limit=limit),
+        "bulk_retry": lambda: client.bulk_retry_from_dlq(kind=kind, queue=queue, tag=tag, allow_all=allow_all),
+        "bulk_move": lambda: client.bulk_move_failed_to_dlq(kind=kind, queue=queue, reason=reason, allow_all=allow_all),
+        "purge": lambda: client.purge_dlq(kind=kind, queue=queue, tag=tag, before_id=before_id, before_dlq_at=before,
+                                          allow_all=allow_all),
+    }
+    ok, result = outcome(f"dlq: {action}", digest, calls[action])
+    if ok and action != "list":
+        assert isinstance(result, int) and result >= 0
+
+
 # -- the CLI's enqueue -------------------------------------------------------------
 
 envelope = st.fixed_dictionaries(

@@ -1,5 +1,4 @@
-SELECT * FROM __schema__.dlq_entries
-WHERE (%(queue)s::text IS NULL OR queue = %(queue)s::text)
-  AND (%(kind)s::text IS NULL OR kind = %(kind)s::text)
+SELECT * FROM __schema__.dlq_matching(
+    %(kind)s::text, %(queue)s::text, %(tag)s::text, %(before_id)s::bigint, %(before_dlq_at)s::timestamptz)
 ORDER BY dlq_at DESC, id DESC
 LIMIT %(limit)s::integer
