@@ -307,3 +307,14 @@ def test_a_bad_key_in_a_batch_inserts_nothing(client, bad):
     with pytest.raises(ValidationError):
         client.enqueue_many_copy([{}], kind="k", queue="orders", concurrency_key=bad)
     assert client.list_jobs() == []
+
+
+def test_jobs_carry_their_concurrency_key(client):
+    client.create_key_policy("orders", 1)
+    one = client.insert({"n": 0}, kind="k", queue="orders", concurrency_key="ada")
+    plain = client.insert({"n": 1}, kind="k", queue="orders", ordering_key="tom")
+    [copied] = client.insert_many_copy([{"n": 2}], kind="k", queue="orders", opts=[{"concurrency_key": "eve"}])
+    assert (one.concurrency_key, plain.concurrency_key, copied.concurrency_key) == (b"ada", None, b"eve")
+    claimed = {j.id: j.concurrency_key for j in client.claim(["orders"], 10)}
+    assert claimed == {one.id: b"ada", plain.id: None, copied.id: b"eve"}
+    assert client.get_job(one.id).concurrency_key == b"ada"
