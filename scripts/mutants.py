@@ -152,6 +152,32 @@ MUTANTS: tuple[Mutant, ...] = (
           "            )\n            return (yield from self._claimed(res))")),
         ("tests/test_worker_poison.py",),
     ),
+    Mutant(
+        "key-park-overtakes", "a later job of a key with parked jobs is taken past them (per-key FIFO lost)",
+        ((f"{BASE}/15_key_concurrency.sql",
+          "WHERE k IS NOT NULL AND NOT (k = ANY (p_behind))) AS d", "WHERE k IS NOT NULL) AS d"),),
+        (f"{M}/test_key_concurrency_machine.py::test_key_concurrency_machine", "tests/test_key_concurrency.py"),
+    ),
+    Mutant(
+        "key-park-uncounted", "the cursor passes parked jobs (they leave the lane counts: no claim comes back)",
+        ((f"{BASE}/15_key_concurrency.sql",
+          "v_new_cursor := greatest(coalesce(least(v_first - 1, v_frontier), v_frontier), p_cursor);",
+          "v_new_cursor := greatest(v_frontier, p_cursor);"),),
+        (f"{M}/test_key_concurrency_machine.py::test_key_concurrency_machine", "tests/test_key_concurrency.py"),
+    ),
+    Mutant(
+        "key-park-out-of-order", "when a parked head is taken, the key's last parked job becomes its head",
+        ((f"{BASE}/15_key_concurrency.sql",
+          "AND q.key = b.key\n            ORDER BY q.lane_seq\n",
+          "AND q.key = b.key\n            ORDER BY q.lane_seq DESC\n"),),
+        (f"{M}/test_key_concurrency_machine.py::test_key_concurrency_machine", "tests/test_key_concurrency.py"),
+    ),
+    Mutant(
+        "key-park-head-lost", "a key parked in a lane for the first time gets no head (its jobs are stranded)",
+        ((f"{BASE}/15_key_concurrency.sql", "row_number() OVER (PARTITION BY u.k ORDER BY u.seq) = 1\n",
+          "row_number() OVER (PARTITION BY u.k ORDER BY u.seq) = 0\n"),),
+        (f"{M}/test_key_concurrency_machine.py::test_key_concurrency_machine", "tests/test_key_concurrency.py"),
+    ),
 )
 
 
