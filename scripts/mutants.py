@@ -176,6 +176,26 @@ MUTANTS: tuple[Mutant, ...] = (
           "          AND (false\n"),),
         ("tests/test_chaos.py",),  # kill9 and sigstop_leader: the victim's jobs stay running (stuck)
     ),
+    Mutant(
+        "key-park-uncounted", "the cursor passes parked jobs (they leave the lane counts: no claim comes back)",
+        ((f"{BASE}/15_key_concurrency.sql",
+          "v_new_cursor := greatest(coalesce(least(v_first - 1, v_frontier), v_frontier), p_cursor);",
+          "v_new_cursor := greatest(v_frontier, p_cursor);"),),
+        (f"{M}/test_key_concurrency_machine.py::test_key_concurrency_machine", "tests/test_key_concurrency.py"),
+    ),
+    Mutant(
+        "key-park-out-of-order", "when a parked head is taken, the key's last parked job becomes its head",
+        ((f"{BASE}/15_key_concurrency.sql",
+          "AND q.key = b.key\n            ORDER BY q.lane_seq\n",
+          "AND q.key = b.key\n            ORDER BY q.lane_seq DESC\n"),),
+        (f"{M}/test_key_concurrency_machine.py::test_key_concurrency_machine", "tests/test_key_concurrency.py"),
+    ),
+    Mutant(
+        "key-park-head-lost", "a key parked in a lane for the first time gets no head (its jobs are stranded)",
+        ((f"{BASE}/15_key_concurrency.sql", "row_number() OVER (PARTITION BY u.k ORDER BY u.seq) = 1\n",
+          "row_number() OVER (PARTITION BY u.k ORDER BY u.seq) = 0\n"),),
+        (f"{M}/test_key_concurrency_machine.py::test_key_concurrency_machine", "tests/test_key_concurrency.py"),
+    ),
 )
 
 

@@ -201,18 +201,58 @@ def test_a_blocked_head_does_not_stall_other_keys_within_the_look_ahead(client, 
     assert violations(database_url) == []
 
 
-def test_more_blocked_jobs_than_the_look_ahead_hold_the_lane(client):
-    """The bound is real: past look_ahead blocked numbers, other keys wait."""
+def test_a_deep_hot_key_is_parked_and_runs_in_lane_order(client, database_url):
+    """A saturated key's surplus leaves the window (ADR 0025): other keys behind
+    more of its jobs than look_ahead still run, and its own jobs run in order."""
     client.create_key_policy("orders", 1, look_ahead=4)
     hot = [client.insert({"n": n}, kind="k", queue="orders", concurrency_key="hot").id for n in range(5)]
     cold = client.insert({"n": 5}, kind="k", queue="orders", concurrency_key="cold")
-    [j] = client.claim(["orders"], 2)
-    assert j.id == hot[0] and client.claim(["orders"], 2) == []
-    client.complete(j.id, j.run_lease)
-    [j] = client.claim(["orders"], 2)  # numbers 2..5: hot only
-    assert j.id == hot[1]
-    client.complete(j.id, j.run_lease)
-    assert {j.id for j in client.claim(["orders"], 2)} == {hot[2], cold.id}  # 3..6 reaches cold
+    [j] = client.claim(["orders"], 2)  # numbers 1..4: hot#1 taken, hot#2..#4 parked
+    assert j.id == hot[0]
+    assert [x.id for x in client.claim(["orders"], 2)] == [cold.id]  # 5..6: hot#5 parked, cold
+    order = [j.id]
+    for _ in range(4):
+        assert client.claim(["orders"], 2) == []  # the key is at its limit
+        client.complete(j.id, j.run_lease)
+        [j] = client.claim(["orders"], 2)
+        order.append(j.id)
+    assert order == hot
+    with psycopg.connect(database_url) as conn:
+        [(avail,)] = conn.execute(
+            "SELECT e.next_seq - 1 - c.claim_seq - c.holes FROM awa.enqueue_heads e "
+            "JOIN awa.claim_heads c USING (queue, priority, enqueue_shard)").fetchall()
+        parked = conn.execute("SELECT count(*) FROM awa.key_parked").fetchone()[0]
+    assert (avail, parked) == (0, 0)
+    assert violations(database_url) == []
+
+
+def test_more_saturated_keys_than_the_look_ahead_hold_the_lane(client):
+    """The bound: W = max(look_ahead, limit) parked heads of saturated keys, then other keys wait."""
+    client.create_key_policy("orders", 1, look_ahead=2)
+    ids = {}
+    for name in ("a0", "b0", "a1", "b1", "c0"):
+        ids[name] = client.insert({"n": name}, kind="k", queue="orders", concurrency_key=name[0]).id
+    first = {j.id: j for j in client.claim(["orders"], 2)}
+    assert set(first) == {ids["a0"], ids["b0"]}
+    assert client.claim(["orders"], 2) == []  # a1, b1 parked
+    assert client.claim(["orders"], 2) == []  # two heads fill the window: c0 is not read
+    a0 = first[ids["a0"]]
+    client.complete(a0.id, a0.run_lease)
+    assert [j.id for j in client.claim(["orders"], 2)] == [ids["a1"]]
+    b0 = first[ids["b0"]]
+    client.complete(b0.id, b0.run_lease)
+    assert [j.id for j in client.claim(["orders"], 2)] == [ids["b1"], ids["c0"]]
+
+
+def test_parked_jobs_of_a_dropped_policy_run_unkeyed(client, database_url):
+    client.create_key_policy("orders", 1)
+    jobs = [client.insert({"n": n}, kind="k", queue="orders", concurrency_key="ada").id for n in range(3)]
+    assert [j.id for j in client.claim(["orders"], 3)] == jobs[:1]
+    assert client.claim(["orders"], 3) == []  # jobs 2 and 3 parked
+    client.drop_key_policy("orders")
+    assert [j.id for j in client.claim(["orders"], 3)] == jobs[1:]
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT count(*) FROM awa.key_parked").fetchone()[0] == 0
 
 
 def test_unkeyed_jobs_of_a_governed_queue_run_freely(client):
@@ -307,3 +347,14 @@ def test_a_bad_key_in_a_batch_inserts_nothing(client, bad):
     with pytest.raises(ValidationError):
         client.enqueue_many_copy([{}], kind="k", queue="orders", concurrency_key=bad)
     assert client.list_jobs() == []
+
+
+def test_jobs_carry_their_concurrency_key(client):
+    client.create_key_policy("orders", 1)
+    one = client.insert({"n": 0}, kind="k", queue="orders", concurrency_key="ada")
+    plain = client.insert({"n": 1}, kind="k", queue="orders", ordering_key="tom")
+    [copied] = client.insert_many_copy([{"n": 2}], kind="k", queue="orders", opts=[{"concurrency_key": "eve"}])
+    assert (one.concurrency_key, plain.concurrency_key, copied.concurrency_key) == (b"ada", None, b"eve")
+    claimed = {j.id: j.concurrency_key for j in client.claim(["orders"], 10)}
+    assert claimed == {one.id: b"ada", plain.id: None, copied.id: b"eve"}
+    assert client.get_job(one.id).concurrency_key == b"ada"

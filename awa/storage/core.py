@@ -101,7 +101,7 @@ class StorageCore(JobOps, HousekeepingOps, AdminOps, KeyPolicyOps, UniqueOps, Cr
         self.metrics.record(counts)
         if not want_jobs:
             return batch.n
-        return self._jobs_for(batch, lanes, use_starts, db_now, scheduled, ids)
+        return self._jobs_for(batch, lanes, use_starts, db_now, scheduled, ids, concurrency_keys)
 
     def _set_concurrency_keys(
         self, batch: Batch, lanes: list[lane_routing.Lane], ids: list[int], keys: list[bytes | None]
@@ -162,6 +162,7 @@ class StorageCore(JobOps, HousekeepingOps, AdminOps, KeyPolicyOps, UniqueOps, Cr
         now: dt.datetime,
         scheduled: bool,
         ids: list[int],
+        concurrency_keys: list[bytes | None] | None = None,
     ) -> list[Job]:
         out: list[Job | None] = [None] * batch.n
         state = JobState.SCHEDULED if scheduled else JobState.AVAILABLE
@@ -190,6 +191,7 @@ class StorageCore(JobOps, HousekeepingOps, AdminOps, KeyPolicyOps, UniqueOps, Cr
                     tags=list(batch.tags),
                     metadata=dict(batch.metadata),
                     errors=[],
+                    concurrency_key=None if concurrency_keys is None else concurrency_keys[i],
                 )
             pos += len(rows)
         return out  # type: ignore[return-value]

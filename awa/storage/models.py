@@ -112,6 +112,8 @@ class Job:
     deadline_at: dt.datetime | None = None
     finalized_at: dt.datetime | None = None
     progress: Any = None
+    # per-key concurrency (ADR 0020): the stored key bytes, None when not given
+    concurrency_key: bytes | None = None
 
     @property
     def deadline(self) -> dt.datetime | None:
@@ -142,8 +144,8 @@ class Job:
         largest cost of a claim; writing the slots directly is ~4x cheaper and
         yields the same values. Column positions are looked up once per call.
         """
-        plain, at_state, at_key, at_tags, at_meta, at_errors = _row_layout(names)
-        set_state, set_key, set_tags, set_meta, set_errors = _CONVERTED_SETTERS
+        plain, at_state, at_key, at_tags, at_meta, at_errors, at_ckey = _row_layout(names)
+        set_state, set_key, set_tags, set_meta, set_errors, set_ckey = _CONVERTED_SETTERS
         states = _STATES
         new = object.__new__
         out: list[Job] = []
@@ -158,15 +160,18 @@ class Job:
             set_tags(job, list(row[at_tags] or []))
             set_meta(job, dict(row[at_meta] or {}))
             set_errors(job, list(row[at_errors] or []))
+            ckey = row[at_ckey]
+            set_ckey(job, bytes(ckey) if ckey is not None else None)
             append(job)
         return out
 
 
 # Slot descriptors of Job, to fill a frozen instance without its __init__.
 _SLOT_SETTERS = {f.name: getattr(Job, f.name).__set__ for f in fields(Job)}
-_CONVERTED_FIELDS = frozenset({"state", "ordering_key", "tags", "metadata", "errors"})
+_CONVERTED_FIELDS = frozenset({"state", "ordering_key", "tags", "metadata", "errors", "concurrency_key"})
 _PLAIN_FIELDS = tuple(f.name for f in fields(Job) if f.name not in _CONVERTED_FIELDS)
-_CONVERTED_SETTERS = tuple(_SLOT_SETTERS[f] for f in ("state", "ordering_key", "tags", "metadata", "errors"))
+_CONVERTED_SETTERS = tuple(_SLOT_SETTERS[f] for f in ("state", "ordering_key", "tags", "metadata", "errors",
+                                                       "concurrency_key"))
 _LAYOUTS: dict[tuple[str, ...], tuple[Any, ...]] = {}
 
 
@@ -178,7 +183,8 @@ def _row_layout(names: Sequence[str]) -> tuple[Any, ...]:
     if layout is None:
         pos = {name: i for i, name in enumerate(key)}
         plain = tuple((_SLOT_SETTERS[f], pos[f]) for f in _PLAIN_FIELDS)
-        layout = (plain, pos["state"], pos["ordering_key"], pos["tags"], pos["metadata"], pos["errors"])
+        layout = (plain, pos["state"], pos["ordering_key"], pos["tags"], pos["metadata"], pos["errors"],
+                  pos["concurrency_key"])
         if len(_LAYOUTS) < 64:
             _LAYOUTS[key] = layout
     return layout

@@ -10,7 +10,14 @@ from an observer thread during every burst, the invariant is read from the
 database:
 
 * KeyLimit: no key has more running jobs than the policy's max_in_flight;
-* the grants are exactly the running governed attempts (job id and lease).
+* the grants are exactly the running governed attempts (job id and lease);
+* KeyLaneFifo: a key's jobs start in lane order (no job of a key has started
+  while an earlier-numbered job of its key in its lane is still available);
+* parking (ADR 0025): each parked key of a lane has exactly one head, its
+  first parked job, and every available job a claim has examined (cursor to
+  frontier) is parked;
+* NoStrandedJob (the ``drain`` rule): with every attempt ended, claims take
+  every available job (no parked job is forgotten).
 
 ``test_the_machine_catches_check_then_claim`` applies the spec's broken
 Serialised = FALSE to the database (key_try_lock always succeeds) and expects
@@ -53,6 +60,32 @@ SELECT j.id, j.run_lease FROM awa.jobs AS j
 JOIN awa.key_policies AS p ON p.name = awa.logical_queue(j.queue)
 WHERE j.state = 'running'
   AND coalesce(j.concurrency_key, CASE WHEN p.from_ordering_key THEN j.ordering_key END) IS NOT NULL
+"""
+# KeyLaneFifo: a started job (running or completed keep their lane number)
+# with an earlier job of its key in its lane still available.
+OVERTAKEN = """
+SELECT j.id, i.id FROM awa.jobs AS j
+JOIN awa.key_policies AS p ON p.name = awa.logical_queue(j.queue)
+JOIN awa.jobs AS i
+  ON i.queue = j.queue AND i.priority = j.priority AND i.enqueue_shard = j.enqueue_shard
+ AND i.lane_seq < j.lane_seq AND i.state = 'available'
+ AND coalesce(i.concurrency_key, CASE WHEN p.from_ordering_key THEN i.ordering_key END)
+     = coalesce(j.concurrency_key, CASE WHEN p.from_ordering_key THEN j.ordering_key END)
+WHERE j.state IN ('running', 'completed')
+"""
+BAD_HEADS = """
+SELECT queue, priority, enqueue_shard, key FROM awa.key_parked
+GROUP BY queue, priority, enqueue_shard, key
+HAVING count(*) FILTER (WHERE head) <> 1 OR min(lane_seq) <> min(lane_seq) FILTER (WHERE head)
+"""
+UNPARKED = """
+SELECT j.id FROM awa.jobs AS j
+JOIN awa.key_lane_state AS s USING (queue, priority, enqueue_shard)
+JOIN awa.claim_heads AS c USING (queue, priority, enqueue_shard)
+WHERE j.state = 'available' AND j.lane_seq > c.claim_seq AND j.lane_seq <= s.frontier
+  AND NOT EXISTS (SELECT 1 FROM awa.key_parked AS p
+                  WHERE p.queue = j.queue AND p.priority = j.priority AND p.enqueue_shard = j.enqueue_shard
+                    AND p.job_id = j.id AND p.lane_seq = j.lane_seq)
 """
 BROKEN_LOCK = (
     "CREATE OR REPLACE FUNCTION awa.key_try_lock(p_policy text, p_key bytea) RETURNS boolean "
@@ -169,6 +202,13 @@ def make_machine(url: str, tables: list[str]):
             else:
                 c.cancel_job(job_id)
 
+        @rule(pick=st.integers(0, 50))
+        def cancel_available(self, pick):
+            """An admin cancel of a waiting job (it may be parked)."""
+            waiting = self.conn.execute("SELECT id FROM awa.jobs WHERE state = 'available' ORDER BY id").fetchall()
+            if waiting:
+                self.client.cancel_job(waiting[pick % len(waiting)][0])
+
         @rule()
         def expire_and_rescue(self):
             clock.now += dt.timedelta(hours=1)
@@ -178,6 +218,27 @@ def make_machine(url: str, tables: list[str]):
         @rule(n=st.integers(1, 3))
         def set_limit(self, n):
             self.client.set_key_limit(POLICY, n)
+
+        @rule()
+        def drain(self):
+            """Every attempt ends, then claims must reach every available job."""
+            for _ in range(60):
+                running = self._running()
+                for job_id, lease in running:
+                    self.client.complete(job_id, lease)
+                if not self.client.claim(QUEUES, 10) and not running:
+                    break
+            left = self.conn.execute("SELECT id FROM awa.jobs WHERE state = 'available'").fetchall()
+            assert left == [], f"available jobs no claim takes: {left}"
+
+        @invariant()
+        def key_lane_fifo(self):
+            assert self.conn.execute(OVERTAKEN).fetchall() == []
+
+        @invariant()
+        def parked_jobs_are_well_formed(self):
+            assert self.conn.execute(BAD_HEADS).fetchall() == []
+            assert self.conn.execute(UNPARKED).fetchall() == []
 
         @invariant()
         def key_limit(self):

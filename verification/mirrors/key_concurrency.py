@@ -29,6 +29,10 @@ class KeyState(NamedTuple):
     pick: tuple[int, ...]
     seen: tuple[int, ...]
     lock: int
+    lane: tuple[int, ...]  # available jobs in lane order
+    parked: frozenset[int]
+    head: int
+    overtaken: bool
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,8 @@ class KeyConstants:
     serialised: bool
     rescue_keeps_key: bool
     lower_drains: bool
+    park_behind: bool
+    head_kept: bool
 
     @classmethod
     def from_cfg(cls, config: ModelConfig) -> "KeyConstants":
@@ -52,6 +58,8 @@ class KeyConstants:
             serialised=bool(c["Serialised"]),
             rescue_keeps_key=bool(c["RescueKeepsKey"]),
             lower_drains=bool(c["LowerDrains"]),
+            park_behind=bool(c["ParkBehind"]),
+            head_kept=bool(c["HeadKept"]),
         )
 
 
@@ -67,6 +75,27 @@ def all_idle(s: KeyState) -> bool:
     return all(p == "idle" for p in s.pc)
 
 
+def first_of(s: KeyState, jobs: frozenset[int] | set[int]) -> int:
+    """spec: FirstOf -- the job of the set earliest in the lane."""
+    return next(j for j in s.lane if j in jobs)
+
+
+def unpicked(s: KeyState) -> list[int]:
+    return [j for j in s.lane if j not in s.pick]
+
+
+def candidates(s: KeyState) -> set[int]:
+    """spec: Candidates -- unkeyed jobs, the head, the first job not parked."""
+    free = unpicked(s)
+    out = {j for j in free if not s.keyed[j - 1]}
+    if s.head in free:
+        out.add(s.head)
+    fresh = [j for j in free if s.keyed[j - 1] and j not in s.parked]
+    if fresh:
+        out.add(fresh[0])
+    return out
+
+
 def initial_state(c: KeyConstants) -> KeyState:
     return KeyState(
         state=("avail",) * c.num_jobs,
@@ -79,12 +108,16 @@ def initial_state(c: KeyConstants) -> KeyState:
         pick=(NO_JOB,) * c.num_claimers,
         seen=(0,) * c.num_claimers,
         lock=NO_ONE,
+        lane=tuple(range(1, c.num_jobs + 1)),
+        parked=frozenset(),
+        head=NO_JOB,
+        overtaken=False,
     )
 
 
 def check(c: KeyConstants, s: KeyState, cl: int, j: int) -> KeyState | None:
     i, k = cl - 1, j - 1
-    if s.pc[i] != "idle" or s.state[k] != "avail" or j in s.pick:
+    if s.pc[i] != "idle" or j not in candidates(s):
         return None
     lock = s.lock
     if s.keyed[k] and c.serialised:
@@ -101,9 +134,18 @@ def take(c: KeyConstants, s: KeyState, cl: int) -> KeyState | None:
         return None
     j = s.pick[i]
     k = j - 1
-    if not s.keyed[k] or s.seen[i] < admits(s):
+    rest = s.parked - {j}
+    if not s.keyed[k] or (s.seen[i] < admits(s) and (s.head in (NO_JOB, j) or not c.park_behind)):
+        pos = s.lane.index(j)
+        early = any(s.keyed[x - 1] and x != j and s.lane.index(x) < pos for x in unpicked(s))
         s = s._replace(state=_set(s.state, k, "running"), leased=_set(s.leased, k, True),
-                       grants=s.grants | {j} if s.keyed[k] else s.grants)
+                       grants=s.grants | {j} if s.keyed[k] else s.grants,
+                       lane=tuple(x for x in s.lane if x != j), parked=rest,
+                       head=s.head if s.head != j else (NO_JOB if not rest else first_of(s, rest)),
+                       overtaken=s.overtaken or (s.keyed[k] and early))
+    else:
+        s = s._replace(parked=s.parked | {j},
+                       head=j if s.head == NO_JOB and c.head_kept else s.head)
     return s._replace(lock=NO_ONE if s.lock == cl else s.lock, pc=_set(s.pc, i, "idle"),
                       pick=_set(s.pick, i, NO_JOB), seen=_set(s.seen, i, 0))
 
@@ -127,7 +169,7 @@ def rescue(c: KeyConstants, s: KeyState, j: int) -> KeyState | None:
     if s.state[k] != "running" or s.leased[k]:
         return None
     keyed = s.keyed if c.rescue_keeps_key else _set(s.keyed, k, False)
-    return s._replace(state=_set(s.state, k, "avail"), grants=s.grants - {j}, keyed=keyed)
+    return s._replace(state=_set(s.state, k, "avail"), grants=s.grants - {j}, keyed=keyed, lane=s.lane + (j,))
 
 
 def set_limit(c: KeyConstants, s: KeyState, n: int) -> KeyState | None:
@@ -164,7 +206,18 @@ def key_limit(c: KeyConstants, s: KeyState) -> bool:
     return sum(1 for st, le in zip(s.state, s.leased) if st == "running" and le) <= s.limit
 
 
-INVARIANTS: dict[str, Callable[[KeyConstants, KeyState], bool]] = {"KeyLimit": key_limit}
+def key_lane_fifo(c: KeyConstants, s: KeyState) -> bool:
+    """spec: KeyLaneFifo."""
+    return not s.overtaken
+
+
+def parked_head_is_first(c: KeyConstants, s: KeyState) -> bool:
+    """spec: ParkedHeadIsFirst."""
+    return s.head == (NO_JOB if not s.parked else first_of(s, s.parked))
+
+
+INVARIANTS: dict[str, Callable[[KeyConstants, KeyState], bool]] = {
+    "KeyLimit": key_limit, "KeyLaneFifo": key_lane_fifo, "ParkedHeadIsFirst": parked_head_is_first}
 ACTIONS = {"Check": check, "Take": take, "Complete": complete, "Expire": expire, "Rescue": rescue,
            "SetLimit": set_limit, "Settle": settle}
 SPECIFICATIONS: dict[str, tuple[str, ...]] = {"Spec": ()}  # safety only: no fairness
@@ -174,7 +227,8 @@ def render(s: KeyState) -> str:
     jobs = " ".join(f"j{j}:{st}{'+lease' if le else ''}{'' if ke else ' nokey'}"
                     for j, (st, le, ke) in enumerate(zip(s.state, s.leased, s.keyed), start=1))
     return (f"{jobs} | grants {sorted(s.grants)} limit={s.limit} pending={s.pending} | "
-            f"pc={s.pc} pick={s.pick} seen={s.seen} lock={s.lock}")
+            f"pc={s.pc} pick={s.pick} seen={s.seen} lock={s.lock} | lane={s.lane} parked={sorted(s.parked)} "
+            f"head={s.head}{' OVERTAKEN' if s.overtaken else ''}")
 
 
 def build_model(config: ModelConfig) -> Model:

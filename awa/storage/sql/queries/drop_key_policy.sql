@@ -7,5 +7,9 @@ gone AS (
     RETURNING name
 ), grants AS (
     DELETE FROM __schema__.key_grants WHERE policy IN (SELECT name FROM gone)
+), parked AS (  -- the jobs stay available in their lanes; unkeyed claims take them
+    DELETE FROM __schema__.key_parked WHERE __schema__.logical_queue(queue) IN (SELECT name FROM gone)
+), lanes AS (
+    DELETE FROM __schema__.key_lane_state WHERE __schema__.logical_queue(queue) IN (SELECT name FROM gone)
 )
 SELECT name FROM gone

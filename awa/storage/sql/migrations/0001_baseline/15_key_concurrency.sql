@@ -86,29 +86,106 @@ LANGUAGE sql AS $$
         ('x' || left(md5('__schema__' || E'\n' || p_policy || E'\n' || encode(p_key, 'hex')), 16))::bit(64)::bigint)
 $$;
 
--- What a governed lane's last claim examined past its cursor: every
--- available job numbered cursor + 1 .. frontier is in blocked (ids and lane
--- numbers, in lane order); the others there were taken or are holes. So a
--- claim re-reads only those, never the jobs already taken ahead of a blocked
--- one. Written only under the lane's claim head.
+-- How far claims have examined a governed lane past its cursor (ADR 0025):
+-- every available job numbered claim_seq + 1 .. frontier is parked (below),
+-- the other numbers there were taken or are holes. Written only under the
+-- lane's claim head.
 CREATE TABLE __schema__.key_lane_state (
     queue         text     NOT NULL,
     priority      smallint NOT NULL,
     enqueue_shard smallint NOT NULL,
     frontier      bigint   NOT NULL,
-    blocked_ids   bigint[] NOT NULL,
-    blocked_seqs  bigint[] NOT NULL,
     PRIMARY KEY (queue, priority, enqueue_shard)
 );
 
+-- Parked jobs: available jobs of a governed lane that a claim examined and
+-- left, because their key was at its limit, busy in another claim, or had
+-- earlier jobs parked. Per (lane, key) in lane order; the first one is the
+-- key's head, and only heads (with the next few of their key) are read
+-- again, so a key's surplus never fills a claim's window. The job row stays
+-- available and in its lane (the cursor stops before the first parked job),
+-- so lane counts stay exact. A row whose job left (cancelled, deleted) is
+-- dropped when a claim reaches it. Written only under the lane's claim head.
+CREATE TABLE __schema__.key_parked (
+    queue         text     NOT NULL,
+    priority      smallint NOT NULL,
+    enqueue_shard smallint NOT NULL,
+    key           bytea    NOT NULL,
+    lane_seq      bigint   NOT NULL,
+    job_id        bigint   NOT NULL,
+    head          boolean  NOT NULL,
+    PRIMARY KEY (queue, priority, enqueue_shard, key, lane_seq)
+);
+CREATE INDEX key_parked_heads ON __schema__.key_parked (queue, priority, enqueue_shard, lane_seq) WHERE head;
+
+-- Admit candidates (in lane order) under a policy: a job is admitted when
+-- it has no key, or its key was locked here (try-lock, never waits), is not
+-- in p_behind (keys with jobs parked before these) and has room: the key's
+-- grants (this transaction's included) plus its earlier candidates are below
+-- p_cap. Takes the first p_limit admitted, writes their grants; returns the
+-- taken ids and numbers, and the number of the first admitted job left for
+-- want of room in the claim (NULL when none).
+CREATE OR REPLACE FUNCTION __schema__.key_admit(
+    p_policy text,
+    p_cap    integer,
+    p_limit  integer,
+    p_ids    bigint[],
+    p_seqs   bigint[],
+    p_keys   bytea[],
+    p_behind bytea[],
+    OUT taken_ids  bigint[],
+    OUT taken_seqs bigint[],
+    OUT stop_seq   bigint
+)
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_locked bytea[];
+BEGIN
+    -- Serialise on each distinct key first (own statement: the count below
+    -- must take its snapshot after the locks are granted).
+    v_locked := ARRAY(
+        SELECT k FROM (SELECT DISTINCT k FROM unnest(p_keys) AS u(k)
+                       WHERE k IS NOT NULL AND NOT (k = ANY (p_behind))) AS d
+        WHERE __schema__.key_try_lock(p_policy, d.k));
+    WITH cand AS (
+        SELECT u.id, u.seq, u.k FROM unnest(p_ids, p_seqs, p_keys) AS u(id, seq, k)
+    ), held AS (
+        SELECT g.key AS k, count(*) AS n FROM __schema__.key_grants AS g
+        WHERE g.policy = p_policy AND g.key = ANY (v_locked)
+        GROUP BY g.key
+    ), ranked AS (
+        SELECT c.id, c.seq, c.k,
+               CASE WHEN c.k IS NULL THEN true
+                    WHEN NOT (c.k = ANY (v_locked)) THEN false
+                    ELSE coalesce(h.n, 0) + row_number() OVER (PARTITION BY c.k ORDER BY c.seq) <= p_cap
+               END AS ok
+        FROM cand AS c LEFT JOIN held AS h ON h.k = c.k
+    ), numbered AS (
+        SELECT r.*, row_number() OVER (ORDER BY r.seq) AS n FROM ranked AS r WHERE r.ok
+    ), granted AS (
+        INSERT INTO __schema__.key_grants (job_id, run_lease, policy, key)
+        SELECT t.id, j.run_lease + 1, p_policy, t.k
+        FROM numbered AS t JOIN __schema__.jobs AS j ON j.id = t.id
+        WHERE t.n <= p_limit AND t.k IS NOT NULL
+    )
+    SELECT coalesce(array_agg(t.id ORDER BY t.seq) FILTER (WHERE t.n <= p_limit), '{}'),
+           coalesce(array_agg(t.seq ORDER BY t.seq) FILTER (WHERE t.n <= p_limit), '{}'),
+           min(t.seq) FILTER (WHERE t.n > p_limit)
+    INTO taken_ids, taken_seqs, stop_seq
+    FROM numbered AS t;
+END
+$$;
+
 -- Claim from one lane of a governed queue; the caller holds the lane's claim
--- head and has p_cursor = its claim_seq. Candidates: the lane's blocked jobs
--- (key_lane_state), then the numbers past its frontier, at most W = greatest(
--- look_ahead, p_limit) candidates in all. In lane order, takes at most
--- p_limit of those whose key has room. The cursor moves only over the
--- contiguous prefix taken (or holes); a job taken behind a blocked one leaves
--- its number as a hole, like a cancelled job. Returns the ids taken, in lane
--- order; grants are written here, the rows are marked running by the caller.
+-- head and has p_cursor = its claim_seq. First the parked heads, in lane
+-- order (at most W = greatest(look_ahead, p_limit) of them), each with the
+-- next jobs of its key up to the limit; then, unless W heads were read, the
+-- numbers past the frontier, at most W, read a few at a time until p_limit
+-- are taken. A job left there for its key is parked; the frontier stops
+-- before the first one left only for want of room in the claim. The cursor
+-- stops before the first parked job; a job taken behind it leaves its number
+-- as a hole, like a cancelled job. Returns the ids taken, in the order
+-- taken; grants are written here, the rows are marked running by the caller.
 CREATE OR REPLACE FUNCTION __schema__.claim_keyed_lane(
     p_queue    text,
     p_priority smallint,
@@ -123,20 +200,21 @@ DECLARE
     v_pol        __schema__.key_policies;
     v_cap        integer;
     v_window     bigint;
-    v_state      __schema__.key_lane_state;
-    v_from       bigint;
-    v_room       bigint;
+    v_left       integer := p_limit;
+    v_frontier   bigint;
     v_next       bigint;
+    v_end        bigint;
+    v_hi         bigint;
+    v_heads      integer;
+    v_behind     bytea[];
     v_ids        bigint[];
     v_seqs       bigint[];
     v_keys       bytea[];
-    v_new_ids    bigint[];
-    v_new_seqs   bigint[];
-    v_new_keys   bytea[];
-    v_locked     bytea[];
-    v_taken      bigint[];
-    v_taken_seqs bigint[];
-    v_frontier   bigint;
+    v_stale      bigint[];
+    v_got        record;
+    v_taken      bigint[] := '{}';
+    v_taken_seqs bigint[] := '{}';
+    v_first      bigint;
     v_new_cursor bigint;
     v_prefix     integer;
 BEGIN
@@ -146,92 +224,115 @@ BEGIN
     END IF;
     v_cap := least(v_pol.max_in_flight, coalesce(v_pol.pending_max, v_pol.max_in_flight));
     v_window := greatest(v_pol.look_ahead, p_limit);
-
-    -- The blocked jobs still there (a cancel may have taken one; a cursor
-    -- moved by an unkeyed claim, the policy dropped meanwhile, passed some).
-    SELECT * INTO v_state FROM __schema__.key_lane_state AS s
-    WHERE s.queue = p_queue AND s.priority = p_priority AND s.enqueue_shard = p_shard;
-    v_from := greatest(coalesce(v_state.frontier, p_cursor), p_cursor);
-    SELECT array_agg(j.id ORDER BY b.seq), array_agg(b.seq ORDER BY b.seq),
-           array_agg(coalesce(j.concurrency_key, CASE WHEN v_pol.from_ordering_key THEN j.ordering_key END)
-                     ORDER BY b.seq)
-    INTO v_ids, v_seqs, v_keys
-    FROM unnest(v_state.blocked_ids, v_state.blocked_seqs) AS b(id, seq)
-    JOIN __schema__.jobs AS j ON j.id = b.id AND j.lane_seq = b.seq AND j.state = 'available'
-     AND j.queue = p_queue AND j.priority = p_priority AND j.enqueue_shard = p_shard
-    WHERE b.seq > p_cursor;
-    v_room := v_window - coalesce(cardinality(v_ids), 0);
-
-    -- Then the numbers past the frontier, with the lane head, in one snapshot
-    -- (as in the unkeyed walk).
-    SELECT e.next_seq, c.ids, c.seqs, c.keys INTO v_next, v_new_ids, v_new_seqs, v_new_keys
-    FROM __schema__.enqueue_heads AS e
-    CROSS JOIN LATERAL (
-        SELECT array_agg(j.id ORDER BY j.lane_seq) AS ids,
-               array_agg(j.lane_seq ORDER BY j.lane_seq) AS seqs,
-               array_agg(coalesce(j.concurrency_key,
-                                  CASE WHEN v_pol.from_ordering_key THEN j.ordering_key END)
-                         ORDER BY j.lane_seq) AS keys
-        FROM __schema__.lane_segments AS g
-        JOIN __schema__.jobs AS j
-          ON j.id BETWEEN g.first_id + (greatest(g.first_seq, v_from + 1) - g.first_seq)
-                      AND g.first_id + (least(g.last_seq, v_from + v_room) - g.first_seq)
-         AND j.lane_seq = g.first_seq + (j.id - g.first_id)
-         AND j.state = 'available'
-         AND j.queue = p_queue AND j.priority = p_priority AND j.enqueue_shard = p_shard
-        WHERE v_room > 0
-          AND g.queue = p_queue AND g.priority = p_priority AND g.enqueue_shard = p_shard
-          AND g.last_seq > v_from AND g.first_seq <= v_from + v_room
-    ) AS c
+    -- Read before any job (a later snapshot sees every job numbered below it).
+    SELECT e.next_seq INTO v_next FROM __schema__.enqueue_heads AS e
     WHERE e.queue = p_queue AND e.priority = p_priority AND e.enqueue_shard = p_shard;
     IF NOT FOUND THEN
         RETURN '{}';
     END IF;
-    v_frontier := CASE WHEN v_room > 0 THEN greatest(v_from, least(v_from + v_room, v_next - 1)) ELSE v_from END;
-    v_ids := coalesce(v_ids, '{}') || coalesce(v_new_ids, '{}');
-    v_seqs := coalesce(v_seqs, '{}') || coalesce(v_new_seqs, '{}');
-    v_keys := coalesce(v_keys, '{}') || coalesce(v_new_keys, '{}');
+    SELECT s.frontier INTO v_frontier FROM __schema__.key_lane_state AS s
+    WHERE s.queue = p_queue AND s.priority = p_priority AND s.enqueue_shard = p_shard;
+    v_frontier := greatest(coalesce(v_frontier, p_cursor), p_cursor);
 
-    -- Serialise on each distinct key first (own statement: the count below
-    -- must take its snapshot after the locks are granted).
-    v_locked := ARRAY(
-        SELECT k FROM (SELECT DISTINCT k FROM unnest(v_keys) AS u(k) WHERE k IS NOT NULL) AS d
-        WHERE __schema__.key_try_lock(p_policy, d.k));
-
-    -- A job is admitted when its key has room (grants so far, this
-    -- transaction's included, plus the earlier candidates of its key), then
-    -- the first p_limit admitted in lane order are taken.
-    WITH cand AS (
-        SELECT u.id, u.seq, u.k FROM unnest(v_ids, v_seqs, v_keys) AS u(id, seq, k)
-    ), held AS (
-        SELECT g.key AS k, count(*) AS n FROM __schema__.key_grants AS g
-        WHERE g.policy = p_policy AND g.key = ANY (v_locked)
-        GROUP BY g.key
-    ), ranked AS (
-        SELECT c.id, c.seq, c.k,
-               CASE WHEN c.k IS NULL THEN true
-                    WHEN NOT (c.k = ANY (v_locked)) THEN false
-                    ELSE coalesce(h.n, 0) + row_number() OVER (PARTITION BY c.k ORDER BY c.seq) <= v_cap
-               END AS ok
-        FROM cand AS c LEFT JOIN held AS h ON h.k = c.k
-    ), taken AS (
-        SELECT r.id, r.seq, r.k FROM ranked AS r WHERE r.ok ORDER BY r.seq LIMIT p_limit
-    ), granted AS (
-        INSERT INTO __schema__.key_grants (job_id, run_lease, policy, key)
-        SELECT t.id, j.run_lease + 1, p_policy, t.k
-        FROM taken AS t JOIN __schema__.jobs AS j ON j.id = t.id
-        WHERE t.k IS NOT NULL
+    -- 1. Parked heads and the next parked jobs of their keys, still there.
+    WITH h AS (
+        SELECT p.key FROM __schema__.key_parked AS p
+        WHERE p.queue = p_queue AND p.priority = p_priority AND p.enqueue_shard = p_shard AND p.head
+        ORDER BY p.lane_seq
+        LIMIT v_window
+    ), r AS (
+        SELECT h.key, x.lane_seq, x.job_id,
+               j.id IS NOT NULL AND x.lane_seq > p_cursor AS live,
+               coalesce(j.concurrency_key, CASE WHEN v_pol.from_ordering_key THEN j.ordering_key END) AS k
+        FROM h
+        CROSS JOIN LATERAL (
+            SELECT p.lane_seq, p.job_id FROM __schema__.key_parked AS p
+            WHERE p.queue = p_queue AND p.priority = p_priority AND p.enqueue_shard = p_shard AND p.key = h.key
+            ORDER BY p.lane_seq
+            LIMIT v_cap
+        ) AS x
+        LEFT JOIN __schema__.jobs AS j
+               ON j.id = x.job_id AND j.lane_seq = x.lane_seq AND j.state = 'available'
+              AND j.queue = p_queue AND j.priority = p_priority AND j.enqueue_shard = p_shard
     )
-    SELECT array_agg(t.id ORDER BY t.seq), array_agg(t.seq ORDER BY t.seq) INTO v_taken, v_taken_seqs
-    FROM taken AS t;
-    v_taken := coalesce(v_taken, '{}');
-    v_taken_seqs := coalesce(v_taken_seqs, '{}');
+    SELECT (SELECT count(*) FROM h), ARRAY(SELECT h.key FROM h),
+           array_agg(r.job_id ORDER BY r.lane_seq) FILTER (WHERE r.live),
+           array_agg(r.lane_seq ORDER BY r.lane_seq) FILTER (WHERE r.live),
+           array_agg(r.k ORDER BY r.lane_seq) FILTER (WHERE r.live),
+           array_agg(r.lane_seq) FILTER (WHERE NOT r.live)
+    INTO v_heads, v_behind, v_ids, v_seqs, v_keys, v_stale
+    FROM r;
+    IF v_ids IS NOT NULL THEN
+        SELECT * INTO v_got FROM __schema__.key_admit(p_policy, v_cap, v_left, v_ids, v_seqs, v_keys, '{}');
+        v_taken := v_got.taken_ids;
+        v_taken_seqs := v_got.taken_seqs;
+        v_left := v_left - cardinality(v_taken);
+    END IF;
+    IF cardinality(v_taken_seqs) > 0 OR v_stale IS NOT NULL THEN
+        -- Unpark what was taken or is gone; the next of each such key becomes its head.
+        DELETE FROM __schema__.key_parked AS p
+        WHERE p.queue = p_queue AND p.priority = p_priority AND p.enqueue_shard = p_shard
+          AND p.key = ANY (v_behind)
+          AND (p.lane_seq = ANY (v_taken_seqs) OR p.lane_seq = ANY (coalesce(v_stale, '{}')));
+        UPDATE __schema__.key_parked AS p SET head = true
+        FROM unnest(v_behind) AS b(key)
+        CROSS JOIN LATERAL (
+            SELECT q.lane_seq AS seq FROM __schema__.key_parked AS q
+            WHERE q.queue = p_queue AND q.priority = p_priority AND q.enqueue_shard = p_shard AND q.key = b.key
+            ORDER BY q.lane_seq
+            LIMIT 1
+        ) AS m
+        WHERE p.queue = p_queue AND p.priority = p_priority AND p.enqueue_shard = p_shard
+          AND p.key = b.key AND p.lane_seq = m.seq AND NOT p.head;
+    END IF;
 
-    -- Left behind: the new blocked list. The cursor stops before its first.
-    SELECT array_agg(u.id ORDER BY u.seq), array_agg(u.seq ORDER BY u.seq) INTO v_new_ids, v_new_seqs
-    FROM unnest(v_ids, v_seqs) AS u(id, seq)
-    WHERE NOT (u.seq = ANY (v_taken_seqs));
-    v_new_cursor := greatest(coalesce(v_new_seqs[1] - 1, v_frontier), p_cursor);
+    -- 2. New numbers past the frontier, unless the heads filled the window.
+    -- Every key with parked jobs is in v_behind (fewer than W heads: all of
+    -- them were read), so none of its later jobs overtakes them.
+    v_end := least(v_frontier + v_window, v_next - 1);
+    WHILE v_left > 0 AND v_heads < v_window AND v_frontier < v_end LOOP
+        v_hi := least(v_frontier + greatest(2 * v_left, 16), v_end);
+        SELECT array_agg(j.id ORDER BY j.lane_seq), array_agg(j.lane_seq ORDER BY j.lane_seq),
+               array_agg(coalesce(j.concurrency_key, CASE WHEN v_pol.from_ordering_key THEN j.ordering_key END)
+                         ORDER BY j.lane_seq)
+        INTO v_ids, v_seqs, v_keys
+        FROM __schema__.lane_segments AS g
+        JOIN __schema__.jobs AS j
+          ON j.id BETWEEN g.first_id + (greatest(g.first_seq, v_frontier + 1) - g.first_seq)
+                      AND g.first_id + (least(g.last_seq, v_hi) - g.first_seq)
+         AND j.lane_seq = g.first_seq + (j.id - g.first_id)
+         AND j.state = 'available'
+         AND j.queue = p_queue AND j.priority = p_priority AND j.enqueue_shard = p_shard
+        WHERE g.queue = p_queue AND g.priority = p_priority AND g.enqueue_shard = p_shard
+          AND g.last_seq > v_frontier AND g.first_seq <= v_hi;
+        IF v_ids IS NULL THEN
+            v_frontier := v_hi;  -- holes only
+            CONTINUE;
+        END IF;
+        SELECT * INTO v_got FROM __schema__.key_admit(p_policy, v_cap, v_left, v_ids, v_seqs, v_keys, v_behind);
+        v_taken := v_taken || v_got.taken_ids;
+        v_taken_seqs := v_taken_seqs || v_got.taken_seqs;
+        v_left := v_left - cardinality(v_got.taken_ids);
+        v_hi := coalesce(v_got.stop_seq - 1, v_hi);
+        -- Park what was left for its key, up to the new frontier.
+        INSERT INTO __schema__.key_parked AS p (queue, priority, enqueue_shard, key, lane_seq, job_id, head)
+        SELECT p_queue, p_priority, p_shard, u.k, u.seq, u.id,
+               row_number() OVER (PARTITION BY u.k ORDER BY u.seq) = 1
+               AND NOT EXISTS (SELECT 1 FROM __schema__.key_parked AS q
+                               WHERE q.queue = p_queue AND q.priority = p_priority
+                                 AND q.enqueue_shard = p_shard AND q.key = u.k)
+        FROM unnest(v_ids, v_seqs, v_keys) AS u(id, seq, k)
+        WHERE u.seq <= v_hi AND NOT (u.seq = ANY (v_got.taken_seqs)) AND u.k IS NOT NULL;
+        v_behind := v_behind || ARRAY(
+            SELECT DISTINCT u.k FROM unnest(v_seqs, v_keys) AS u(seq, k)
+            WHERE u.seq <= v_hi AND NOT (u.seq = ANY (v_got.taken_seqs)) AND u.k IS NOT NULL);
+        v_frontier := v_hi;
+    END LOOP;
+
+    -- The cursor stops before the first parked job (a head: the first of its key).
+    SELECT min(p.lane_seq) INTO v_first FROM __schema__.key_parked AS p
+    WHERE p.queue = p_queue AND p.priority = p_priority AND p.enqueue_shard = p_shard AND p.head;
+    v_new_cursor := greatest(coalesce(least(v_first - 1, v_frontier), v_frontier), p_cursor);
     SELECT count(*) INTO v_prefix FROM unnest(v_taken_seqs) AS u(seq) WHERE u.seq <= v_new_cursor;
 
     UPDATE __schema__.claim_heads AS c
@@ -244,10 +345,10 @@ BEGIN
         WHERE g.queue = p_queue AND g.priority = p_priority AND g.enqueue_shard = p_shard
           AND g.last_seq <= v_new_cursor;
     END IF;
-    INSERT INTO __schema__.key_lane_state AS s (queue, priority, enqueue_shard, frontier, blocked_ids, blocked_seqs)
-    VALUES (p_queue, p_priority, p_shard, v_frontier, coalesce(v_new_ids, '{}'), coalesce(v_new_seqs, '{}'))
-    ON CONFLICT (queue, priority, enqueue_shard) DO UPDATE
-    SET frontier = excluded.frontier, blocked_ids = excluded.blocked_ids, blocked_seqs = excluded.blocked_seqs;
+    INSERT INTO __schema__.key_lane_state AS s (queue, priority, enqueue_shard, frontier)
+    VALUES (p_queue, p_priority, p_shard, v_frontier)
+    ON CONFLICT (queue, priority, enqueue_shard) DO UPDATE SET frontier = excluded.frontier
+    WHERE s.frontier IS DISTINCT FROM excluded.frontier;
     RETURN v_taken;
 END
 $$;
