@@ -47,10 +47,18 @@ class LeadsTo:
 
 @dataclass(frozen=True)
 class Fairness:
-    """``WF_vars(A)`` where A is the disjunction of the named actions."""
+    """``WF_vars(A)`` where A is the disjunction of the named actions.
+
+    With ``params`` set, A is the one instance ``Action(params)`` of a named
+    action: ``\\A l \\in Lanes : WF_vars(Claim(l))`` is one Fairness per l.
+    """
 
     name: str
     actions: frozenset[str]
+    params: tuple | None = None
+
+    def covers(self, label: Label) -> bool:
+        return label[0] in self.actions and (self.params is None or label[1] == self.params)
 
 
 @dataclass
@@ -245,8 +253,10 @@ def check(
 def _enabled_fair(
     fairness: Sequence[Fairness], out_edges: list[tuple[Label, int]]
 ) -> list[bool]:
-    names = {label[0] for label, _ in out_edges}
-    return [bool(f.actions & names) for f in fairness]
+    if all(f.params is None for f in fairness):
+        names = {label[0] for label, _ in out_edges}
+        return [bool(f.actions & names) for f in fairness]
+    return [any(f.covers(label) for label, _ in out_edges) for f in fairness]
 
 
 def _find_fair_lasso(model, prop: LeadsTo, states, edges, trace_to, depth_of):
@@ -285,7 +295,7 @@ def _find_fair_lasso(model, prop: LeadsTo, states, edges, trace_to, depth_of):
                 for label, j in edges[i]:
                     if j in members:
                         for k, f in enumerate(fairness):
-                            if label[0] in f.actions:
+                            if f.covers(label):
                                 satisfied[k] = True
             if all(satisfied):
                 entry = min(component, key=lambda k: depth_of[k])

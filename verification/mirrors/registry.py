@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import ModuleType
 
 from verification.mirrors import claim_groups, cron, key_concurrency, lifecycle, producers, routing
+from verification.mirrors import repartition
 from verification.mirrors.cfg import parse_cfg
 from verification.mirrors.explore import CheckResult, Model, check
 from verification.mirrors.manifest import ModelEntry
@@ -16,6 +17,7 @@ MIRRORS: dict[str, ModuleType] = {
     "KeyConcurrency": key_concurrency,
     "Cron": cron,
     "ConcurrentProducers": producers,
+    "PartitionedQueueRepartition": repartition,
 }
 
 #: Modules of broken designs: each EXTENDS one spec above and only defines
@@ -26,6 +28,7 @@ BROKEN_MODULES: dict[str, str] = {
     "PartitionedQueueLifecycleBroken": "PartitionedQueueLifecycle",
     "ClaimGroupsBroken": "ClaimGroups",
     "ConcurrentProducersBroken": "ConcurrentProducers",
+    "PartitionedQueueRepartitionBroken": "PartitionedQueueRepartition",
 }
 
 
