@@ -290,6 +290,11 @@ LIVENESS = {"EveryJobHandedOut"}
 SPECIFICATIONS: dict[str, tuple[str, ...]] = {"Spec": ("Claim", "LiftFence")}
 
 
+def every_job_handed_out(c: RepartitionConstants) -> LeadsTo:
+    """spec: EveryJobHandedOut == \\A j \\in Jobs : (j <= enqueued) ~> (j \\in Handed)."""
+    return LeadsTo(tuple(c.jobs), lambda j, s: j <= s.enqueued, lambda j, s: j in s.outs)
+
+
 def fairness(c: RepartitionConstants) -> tuple[Fairness, ...]:
     """spec: Fairness -- WF per lane (Claim(l)) and per fence (LiftFence(e, l))."""
     per_lane = tuple(Fairness(f"Claim({l})", frozenset({"Claim"}), (l,)) for l in c.lanes)
@@ -323,13 +328,7 @@ def build_model(config: ModelConfig) -> Model:
         initial_states=lambda: [initial_state(c)],
         successors=lambda state: successors(c, state),
         invariants={n: (lambda s, f=f: f(c, s)) for n, f in STATE_INVARIANTS.items()},
-        liveness={
-            "EveryJobHandedOut": LeadsTo(
-                tuple(c.jobs),
-                lambda j, s: j <= s.enqueued,
-                lambda j, s: j in s.outs,
-            )
-        },
+        liveness={"EveryJobHandedOut": every_job_handed_out(c)},
         fairness=fairness(c) if config.specification == "Spec" else (),
         render=render,
     )
