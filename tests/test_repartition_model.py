@@ -88,3 +88,27 @@ def test_claim_fairness_is_needed() -> None:
     model.fairness = tuple(f for f in model.fairness if "Claim" not in f.actions)
     result = check(model, config.invariants, config.properties)
     assert result.outcome == "EveryJobHandedOut" and result.tlc_exit == 13
+
+
+def test_fairness_on_one_instance_of_an_action() -> None:
+    """WF on Go(1) alone does not force Go(2); WF on Go(2) does."""
+    from verification.mirrors.explore import Fairness, LeadsTo, Model
+
+    # 0 -Go(1)-> 1 -Go(1)-> 0 for ever; Go(2) from either reaches the goal 2.
+    edges = {0: [(("Go", (1,)), 1), (("Go", (2,)), 2)], 1: [(("Go", (1,)), 0), (("Go", (2,)), 2)]}
+
+    def toy(*fair_params: int) -> Model:
+        return Model(
+            name="toy",
+            initial_states=lambda: [0],
+            successors=lambda s: edges.get(s, []),
+            liveness={"Reach": LeadsTo((None,), lambda _i, s: True, lambda _i, s: s == 2)},
+            fairness=tuple(Fairness(f"Go({p})", frozenset({"Go"}), (p,)) for p in fair_params),
+        )
+
+    assert check(toy(1), [], ["Reach"]).outcome == "Reach"
+    assert check(toy(2), [], ["Reach"]).outcome == "pass"
+    # Without params the fairness is on the disjunction, which Go(1) satisfies.
+    disjunction = toy()
+    disjunction.fairness = (Fairness("Go", frozenset({"Go"})),)
+    assert check(disjunction, [], ["Reach"]).outcome == "Reach"
