@@ -51,15 +51,19 @@ class Fairness:
 
     ``strong`` makes it ``SF_vars(A)``; ``where`` narrows A to the labels it
     accepts (one instance of a parameterised action, e.g. ``Finish(p)``).
+    With ``params`` set, A is the one instance ``Action(params)`` of a named
+    action: ``\\A l \\in Lanes : WF_vars(Claim(l))`` is one Fairness per l.
     """
 
     name: str
     actions: frozenset[str]
     strong: bool = False
     where: Callable[[Label], bool] | None = None
+    params: tuple | None = None
 
     def covers(self, label: Label) -> bool:
-        return label[0] in self.actions and (self.where is None or self.where(label))
+        return (label[0] in self.actions and (self.where is None or self.where(label))
+                and (self.params is None or label[1] == self.params))
 
 
 @dataclass

@@ -5,8 +5,8 @@ from __future__ import annotations
 from types import ModuleType
 
 from verification.mirrors import claim_groups, cron, key_concurrency, leadership, lifecycle, producers, routing
-from verification.mirrors import claim_groups, cron, key_concurrency, lifecycle, producers, routing
 from verification.mirrors import continuous_load
+from verification.mirrors import repartition
 from verification.mirrors.cfg import parse_cfg
 from verification.mirrors.explore import CheckResult, Model, check
 from verification.mirrors.manifest import ModelEntry
@@ -20,6 +20,7 @@ MIRRORS: dict[str, ModuleType] = {
     "ConcurrentProducers": producers,
     "Leadership": leadership,
     "ContinuousLoad": continuous_load,
+    "PartitionedQueueRepartition": repartition,
 }
 
 #: Modules of broken designs: each EXTENDS one spec above and only defines
@@ -30,6 +31,7 @@ BROKEN_MODULES: dict[str, str] = {
     "PartitionedQueueLifecycleBroken": "PartitionedQueueLifecycle",
     "ClaimGroupsBroken": "ClaimGroups",
     "ConcurrentProducersBroken": "ConcurrentProducers",
+    "PartitionedQueueRepartitionBroken": "PartitionedQueueRepartition",
 }
 
 
