@@ -103,7 +103,7 @@ def test_fairness_on_one_instance_of_an_action() -> None:
             initial_states=lambda: [0],
             successors=lambda s: edges.get(s, []),
             liveness={"Reach": LeadsTo((None,), lambda _i, s: True, lambda _i, s: s == 2)},
-            fairness=tuple(Fairness(f"Go({p})", frozenset({"Go"}), (p,)) for p in fair_params),
+            fairness=tuple(Fairness(f"Go({p})", frozenset({"Go"}), params=(p,)) for p in fair_params),
         )
 
     assert check(toy(1), [], ["Reach"]).outcome == "Reach"

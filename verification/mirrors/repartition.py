@@ -297,9 +297,9 @@ def every_job_handed_out(c: RepartitionConstants) -> LeadsTo:
 
 def fairness(c: RepartitionConstants) -> tuple[Fairness, ...]:
     """spec: Fairness -- WF per lane (Claim(l)) and per fence (LiftFence(e, l))."""
-    per_lane = tuple(Fairness(f"Claim({l})", frozenset({"Claim"}), (l,)) for l in c.lanes)
+    per_lane = tuple(Fairness(f"Claim({l})", frozenset({"Claim"}), params=(l,)) for l in c.lanes)
     per_fence = tuple(
-        Fairness(f"LiftFence({e}, {l})", frozenset({"LiftFence"}), (e, l))
+        Fairness(f"LiftFence({e}, {l})", frozenset({"LiftFence"}), params=(e, l))
         for e in c.changes for l in c.lanes
     )
     return per_lane + per_fence
