@@ -90,6 +90,15 @@ def reset_database(conn: psycopg.Connection, tables: list[str], schema: str = "a
         conn.commit()
 
 
+def reset_machine(machine: object, *, truncate: bool = False) -> None:
+    """Empty the database of a machine at the start of an example; the list of
+    tables is read once per machine class (its ``_tables``) and kept there."""
+    cls = type(machine)
+    if cls._tables is None:
+        cls._tables = user_tables(machine.check_conn)
+    reset_database(machine.check_conn, cls._tables, truncate=truncate)
+
+
 def bind_machine(base: type, database_url: str, *, name: str | None = None, **attrs) -> type:
     """Subclass ``base`` bound to one database: two autocommit connections
     (checks, client) shared by all examples of one run; ``close_machine`` ends them."""

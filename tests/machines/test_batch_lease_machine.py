@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 
 from tests.machines._db import read_jobs
-from tests.machines._support import bind_machine, close_machine, machine_settings, reset_database, user_tables
+from tests.machines._support import bind_machine, close_machine, machine_settings, reset_machine
 
 pytestmark = pytest.mark.machines
 
@@ -52,10 +52,7 @@ class BatchLeaseMachine(RuleBasedStateMachine):
         super().__init__()
         from awa.client import Client
 
-        cls = type(self)
-        if cls._tables is None:
-            cls._tables = user_tables(self.check_conn)
-        reset_database(self.check_conn, cls._tables, truncate=True)
+        reset_machine(self, truncate=True)
         self.client_conn.execute("SELECT setseed(0.5)")
         self.now = EPOCH
         self.client = Client(self.client_conn, clock=lambda: self.now, jitter=lambda: 0.0)

@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
 from awa.routing import PartitionedQueue
-from tests.machines._support import bind_machine, close_machine, machine_settings, reset_database, user_tables
+from tests.machines._support import bind_machine, close_machine, machine_settings, reset_machine
 
 pytestmark = pytest.mark.machines
 
@@ -52,10 +52,7 @@ class CapacityMachine(RuleBasedStateMachine):
         super().__init__()
         from awa.client import Client
 
-        cls = type(self)
-        if cls._tables is None:
-            cls._tables = user_tables(self.check_conn)
-        reset_database(self.check_conn, cls._tables)
+        reset_machine(self)
         self.gates: dict[int, threading.Event] = {}
         self.lock = threading.Lock()
         self.executing: dict[str, int] = {q: 0 for q in self.pq.physical_queues}
@@ -190,10 +187,7 @@ class StarvationMachine(RuleBasedStateMachine):
         super().__init__()
         from awa.client import Client
 
-        cls = type(self)
-        if cls._tables is None:
-            cls._tables = user_tables(self.check_conn)
-        reset_database(self.check_conn, cls._tables)
+        reset_machine(self)
         self.lock = threading.Lock()
         self.hot_started = 0
         self.cold_started: dict[int, int] = {}  # cold job id -> hot starts before it started

@@ -30,7 +30,7 @@ from awa.storage.core import StorageCore
 from awa.storage.drivers import AsyncExecutor, run_in
 from awa.worker.maintenance import ROLE, LeaderLease
 from awa.worker.store import WorkerStore
-from tests.machines._support import bind_machine, close_machine, machine_settings, reset_database, user_tables
+from tests.machines._support import bind_machine, close_machine, machine_settings, reset_machine
 
 pytestmark = pytest.mark.machines
 
@@ -67,12 +67,9 @@ class LeaderBeliefMachine(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        cls = type(self)
-        if cls._tables is None:
-            cls._tables = user_tables(self.check_conn)
-        reset_database(self.check_conn, cls._tables)
+        reset_machine(self)
         self.core = StorageCore("awa")
-        store = WorkerStore(self.core, cls.executor)
+        store = WorkerStore(self.core, type(self).executor)
         self.stores = [FreezableStore(store) for _ in WORKERS]
         self.leases = [LeaderLease(s, LEASE_MS, holder=f"w{i}") for i, s in zip(WORKERS, self.stores)]  # type: ignore[arg-type]
         self.holder: int | None = None  # oracle: the row's holder

@@ -25,7 +25,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_stat
 
 from awa.storage.core import StorageCore
 from awa.storage.drivers import run_in
-from tests.machines._support import bind_machine, close_machine, machine_settings, reset_database, user_tables
+from tests.machines._support import bind_machine, close_machine, machine_settings, reset_machine
 
 pytestmark = pytest.mark.machines
 
@@ -42,10 +42,7 @@ class LeaderLeaseMachine(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        cls = type(self)
-        if cls._tables is None:
-            cls._tables = user_tables(self.check_conn)
-        reset_database(self.check_conn, cls._tables)
+        reset_machine(self)
         self.core = StorageCore("awa")
         self.holder: str | None = None
         self.kind: str | None = None  # "long" (live), "short" (maybe live), "expired"
