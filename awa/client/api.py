@@ -124,12 +124,9 @@ class ClientAPI(KeyPolicyAPI, PeriodicAPI, DlqAPI):
         ``ordering_key`` (absent: batch default; ``None``: no key) and a
         ``concurrency_key`` (ADR 0020).
         """
-        opts, ckeys = split_concurrency_keys(opts, len(jobs) if isinstance(jobs, Sequence) else 0, concurrency_key)
-        batch = prepare(
-            jobs, kind=kind, queue=queue, priority=priority, max_attempts=max_attempts, tags=tags,
-            metadata=metadata, run_at=run_at, ordering_key=ordering_key, opts=opts, unique_opts=unique_opts,
-        )
-        return guarded(self._drive, self._core.enqueue(batch, True, ckeys), conn)
+        return self._copy(True, jobs, conn, concurrency_key, opts, kind=kind, queue=queue, priority=priority,
+                          max_attempts=max_attempts, tags=tags, metadata=metadata, run_at=run_at,
+                          ordering_key=ordering_key, unique_opts=unique_opts)
 
     def enqueue_many_copy(
         self,
@@ -149,12 +146,16 @@ class ClientAPI(KeyPolicyAPI, PeriodicAPI, DlqAPI):
         unique_opts: dict[str, Any] | None = None,
     ) -> Any:
         """Like :meth:`insert_many_copy` but returns only the count (cheaper)."""
+        return self._copy(False, jobs, conn, concurrency_key, opts, kind=kind, queue=queue, priority=priority,
+                          max_attempts=max_attempts, tags=tags, metadata=metadata, run_at=run_at,
+                          ordering_key=ordering_key, unique_opts=unique_opts)
+
+    def _copy(self, want_jobs: bool, jobs: Sequence[Any], conn: Any, concurrency_key: bytes | str | None,
+              opts: Sequence[dict[str, Any] | None] | None, **fields: Any) -> Any:
+        """One COPY batch: the jobs back (``want_jobs``) or only their count."""
         opts, ckeys = split_concurrency_keys(opts, len(jobs) if isinstance(jobs, Sequence) else 0, concurrency_key)
-        batch = prepare(
-            jobs, kind=kind, queue=queue, priority=priority, max_attempts=max_attempts, tags=tags,
-            metadata=metadata, run_at=run_at, ordering_key=ordering_key, opts=opts, unique_opts=unique_opts,
-        )
-        return guarded(self._drive, self._core.enqueue(batch, False, ckeys), conn)
+        batch = prepare(jobs, opts=opts, **fields)
+        return guarded(self._drive, self._core.enqueue(batch, want_jobs, ckeys), conn)
 
     # -- claims and leases -------------------------------------------------
 

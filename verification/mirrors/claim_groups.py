@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Hashable, Iterator, NamedTuple, Sequence
 
 from verification.mirrors.cfg import ModelConfig, switches
-from verification.mirrors.explore import Fairness, LeadsTo, Model, Transition
+from verification.mirrors.explore import LeadsTo, Model, Transition, spec_model
 
 Statement = tuple[int, frozenset[int]]  # spec: [group |-> g, reqs |-> rs]
 
@@ -296,18 +296,9 @@ def render(s: ClaimGroupsState) -> str:
 
 def build_model(config: ModelConfig) -> Model:
     """The explorer's view of this spec under one cfg."""
-    c = ClaimGroupsConstants.from_cfg(config)
-    if config.specification not in SPECIFICATIONS:
-        raise KeyError(f"claim-groups mirror has no specification {config.specification!r}")
-    return Model(
-        name=f"ClaimGroups/{config.path.name}",
-        initial_states=lambda: [initial_state(c)],
-        successors=lambda state: successors(c, state),
-        invariants={n: (lambda s, f=f: f(c, s)) for n, f in INVARIANTS.items()},
-        liveness={n: f(c) for n, f in LIVENESS.items()},
-        fairness=tuple(Fairness(name, FAIRNESS[name]) for name in SPECIFICATIONS[config.specification]),
-        render=render,
-    )
+    return spec_model('ClaimGroups', config, ClaimGroupsConstants.from_cfg(config), initial_state=initial_state,
+                      successors=successors, invariants=INVARIANTS, liveness=LIVENESS,
+                      fairness=FAIRNESS, specifications=SPECIFICATIONS, render=render)
 
 
 # --- the real batcher, seen through the spec ------------------------------

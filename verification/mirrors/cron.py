@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterator, NamedTuple
 
 from verification.mirrors.cfg import ModelConfig
-from verification.mirrors.explore import Fairness, LeadsTo, Model, Transition
+from verification.mirrors.explore import LeadsTo, Model, Transition, spec_model
 
 NO_ONE = 0
 
@@ -203,15 +203,6 @@ def render(s: CronState) -> str:
 
 
 def build_model(config: ModelConfig) -> Model:
-    c = CronConstants.from_cfg(config)
-    if config.specification not in SPECIFICATIONS:
-        raise KeyError(f"cron mirror has no specification {config.specification!r}")
-    return Model(
-        name=f"Cron/{config.path.name}",
-        initial_states=lambda: [initial_state(c)],
-        successors=lambda state: successors(c, state),
-        invariants={n: (lambda s, f=f: f(c, s)) for n, f in INVARIANTS.items()},
-        liveness={n: f(c) for n, f in LIVENESS.items()},
-        fairness=tuple(Fairness(name, FAIRNESS[name]) for name in SPECIFICATIONS[config.specification]),
-        render=render,
-    )
+    return spec_model('Cron', config, CronConstants.from_cfg(config), initial_state=initial_state,
+                      successors=successors, invariants=INVARIANTS, liveness=LIVENESS,
+                      fairness=FAIRNESS, specifications=SPECIFICATIONS, render=render)

@@ -83,6 +83,28 @@ class Model:
     render: Callable[[State], str] = repr
 
 
+def spec_model(spec: str, config, constants, *, initial_state, successors, invariants,
+               liveness, fairness, specifications, render) -> Model:
+    """The Model of a mirror whose invariants and liveness take the constants.
+
+    ``invariants`` maps names to ``f(constants, state)``, ``liveness`` to
+    ``f(constants) -> LeadsTo``, ``fairness`` names to action sets, and
+    ``specifications`` a SPECIFICATION name to the fairness names it has.
+    """
+    if config.specification not in specifications:
+        raise KeyError(f"{spec} mirror has no specification {config.specification!r}")
+    c = constants
+    return Model(
+        name=f"{spec}/{config.path.name}",
+        initial_states=lambda: [initial_state(c)],
+        successors=lambda state: successors(c, state),
+        invariants={n: (lambda s, f=f: f(c, s)) for n, f in invariants.items()},
+        liveness={n: f(c) for n, f in liveness.items()},
+        fairness=tuple(Fairness(name, fairness[name]) for name in specifications[config.specification]),
+        render=render,
+    )
+
+
 @dataclass
 class CheckResult:
     """Outcome of one exploration, phrased the way the manifest records it."""
