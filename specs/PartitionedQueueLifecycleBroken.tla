@@ -33,4 +33,15 @@ RequeueRerouted(j) ==
 (* call rewrites a terminal row.  Kills TerminalIsFinal.                   *)
 FinalizeMatchesAnyRow(j, r) == TRUE
 
+(* The retry check is off by one (attempt <= max_attempts, not <): the    *)
+(* last attempt's failure is retried once more and the next claim takes an *)
+(* attempt number past MaxAttempts.  Kills TypeOK.                         *)
+EndAttemptFailedPastMax(j, r) ==
+    IF lease[j] <= MaxAttempts
+        THEN /\ Requeue(j)
+             /\ UNCHANGED doneLease
+        ELSE /\ status' = [status EXCEPT ![j] = "failed"]
+             /\ doneLease' = [doneLease EXCEPT ![j] = r]
+             /\ UNCHANGED <<seq, laneNext, lane>>
+
 =============================================================================

@@ -73,6 +73,7 @@ class LifecycleConstants:
     requeue_no_bump: bool = False
     requeue_rerouted: bool = False
     finalize_any_row: bool = False
+    retry_past_max: bool = False
     lanes: tuple[Lane, ...] = field(init=False)
     jobs: range = field(init=False)
     workers: range = field(init=False)
@@ -107,6 +108,7 @@ class LifecycleConstants:
             requeue_no_bump="requeue_no_bump" in on,
             requeue_rerouted="requeue_rerouted" in on,
             finalize_any_row="finalize_any_row" in on,
+            retry_past_max="retry_past_max" in on,
         )
 
     def lane_index(self, lane: Lane) -> int:
@@ -118,6 +120,7 @@ OVERRIDES = {
     ("Requeue", "RequeueNoBump"): "requeue_no_bump",
     ("Requeue", "RequeueRerouted"): "requeue_rerouted",
     ("FinalizeMatches", "FinalizeMatchesAnyRow"): "finalize_any_row",
+    ("EndAttemptFailed", "EndAttemptFailedPastMax"): "retry_past_max",
 }
 
 
@@ -215,8 +218,8 @@ def _end_lease(s: LifecycleState, j: int, r: int) -> LifecycleState:
 def _end_attempt_failed(
     c: LifecycleConstants, s: LifecycleState, j: int, r: int
 ) -> LifecycleState:
-    """spec: EndAttemptFailed(j, r)."""
-    if s.lease[j - 1] < c.max_attempts:
+    """spec: EndAttemptFailed(j, r) (EndAttemptFailedPastMax: retry at <=)."""
+    if s.lease[j - 1] < c.max_attempts + c.retry_past_max:
         return _requeue(c, s, j)
     return _set(s, 
         status=_put(s.status, j - 1, FAILED),
