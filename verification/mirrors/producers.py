@@ -19,6 +19,7 @@ IDLE, LOCKING, WRITTEN = "idle", "locking", "written"
 OVERRIDES = {
     ("HeadLockHeldToCommit", "EarlyRelease"): "early_release",
     ("LockOrders", "AnyLockOrder"): "any_lock_order",
+    ("Reserve", "ReserveAfterBump"): "reserve_after_bump",
 }
 
 
@@ -41,13 +42,14 @@ class ProducersConstants:
     rounds: int
     early_release: bool = False  # spec: HeadLockHeldToCommit <- EarlyRelease
     any_lock_order: bool = False  # spec: LockOrders <- AnyLockOrder
+    reserve_after_bump: bool = False  # spec: Reserve <- ReserveAfterBump
 
     @classmethod
     def from_cfg(cls, config: ModelConfig) -> "ProducersConstants":
         c = config.constants
         on = switches(config, OVERRIDES)
         out = cls(int(c["NumProducers"]), int(c["NumLanes"]), int(c["Rounds"]),
-                  "early_release" in on, "any_lock_order" in on)
+                  "early_release" in on, "any_lock_order" in on, "reserve_after_bump" in on)
         if min(out.num_producers, out.num_lanes, out.rounds) < 1:
             raise ValueError("producer constants violate the spec's ASSUME")
         return out
@@ -128,7 +130,7 @@ def begin(c, s, p, order):
 
 
 def reserve(c, s, p):
-    """spec: Reserve(p)."""
+    """spec: Reserve(p) (ReserveAfterBump: the row takes the head after the bump)."""
     if s.pc[p - 1] != LOCKING or len(reserved(c, s, p)) >= len(s.order[p - 1]):
         return None
     lane = next_lane(c, s, p)
@@ -136,7 +138,7 @@ def reserve(c, s, p):
         return None
     return s._replace(
         held=_put(s.held, p - 1, s.held[p - 1] | {lane}),
-        resv=_put(s.resv, p - 1, _put(s.resv[p - 1], lane - 1, s.lane_next[lane - 1])),
+        resv=_put(s.resv, p - 1, _put(s.resv[p - 1], lane - 1, s.lane_next[lane - 1] + c.reserve_after_bump)),
         lane_next=_put(s.lane_next, lane - 1, s.lane_next[lane - 1] + 1),
     )
 
