@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Iterator, NamedTuple
 
-from verification.mirrors.cfg import ModelConfig
+from verification.mirrors.cfg import ModelConfig, switches
 from verification.mirrors.explore import LeadsTo, Model, Transition, spec_model
 
 NO_ONE = 0
@@ -41,6 +41,8 @@ class LeadershipConstants:
     lease_expires: bool = True
     holder_guard: bool = True
     belief_from_start: bool = True
+    #: spec (LeadershipBroken): Acquire <- AcquireExtendsExpiry
+    renew_from_expiry: bool = False
 
     def __post_init__(self) -> None:
         if self.num_workers < 2 or self.num_jobs < 1 or self.lease < 2:
@@ -56,6 +58,8 @@ class LeadershipConstants:
             lease_expires=bool(c["LeaseExpires"]),
             holder_guard=bool(c["HolderGuard"]),
             belief_from_start=bool(c["BeliefFromStart"]),
+            renew_from_expiry="renew_from_expiry" in switches(
+                config, {("Acquire", "AcquireExtendsExpiry"): "renew_from_expiry"}),
         )
 
     @property
@@ -140,7 +144,8 @@ def acquire(c: LeadershipConstants, s: LeadershipState, w: int) -> LeadershipSta
     if not live(s, w) or s.pc[w - 1] != IDLE or not renew_due(s, w):
         return None
     if grants(c, s, w):
-        return s._replace(holder=w, left=c.lease, pc=_put(s.pc, w, GRANTED), started=_put(s.started, w, 0),
+        left = s.left + c.lease if c.renew_from_expiry else c.lease  # AcquireExtendsExpiry
+        return s._replace(holder=w, left=left, pc=_put(s.pc, w, GRANTED), started=_put(s.started, w, 0),
                           waited=s.waited if s.holder == w else 0)
     return s._replace(since=_put(s.since, w, NO_BELIEF))
 

@@ -32,6 +32,7 @@ BROKEN_MODULES: dict[str, str] = {
     "ClaimGroupsBroken": "ClaimGroups",
     "ConcurrentProducersBroken": "ConcurrentProducers",
     "PartitionedQueueRepartitionBroken": "PartitionedQueueRepartition",
+    "LeadershipBroken": "Leadership",
 }
 
 
