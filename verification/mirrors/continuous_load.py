@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from itertools import permutations
 from typing import Callable, Iterator, NamedTuple
 
-from verification.mirrors.cfg import ModelConfig
+from verification.mirrors.cfg import ModelConfig, switches
 from verification.mirrors.explore import Fairness, LeadsTo, Model, Transition
 
 HOT = 0
@@ -39,6 +39,8 @@ class LoadConstants:
     shared: bool
     cap_slack: int = 0
     lane_order: str = "random"
+    #: spec (ContinuousLoadBroken): Acquire <- AcquireAllFree
+    no_batch_limit: bool = False
 
     def __post_init__(self) -> None:
         positive = (self.num_partitions, self.hot_room, self.cold_room, self.cap, self.batch, self.num_claimers)
@@ -60,6 +62,7 @@ class LoadConstants:
             shared=bool(c["Shared"]),
             cap_slack=int(c["CapSlack"]),
             lane_order=str(c["LaneOrder"]),
+            no_batch_limit="no_batch_limit" in switches(config, {("Acquire", "AcquireAllFree"): "no_batch_limit"}),
         )
 
     @property
@@ -113,9 +116,10 @@ def enqueue(c: LoadConstants, s: LoadState, p: int, watched: bool) -> LoadState 
 
 
 def acquire(c: LoadConstants, s: LoadState, i: int) -> LoadState | None:
-    """spec: Acquire(c) for the i-th claimer."""
+    """spec: Acquire(c) for the i-th claimer (AcquireAllFree: no batch limit)."""
     unit = c.claimers[i][0]
-    granted = min(c.batch, c.limit - in_use(c, s, unit))
+    free = c.limit - in_use(c, s, unit)
+    granted = free if c.no_batch_limit else min(c.batch, free)
     if s.held[i] != 0 or granted <= 0:
         return None
     return s._replace(held=_put(s.held, i, granted))

@@ -33,6 +33,7 @@ BROKEN_MODULES: dict[str, str] = {
     "ConcurrentProducersBroken": "ConcurrentProducers",
     "PartitionedQueueRepartitionBroken": "PartitionedQueueRepartition",
     "LeadershipBroken": "Leadership",
+    "ContinuousLoadBroken": "ContinuousLoad",
 }
 
 
