@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Iterator, NamedTuple
 
-from verification.mirrors.cfg import ModelConfig
+from verification.mirrors.cfg import ModelConfig, switches
 from verification.mirrors.explore import LeadsTo, Model, Transition, spec_model
 
 NO_ONE = 0
@@ -39,6 +39,8 @@ class CronConstants:
     tick_keyed: bool = True
     lease_fenced: bool = True
     lease_expires: bool = True
+    #: spec (CronBroken): Last <- NextAfterLast
+    next_after_last: bool = False
 
     def __post_init__(self) -> None:
         if self.num_schedulers < 1 or self.max_tick < 1 or self.max_crashes < 0 or self.skew < 0:
@@ -56,6 +58,7 @@ class CronConstants:
             tick_keyed=bool(c["TickKeyed"]),
             lease_fenced=bool(c["LeaseFenced"]),
             lease_expires=bool(c["LeaseExpires"]),
+            next_after_last="next_after_last" in switches(config, {("Last", "NextAfterLast"): "next_after_last"}),
         )
 
     @property
@@ -74,9 +77,9 @@ def initial_state(c: CronConstants) -> CronState:
                      (0,) * c.max_tick, frozenset())
 
 
-def last(s: CronState) -> int:
-    """spec: Last."""
-    return max(s.recorded, default=0)
+def last(c: CronConstants, s: CronState) -> int:
+    """spec: Last (NextAfterLast: one more)."""
+    return max(s.recorded, default=0) + c.next_after_last
 
 
 def _put(values: tuple, s_id: int, value: object) -> tuple:
@@ -94,7 +97,7 @@ def acquire(c: CronConstants, s: CronState, i: int) -> CronState | None:
         return None
     if c.lease_fenced and s.lease not in (NO_ONE, i):
         return None
-    return s._replace(lease=i, leader=_put(s.leader, i, True), cursor=_put(s.cursor, i, last(s)))
+    return s._replace(lease=i, leader=_put(s.leader, i, True), cursor=_put(s.cursor, i, last(c, s)))
 
 
 def expire(c: CronConstants, s: CronState) -> CronState | None:
@@ -110,7 +113,7 @@ def fire(c: CronConstants, s: CronState, i: int) -> CronState | None:
     if t > c.max_tick or t > s.now + c.skew:
         return None
     if c.tick_keyed and t in s.recorded:
-        return s._replace(cursor=_put(s.cursor, i, last(s)))
+        return s._replace(cursor=_put(s.cursor, i, last(c, s)))
     jobs = _put(s.jobs, t, s.jobs[t - 1] + 1)
     if c.one_transaction:
         return s._replace(jobs=jobs, recorded=s.recorded | {t}, cursor=_put(s.cursor, i, t))

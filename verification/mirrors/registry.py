@@ -34,6 +34,7 @@ BROKEN_MODULES: dict[str, str] = {
     "PartitionedQueueRepartitionBroken": "PartitionedQueueRepartition",
     "LeadershipBroken": "Leadership",
     "ContinuousLoadBroken": "ContinuousLoad",
+    "CronBroken": "Cron",
 }
 
 
