@@ -28,6 +28,7 @@ RoutingState = tuple[Row, ...]
 OVERRIDES = {
     ("PartitionFor", "PartitionForRotor"): "partition_rotor",
     ("ShardFor", "ShardForRotor"): "shard_rotor",
+    ("PartitionFor", "PartitionForSigned"): "partition_signed",
 }
 
 
@@ -40,6 +41,7 @@ class RoutingConstants:
     partition_scheme: str
     partition_rotor: bool = False  # spec: PartitionFor <- PartitionForRotor
     shard_rotor: bool = False  # spec: ShardFor <- ShardForRotor
+    partition_signed: bool = False  # spec: PartitionFor <- PartitionForSigned
 
     @classmethod
     def from_cfg(cls, config: ModelConfig) -> "RoutingConstants":
@@ -53,6 +55,7 @@ class RoutingConstants:
             partition_scheme=str(c["PartitionScheme"]),
             partition_rotor="partition_rotor" in on,
             shard_rotor="shard_rotor" in on,
+            partition_signed="partition_signed" in on,
         )
         constants.check_assumptions()
         return constants
@@ -105,9 +108,14 @@ def shard_for(c: RoutingConstants, h: int, log: RoutingState = ()) -> int:
 
 
 def partition_for(c: RoutingConstants, h: int, log: RoutingState = ()) -> int:
-    """spec: PartitionFor(h) (PartitionForRotor(h) when overridden)."""
+    """spec: PartitionFor(h) (PartitionForRotor / PartitionForSigned when overridden)."""
     if c.partition_rotor:
         return len(log) % c.num_partitions
+    if c.partition_signed:
+        x = mixed_hash(c, h)
+        space = c.hash_max + 1
+        signed = x - space if 2 * x >= space else x  # spec: AsSigned
+        return signed % c.num_partitions if signed >= 0 else -((-signed) % c.num_partitions)  # spec: SqlMod
     if c.partition_scheme == CORRELATED:
         return h % c.num_partitions
     return mixed_hash(c, h) % c.num_partitions
