@@ -44,6 +44,8 @@ class ClaimGroupsConstants:
     one_statement_per_group: bool = True
     #: spec (ClaimGroupsBroken): Cleared <- ClearedReady
     clears_ready: bool = False
+    #: spec (ClaimGroupsBroken): GroupOf <- GroupOfUnwrapped with Ask <- AskNewList
+    unwrapped_groups: bool = False
 
     def __post_init__(self) -> None:
         if min(self.num_queues, self.num_groups, self.num_requests) < 1:
@@ -52,7 +54,11 @@ class ClaimGroupsConstants:
     @classmethod
     def from_cfg(cls, config: ModelConfig) -> "ClaimGroupsConstants":
         c = config.constants
-        on = switches(config, {("Cleared", "ClearedReady"): "clears_ready"})
+        on = switches(config, {("Cleared", "ClearedReady"): "clears_ready",
+                               ("GroupOf", "GroupOfUnwrapped"): "unwrapped_groups",
+                               ("Ask", "AskNewList"): "unwrapped_groups"})
+        if "unwrapped_groups" in on and len(config.overrides) < 2:
+            raise ValueError(f"{config.path}: GroupOfUnwrapped and AskNewList go together")
         return cls(
             num_queues=int(c["NumQueues"]),
             num_groups=int(c["NumGroups"]),
@@ -60,6 +66,7 @@ class ClaimGroupsConstants:
             drop_gone_first=bool(c["DropGoneFirst"]),
             one_statement_per_group=bool(c["OneStatementPerGroup"]),
             clears_ready="clears_ready" in on,
+            unwrapped_groups="unwrapped_groups" in on,
         )
 
     @property
@@ -76,8 +83,8 @@ class ClaimGroupsConstants:
 
 
 def group_of(c: ClaimGroupsConstants, q: int) -> int:
-    """spec: GroupOf(q)."""
-    return q % c.num_groups
+    """spec: GroupOf(q) (GroupOfUnwrapped(q) == q when overridden)."""
+    return q if c.unwrapped_groups else q % c.num_groups
 
 
 def initial_state(c: ClaimGroupsConstants) -> ClaimGroupsState:
@@ -143,11 +150,13 @@ def dispatch_from(c: ClaimGroupsConstants, s: ClaimGroupsState, fl: frozenset[St
 
 
 def ask(c: ClaimGroupsConstants, s: ClaimGroupsState, q: int) -> ClaimGroupsState | None:
-    """spec: Ask(q)."""
+    """spec: Ask(q) (AskNewList: a list is made for a group past the last)."""
     if s.next_req > c.num_requests:
         return None
     r, g = s.next_req, group_of(c, q)
     queue_of = s.queue_of[: r - 1] + (q,) + s.queue_of[r:]
+    if g >= len(s.waiting):  # only with AskNewList; TypeOK fails in this state
+        s = s._replace(waiting=s.waiting + (frozenset(),) * (g + 1 - len(s.waiting)))
     waiting = s.waiting[:g] + (s.waiting[g] | {r},) + s.waiting[g + 1:]
     return s._replace(next_req=r + 1, queue_of=queue_of, waiting=waiting, dispatch_pending=True)
 
