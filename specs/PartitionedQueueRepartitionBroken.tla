@@ -31,4 +31,22 @@ CurrentWidthOnly(l) == l < Widths[epoch]
 (* Rescue puts the job back at the seq it had: the cursor has passed it.  *)
 KeepSeq == FALSE
 
+(* The change records each lane's next seq as its mark instead of the     *)
+(* last seq taken (next_seq where next_seq - 1 is meant): the mark points *)
+(* one past the lane's tail, and a lane that has taken every seq it ever  *)
+(* can gets a mark past MaxSeq.  Kills TypeOK; the destination lane could *)
+(* also hand out its first post-change job before the fence lifts, and a  *)
+(* fence could wait for a seq no producer takes.                          *)
+ChangeMarksNextSeq ==
+    /\ epoch < Len(Widths)
+    /\ ExcludesProducers => pc = "idle"
+    /\ LET e == epoch + 1 IN
+       /\ epoch' = e
+       /\ mark' = [mark EXCEPT ![e] = [l \in Lanes |-> nextSeq[l]]]
+       /\ fence' = [fence EXCEPT ![e] =
+                      [l \in Lanes |-> IF UseFences /\ Sources(e, l) # {}
+                                       THEN "up" ELSE "none"]]
+    /\ UNCHANGED <<pc, readEpoch, nextSeq, claimSeq, enqueued, status, key, lane,
+                   seq, crashes, outs>>
+
 =============================================================================

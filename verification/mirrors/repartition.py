@@ -30,6 +30,7 @@ OVERRIDES = {
     ("EarlierChange", "SameOrEarlier"): "same_or_earlier",
     ("ServedLane", "CurrentWidthOnly"): "current_width_only",
     ("RescueNewSeq", "KeepSeq"): "keep_seq",
+    ("Change", "ChangeMarksNextSeq"): "marks_next_seq",
 }
 
 
@@ -161,7 +162,8 @@ def change(c: RepartitionConstants, s: RepartitionState) -> RepartitionState | N
     if "not_excluded" not in c.broken and s.pc != "idle":
         return None
     e = s.epoch + 1
-    marks = tuple(n - 1 for n in s.next_seq)
+    last_taken = 0 if "marks_next_seq" in c.broken else 1  # spec: ChangeMarksNextSeq
+    marks = tuple(n - last_taken for n in s.next_seq)
     fences = tuple(
         UP if "no_fences" not in c.broken and c.sources(e, l) else NO_FENCE for l in c.lanes
     )
