@@ -4,6 +4,10 @@ Explores every model of ``specs/models.tsv`` with its Python mirror and
 prints one line per model; exits 1 when any outcome or distinct-state count
 differs from the manifest.  ``--quick`` leaves out the models marked
 ``slow`` (minutes in Python), printing a SKIP line for each.
+
+``python -m verification.mirrors killers`` prints a Markdown table with one
+row per property a passing model checks and the broken models that kill it
+(exit 1 when one has none); it reads the manifest and the cfgs, no model runs.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import sys
 import time
 
 from verification.mirrors.explore import format_trace
+from verification.mirrors.falsifiable import checked_by_passing_models, killed, killers_table, unkilled
 from verification.mirrors.manifest import load_manifest
 from verification.mirrors.registry import build, check_entry, matches
 
@@ -26,9 +31,13 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--all", action="store_true", help="(default) every model, slow ones included")
     run.add_argument("--no-trace", action="store_true",
                      help="do not print the shortest counterexample of broken models")
+    sub.add_parser("killers", help="table of the broken models that kill each checked property")
     args = parser.parse_args(argv)
 
     entries = load_manifest()
+    if args.command == "killers":
+        print(killers_table(entries))
+        return 1 if unkilled(checked_by_passing_models(entries), killed(entries)) else 0
     if args.models:
         wanted = set(args.models)
         entries = [e for e in entries if e.key in wanted or e.cfg in wanted]
