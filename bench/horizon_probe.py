@@ -17,8 +17,10 @@ partitions, sides interleaved in each round:
   rows of a lane after its cursor ``(xid, seq)`` with
   ``xid < pg_snapshot_xmin(pg_current_snapshot())``, in ``(xid, seq)`` order,
   100 at a time; it reports claims/s, the delay from the row's insert to
-  its claim (backlog included) and how many xids the horizon holds back
-  (xmax - xmin of its snapshots);
+  its claim (backlog included), how many xids the horizon holds back
+  (xmax - xmin of its snapshots) and the rows left behind its cursors;
+* ``claim_nogate``  the same claimer without the horizon condition (unsafe),
+  to tell the claimer's own speed from what the horizon holds back;
 * ``horizon_long``  ``horizon_claim`` while another session holds an xid for
   ``--hold`` seconds in the middle of the window (a long transaction);
 * ``ours``     this project's ``AsyncClient.insert`` (width 8, keyed).
@@ -32,6 +34,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import statistics
 import sys
 import threading
@@ -50,7 +53,7 @@ SCHEMA = "bench_horizon"
 LANES = 8
 PRODUCERS = 32
 CLAIM_BATCH = 100
-SIDES = ("plain", "horizon", "horizon_claim", "horizon_long", "ours")
+SIDES = ("plain", "horizon", "horizon_claim", "claim_nogate", "horizon_long", "ours")
 
 DDL = f"""
 DROP SCHEMA IF EXISTS {SCHEMA} CASCADE;
@@ -93,6 +96,15 @@ FROM c WHERE j.id = c.id
 RETURNING j.xid::text, j.seq, extract(epoch FROM clock_timestamp() - j.created_at)
 """
 
+# The same claim without the horizon (unsafe: it skips late commits), to tell
+# the claimer's own speed from what the horizon holds back.
+CLAIM_NOGATE = CLAIM.replace("      AND xid < pg_snapshot_xmin(pg_current_snapshot())\n", "")
+assert CLAIM_NOGATE != CLAIM
+
+# Committed rows left behind a lane's cursor: a claim by cursor never reaches them.
+STRANDED = (f"SELECT count(*) FROM {SCHEMA}.jobs WHERE lane = %(lane)s AND state = 'available' "
+            "AND (xid, seq) <= (%(xid)s::xid8, %(seq)s)")
+
 # How many xids the horizon holds back: xmax - xmin of a snapshot (the
 # transactions begun after the oldest one still running).
 SPAN = ("SELECT (pg_snapshot_xmax(s)::text::bigint - pg_snapshot_xmin(s)::text::bigint)::int "
@@ -106,53 +118,36 @@ def _routes() -> list[dict[str, Any]]:
     return common.routes(pq.route_by_key, pq.route_by_index, True)
 
 
-class Claimer:
-    """One session claiming every lane in turn by horizon, in a thread."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.cursor = {lane: ("0", 0) for lane in range(LANES)}
-        self.claimed = 0
-        self.delays: list[float] = []
-        self.spans: list[int] = []
-        self.measure_from = self.stop_at = 0.0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def start(self, measure_from: float, stop_at: float) -> None:
-        self.measure_from, self.stop_at = measure_from, stop_at
-        self._thread.start()
-
-    def _run(self) -> None:
-        with psycopg.connect(self.url, autocommit=True) as conn:
-            while not self._stop.is_set():
-                got = 0
-                for lane in range(LANES):
-                    xid, seq = self.cursor[lane]
-                    rows = conn.execute(CLAIM, {"lane": lane, "xid": xid, "seq": seq,
-                                                "limit": CLAIM_BATCH}).fetchall()
-                    if not rows:
-                        continue
-                    got += len(rows)
-                    self.cursor[lane] = max(((int(x), s) for x, s, _ in rows))
-                    self.cursor[lane] = (str(self.cursor[lane][0]), self.cursor[lane][1])
-                    now = time.perf_counter()
-                    if self.measure_from <= now <= self.stop_at:
-                        self.claimed += len(rows)
-                        self.delays.extend(float(d) for _, _, d in rows)
-                if self.measure_from <= time.perf_counter() <= self.stop_at:
-                    self.spans.append(conn.execute(SPAN).fetchone()[0])
-                if not got:
-                    time.sleep(0.001)
-
-    def stop(self) -> dict[str, Any]:
-        self._stop.set()
-        self._thread.join()
-        ms = [d * 1000 for d in self.delays]
-        return {"claimed": self.claimed, "claim_delay_p50_ms": common.percentile(ms, 50),
-                "claim_delay_p99_ms": common.percentile(ms, 99), "claim_delay_max_ms": max(ms, default=None),
-                "held_xids_p50": common.percentile(self.spans, 50),
-                "held_xids_p99": common.percentile(self.spans, 99), "held_xids_max": max(self.spans, default=None)}
+def _claim_loop(url: str, measure_from: float, stop_at: float, out: Any, gate: bool = True) -> None:
+    """One session claiming every lane in turn by horizon, in a process of its own
+    (a thread would share the GIL with the producers' event loop)."""
+    cursor = {lane: ("0", 0) for lane in range(LANES)}
+    claimed, delays, spans = 0, [], []
+    with psycopg.connect(url, autocommit=True) as conn:
+        while time.time() < stop_at + 0.5:
+            got = 0
+            for lane in range(LANES):
+                xid, seq = cursor[lane]
+                rows = conn.execute(CLAIM if gate else CLAIM_NOGATE, {"lane": lane, "xid": xid, "seq": seq, "limit": CLAIM_BATCH}).fetchall()
+                if not rows:
+                    continue
+                got += len(rows)
+                top = max((int(x), s) for x, s, _ in rows)
+                cursor[lane] = (str(top[0]), top[1])
+                if measure_from <= time.time() <= stop_at:
+                    claimed += len(rows)
+                    delays.extend(float(d) * 1000 for _, _, d in rows)
+            if measure_from <= time.time() <= stop_at:
+                spans.append(conn.execute(SPAN).fetchone()[0])
+            if not got:
+                time.sleep(0.001)
+        time.sleep(0.5)  # the producers' last transactions have ended
+        stranded = sum(conn.execute(STRANDED, {"lane": lane, "xid": xid, "seq": seq}).fetchone()[0]
+                       for lane, (xid, seq) in cursor.items())
+    out.put({"claimed": claimed, "stranded": stranded, "claim_delay_p50_ms": common.percentile(delays, 50),
+             "claim_delay_p99_ms": common.percentile(delays, 99), "claim_delay_max_ms": max(delays, default=None),
+             "held_xids_p50": common.percentile(spans, 50), "held_xids_p99": common.percentile(spans, 99),
+             "held_xids_max": max(spans, default=None)})
 
 
 def _hold_xid(url: str, at: float, hold_s: float) -> threading.Thread:
@@ -170,7 +165,8 @@ def _hold_xid(url: str, at: float, hold_s: float) -> threading.Thread:
     return thread
 
 
-def run_horizon(url: str, duration_s: float, warmup_s: float, claim: bool, hold_s: float) -> dict[str, Any]:
+def run_horizon(url: str, duration_s: float, warmup_s: float, claim: bool, hold_s: float,
+                gate: bool = True) -> dict[str, Any]:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(DDL)
         conn.execute(f"VACUUM ANALYZE {SCHEMA}.jobs")
@@ -184,9 +180,13 @@ def run_horizon(url: str, duration_s: float, warmup_s: float, claim: bool, hold_
         return (kind, o["queue"], '{"seq": %d}' % i, o.get("ordering_key"), lane, f"{SCHEMA}.lane_{lane}")
 
     start = time.perf_counter()
-    claimer = Claimer(url) if claim else None
-    if claimer:
-        claimer.start(start + warmup_s, start + warmup_s + duration_s)
+    claimer = None
+    if claim:
+        ctx = multiprocessing.get_context("fork")
+        box = ctx.Queue()
+        wall = time.time()
+        claimer = ctx.Process(target=_claim_loop, args=(url, wall + warmup_s, wall + warmup_s + duration_s, box, gate))
+        claimer.start()
     holder = _hold_xid(url, start + warmup_s + duration_s / 3, hold_s) if hold_s else None
 
     async def go() -> dict[str, Any]:
@@ -204,7 +204,8 @@ def run_horizon(url: str, duration_s: float, warmup_s: float, claim: bool, hold_
     if holder:
         holder.join()
     if claimer:
-        res.update(claimer.stop())
+        res.update(box.get(timeout=60))
+        claimer.join()
         res["claims_per_s"] = res["claimed"] / duration_s
     return res
 
@@ -216,7 +217,8 @@ def measure(runner: Any, side: str, duration_s: float, warmup_s: float, hold_s: 
         return single_bench.run_plain(url, cfg, False, duration_s, warmup_s)
     if side == "ours":
         return single_bench.run_ours(url, cfg, duration_s, warmup_s)
-    return run_horizon(url, duration_s, warmup_s, side != "horizon", hold_s if side == "horizon_long" else 0.0)
+    return run_horizon(url, duration_s, warmup_s, side != "horizon", hold_s if side == "horizon_long" else 0.0,
+                       gate=side != "claim_nogate")
 
 
 def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
