@@ -7,6 +7,7 @@ from types import ModuleType
 from verification.mirrors import claim_groups, cron, key_concurrency, leadership, lifecycle, producers, routing
 from verification.mirrors import continuous_load
 from verification.mirrors import repartition
+from verification.mirrors import producers_horizon
 from verification.mirrors.cfg import parse_cfg
 from verification.mirrors.explore import CheckResult, Model, check
 from verification.mirrors.manifest import ModelEntry
@@ -21,6 +22,7 @@ MIRRORS: dict[str, ModuleType] = {
     "Leadership": leadership,
     "ContinuousLoad": continuous_load,
     "PartitionedQueueRepartition": repartition,
+    "ProducersHorizon": producers_horizon,
 }
 
 #: Modules of broken designs: each EXTENDS one spec above and only defines
@@ -35,6 +37,7 @@ BROKEN_MODULES: dict[str, str] = {
     "LeadershipBroken": "Leadership",
     "ContinuousLoadBroken": "ContinuousLoad",
     "CronBroken": "Cron",
+    "ProducersHorizonBroken": "ProducersHorizon",
 }
 
 
