@@ -71,6 +71,8 @@ vars == <<pc, rounds, xid, pend, mine, before, nextXid, nextSeq, jobs, committed
 Key(j) == <<j.xid, j.seq>>
 Gate(j, h) == j.xid < h
 TakeHorizon == snapH
+(* The rows a claim's snapshot sees: the committed ones.                  *)
+SnapRows == committed
 
 Before(a, b) == a[1] < b[1] \/ (a[1] = b[1] /\ a[2] < b[2])
 Min(S) == CHOOSE m \in S : \A k \in S : m <= k
@@ -183,7 +185,7 @@ Rollback(p) ==
 Snap ==
     /\ snapH = 0
     /\ snapH' = Horizon
-    /\ snapRows' = committed
+    /\ snapRows' = SnapRows
     /\ UNCHANGED <<pc, rounds, xid, pend, mine, before, nextXid, nextSeq, jobs,
                    committed, claimed, cursor>>
 

@@ -15,4 +15,9 @@ SeqKey(j) == <<0, j.seq>>
 (* The horizon read after the rows, from a later snapshot.                *)
 HorizonNow == Horizon
 
+(* The claim walks the numbers the lane sequence has issued (cursor+1 ..  *)
+(* last_value) instead of the rows it can see, and counts a number as     *)
+(* handed out although its row has not committed.                        *)
+SnapIssued == {j.seq : j \in jobs}
+
 =============================================================================

@@ -21,6 +21,7 @@ OVERRIDES = {
     ("Gate", "NoGate"): "no_gate",
     ("Key", "SeqKey"): "seq_key",
     ("TakeHorizon", "HorizonNow"): "horizon_now",
+    ("SnapRows", "SnapIssued"): "snap_issued",
 }
 
 Job = tuple  # (seq, xid, after: frozenset[int])
@@ -52,13 +53,15 @@ class HorizonConstants:
     no_gate: bool = False  # spec: Gate <- NoGate
     seq_key: bool = False  # spec: Key <- SeqKey
     horizon_now: bool = False  # spec: TakeHorizon <- HorizonNow
+    snap_issued: bool = False  # spec: SnapRows <- SnapIssued
 
     @classmethod
     def from_cfg(cls, config: ModelConfig) -> "HorizonConstants":
         c = config.constants
         on = switches(config, OVERRIDES)
         out = cls(int(c["NumProducers"]), int(c["Rounds"]), int(c["JobsPerTxn"]),
-                  bool(c["SeqBeforeXid"]), "no_gate" in on, "seq_key" in on, "horizon_now" in on)
+                  bool(c["SeqBeforeXid"]), "no_gate" in on, "seq_key" in on, "horizon_now" in on,
+                  "snap_issued" in on)
         if min(out.num_producers, out.rounds, out.jobs_per_txn) < 1:
             raise ValueError("horizon constants violate the spec's ASSUME")
         return out
@@ -198,7 +201,8 @@ def snap(c, s):
     """spec: Snap."""
     if s.snap_h != 0:
         return None
-    return s._replace(snap_h=horizon(s), snap_rows=s.committed)
+    rows = frozenset(j[0] for j in s.jobs) if c.snap_issued else s.committed  # spec: SnapRows
+    return s._replace(snap_h=horizon(s), snap_rows=rows)
 
 
 def take(c, s):
