@@ -120,6 +120,14 @@ MUTANTS: tuple[Mutant, ...] = (
         (f"{M}/test_capacity_machine.py", "tests/test_worker_runtime.py", "tests/test_worker_shared_slots.py"),
     ),
     Mutant(
+        "capacity-cap-shared", "the same cap one too high, under shared slots (one slot set for all partitions)",
+        (("awa/worker/capacity.py", "granted = max(0, min(wanted, self.limit - self.in_use))",
+          "granted = max(0, min(wanted, self.limit + 1 - self.in_use))"),
+         ("awa/worker/runtime.py", "want = min(plan.claim_batch_size, queue.slots.limit - queue.slots.in_use)",
+          "want = min(plan.claim_batch_size, queue.slots.limit + 1 - queue.slots.in_use)")),
+        (f"{M}/test_capacity_machine.py::test_running_stays_within_the_cap_and_no_slot_idles_beside_work[shared-slots]",),
+    ),
+    Mutant(
         "shared-slots-partition-0", "a shared-slots claim serves only the first partition",
         (("awa/worker/store.py", "return list(await self._run(self.core.claim(list(queue), limit,",
           "return list(await self._run(self.core.claim(list(queue)[:1], limit,"),),
@@ -341,6 +349,19 @@ def run_one(mutant: Mutant, env: dict[str, str], timeout: float, python: str) ->
     return "SURVIVED", time.monotonic() - started, ""
 
 
+def table(mutants: list[Mutant], results: dict[str, tuple[str, float, str]]) -> str:
+    """mutant | what | killed by | seconds, one row per mutant."""
+    rows = [("mutant", "what", "killed by", "seconds")]
+    rows += [(m.name, m.what, results[m.name][0], f"{results[m.name][1]:.0f}") for m in mutants]
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    lines = []
+    for n, r in enumerate(rows):
+        lines.append("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[3].rjust(7))
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths) + "  " + "-" * 7)
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=2, help="mutants run at once (default 2)")
@@ -390,13 +411,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if embedded is not None:
             embedded.stop()
-    width = max(len(m.name) for m in mutants)
     print()
-    print(f"{'mutant':<{width}}  {'seconds':>7}  killed by")
-    print(f"{'-' * width}  {'-' * 7}  {'-' * 40}")
-    for m in mutants:
-        verdict, seconds, _ = results[m.name]
-        print(f"{m.name:<{width}}  {seconds:7.0f}  {verdict}")
+    print(table(mutants, results))
     alive = [m.name for m in mutants if results[m.name][0] in ("SURVIVED", "TIMEOUT")]
     print(f"\n{len(mutants) - len(alive)} of {len(mutants)} mutants killed" + (f"; alive: {', '.join(alive)}" if alive else ""))
     return 1 if alive else 0
