@@ -39,8 +39,8 @@ verify: $(STAMP) ## Every check: TLC models, spec parsing, model mirrors, tests,
 	@$(PY) -m scripts.verify
 
 verify-deep: $(STAMP) ## Like verify, with long Hypothesis runs (HYPOTHESIS_PROFILE=deep), then make mutants
-	@HYPOTHESIS_PROFILE=deep $(PY) -m scripts.verify --deep
-	@$(PY) -m scripts.mutants $(MUTANTS_ARGS)
+	@rc=0; HYPOTHESIS_PROFILE=deep $(PY) -m scripts.verify --deep || rc=1; \
+	$(PY) -m scripts.mutants $(MUTANTS_ARGS) || rc=1; exit $$rc
 
 tlc: ## Run the TLC model checks (SKIP with exit 3 when no Java or tla2tools.jar)
 	@bash scripts/run-tlc.sh

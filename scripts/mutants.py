@@ -82,9 +82,11 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "pool-enqueue-one-transaction", "insert_many_copy on the pool runs without a transaction",
-        (("awa/client/api.py", "return self._drive(self._core.enqueue(batch, True), conn)\n",
-          "return self._drive(self._core.enqueue(batch, True), conn, tx=False)\n"),),
-        ("tests/test_client_enqueue.py", "tests/test_storage_batch_routing.py", "tests/test_client_core.py"),
+        (("awa/client/api.py", "return guarded(self._drive, self._core.enqueue(batch, True, ckeys), conn)\n",
+          "return guarded(self._drive, self._core.enqueue(batch, True, ckeys), conn, False)\n"),),
+        (f"{M}/test_unique_machine.py::test_unique_machine_holds_every_invariant",
+         f"{M}/test_concurrent_lanes.py::test_concurrent_copy_keeps_lanes_commit_ordered", "tests/test_client_enqueue.py",
+         "tests/test_storage_batch_routing.py", "tests/test_client_core.py"),
     ),
     Mutant(
         "routing-domain-python", "partition routing without the domain separation (Python)",
@@ -117,6 +119,14 @@ MUTANTS: tuple[Mutant, ...] = (
          ("awa/worker/runtime.py", "want = min(plan.claim_batch_size, queue.slots.limit - queue.slots.in_use)",
           "want = min(plan.claim_batch_size, queue.slots.limit + 1 - queue.slots.in_use)")),
         (f"{M}/test_capacity_machine.py", "tests/test_worker_runtime.py", "tests/test_worker_shared_slots.py"),
+    ),
+    Mutant(
+        "capacity-cap-shared", "the same cap one too high, under shared slots (one slot set for all partitions)",
+        (("awa/worker/capacity.py", "granted = max(0, min(wanted, self.limit - self.in_use))",
+          "granted = max(0, min(wanted, self.limit + 1 - self.in_use))"),
+         ("awa/worker/runtime.py", "want = min(plan.claim_batch_size, queue.slots.limit - queue.slots.in_use)",
+          "want = min(plan.claim_batch_size, queue.slots.limit + 1 - queue.slots.in_use)")),
+        (f"{M}/test_capacity_machine.py::test_running_stays_within_the_cap_and_no_slot_idles_beside_work[shared-slots]",),
     ),
     Mutant(
         "shared-slots-partition-0", "a shared-slots claim serves only the first partition",
@@ -196,6 +206,100 @@ MUTANTS: tuple[Mutant, ...] = (
           "row_number() OVER (PARTITION BY u.k ORDER BY u.seq) = 0\n"),),
         (f"{M}/test_key_concurrency_machine.py::test_key_concurrency_machine", "tests/test_key_concurrency.py"),
     ),
+    Mutant(
+        "shard-rotor-keyed", "a single keyed insert takes the unkeyed rotor's shard",
+        (("awa/storage/lanes.py", "            shard = shard_for_ordering_key(batch.key, shards)\n",
+          "            shard = rotor(batch.queue, shards)\n"),),
+        (f"{M}/test_routing_machine.py::test_routing_machine_holds_every_spec_invariant", "tests/test_storage_lanes.py"),
+    ),
+    Mutant(
+        "complete-any-state", "complete matches id and lease, not state: a rescued attempt's row is completed",
+        (("awa/storage/sql/queries/complete.sql", "WHERE id = %(id)s::bigint AND state = 'running' AND run_lease",
+          "WHERE id = %(id)s::bigint AND run_lease"),),
+        (f"{M}/test_lifecycle_machine.py", f"{M}/test_pinned_regressions.py", "tests/test_client_lifecycle.py"),
+    ),
+    Mutant(
+        "retry-reuses-seq", "a job made available again takes the lane number before its own (off by one)",
+        ((f"{BASE}/04_enqueue.sql", "               b.next_seq - l.n - 1\n", "               b.next_seq - l.n - 2\n"),),
+        (f"{M}/test_lifecycle_machine.py", f"{M}/test_pinned_regressions.py", "tests/test_storage_lanes.py"),
+    ),
+    Mutant(
+        "retry-rerouted", "a job made available again lands in shard 0, not its key's lane",
+        ((f"{BASE}/04_enqueue.sql", "        SELECT id, queue, priority, enqueue_shard, run_at\n",
+          "        SELECT id, queue, priority, 0::smallint AS enqueue_shard, run_at\n"),),
+        (f"{M}/test_lifecycle_machine.py", f"{M}/test_pinned_regressions.py", "tests/test_client_lifecycle.py"),
+    ),
+    Mutant(
+        "claim-head-unlocked", "a claim reads the lane's claim head without locking it (two claimers take one job)",
+        ((f"{BASE}/05_claim.sql", "        FOR UPDATE SKIP LOCKED;\n        CONTINUE WHEN NOT FOUND;\n",
+          "        ;\n        CONTINUE WHEN NOT FOUND;\n"),),
+        (f"{M}/test_concurrent_lanes.py", "tests/test_storage_lanes.py"),
+    ),
+    Mutant(
+        "enqueue-locks-unsorted", "a batch locks its lanes' enqueue heads in batch order (two batches deadlock)",
+        (("awa/storage/lanes.py", "    for (q, s), rows in sorted(lanes.items()):\n", "    for (q, s), rows in lanes.items():\n"),
+         (f"{BASE}/03_lanes.sql", "    ORDER BY l.queue, l.priority, l.enqueue_shard\n    ON CONFLICT", "    ON CONFLICT")),
+        (f"{M}/test_concurrent_lanes.py::test_concurrent_copy_keeps_lanes_commit_ordered",),
+    ),
+    Mutant(
+        "key-no-serialisation", "key admission counts grants without holding the key's lock (check-then-claim)",
+        ((f"{BASE}/15_key_concurrency.sql", "        WHERE __schema__.key_try_lock(p_policy, d.k));\n", "        );\n"),),
+        (f"{M}/test_key_concurrency_machine.py::test_key_concurrency_machine", "tests/test_key_concurrency.py"),
+    ),
+    Mutant(
+        "key-lower-without-drain", "a lower key limit applies at once while more jobs than it run",
+        ((f"{BASE}/15_key_concurrency.sql",
+          "        SET max_in_flight = greatest(max_in_flight, coalesce(p_max_in_flight, max_in_flight)),\n"
+          "            pending_max = CASE WHEN p_max_in_flight IS NULL THEN pending_max\n"
+          "                               WHEN p_max_in_flight < max_in_flight THEN p_max_in_flight END,\n",
+          "        SET max_in_flight = coalesce(p_max_in_flight, max_in_flight),\n"
+          "            pending_max = NULL,\n"),),
+        (f"{M}/test_key_concurrency_machine.py::test_key_concurrency_machine", "tests/test_key_concurrency.py"),
+    ),
+    Mutant(
+        "key-parked-loses-key", "a parked job read again has no key (from_ordering_key) and runs beside a granted one",
+        ((f"{BASE}/15_key_concurrency.sql",
+          "               coalesce(j.concurrency_key, CASE WHEN v_pol.from_ordering_key THEN j.ordering_key END) AS k\n",
+          "               j.concurrency_key AS k\n"),),
+        (f"{M}/test_key_concurrency_machine.py::test_key_concurrency_machine", "tests/test_key_concurrency.py"),
+    ),
+    Mutant(
+        "shared-slots-most-work", "a claim walks equal-priority lanes with the most jobs first (starves)",
+        ((f"{BASE}/05_claim.sql", "            e.priority, random()\n",
+          "            e.priority, e.next_seq - coalesce(c.claim_seq, 0) DESC, random()\n"),),
+        (f"{M}/test_capacity_machine.py::test_a_hot_partition_never_starves_a_cold_one_under_shared_slots",),
+    ),
+    Mutant(
+        "cron-fire-unrecorded", "cron_fire does not refuse a tick already fired",
+        ((f"{BASE}/13_cron.sql",
+          "       OR (v_cron.last_enqueued_at IS NOT NULL AND p_fire_at <= v_cron.last_enqueued_at) THEN\n", " THEN\n"),
+         (f"{BASE}/13_cron.sql", "    ON CONFLICT (name, fire_at) DO NOTHING;\n    IF NOT FOUND THEN\n        RETURN;\n    END IF;\n",
+          "    ON CONFLICT (name, fire_at) DO NOTHING;\n")),
+        (f"{M}/test_cron_machine.py::test_cron_machine_fires_every_tick_exactly_once", "tests/test_cron_fire.py"),
+    ),
+    Mutant(
+        "claim-groups-busy-sent", "the batcher sends a group again while its statement is in flight",
+        (("awa/worker/claim_batcher.py", "            if waiting and (setting, g) not in self._in_flight:\n",
+          "            if waiting:\n"),),
+        ("tests/test_worker_claim_batcher.py::test_the_batcher_is_a_behaviour_of_the_claim_groups_spec",
+         "tests/test_worker_claim_batcher.py"),
+    ),
+    Mutant(
+        "claim-groups-gone-ready", "requests whose claimer is gone make a group ready",
+        (("awa/worker/claim_batcher.py", "                waiting[:] = [r for r in waiting if not r[2].done()]\n", ""),),
+        ("tests/test_worker_claim_batcher.py::test_the_batcher_is_a_behaviour_of_the_claim_groups_spec",
+         "tests/test_worker_claim_batcher.py"),
+    ),
+    Mutant(
+        "claim-groups-clears-unsent", "a dispatch from idle drops the requests of the groups it does not send",
+        (("awa/worker/claim_batcher.py",
+          "            ready = [min(ready, key=lambda g: (g - after - 1) % self._groups)]\n",
+          "            ready = [min(ready, key=lambda g: (g - after - 1) % self._groups)]\n"
+          "            for g in range(self._groups):\n"
+          "                if g not in ready:\n"
+          "                    self._waiting.pop((setting, g), None)\n"),),
+        ("tests/test_worker_claim_batcher.py::test_the_batcher_is_a_behaviour_of_the_claim_groups_spec",),
+    ),
 )
 
 
@@ -244,6 +348,19 @@ def run_one(mutant: Mutant, env: dict[str, str], timeout: float, python: str) ->
                 hit = FAILED.search(out)
                 return (hit.group(1) if hit else f"{test} (exit {proc.returncode})"), time.monotonic() - started, out[-2000:]
     return "SURVIVED", time.monotonic() - started, ""
+
+
+def table(mutants: list[Mutant], results: dict[str, tuple[str, float, str]]) -> str:
+    """mutant | what | killed by | seconds, one row per mutant."""
+    rows = [("mutant", "what", "killed by", "seconds")]
+    rows += [(m.name, m.what, results[m.name][0], f"{results[m.name][1]:.0f}") for m in mutants]
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    lines = []
+    for n, r in enumerate(rows):
+        lines.append("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[3].rjust(7))
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths) + "  " + "-" * 7)
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -295,13 +412,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if embedded is not None:
             embedded.stop()
-    width = max(len(m.name) for m in mutants)
     print()
-    print(f"{'mutant':<{width}}  {'seconds':>7}  killed by")
-    print(f"{'-' * width}  {'-' * 7}  {'-' * 40}")
-    for m in mutants:
-        verdict, seconds, _ = results[m.name]
-        print(f"{m.name:<{width}}  {seconds:7.0f}  {verdict}")
+    print(table(mutants, results))
     alive = [m.name for m in mutants if results[m.name][0] in ("SURVIVED", "TIMEOUT")]
     print(f"\n{len(mutants) - len(alive)} of {len(mutants)} mutants killed" + (f"; alive: {', '.join(alive)}" if alive else ""))
     return 1 if alive else 0

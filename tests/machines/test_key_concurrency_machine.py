@@ -4,8 +4,10 @@ Jobs of a few keys go into two partitions and two priorities (so one key sits
 in several lanes, each with its own claim head). Steps: inserts (explicit
 concurrency keys and ordering keys the policy adopts), bursts of claims from
 several threads on their own connections, two claim transactions held open
-at once and then committed (the spec's Check, Check, Take, Take), every end of
-an attempt, rescue after expiry, and limit changes. After every step, and
+at once and then committed (the spec's Check, Check, Take, Take; also on one
+key waiting in both partitions), a hot key whose surplus is parked and read
+again, every end of an attempt, rescue after expiry, and limit changes (also a
+lower limit while more jobs of a key than it run). After every step, and
 from an observer thread during every burst, the invariant is read from the
 database:
 
@@ -134,6 +136,38 @@ def make_machine(url: str, tables: list[str]):
                     self.client.insert({}, kind="k", queue=QUEUES[part], priority=priority, concurrency_key=key)
                 else:
                     self.client.insert({}, kind="k", queue=QUEUES[part], priority=priority, ordering_key=key)
+
+        def _insert_key(self, key, part, priority, explicit, n=1):
+            kw = {"concurrency_key": key} if explicit else {"ordering_key": key}
+            for _ in range(n):
+                self.client.insert({}, kind="k", queue=QUEUES[part], priority=priority, **kw)
+
+        @rule(key=st.sampled_from(KEYS), part=st.integers(0, 1), priority=st.integers(1, 2),
+              explicit=st.booleans(), n=st.integers(2, 4), limit=st.integers(2, 4))
+        def hot_key(self, key, part, priority, explicit, n, limit):
+            """Several jobs of one key in one lane, then two claims that want more
+            than the key may run: the surplus is parked (ADR 0025) and the
+            second claim reads the parked head again."""
+            self._insert_key(key, part, priority, explicit, n)
+            self.client.claim(QUEUES, limit)
+            self.client.claim(QUEUES, limit)
+
+        @rule(key=st.sampled_from(KEYS), explicit=st.booleans(), priorities=st.tuples(st.integers(1, 2), st.integers(1, 2)))
+        def contended_key(self, key, explicit, priorities):
+            """One key waiting in both partitions, claimed by two open
+            transactions at once (the spec's Check, Check, Take, Take)."""
+            for part in (0, 1):
+                self._insert_key(key, part, priorities[part], explicit)
+            self.overlapping_claims(3, 0)
+
+        @rule(key=st.sampled_from(KEYS), explicit=st.booleans(), n=st.integers(2, 3))
+        def lower_under_load(self, key, explicit, n):
+            """The limit goes up to n, n jobs of one key run, then the limit goes
+            down to 1: the lower limit may apply only once the key drained."""
+            self.client.set_key_limit(POLICY, n)
+            self._insert_key(key, 0, 1, explicit, n)
+            self.client.claim(QUEUES, 3 * n)
+            self.client.set_key_limit(POLICY, 1)
 
         @rule(threads=st.integers(2, 4), limit=st.integers(1, 3))
         def claim_burst(self, threads, limit):

@@ -11,7 +11,9 @@ Invariants after every step:
 * OneLiveJobPerKey: no two jobs in unique states share a key;
 * HeldKeysMatch: the keys held in the database are the reference's;
 * a concurrent round gives each key exactly one winner when it was free and
-  none when it was held, and every loser raised UniqueConflict.
+  none when it was held, and every loser raised UniqueConflict;
+* a refused COPY batch leaves the lane heads as they were (its lane numbers
+  are reserved in its own transaction).
 """
 
 from __future__ import annotations
@@ -93,12 +95,19 @@ class UniqueMachine(RuleBasedStateMachine):
     @rule(keys=st.lists(KEYS, min_size=1, max_size=5))
     def copy_batch(self, keys: list[str]) -> None:
         ok = len(set(keys)) == len(keys) and not (set(keys) & self.held)
+        before = self._lanes()
         try:
             self.client.insert_many_copy([{"k": k} for k in keys], kind=KIND, unique_opts={})
             assert ok, f"batch {keys} accepted while {sorted(self.held)} held"
             self.held |= set(keys)
         except UniqueConflict:
             assert not ok, f"batch {keys} refused with {sorted(self.held)} held"
+            # One transaction: the lane numbers it reserved go with it.
+            assert self._lanes() == before, f"refused batch {keys} left lane heads {before} -> {self._lanes()}"
+
+    def _lanes(self) -> list[tuple]:
+        return self.check_conn.execute(
+            "SELECT queue, priority, enqueue_shard, next_seq FROM awa.enqueue_heads ORDER BY 1, 2, 3").fetchall()
 
     # -- lifecycle ---------------------------------------------------------
 
