@@ -321,18 +321,22 @@ BEGIN
         v_taken_seqs := v_taken_seqs || v_got.taken_seqs;
         v_left := v_left - cardinality(v_got.taken_ids);
         v_hi := coalesce(v_got.stop_seq - 1, v_hi);
-        -- Park what was left for its key, up to the new frontier.
-        INSERT INTO __schema__.key_parked AS p (queue, priority, enqueue_shard, key, lane_seq, job_id, head)
-        SELECT p_queue, p_priority, p_shard, u.k, u.seq, u.id,
-               row_number() OVER (PARTITION BY u.k ORDER BY u.seq) = 1
-               AND NOT EXISTS (SELECT 1 FROM __schema__.key_parked AS q
-                               WHERE q.queue = p_queue AND q.priority = p_priority
-                                 AND q.enqueue_shard = p_shard AND q.key = u.k)
-        FROM unnest(v_ids, v_seqs, v_keys) AS u(id, seq, k)
-        WHERE u.seq <= v_hi AND NOT (u.seq = ANY (v_got.taken_seqs)) AND u.k IS NOT NULL;
-        v_behind := v_behind || ARRAY(
-            SELECT DISTINCT u.k FROM unnest(v_seqs, v_keys) AS u(seq, k)
-            WHERE u.seq <= v_hi AND NOT (u.seq = ANY (v_got.taken_seqs)) AND u.k IS NOT NULL);
+        -- Park what was left for its key, up to the new frontier: the candidates
+        -- before stop_seq that were not taken (often none: then no statement).
+        IF coalesce(array_position(v_seqs, v_got.stop_seq) - 1, cardinality(v_seqs))
+           > cardinality(v_got.taken_seqs) THEN
+            INSERT INTO __schema__.key_parked AS p (queue, priority, enqueue_shard, key, lane_seq, job_id, head)
+            SELECT p_queue, p_priority, p_shard, u.k, u.seq, u.id,
+                   row_number() OVER (PARTITION BY u.k ORDER BY u.seq) = 1
+                   AND NOT EXISTS (SELECT 1 FROM __schema__.key_parked AS q
+                                   WHERE q.queue = p_queue AND q.priority = p_priority
+                                     AND q.enqueue_shard = p_shard AND q.key = u.k)
+            FROM unnest(v_ids, v_seqs, v_keys) AS u(id, seq, k)
+            WHERE u.seq <= v_hi AND NOT (u.seq = ANY (v_got.taken_seqs)) AND u.k IS NOT NULL;
+            v_behind := v_behind || ARRAY(
+                SELECT DISTINCT u.k FROM unnest(v_seqs, v_keys) AS u(seq, k)
+                WHERE u.seq <= v_hi AND NOT (u.seq = ANY (v_got.taken_seqs)) AND u.k IS NOT NULL);
+        END IF;
         v_frontier := v_hi;
     END LOOP;
 
