@@ -201,6 +201,13 @@ MUTANTS: tuple[Mutant, ...] = (
         (f"{M}/test_key_concurrency_machine.py::test_key_concurrency_machine", "tests/test_key_concurrency.py"),
     ),
     Mutant(
+        "key-park-overtakes", "a new job of a key with parked jobs is taken past them when the key has room",
+        ((f"{BASE}/15_key_concurrency.sql",
+          "key_admit(p_policy, v_cap, v_left, v_ids, v_seqs, v_keys, v_behind)",
+          "key_admit(p_policy, v_cap, v_left, v_ids, v_seqs, v_keys, '{}')"),),
+        (f"{M}/test_key_concurrency_machine.py::test_parked_head_machine", "tests/test_key_concurrency.py"),
+    ),
+    Mutant(
         "key-park-head-lost", "a key parked in a lane for the first time gets no head (its jobs are stranded)",
         ((f"{BASE}/15_key_concurrency.sql", "row_number() OVER (PARTITION BY u.k ORDER BY u.seq) = 1\n",
           "row_number() OVER (PARTITION BY u.k ORDER BY u.seq) = 0\n"),),

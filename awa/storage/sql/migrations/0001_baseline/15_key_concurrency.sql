@@ -79,11 +79,13 @@ $$;
 
 -- Try (never wait) to serialise on one key for the rest of the transaction.
 -- A hash collision only makes two keys take turns; grants count full keys.
+-- (hashtextextended: a 64-bit hash, stable across servers; md5 and a hex
+-- round trip cost four times as much per key.)
 CREATE OR REPLACE FUNCTION __schema__.key_try_lock(p_policy text, p_key bytea)
 RETURNS boolean
 LANGUAGE sql AS $$
     SELECT pg_try_advisory_xact_lock(
-        ('x' || left(md5('__schema__' || E'\n' || p_policy || E'\n' || encode(p_key, 'hex')), 16))::bit(64)::bigint)
+        hashtextextended('__schema__' || E'\n' || p_policy || E'\n' || encode(p_key, 'hex'), 20))
 $$;
 
 -- How far claims have examined a governed lane past its cursor (ADR 0025):
@@ -270,20 +272,25 @@ BEGIN
     END IF;
     IF cardinality(v_taken_seqs) > 0 OR v_stale IS NOT NULL THEN
         -- Unpark what was taken or is gone; the next of each such key becomes its head.
+        -- Both statements name whole primary keys (lane, key, lane_seq): a
+        -- join here was planned as a scan of the lane's parked rows with a
+        -- lookup per row (44 ms a claim with 10,000 rows of a hot key parked).
         DELETE FROM __schema__.key_parked AS p
         WHERE p.queue = p_queue AND p.priority = p_priority AND p.enqueue_shard = p_shard
           AND p.key = ANY (v_behind)
-          AND (p.lane_seq = ANY (v_taken_seqs) OR p.lane_seq = ANY (coalesce(v_stale, '{}')));
+          AND p.lane_seq = ANY (v_taken_seqs || coalesce(v_stale, '{}'));
+        -- (a lane number is one job: the first parked number of each key is its row)
         UPDATE __schema__.key_parked AS p SET head = true
-        FROM unnest(v_behind) AS b(key)
-        CROSS JOIN LATERAL (
+        WHERE p.queue = p_queue AND p.priority = p_priority AND p.enqueue_shard = p_shard
+          AND p.key = ANY (v_behind) AND NOT p.head
+          AND p.lane_seq = ANY (ARRAY(
+            SELECT m.seq FROM unnest(v_behind) AS b(key)
+            CROSS JOIN LATERAL (
             SELECT q.lane_seq AS seq FROM __schema__.key_parked AS q
             WHERE q.queue = p_queue AND q.priority = p_priority AND q.enqueue_shard = p_shard AND q.key = b.key
             ORDER BY q.lane_seq
             LIMIT 1
-        ) AS m
-        WHERE p.queue = p_queue AND p.priority = p_priority AND p.enqueue_shard = p_shard
-          AND p.key = b.key AND p.lane_seq = m.seq AND NOT p.head;
+            ) AS m));
     END IF;
 
     -- 2. New numbers past the frontier, unless the heads filled the window.
@@ -314,18 +321,22 @@ BEGIN
         v_taken_seqs := v_taken_seqs || v_got.taken_seqs;
         v_left := v_left - cardinality(v_got.taken_ids);
         v_hi := coalesce(v_got.stop_seq - 1, v_hi);
-        -- Park what was left for its key, up to the new frontier.
-        INSERT INTO __schema__.key_parked AS p (queue, priority, enqueue_shard, key, lane_seq, job_id, head)
-        SELECT p_queue, p_priority, p_shard, u.k, u.seq, u.id,
-               row_number() OVER (PARTITION BY u.k ORDER BY u.seq) = 1
-               AND NOT EXISTS (SELECT 1 FROM __schema__.key_parked AS q
-                               WHERE q.queue = p_queue AND q.priority = p_priority
-                                 AND q.enqueue_shard = p_shard AND q.key = u.k)
-        FROM unnest(v_ids, v_seqs, v_keys) AS u(id, seq, k)
-        WHERE u.seq <= v_hi AND NOT (u.seq = ANY (v_got.taken_seqs)) AND u.k IS NOT NULL;
-        v_behind := v_behind || ARRAY(
-            SELECT DISTINCT u.k FROM unnest(v_seqs, v_keys) AS u(seq, k)
-            WHERE u.seq <= v_hi AND NOT (u.seq = ANY (v_got.taken_seqs)) AND u.k IS NOT NULL);
+        -- Park what was left for its key, up to the new frontier: the candidates
+        -- before stop_seq that were not taken (often none: then no statement).
+        IF coalesce(array_position(v_seqs, v_got.stop_seq) - 1, cardinality(v_seqs))
+           > cardinality(v_got.taken_seqs) THEN
+            INSERT INTO __schema__.key_parked AS p (queue, priority, enqueue_shard, key, lane_seq, job_id, head)
+            SELECT p_queue, p_priority, p_shard, u.k, u.seq, u.id,
+                   row_number() OVER (PARTITION BY u.k ORDER BY u.seq) = 1
+                   AND NOT EXISTS (SELECT 1 FROM __schema__.key_parked AS q
+                                   WHERE q.queue = p_queue AND q.priority = p_priority
+                                     AND q.enqueue_shard = p_shard AND q.key = u.k)
+            FROM unnest(v_ids, v_seqs, v_keys) AS u(id, seq, k)
+            WHERE u.seq <= v_hi AND NOT (u.seq = ANY (v_got.taken_seqs)) AND u.k IS NOT NULL;
+            v_behind := v_behind || ARRAY(
+                SELECT DISTINCT u.k FROM unnest(v_seqs, v_keys) AS u(seq, k)
+                WHERE u.seq <= v_hi AND NOT (u.seq = ANY (v_got.taken_seqs)) AND u.k IS NOT NULL);
+        END IF;
         v_frontier := v_hi;
     END LOOP;
 
@@ -442,15 +453,18 @@ CREATE OR REPLACE FUNCTION __schema__.release_key_grant()
 RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_policy text;
+    v_policy  text;
+    v_pending boolean;
 BEGIN
-    DELETE FROM __schema__.key_grants WHERE job_id = OLD.id AND run_lease = OLD.run_lease
-    RETURNING policy INTO v_policy;
+    -- one statement per row: the grant and whether its policy has a pending limit
+    DELETE FROM __schema__.key_grants AS g WHERE g.job_id = OLD.id AND g.run_lease = OLD.run_lease
+    RETURNING g.policy, EXISTS (SELECT 1 FROM __schema__.key_policies AS p
+                                WHERE p.name = g.policy AND p.pending_max IS NOT NULL)
+    INTO v_policy, v_pending;
     IF v_policy IS NOT NULL THEN
         -- a gated job of this key may now run
         PERFORM pg_notify(TG_TABLE_SCHEMA || '_jobs', OLD.queue);
-        IF EXISTS (SELECT 1 FROM __schema__.key_policies WHERE name = v_policy AND pending_max IS NOT NULL)
-           AND pg_try_advisory_xact_lock(hashtext('__schema__.key_policies'), 20) THEN
+        IF v_pending AND pg_try_advisory_xact_lock(hashtext('__schema__.key_policies'), 20) THEN
             PERFORM __schema__.key_settle_locked(v_policy);
         END IF;
     END IF;
