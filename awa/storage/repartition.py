@@ -127,3 +127,9 @@ class RepartitionOps(OpsBase):
             check_queue(logical_queue, "logical queue", allow_partition=False)
         res = yield Query(self.q("lift_fences"), {"queue": logical_queue})
         return int(res.rows[0][0])
+
+    def partition_spans(self) -> Op:
+        """``{logical queue: (width, epoch, span)}``; span: partitions 0..span-1
+        hold work (above the width while a shrink drains)."""
+        res = yield Query(self.q("partition_spans"), {})
+        return {name: (int(w), int(e), int(span)) for name, w, e, span in res.rows}
