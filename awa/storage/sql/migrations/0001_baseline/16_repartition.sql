@@ -240,11 +240,22 @@ BEGIN
     INSERT INTO __schema__.partition_epochs (logical_queue, epoch, old_width, new_width)
     VALUES (p_logical, v_epoch, v_old, p_width);
 
-    -- Marks of every lane of the old partitions (the sources of any fence).
+    -- Marks of every lane of the old partitions (the sources of any fence):
+    -- lanes with a head, and lanes without one that carry an unlifted fence
+    -- (mark 0), whose fence the chained lift clause must still see.
     INSERT INTO __schema__.partition_marks (logical_queue, epoch, part, queue, priority, enqueue_shard, mark)
-    SELECT p_logical, v_epoch, p.part, h.queue, h.priority, h.enqueue_shard, h.next_seq - 1
-    FROM generate_series(0, v_old - 1) AS p(part)
-    JOIN __schema__.enqueue_heads AS h ON h.queue = __schema__.partition_queue(p_logical, p.part);
+    SELECT p_logical, v_epoch, l.part, l.queue, l.priority, l.enqueue_shard, coalesce(h.next_seq - 1, 0)
+    FROM (
+        SELECT p.part, h.queue, h.priority, h.enqueue_shard
+        FROM generate_series(0, v_old - 1) AS p(part)
+        JOIN __schema__.enqueue_heads AS h ON h.queue = __schema__.partition_queue(p_logical, p.part)
+        UNION
+        SELECT f.part, f.queue, f.priority, f.enqueue_shard
+        FROM __schema__.lane_fences AS f
+        WHERE f.logical_queue = p_logical AND f.lifted_at IS NULL AND f.part < v_old
+    ) AS l
+    LEFT JOIN __schema__.enqueue_heads AS h
+           ON h.queue = l.queue AND h.priority = l.priority AND h.enqueue_shard = l.enqueue_shard;
 
     -- Fences: every lane of a destination partition that has a source (an
     -- old partition s <> d with s = d mod gcd), every priority and shard, at
