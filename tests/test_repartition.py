@@ -255,3 +255,50 @@ def test_the_follower_adds_the_partitions_a_change_gives():
     Store.spans = {"q": (2, 3, 8)}  # a shrink drains: nothing dropped
     assert asyncio.run(follower.poll()) == []
     assert [q.name for q in unit] == partition_names("q", 8)
+
+
+def test_a_running_worker_follows_a_grow_and_its_leader_lifts(database_url):
+    """Shared slots at width 2, a change to 4 while it runs: the partitions
+    added are served and every job is handed out in key order."""
+    from worker_support.helpers import FAST, WorkerAsyncClient, wait_until
+
+    async def main():
+        client = WorkerAsyncClient(database_url)
+        pq2 = await client.partitioned_queue("live", 2)
+
+        async def handle(job):
+            return None
+
+        client.task("t", queue="live")(handle)
+        keys = KEYS[:12]
+        n = 0
+        for _round in range(3):
+            for k in keys:
+                await client.insert({"k": k, "i": n}, kind="t", queue=pq2.queue_for_key(k), ordering_key=k)
+                n += 1
+        await client.start([pq2.shared_queue_config(4)], **FAST)
+        await client.repartition("live", 4)
+        for _round in range(3):
+            for k in keys:
+                await client.insert({"k": k, "i": n}, kind="t", queue=pq2.queue_for_key(k), ordering_key=k)
+                n += 1
+
+        async def all_done():
+            return len(await client.list_jobs(state="completed", limit=1000)) == n
+
+        await wait_until(all_done, timeout=30)
+        status = await client.repartition_status("live")
+        await client.shutdown()
+        await client.close()
+        return status
+
+    status = asyncio.run(main())
+    with psycopg.connect(database_url) as conn:
+        added = conn.execute("SELECT DISTINCT queue FROM awa.jobs WHERE queue IN ('live__p2', 'live__p3') "
+                             "AND state = 'completed'").fetchall()
+        assert len(added) == 2  # the partitions the change added were served
+        rows = conn.execute("SELECT args->>'k', (args->>'i')::int, attempted_at, attempt FROM awa.jobs "
+                            "ORDER BY attempted_at, lane_seq").fetchall()
+    assert all(attempt == 1 for *_rest, attempt in rows)
+    assert _fifo_violations([(k, i, None) for k, i, _at, _a in rows]) == 0
+    assert status["width"] == 4
