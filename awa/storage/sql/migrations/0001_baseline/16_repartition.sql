@@ -198,7 +198,6 @@ DECLARE
     v_timeout text := current_setting('lock_timeout');
     v_got     boolean := false;
     v_gcd     integer;
-    v_span    integer;
 BEGIN
     PERFORM 1 FROM __schema__.queue_partitions AS r WHERE r.logical_queue = p_logical;
     IF NOT FOUND THEN
@@ -231,9 +230,6 @@ BEGIN
     END IF;
     v_epoch := v_epoch + 1;
     v_gcd := gcd(v_old, p_width);
-    -- Every partition that may hold lanes: the widths of every change so far.
-    SELECT greatest(v_old, p_width, coalesce(max(greatest(e.old_width, e.new_width)), 0)) INTO v_span
-    FROM __schema__.partition_epochs AS e WHERE e.logical_queue = p_logical;
 
     UPDATE __schema__.queue_partitions AS r SET partitions = p_width, epoch = v_epoch, updated_at = now()
     WHERE r.logical_queue = p_logical;
