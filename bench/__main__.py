@@ -60,7 +60,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--only",
         action="append",
-        choices=("producer", "e2e", "routing", "retention", "single", "keys"),
+        choices=("producer", "e2e", "routing", "retention", "single", "keys", "repartition"),
         help="run only these parts (repeatable; default all)",
     )
     p.add_argument("--no-awa-pg", action="store_true", help="skip the awa-pg side")
@@ -697,6 +697,13 @@ def main(argv: list[str] | None = None) -> int:
         from bench import keys as keys_bench
 
         return keys_bench.main(args)
+    if "repartition" in args.only:  # width changes under load (bench/repartition.py): runs alone
+        if args.only != {"repartition"}:
+            log("bench: --only repartition runs alone; run the others separately")
+            return 2
+        from bench import repartition as repartition_bench
+
+        return repartition_bench.main(args)
     if "retention" in args.only:
         if args.only != {"retention"}:
             log("bench: --only retention runs alone (it needs the machine for minutes); run the others separately")

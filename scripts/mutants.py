@@ -48,6 +48,18 @@ class Mutant:
 
 MUTANTS: tuple[Mutant, ...] = (
     Mutant(
+        "repartition-naive-switch", "a width change sets the new width without fences (ADR 0024's BrokenNaive)",
+        ((f"{BASE}/16_repartition.sql", "WHERE EXISTS (SELECT 1 FROM generate_series(0, v_old - 1) AS s(part)",
+          "WHERE false AND EXISTS (SELECT 1 FROM generate_series(0, v_old - 1) AS s(part)"),),
+        (f"{M}/test_repartition_machine.py::test_repartition_machine", "tests/test_repartition.py"),
+    ),
+    Mutant(
+        "repartition-early-lift", "a fence lifts once its sources handed out their mark - 1 (BrokenOneEarly)",
+        ((f"{BASE}/16_repartition.sql", "AND (coalesce(c.claim_seq, 0) < m.mark\n",
+          "AND (coalesce(c.claim_seq, 0) < m.mark - 1\n"),),
+        (f"{M}/test_repartition_machine.py::test_repartition_machine", "tests/test_repartition.py"),
+    ),
+    Mutant(
         "finish-lease-guard", "finish_attempt (fail/retry/snooze) ignores the run lease",
         ((f"{BASE}/06_lifecycle.sql", "WHERE id = p_id AND state = 'running' AND run_lease = p_lease\n",
           "WHERE id = p_id AND state = 'running'\n"),),

@@ -384,3 +384,15 @@ def test_single_widths_filter_the_matrix() -> None:
     assert {c.width for c in every} == {1, 2, 4, 8, 16}
     assert {c.width for c in some} == {1, 8}
     assert some == [c for c in every if c.width in (1, 8)]
+
+
+def test_repartition_bench_quick_run(pg_server_url: str, tmp_path: Path, capsys) -> None:
+    from bench.__main__ import main
+
+    code = main(["--quick", "--only", "repartition", "--database-url", pg_server_url,
+                 "--results-dir", str(tmp_path)])
+    assert code == 0  # nothing lost or duplicated, no FIFO violation
+    runs = json.loads((tmp_path / "latest.json").read_text())["repartition"]["runs"]
+    assert [(r["old"], r["new"]) for r in runs] == [(4, 8), (8, 4)]
+    assert all(r["enqueued"] > 0 and r["lost"] == 0 and r["fifo_violations"] == 0 for r in runs)
+    assert "| 4 -> 8 |" in capsys.readouterr().out

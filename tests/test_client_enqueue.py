@@ -140,6 +140,7 @@ def _copy_with_duplicate_id(client, conn):
     yield Query(client.core.q("enqueue_reserve"), {
         "queues": ["x"], "expected": [1], "lane_queue": ["x"], "lane_priority": [2], "lane_shard": [0],
         "lane_count": [1], "run_at": None, "now": None, "id_count": 1, "channel": client.notify_channel,
+        "widths": [0],
     })
     yield Copy(client.core.copy_sql(("queue", "kind", "lane_seq", "args", "id")), f"x\tk\t2\t{{}}\t{existing}\n")
 

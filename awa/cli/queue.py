@@ -56,8 +56,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="show or record the partition count of a logical queue (the registry producers and workers check)",
         description="With N: record that logical queue NAME has N partitions (NAME, NAME__p1 .. NAME__p{N-1}). "
         "Producers (client.partitioned_queue, awa enqueue --partitions) and workers compare their width with it. "
-        "Without N: print the recorded count. Changing the count does not move jobs: drain first "
-        "(see docs/operations.md, Repartitioning).",
+        "Without N: print the recorded count. Recording another count does not move jobs; to change the width of "
+        "a queue in use, use `awa queue repartition NAME --to N` (docs/operations.md, Repartitioning).",
     )
     width.add_argument("name", metavar="NAME", help="logical queue")
     width.add_argument("partitions", nargs="?", type=int, metavar="N", help="its number of partitions")
@@ -67,6 +67,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     from awa.cli.compat import add_queue_actions
 
     add_queue_actions(actions)  # awa-pg's drain
+
+    from awa.cli.repartition import add_repartition_action
+
+    add_repartition_action(actions)
 
     rescue = subparsers.add_parser(
         "rescue",

@@ -328,6 +328,30 @@ class ClientAPI(KeyPolicyAPI, PeriodicAPI, DlqAPI):
         """``{logical queue: registered width}`` (one queue, or all)."""
         return self._drive(self._core.get_partitions(logical_queue), tx=False)
 
+    def repartition(
+        self, logical_queue: str, new_width: int, *, lock_timeout_ms: int = 2000, attempts: int = 3
+    ) -> Any:
+        """Change the width of a registered logical queue while producers and
+        workers run, keeping per-key order (ADR 0024). Returns
+        ``{"logical_queue", "epoch", "old_width", "new_width", "changed"}``.
+        :class:`~awa.errors.ValidationError` with nothing changed for a width
+        outside 1..32767, an unregistered queue, or a queue key held past
+        ``lock_timeout_ms`` on each of ``attempts`` tries (another change
+        being made, or a producer transaction left open). A change made while
+        an earlier one still drains is allowed: its fences stack."""
+        return self._drive(self._core.repartition(logical_queue, new_width, lock_timeout_ms, attempts), tx=True)
+
+    def repartition_status(self, logical_queue: str) -> Any:
+        """``{"logical_queue", "width", "epoch", "in_progress", "changes"}``;
+        each change has ``epoch, old_width, new_width, started_at,
+        finished_at`` (None while it drains), ``fences`` and ``fences_up``."""
+        return self._drive(self._core.repartition_status(logical_queue), tx=False)
+
+    def lift_fences(self, logical_queue: str | None = None) -> Any:
+        """Run the lift step now (the maintenance leader runs it
+        periodically); returns the number of fences lifted."""
+        return self._drive(self._core.lift_fences(logical_queue), tx=False)
+
     def queue_stats(self, queue: str | None = None) -> Any:
         return self._drive(self._core.queue_stats(queue), tx=False)
 

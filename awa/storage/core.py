@@ -30,6 +30,7 @@ from awa.storage.cron_ops import CronOps
 from awa.storage.unique_ops import UniqueOps
 from awa.storage.schema_check import SchemaCheckOps
 from awa.storage.dlq_ops import DlqOps
+from awa.storage.repartition import RepartitionOps, logical_of, reroute_batch
 from awa.storage.ops import BadRow, Copy, Op, Query, error_text, id_lease_pairs, int_array, text_array
 from awa.storage.validate import (
     MAX_INT4,
@@ -49,7 +50,9 @@ _SHARD_RETRIES = 8
 log = logging.getLogger("awa.storage")
 
 
-class StorageCore(JobOps, HousekeepingOps, AdminOps, KeyPolicyOps, UniqueOps, CronOps, SchemaCheckOps, DlqOps):
+class StorageCore(
+    JobOps, HousekeepingOps, AdminOps, KeyPolicyOps, UniqueOps, CronOps, SchemaCheckOps, DlqOps, RepartitionOps
+):
     """Every storage operation of one schema."""
 
     # -- enqueue -----------------------------------------------------------
@@ -58,9 +61,12 @@ class StorageCore(JobOps, HousekeepingOps, AdminOps, KeyPolicyOps, UniqueOps, Cr
         if batch.n == 0:
             return [] if want_jobs else 0
         now = self.now()
-        queues = batch.touched_queues()
         for _ in range(_SHARD_RETRIES):
+            # Re-routed with the widths of queues that changed width (ADR 0024).
+            batch = reroute_batch(batch, self._widths)
+            queues = batch.touched_queues()
             expected = [self._shards.get(q, 1) for q in queues]
+            widths = [self._widths.get(logical_of(q)[0], 0) for q in queues]
             lanes = lane_routing.route(batch, dict(zip(queues, expected)), self.rotate)
             res = yield Query(
                 self.q("enqueue_reserve"),
@@ -75,15 +81,20 @@ class StorageCore(JobOps, HousekeepingOps, AdminOps, KeyPolicyOps, UniqueOps, Cr
                     "now": now,
                     "id_count": batch.n,
                     "channel": self.channel,
+                    "widths": int_array(widths),
                 },
             )
-            db_now, scheduled, shards_ok, shards, starts, id_starts, id_lengths = res.rows[0]
+            db_now, scheduled, shards_ok, shards, starts, id_starts, id_lengths, widths_ok, fresh = res.rows[0]
+            if not widths_ok:
+                for q, w in zip(queues, fresh):
+                    self._widths[logical_of(q)[0]] = int(w)
+                continue
             if shards_ok:
                 break
             for q, s in zip(queues, shards):
                 self._shards[q] = s
         else:  # pragma: no cover - needs enqueue_shards to change 8 times in a row
-            raise AwaError("enqueue_shards kept changing while routing the batch; try again")
+            raise AwaError("enqueue_shards or a partition width kept changing while routing the batch; try again")
 
         use_starts = None if scheduled else list(starts)
         ids = _expand_runs(id_starts, id_lengths)  # lane order

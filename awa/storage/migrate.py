@@ -18,7 +18,9 @@ Version 1 is the baseline ``0001_baseline/``, split by concern: ``01_routing``
 ``06_lifecycle`` (finish, rescue, dead-letter), ``07_admin`` (cancel,
 retry from the dead-letter table), ``08_retention`` (pruning, rolled-up
 terminal counts, autovacuum settings), ``09_jobs`` (the listing index,
-retry by id) and ``10_partitions`` (the partition-count registry). Later schema changes are new versions
+retry by id), ``10_partitions`` (the partition-count registry), and the parts
+of later features such as ``16_repartition`` (online width changes). Later
+schema changes are new versions
 (``0002_...``); the baseline is never edited in place once released.
 
 Before applying anything the recorded versions are compared with the shipped

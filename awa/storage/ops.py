@@ -117,6 +117,7 @@ class OpsBase:
         self.jitter = jitter if jitter is not None else random.random
         self.metrics = EnqueueMetrics(meter)
         self._shards: dict[str, int] = {}
+        self._widths: dict[str, int] = {}  # logical queue -> width keyed rows follow (0: the producer's)
         self._rotor: dict[tuple[str, int], int] = {}
         self._lock = threading.Lock()
         self._copy_sql: dict[tuple[str, ...], str] = {}

@@ -5,12 +5,13 @@ every runtime tries to take it every ``leader_election_interval_ms``; the
 holder renews it every third of ``leader_lease_ms`` and, while its last
 renewal is younger than one lease, runs rescue (stale heartbeats, passed
 deadlines) every ``rescue_interval_ms`` and promotion of due scheduled and
-retryable jobs every ``promote_interval_ms``. Take-over and renewal are one
+retryable jobs every ``promote_interval_ms``, each round followed by the
+repartition lift step (ADR 0024). Take-over and renewal are one
 statement each, decided by the database's clock, so a frozen holder (SIGSTOP,
 a stuck event loop) loses the role after at most one lease.
 
 Two leaders at once (a holder that resumes before noticing it lost the lease)
-are harmless: rescue and promotion are lease-guarded row updates that any
+are harmless: rescue, promotion and lifting are lease-guarded or idempotent row updates that any
 number of workers may run concurrently. Leadership only keeps the work from
 being done N times over.
 """
@@ -114,6 +115,9 @@ class MaintenanceLeader:
                     await self._rescue()
                     next_rescue = now + opts.rescue_interval_ms / 1000
                 if self.lease.held() and await self._promote():
+                    self.on_promoted()
+                # The repartition lift step (ADR 0024): a lifted fence lets its lane hand out more.
+                if self.lease.held() and await self.store.lift_fences():
                     self.on_promoted()
                 if self.retention is not None and self.lease.held():
                     await self.retention.tick()

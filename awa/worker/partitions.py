@@ -6,12 +6,18 @@ runtime infers each logical queue's width: ``orders``, ``orders__p1`` ..
 ``orders__p3`` is 4. At start it records widths of 2 or more that nobody
 recorded yet, and warns, naming both counts, when the recorded width differs:
 jobs in partitions the worker does not serve would wait for ever.
+
+While it runs, :class:`WidthFollower` polls the registry and adds to each
+shared entry (``partitions`` set) the partitions a width change gave its
+logical queue (ADR 0024). Partitions are never dropped while the runtime
+runs, so removed ones keep being served until they are drained and after.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from typing import Any
 
 from awa.routing.partitioned_queue import PHYSICAL_QUEUE_SUFFIX
@@ -68,3 +74,45 @@ async def check_widths(store: Any, plan: Any) -> dict[str, int]:
             log.warning(mismatch_text(logical, recorded, width),
                         extra={"logical_queue": logical, "registered_partitions": recorded, "served_partitions": width})
     return differing
+
+
+def partition_names(logical: str, span: int) -> list[str]:
+    return [logical if i == 0 else f"{logical}{PHYSICAL_QUEUE_SUFFIX}{i}" for i in range(span)]
+
+
+class WidthFollower:
+    """Grows the shared entries of a runtime with the partitions width changes add.
+
+    ``units``: ``{logical queue: its shared entry's queue list}`` (mutated in
+    place); ``add(unit, name)`` appends a queue for ``name`` to ``unit``.
+    """
+
+    def __init__(self, store: Any, units: dict[str, list[Any]], add: Callable[[list[Any], str], None]) -> None:
+        self.store = store
+        self.units = units
+        self.add = add
+        self.epochs: dict[str, int] = {}
+
+    async def poll(self) -> list[str]:
+        """Serve every partition that holds work; the names added."""
+        if not self.units:
+            return []
+        spans = await self.store.partition_spans()
+        added: list[str] = []
+        for logical, unit in self.units.items():
+            found = spans.get(logical)
+            if found is None:
+                continue
+            _width, epoch, span = found
+            if self.epochs.get(logical) == epoch:
+                continue
+            have = {q.name for q in unit}
+            for name in partition_names(logical, span):
+                if name not in have:
+                    self.add(unit, name)
+                    added.append(name)
+            self.epochs[logical] = epoch
+        if added:
+            log.info("serving partitions added by a width change: %s", ", ".join(added),
+                     extra={"queues": added})
+        return added

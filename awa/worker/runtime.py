@@ -35,7 +35,7 @@ from awa.worker.maintenance import MaintenanceLeader
 from awa.worker.metrics import WorkerMetrics
 from awa.worker.options import RuntimeOptions, connection_budget
 from awa.worker.outage import OutageFilter, OutageLog, is_connection_error
-from awa.worker.partitions import check_widths
+from awa.worker.partitions import WidthFollower, check_widths
 from awa.worker.outcomes import TerminalError
 from awa.worker.registry import Handler, Registry
 from awa.worker.retention import Retention, RetentionSettings
@@ -146,6 +146,10 @@ class WorkerRuntime:
         self._tasks.append(spawn(self._listener.run(), name="awa-listen"))
         self._tasks.append(spawn(self._heartbeat_loop(), name="awa-heartbeat"))
         self._tasks.append(spawn(self._maintenance.run(), name="awa-maintenance"))
+        shared = {u[0].plan.name: u for u in self._claim_units if u[0].plan.partitions is not None}
+        if shared:  # width changes (ADR 0024): serve the partitions they add
+            follower = WidthFollower(self.store, shared, self._add_partition)
+            self._tasks.append(spawn(self._follow_widths(follower), name="awa-widths"))
         if self.registry.periodic:  # exactly-once comes from cron_fire, not from leadership
             cron = CronScheduler(self.store.core, self.store.executor.run, self.registry.periodic.values())
             self._tasks.append(spawn(cron.run(self._stop_event), name="awa-cron"))
@@ -180,6 +184,19 @@ class WorkerRuntime:
             unit = [_Queue(name, plan, slots, bucket, notified, capacity) for name in plan.physical_queues]
             self._queues.update((queue.name, queue) for queue in unit)
             self._claim_units.append(unit)
+
+    def _add_partition(self, unit: list[_Queue], name: str) -> None:
+        first = unit[0]
+        queue = _Queue(name, first.plan, first.slots, first.bucket, first.notified, first.capacity)
+        unit.append(queue)
+        self._queues[name] = queue
+        first.notified.set()
+
+    async def _follow_widths(self, follower: WidthFollower) -> None:
+        while not self._stopping:
+            with contextlib.suppress(Exception):  # the next poll tries again
+                await follower.poll()
+            await asyncio.sleep(max(self.options.poll_interval_ms, 1000) / 1000)
 
     def _wake_all_for_capacity(self) -> None:
         for queue in self._queues.values():
@@ -287,6 +304,8 @@ class WorkerRuntime:
         busy_retries = 0
         backoff = 0.05
         while not self._stopping:
+            if len(unit) != len(by_name):  # a width change added partitions (WidthFollower)
+                target, by_name = sorted(q.name for q in unit), {q.name: q for q in unit}
             if looked_empty:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(queue.notified.wait(), poll)

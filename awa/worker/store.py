@@ -138,6 +138,13 @@ class WorkerStore:
     async def register_partitions(self, logical_queue: str, partitions: int) -> tuple[int, bool]:
         return await self._run(self.core.register_partitions(logical_queue, partitions))
 
+    async def lift_fences(self) -> int:
+        """The repartition lift step over every logical queue (ADR 0024)."""
+        return await self._run(self.core.lift_fences(None))
+
+    async def partition_spans(self) -> dict[str, tuple[int, int, int]]:
+        return await self._run(self.core.partition_spans())
+
     async def finish(self, job_id: int, run_lease: int, mode: str, error: str | None, delay: float | None) -> str:
         """A lease-guarded fail / retry / snooze; the outcome word ('stale',
         'failed', 'dead_lettered', 'retryable', 'scheduled', 'available')."""

@@ -44,6 +44,9 @@ CREATE TABLE __schema__.claim_heads (
     enqueue_shard smallint NOT NULL,
     claim_seq     bigint   NOT NULL DEFAULT 0,
     holes         bigint   NOT NULL DEFAULT 0 CHECK (holes >= 0),
+    -- the smallest unlifted repartition fence of the lane (16_repartition.sql):
+    -- claims hand out numbers up to it only; NULL = no fence
+    fence_seq     bigint,
     PRIMARY KEY (queue, priority, enqueue_shard)
 );
 

@@ -16,13 +16,16 @@ CREATE OR REPLACE FUNCTION __schema__.enqueue_reserve(
     p_now             timestamptz,
     p_id_count        integer,
     p_channel         text,
+    p_expected_widths integer[],  -- route_widths as the producer routed (16_repartition.sql)
     OUT db_now        timestamptz,
     OUT scheduled     boolean,
     OUT shards_ok     boolean,
     OUT shards        smallint[],
     OUT lane_starts   bigint[],
     OUT id_starts     bigint[],
-    OUT id_lengths    integer[]
+    OUT id_lengths    integer[],
+    OUT widths_ok     boolean,
+    OUT widths        integer[]
 )
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -30,6 +33,14 @@ DECLARE
     v_ids bigint[];
 BEGIN
     db_now := coalesce(p_now, pg_catalog.now());
+
+    -- The keys of registered logical queues, shared, and the widths their
+    -- keyed rows must be routed with; the producer re-routes when it used others.
+    widths := __schema__.route_widths(p_queues);
+    widths_ok := widths IS NOT DISTINCT FROM p_expected_widths;
+    IF NOT widths_ok THEN
+        RETURN;
+    END IF;
 
     INSERT INTO __schema__.queues (name)
     SELECT q FROM unnest(p_queues) AS q ORDER BY q
@@ -131,15 +142,23 @@ DECLARE
     v_shards smallint;
     v_seq    bigint;
     v_job    __schema__.jobs;
+    -- A registered logical queue's key is taken shared and, after a width
+    -- change, the job routed with the current width (16_repartition.sql).
+    v_queue  text := __schema__.route_queue(p_queue, p_ordering_key);
+    v_shard  smallint := p_shard;
 BEGIN
     -- Registered on first use only: an INSERT ... ON CONFLICT per call pays
     -- for a conflicting insertion attempt every time.
-    SELECT q.enqueue_shards INTO v_shards FROM __schema__.queues AS q WHERE q.name = p_queue;
+    SELECT q.enqueue_shards INTO v_shards FROM __schema__.queues AS q WHERE q.name = v_queue;
     IF NOT FOUND THEN
-        INSERT INTO __schema__.queues (name) VALUES (p_queue) ON CONFLICT (name) DO NOTHING;
-        SELECT q.enqueue_shards INTO v_shards FROM __schema__.queues AS q WHERE q.name = p_queue;
+        INSERT INTO __schema__.queues (name) VALUES (v_queue) ON CONFLICT (name) DO NOTHING;
+        SELECT q.enqueue_shards INTO v_shards FROM __schema__.queues AS q WHERE q.name = v_queue;
     END IF;
-    IF v_shards IS DISTINCT FROM p_expected_shards THEN
+    IF v_queue <> p_queue THEN  -- rerouted: the shard is the new queue's
+        v_shard := CASE WHEN p_ordering_key IS NOT NULL
+                        THEN __schema__.shard_for_ordering_key(p_ordering_key, v_shards)
+                        ELSE p_shard % v_shards END;
+    ELSIF v_shards IS DISTINCT FROM p_expected_shards THEN
         RETURN;
     END IF;
 
@@ -150,34 +169,34 @@ BEGIN
             queue, priority, max_attempts, state, enqueue_shard, lane_seq, run_at, created_at,
             kind, args, tags, metadata, ordering_key, concurrency_key)
         VALUES (
-            p_queue, p_priority, p_max_attempts, 'scheduled', p_shard, NULL, p_run_at, v_now,
+            v_queue, p_priority, p_max_attempts, 'scheduled', v_shard, NULL, p_run_at, v_now,
             p_kind, p_args, p_tags, p_metadata, p_ordering_key, p_concurrency_key)
         RETURNING *;
         RETURN;
     END IF;
 
     SELECT b.next_seq - 1 INTO v_seq
-    FROM __schema__.bump_enqueue_heads(ARRAY[p_queue], ARRAY[p_priority], ARRAY[p_shard], ARRAY[1]) AS b;
+    FROM __schema__.bump_enqueue_heads(ARRAY[v_queue], ARRAY[p_priority], ARRAY[v_shard], ARRAY[1]) AS b;
 
     INSERT INTO __schema__.jobs (
         queue, priority, max_attempts, state, enqueue_shard, lane_seq, run_at, created_at,
         kind, args, tags, metadata, ordering_key, concurrency_key)
     VALUES (
-        p_queue, p_priority, p_max_attempts, 'available', p_shard, v_seq, coalesce(p_run_at, v_now), v_now,
+        v_queue, p_priority, p_max_attempts, 'available', v_shard, v_seq, coalesce(p_run_at, v_now), v_now,
         p_kind, p_args, p_tags, p_metadata, p_ordering_key, p_concurrency_key)
     RETURNING * INTO v_job;
 
     INSERT INTO __schema__.lane_segments (queue, priority, enqueue_shard, first_seq, last_seq, first_id)
-    VALUES (p_queue, p_priority, p_shard, v_seq, v_seq, v_job.id);
+    VALUES (v_queue, p_priority, v_shard, v_seq, v_seq, v_job.id);
 
     -- Jobs numbered below v_seq are committed or gone (the head lock), so
     -- the lane was empty before this job when the claim cursor and the holes
     -- cover them all (a lane never claimed from counts from 0).
     IF v_seq - 1 - coalesce((
         SELECT c.claim_seq + c.holes FROM __schema__.claim_heads AS c
-        WHERE c.queue = p_queue AND c.priority = p_priority AND c.enqueue_shard = p_shard
+        WHERE c.queue = v_queue AND c.priority = p_priority AND c.enqueue_shard = v_shard
     ), 0) <= 0 THEN
-        PERFORM pg_notify(p_channel, p_queue);
+        PERFORM pg_notify(p_channel, v_queue);
     END IF;
     RETURN NEXT v_job;
 END
@@ -193,6 +212,11 @@ DECLARE
     v_count  integer;
     v_queues text[];
 BEGIN
+    -- Routed with the current width of a registered logical queue, under its
+    -- key shared (16_repartition.sql): a late job takes a seq at the tail of
+    -- the lane the width gives it.
+    PERFORM __schema__.reroute_jobs(ARRAY(
+        SELECT id FROM __schema__.jobs WHERE id = ANY (p_ids) AND state IN ('scheduled', 'retryable')));
     SELECT array_agg(DISTINCT queue) INTO v_queues
     FROM __schema__.jobs
     WHERE id = ANY (p_ids) AND state IN ('scheduled', 'retryable');

@@ -28,6 +28,7 @@ DECLARE
     v_remaining  integer;                -- for the current lane: least(its queue's, the total)
     v_lane       record;
     v_cursor     bigint;
+    v_fence      bigint;                 -- the lane's smallest unlifted fence (16_repartition.sql)
     v_next       bigint;
     v_first      bigint[];
     v_last       bigint[];
@@ -88,6 +89,7 @@ BEGIN
         WHERE e.queue = ANY (p_queues)
           AND p_limits[array_position(p_queues, e.queue)] > 0
           AND e.next_seq - 1 - coalesce(c.claim_seq, 0) - coalesce(c.holes, 0) > 0
+          AND (c.fence_seq IS NULL OR c.claim_seq < c.fence_seq)
         ORDER BY
             -- (numeric, not integer: a long wait over a short interval is more than 2^31 steps)
             CASE WHEN h.head_run_at IS NULL THEN e.priority
@@ -103,7 +105,7 @@ BEGIN
         CONTINUE WHEN v_lane_cap <= 0;
         v_remaining := v_lane_cap;
 
-        SELECT c.claim_seq INTO v_cursor
+        SELECT c.claim_seq, c.fence_seq INTO v_cursor, v_fence
         FROM __schema__.claim_heads AS c
         WHERE c.queue = v_lane.queue AND c.priority = v_lane.priority
           AND c.enqueue_shard = v_lane.enqueue_shard
@@ -146,17 +148,25 @@ BEGIN
             WHERE e.queue = v_lane.queue AND e.priority = v_lane.priority
               AND e.enqueue_shard = v_lane.enqueue_shard;
             v_page_full := coalesce(cardinality(v_first), 0) = 64;
+            -- A fenced lane hands out numbers up to its fence only (ADR 0024):
+            -- past it the lane counts as drained.
+            IF v_fence IS NOT NULL AND v_next > v_fence + 1 THEN
+                v_next := v_fence + 1;
+                IF v_page_full AND v_last[64] >= v_fence THEN
+                    v_page_full := false;
+                END IF;
+            END IF;
 
             v_lane_got := 0;
             v_last_taken := v_cursor;
             FOR i IN 1 .. coalesce(cardinality(v_first), 0) LOOP
-                EXIT WHEN v_remaining <= 0;
+                EXIT WHEN v_remaining <= 0 OR v_first[i] >= v_next;
                 -- Consecutive ids: primary-key ranges in lane order, a bounded
                 -- window at a time so the cost follows the claim size, not
                 -- the segment size. A job that left the lane (cancelled) no
                 -- longer matches: a hole.
                 v_id_lo := v_fid[i] + (greatest(v_first[i], v_cursor + 1) - v_first[i]);
-                v_id_end := v_fid[i] + (v_last[i] - v_first[i]);
+                v_id_end := v_fid[i] + (least(v_last[i], v_next - 1) - v_first[i]);
                 LOOP
                     v_id_hi := least(v_id_lo + greatest(2 * v_remaining, 32) - 1, v_id_end);
                     SELECT array_agg(p.id ORDER BY p.id), max(p.lane_seq) INTO v_ids, v_max_seq

@@ -8,6 +8,8 @@
 CREATE TABLE __schema__.queue_partitions (
     logical_queue text        PRIMARY KEY CHECK (length(logical_queue) BETWEEN 1 AND 200),
     partitions    integer     NOT NULL CHECK (partitions BETWEEN 1 AND 32767),
+    -- bumped by each online width change (16_repartition.sql, ADR 0024)
+    epoch         integer     NOT NULL DEFAULT 1 CHECK (epoch >= 1),
     created_at    timestamptz NOT NULL DEFAULT now(),
     updated_at    timestamptz NOT NULL DEFAULT now()
 );

@@ -232,6 +232,9 @@ BEGIN
     IF NOT FOUND THEN
         RETURN '{}';
     END IF;
+    -- A fenced lane hands out numbers up to its fence only (16_repartition.sql).
+    SELECT least(v_next, c.fence_seq + 1) INTO v_next FROM __schema__.claim_heads AS c
+    WHERE c.queue = p_queue AND c.priority = p_priority AND c.enqueue_shard = p_shard;
     SELECT s.frontier INTO v_frontier FROM __schema__.key_lane_state AS s
     WHERE s.queue = p_queue AND s.priority = p_priority AND s.enqueue_shard = p_shard;
     v_frontier := greatest(coalesce(v_frontier, p_cursor), p_cursor);

@@ -1,0 +1,1 @@
+SELECT __schema__.lift_fences(%(queue)s::text)
