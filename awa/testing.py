@@ -38,9 +38,10 @@ from awa.worker.outcomes import Cancel, RetryAfter, Snooze, TerminalError
 from awa.worker.registry import Registry
 
 # Every table ``clean`` empties (not the migration ledger).
-_TABLES = (
+CLEANED_TABLES = (
     "jobs", "dlq_entries", "queues", "enqueue_heads", "claim_heads", "lane_segments", "terminal_counts",
-    "queue_partitions",
+    "key_grants", "key_lane_state", "key_parked", "queue_partitions", "partition_epochs", "partition_marks",
+    "lane_fences",
 )
 
 JobRow = Job
@@ -114,9 +115,10 @@ class AwaTestClient:
         await _value(self._client.migrate())
 
     async def clean(self) -> None:
-        """Delete every job, dead-letter entry, queue setting and lane (for test isolation)."""
+        """Delete every job, dead-letter entry, queue setting, lane, key grant and
+        width change (for test isolation); schedules and key policies stay."""
         schema = quoted_schema(self._client.schema)
-        tables = ", ".join(f"{schema}.{name}" for name in _TABLES)
+        tables = ", ".join(f"{schema}.{name}" for name in CLEANED_TABLES)
         tx = await _value(self._client.transaction())
         await _value(tx.execute(f"TRUNCATE {tables}"))
         await _value(tx.commit())

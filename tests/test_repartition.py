@@ -12,7 +12,7 @@ from awa.client import AsyncClient, Client
 from awa.errors import ValidationError
 from awa.routing import PartitionedQueue
 from awa.routing.schemes import DEFAULT_SCHEME
-from awa.worker.partitions import WidthFollower, partition_names
+from awa.worker.partitions import WidthFollower, partition_names, per_partition_groups
 from test_cli_helpers import run_awa
 
 KEYS = [f"key-{i}" for i in range(24)]
@@ -302,3 +302,50 @@ def test_a_running_worker_follows_a_grow_and_its_leader_lifts(database_url):
     assert all(attempt == 1 for *_rest, attempt in rows)
     assert _fifo_violations([(k, i, None) for k, i, _at, _a in rows]) == 0
     assert status["width"] == 4
+
+
+def test_per_partition_groups_are_whole_logical_queues():
+    names = ["a", "a__p1", "a__p2", "b__p1", "c", "d", "d__p2"]
+    assert per_partition_groups(names) == {"a": ["a", "a__p1", "a__p2"], "c": ["c"]}
+
+
+def test_a_worker_with_an_entry_per_partition_follows_a_grow(database_url):
+    """queue_configs at width 2 (one entry per partition), a change to 4
+    while it runs: new entries serve the added partitions, key order holds."""
+    from worker_support.helpers import FAST, WorkerAsyncClient, wait_until
+
+    async def main():
+        client = WorkerAsyncClient(database_url)
+        pq2 = await client.partitioned_queue("each", 2)
+
+        async def handle(job):
+            return None
+
+        client.task("t", queue="each")(handle)
+        keys = KEYS[:12]
+        n = 0
+        for k in keys:
+            await client.insert({"k": k, "i": n}, kind="t", queue=pq2.queue_for_key(k), ordering_key=k)
+            n += 1
+        await client.start(pq2.queue_configs(2), **FAST)
+        await client.repartition("each", 4)
+        for _round in range(3):
+            for k in keys:
+                await client.insert({"k": k, "i": n}, kind="t", queue=pq2.queue_for_key(k), ordering_key=k)
+                n += 1
+
+        async def all_done():
+            return len(await client.list_jobs(state="completed", limit=1000)) == n
+
+        await wait_until(all_done, timeout=30)
+        await client.shutdown()
+        await client.close()
+
+    asyncio.run(main())
+    with psycopg.connect(database_url) as conn:
+        added = conn.execute("SELECT count(*) FROM awa.jobs WHERE queue IN ('each__p2', 'each__p3') "
+                             "AND state = 'completed'").fetchone()[0]
+        assert added > 0  # the partitions the change added were served
+        rows = conn.execute("SELECT args->>'k', (args->>'i')::int FROM awa.jobs "
+                            "ORDER BY attempted_at, lane_seq").fetchall()
+    assert _fifo_violations([(k, i, None) for k, i in rows]) == 0

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from awa.routing.partitioned_queue import PHYSICAL_QUEUE_SUFFIX
@@ -116,3 +116,21 @@ class WidthFollower:
             log.info("serving partitions added by a width change: %s", ", ".join(added),
                      extra={"queues": added})
         return added
+
+
+def per_partition_groups(names: Iterable[str]) -> dict[str, list[str]]:
+    """``{logical: its partitions}`` for queues served one entry per partition.
+
+    A group is every partition ``0 .. k-1`` of a logical queue, each the name
+    of its own entry (``partitions`` without ``shared_slots``, or
+    ``queue_configs``); which of them are registered is the follower's to see.
+    """
+    found: dict[str, set[int]] = {}
+    for name in names:
+        logical, sep, index = name.rpartition(PHYSICAL_QUEUE_SUFFIX)
+        if sep and index.isdigit() and str(int(index)) == index and int(index) > 0:
+            found.setdefault(logical, set()).add(int(index))
+        else:
+            found.setdefault(name, set()).add(0)
+    return {logical: partition_names(logical, len(parts)) for logical, parts in found.items()
+            if parts == set(range(len(parts)))}

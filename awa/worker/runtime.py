@@ -23,11 +23,11 @@ import contextlib
 import inspect
 import logging
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import replace
 from typing import Any
 
 from awa.worker.capacity import HardSlots, OverflowPool, TokenBucket, WeightedSlots
-from awa.worker.config import QueuePlan, RuntimePlan
+from awa.worker.config import RuntimePlan
 from awa.worker.attempts import log_failed_attempt, write_outcome
 from awa.worker.job import RunningJob
 from awa.worker.cron import CronScheduler
@@ -35,10 +35,11 @@ from awa.worker.maintenance import MaintenanceLeader
 from awa.worker.metrics import WorkerMetrics
 from awa.worker.options import RuntimeOptions, connection_budget
 from awa.worker.outage import OutageFilter, OutageLog, is_connection_error
-from awa.worker.partitions import WidthFollower, check_widths
+from awa.worker.partitions import WidthFollower, check_widths, per_partition_groups
 from awa.worker.outcomes import TerminalError
 from awa.worker.registry import Handler, Registry
 from awa.worker.retention import Retention, RetentionSettings
+from awa.worker.served import QueueStats, ServedQueue
 from awa.worker.store import WorkerStore
 from awa.worker.wakeup import Listener
 
@@ -56,33 +57,6 @@ BUSY_RETRY_FIRST_S = 0.002
 RETRY_MAX_S = 0.5
 
 
-@dataclass
-class QueueStats:
-    claimed: int = 0
-    completed: int = 0
-    stale: int = 0
-    peak_in_flight: int = 0
-    failed_attempts: int = 0  # attempts that ended in an error (each logged once)
-    retrying: int = 0  # ... of which the job runs again
-    failed: int = 0  # ... of which the job failed for good (failed or dead-lettered)
-
-
-@dataclass
-class _Queue:
-    """One physical queue. The partitions of a shared entry (``partitions`` in
-    its config, ADR 0014) hold the same slots, bucket and events: one claim
-    loop serves them all."""
-
-    name: str
-    plan: QueuePlan
-    slots: HardSlots | WeightedSlots
-    bucket: TokenBucket | None
-    notified: asyncio.Event = field(default_factory=asyncio.Event)
-    capacity: asyncio.Event = field(default_factory=asyncio.Event)
-    stats: QueueStats = field(default_factory=QueueStats)
-    in_flight: int = 0
-
-
 def _log_crash(task: asyncio.Task[Any]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.error("worker loop %s stopped unexpectedly", task.get_name(), exc_info=task.exception())
@@ -95,8 +69,8 @@ class WorkerRuntime:
         self.plan = plan
         self.options = options
         self.loop: asyncio.AbstractEventLoop
-        self._queues: dict[str, _Queue] = {}  # by physical queue name
-        self._claim_units: list[list[_Queue]] = []  # the queues of each configured entry
+        self._queues: dict[str, ServedQueue] = {}  # by physical queue name
+        self._claim_units: list[list[ServedQueue]] = []  # the queues of each configured entry
         self._tasks: list[asyncio.Task[Any]] = []
         self._claimers: list[asyncio.Task[Any]] = []
         self._executions: dict[int, tuple[RunningJob, asyncio.Task[Any]]] = {}
@@ -146,9 +120,13 @@ class WorkerRuntime:
         self._tasks.append(spawn(self._listener.run(), name="awa-listen"))
         self._tasks.append(spawn(self._heartbeat_loop(), name="awa-heartbeat"))
         self._tasks.append(spawn(self._maintenance.run(), name="awa-maintenance"))
-        shared = {u[0].plan.name: u for u in self._claim_units if u[0].plan.partitions is not None}
-        if shared:  # width changes (ADR 0024): serve the partitions they add
-            follower = WidthFollower(self.store, shared, self._add_partition)
+        follow = {u[0].plan.name: u for u in self._claim_units if u[0].plan.partitions is not None}
+        if not self.plan.weighted:  # one entry per partition: new entries like partition 0's
+            singles = [u[0].name for u in self._claim_units if u[0].plan.partitions is None]
+            follow.update((logical, [self._queues[n] for n in names])
+                          for logical, names in per_partition_groups(singles).items() if logical not in follow)
+        if follow:  # width changes (ADR 0024): serve the partitions they add
+            follower = WidthFollower(self.store, follow, self._add_partition)
             self._tasks.append(spawn(self._follow_widths(follower), name="awa-widths"))
         if self.registry.periodic:  # exactly-once comes from cron_fire, not from leadership
             cron = CronScheduler(self.store.core, self.store.executor.run, self.registry.periodic.values())
@@ -181,16 +159,24 @@ class WorkerRuntime:
                 slots = HardSlots(plan.max_workers)
             bucket = TokenBucket(plan.rate_limit) if plan.rate_limit else None
             notified, capacity = asyncio.Event(), asyncio.Event()
-            unit = [_Queue(name, plan, slots, bucket, notified, capacity) for name in plan.physical_queues]
+            unit = [ServedQueue(name, plan, slots, bucket, notified, capacity) for name in plan.physical_queues]
             self._queues.update((queue.name, queue) for queue in unit)
             self._claim_units.append(unit)
 
-    def _add_partition(self, unit: list[_Queue], name: str) -> None:
+    def _add_partition(self, unit: list[ServedQueue], name: str) -> None:
         first = unit[0]
-        queue = _Queue(name, first.plan, first.slots, first.bucket, first.notified, first.capacity)
+        if first.plan.partitions is None:  # a new entry of its own, with partition 0's settings
+            plan = replace(first.plan, name=name)
+            assert plan.max_workers is not None  # followed only without weighted slots
+            queue = ServedQueue(name, plan, HardSlots(plan.max_workers), TokenBucket(plan.rate_limit) if plan.rate_limit else None)
+            self._claim_units.append([queue])
+            self._claimers.extend(self._spawn(self._claim_loop(self._claim_units[-1]), name=f"awa-claim-{name}-{i}")
+                                  for i in range(plan.claimers))
+        else:
+            queue = ServedQueue(name, first.plan, first.slots, first.bucket, first.notified, first.capacity)
         unit.append(queue)
         self._queues[name] = queue
-        first.notified.set()
+        queue.notified.set()
 
     async def _follow_widths(self, follower: WidthFollower) -> None:
         while not self._stopping:
@@ -292,7 +278,7 @@ class WorkerRuntime:
         self.stopped = True
 
     # -- claiming --------------------------------------------------------------
-    async def _claim_loop(self, unit: list[_Queue]) -> None:
+    async def _claim_loop(self, unit: list[ServedQueue]) -> None:
         """Claim for one configured entry: one physical queue, or every partition
         of a shared entry (one statement across them, capped by the shared slots)."""
         queue = unit[0]  # slots, bucket and events are the unit's (shared by its queues)
@@ -379,7 +365,7 @@ class WorkerRuntime:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stop_event.wait(), seconds)
 
-    def _dispatch(self, queue: _Queue, raw: Any) -> None:
+    def _dispatch(self, queue: ServedQueue, raw: Any) -> None:
         job = RunningJob(raw, None, self.flush_progress, self.loop)
         if self._stopping:
             job.mark_cancelled()
@@ -391,7 +377,7 @@ class WorkerRuntime:
         self._executions[raw.id] = (job, task)
 
     # -- running ---------------------------------------------------------------
-    async def _execute(self, queue: _Queue, job: RunningJob) -> None:
+    async def _execute(self, queue: ServedQueue, job: RunningJob) -> None:
         outcome: Any = None
         handler: Handler | None = self.registry.get(job.raw.kind)
         try:
@@ -445,7 +431,7 @@ class WorkerRuntime:
         except Exception as exc:  # noqa: BLE001 - rescue recovers it; say so once
             log.warning("could not settle abandoned job %s (%s); heartbeat rescue will recover it", job.raw.id, exc)
 
-    def _free_slot(self, queue: _Queue) -> None:
+    def _free_slot(self, queue: ServedQueue) -> None:
         queue.in_flight -= 1
         queue.slots.release(1)
         queue.capacity.set()
