@@ -15,6 +15,7 @@ import pytest
 from awa.client import AsyncClient, Client
 from awa.errors import ValidationError
 from awa.worker.cron import CronScheduler, periodic_job
+from tests.machines._support import run_op
 
 UTC = dt.timezone.utc
 T0 = dt.datetime(2026, 1, 1, tzinfo=UTC)
@@ -143,7 +144,7 @@ def test_pause_resume_delete(client, conn, database_url):
     assert _scheduler_pass(database_url, T0 + dt.timedelta(minutes=5)) == []
     # a fire racing the pause is refused inside cron_fire as well
     assert client.core is not None
-    assert client._drive(client.core.fire_cron_job("every_minute", T0 + dt.timedelta(minutes=5))) is None
+    assert run_op(database_url, lambda core: core.fire_cron_job("every_minute", T0 + dt.timedelta(minutes=5))) is None
     assert client.resume_cron_job("every_minute") is True
     assert len(_scheduler_pass(database_url, T0 + dt.timedelta(minutes=5))) == 1  # coalesce: one on resume
     assert client.delete_cron_job("every_minute") is True

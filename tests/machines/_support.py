@@ -119,3 +119,13 @@ def close_machine(machine_class: type) -> None:
         conn = machine_class.__dict__.get(attr)
         if conn is not None:
             conn.close()
+
+
+def run_op(database_url: str, make_op) -> object:
+    """Run one storage operation, ``make_op(client.core)``, in its own
+    committed transaction (what the worker's runner does, without a worker)."""
+    from awa.client import Client
+    from awa.storage.drivers import run_in
+
+    with Client(database_url) as client, psycopg.connect(database_url) as conn:
+        return run_in(conn, make_op(client.core))

@@ -26,9 +26,9 @@ import psycopg
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from awa.client import AsyncClient, Client
+from awa.client import AsyncClient
 from awa.worker.cron import CronScheduler, periodic_job
-from tests.machines._support import bind_machine, reset_database, user_tables
+from tests.machines._support import bind_machine, reset_database, run_op, user_tables
 
 T0 = dt.datetime(2026, 3, 1, tzinfo=dt.timezone.utc)
 SCHEDULERS = 3
@@ -47,9 +47,9 @@ class CronMachine(RuleBasedStateMachine):
     @initialize()
     def reset(self) -> None:
         reset_database(self.check_conn, user_tables(self.check_conn))
-        with Client(self.database_url) as c:
-            for name, policy in (("cu", "catch_up"), ("co", "coalesce")):
-                c._drive(c.core.upsert_cron_job(periodic_job(name, "* * * * *", "tick", {}, missed_fire_policy=policy)))
+        for name, policy in (("cu", "catch_up"), ("co", "coalesce")):
+            job = periodic_job(name, "* * * * *", "tick", {}, missed_fire_policy=policy)
+            run_op(self.database_url, lambda core, job=job: core.upsert_cron_job(job))
         self.check_conn.execute("UPDATE awa.cron_jobs SET created_at = %s", (T0,))
         self.now = T0
         self.skew = [dt.timedelta(0)] * SCHEDULERS
@@ -112,8 +112,7 @@ class CronMachine(RuleBasedStateMachine):
             "SELECT last_enqueued_at FROM awa.cron_jobs WHERE name = %s", (name,)).fetchone()[0]
         if last is None or last - back * MINUTE <= T0:
             return
-        with Client(self.database_url) as c:
-            job = c._drive(c.core.fire_cron_job(name, last - back * MINUTE))
+        job = run_op(self.database_url, lambda core: core.fire_cron_job(name, last - back * MINUTE))
         assert job is None, f"NoTickFiredTwice: {name} fired {last - back * MINUTE} again"
 
     @precondition(lambda self: len(self.paused) < 2)

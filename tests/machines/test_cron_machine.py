@@ -36,7 +36,7 @@ def test_without_the_tick_record_the_machine_finds_a_double_fire(database_factor
     try:
         with pytest.raises(AssertionError, match="NoTickFiredTwice|EveryDueTickFired|coalesce"):
             run_state_machine_as_test(
-                machine, settings=machine_settings(examples_scale=0.4, steps=10, database=None, report_multiple_bugs=False)
+                machine, settings=machine_settings(examples_scale=0.8, steps=10, database=None, report_multiple_bugs=False)
             )
     finally:
         close_machine(machine)
