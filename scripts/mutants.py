@@ -87,6 +87,13 @@ MUTANTS: tuple[Mutant, ...] = (
          "tests/test_repartition.py"),
     ),
     Mutant(
+        "repartition-stale-producer", "a producer routes without taking the queue's key shared (StaleProducer)",
+        ((f"{BASE}/16_repartition.sql",
+          "    PERFORM __schema__.partition_key_lock(v_logical, false);\n    SELECT partitions, epoch INTO v_width",
+          "    SELECT partitions, epoch INTO v_width"),),
+        (f"{M}/test_repartition_machine.py::test_repartition_machine", "tests/test_repartition.py"),
+    ),
+    Mutant(
         "finish-lease-guard", "finish_attempt (fail/retry/snooze) ignores the run lease",
         ((f"{BASE}/06_lifecycle.sql", "WHERE id = p_id AND state = 'running' AND run_lease = p_lease\n",
           "WHERE id = p_id AND state = 'running'\n"),),

@@ -39,6 +39,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
 from awa.client import Client
+from awa.errors import ValidationError
 from awa.routing import PartitionedQueue
 from awa.worker.partitions import partition_names
 from tests.machines._support import machine_settings, reset_database, user_tables
@@ -136,6 +137,30 @@ def make_machine(url: str, tables: list[str]):
             self.repartition(2)
             if lift_between:
                 self.lift()
+            self.repartition(1)
+            self.lift()
+            self.produce(key, 1, copy=False, refresh=True)
+            self._record(self.client.claim([ALL[0]], 100))
+
+        @rule()
+        def change_during_open_producer(self):
+            """PartitionedQueueRepartitionStaleProducer: a producer's transaction (a job of the two-moves
+            key, routed at width 2) is open while a change to width 1 is asked for: the change must wait
+            (busy) until it commits; then a second job of the key and a claim at width 1."""
+            key = TWO_MOVES_KEY
+            self._drain()
+            self.repartition(2)
+            self._drain()
+            with psycopg.connect(url) as producer:
+                job = self.client.insert({"k": key}, kind="t", queue=PartitionedQueue(LOGICAL, 2).queue_for_key(key),
+                                         ordering_key=key, conn=producer)
+                try:
+                    self.client.repartition(LOGICAL, 1, lock_timeout_ms=50, attempts=1)
+                    self.width = 1
+                except ValidationError:
+                    pass
+            self.order[key].append(job.id)
+            self.key_of[job.id] = key
             self.repartition(1)
             self.lift()
             self.produce(key, 1, copy=False, refresh=True)
