@@ -94,6 +94,13 @@ MUTANTS: tuple[Mutant, ...] = (
         (f"{M}/test_repartition_machine.py::test_repartition_machine", "tests/test_repartition.py"),
     ),
     Mutant(
+        "repartition-removed-not-served", "workers serve a shrink's new width only, not its removed partitions "
+        "(RemovedNotServed)",
+        (("awa/storage/sql/queries/partition_spans.sql", "SELECT max(greatest(e.old_width, e.new_width))",
+          "SELECT max(e.new_width)"),),
+        (f"{M}/test_repartition_machine.py::test_repartition_machine", "tests/test_repartition.py"),
+    ),
+    Mutant(
         "finish-lease-guard", "finish_attempt (fail/retry/snooze) ignores the run lease",
         ((f"{BASE}/06_lifecycle.sql", "WHERE id = p_id AND state = 'running' AND run_lease = p_lease\n",
           "WHERE id = p_id AND state = 'running'\n"),),

@@ -31,6 +31,7 @@ expects the machine to fail.
 from __future__ import annotations
 
 from collections import defaultdict
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -50,6 +51,9 @@ LOGICAL = "rq"
 MAX_WIDTH = 4
 ALL = partition_names(LOGICAL, MAX_WIDTH)
 KEYS = ["k0", "k1", "k2", "k3", "k5"]
+# What workers serve (WidthFollower): partitions 0..span-1 of each registered logical queue.
+SPANS_SQL = (Path(__file__).resolve().parents[2] / "awa/storage/sql/queries/partition_spans.sql").read_text(
+).replace("__schema__", "awa")
 # The key of PartitionedQueueRepartitionTwoMoves: partition 3 at width 4, 1 at width 2, 0 at width 1.
 TWO_MOVES_KEY = "k3"
 assert [PartitionedQueue(LOGICAL, w).queue_for_key(TWO_MOVES_KEY) for w in (4, 2, 1)] == [ALL[3], ALL[1], ALL[0]]
@@ -217,12 +221,19 @@ def make_machine(url: str, tables: list[str]):
                 " WHERE j.state = 'available' AND j.lane_seq <= c.claim_seq").fetchall()
             assert not behind, f"available jobs behind their lane's cursor (id, seq, cursor): {behind}"
 
+        def _served(self) -> list[str]:
+            """The partitions a worker started now serves (the storage's partition_spans query)."""
+            rows = self.conn.execute(SPANS_SQL).fetchall()
+            span = next(span for name, _w, _e, span in rows if name == LOGICAL)
+            return partition_names(LOGICAL, span)
+
         def _drain(self) -> None:
-            """Finish every attempt and claim everything there is, lifting fences, until nothing moves."""
+            """Finish every attempt and claim everything there is in the partitions a worker serves,
+            lifting fences, until nothing moves."""
             for _ in range(50):
                 for job_id, lease in self._running():
                     self.client.complete(job_id, lease)
-                got = self.client.claim(ALL, 100)
+                got = self.client.claim(self._served(), 100)
                 self._record(got)
                 if not got and self.client.lift_fences(LOGICAL) == 0 and not self._running():
                     break
