@@ -60,6 +60,47 @@ MUTANTS: tuple[Mutant, ...] = (
         (f"{M}/test_repartition_machine.py::test_repartition_machine", "tests/test_repartition.py"),
     ),
     Mutant(
+        "repartition-brief-lift", "a fence lifts on its sources' marks only, not their earlier fences (BriefLift)",
+        ((f"{BASE}/16_repartition.sql", "OR EXISTS (SELECT 1 FROM __schema__.lane_fences AS g",
+          "OR false AND EXISTS (SELECT 1 FROM __schema__.lane_fences AS g"),),
+        (f"{M}/test_repartition_machine.py::test_repartition_machine", "tests/test_repartition.py"),
+    ),
+    Mutant(
+        "repartition-cyclic-fence", "a fence also waits on its sources' fences of the same change (CyclicFence)",
+        ((f"{BASE}/16_repartition.sql", "AND g.lifted_at IS NULL AND g.epoch < f.epoch",
+          "AND g.lifted_at IS NULL AND g.epoch <= f.epoch"),),
+        (f"{M}/test_repartition_machine.py::test_repartition_machine", "tests/test_repartition.py"),
+    ),
+    Mutant(
+        "repartition-mark-next-seq", "a change marks each lane at next_seq, not next_seq - 1 (MarkAtNextSeq)",
+        ((f"{BASE}/16_repartition.sql", "l.enqueue_shard, coalesce(h.next_seq - 1, 0)\n",
+          "l.enqueue_shard, coalesce(h.next_seq, 0)\n"),
+         (f"{BASE}/16_repartition.sql", "SELECT l.*, coalesce(h.next_seq - 1, 0) AS mark",
+          "SELECT l.*, coalesce(h.next_seq, 0) AS mark")),
+        (f"{M}/test_repartition_machine.py::test_repartition_machine", "tests/test_repartition.py"),
+    ),
+    Mutant(
+        "repartition-rescue-keeps-seq", "a job made available again keeps the lane number it had (RescueKeepsSeq)",
+        ((f"{BASE}/04_enqueue.sql", "SET state = 'available', lane_seq = numbered.seq,",
+          "SET state = 'available', lane_seq = coalesce(j.lane_seq, numbered.seq),"),),
+        (f"{M}/test_repartition_machine.py::test_repartition_machine", f"{M}/test_lifecycle_machine.py",
+         "tests/test_repartition.py"),
+    ),
+    Mutant(
+        "repartition-stale-producer", "a producer routes without taking the queue's key shared (StaleProducer)",
+        ((f"{BASE}/16_repartition.sql",
+          "    PERFORM __schema__.partition_key_lock(v_logical, false);\n    SELECT partitions, epoch INTO v_width",
+          "    SELECT partitions, epoch INTO v_width"),),
+        (f"{M}/test_repartition_machine.py::test_repartition_machine", "tests/test_repartition.py"),
+    ),
+    Mutant(
+        "repartition-removed-not-served", "workers serve a shrink's new width only, not its removed partitions "
+        "(RemovedNotServed)",
+        (("awa/storage/sql/queries/partition_spans.sql", "SELECT max(greatest(e.old_width, e.new_width))",
+          "SELECT max(e.new_width)"),),
+        (f"{M}/test_repartition_machine.py::test_repartition_machine", "tests/test_repartition.py"),
+    ),
+    Mutant(
         "finish-lease-guard", "finish_attempt (fail/retry/snooze) ignores the run lease",
         ((f"{BASE}/06_lifecycle.sql", "WHERE id = p_id AND state = 'running' AND run_lease = p_lease\n",
           "WHERE id = p_id AND state = 'running'\n"),),

@@ -15,8 +15,13 @@ After every step:
 * NoJobLost: nothing is handed out twice for the first time, and every job
   not yet handed out is available (or scheduled/retryable after a rescue);
 
+* every available job is ahead of its lane's cursor (lane_seq > claim_seq);
+
 and at the end, with every attempt finished and the lift step run, every job
-has been handed out (EveryJobHandedOut).
+has been handed out (EveryJobHandedOut) and completed. A rule moves a key
+twice, 4 -> 2 -> 1, from a drained queue through a middle lane that gets
+no job of its own (PartitionedQueueRepartitionTwoMoves), then claims at
+width 1.
 
 ``test_the_machine_catches_the_naive_switch`` applies the spec's broken
 UseFences = FALSE to the database (the change records no fences) and
@@ -26,6 +31,7 @@ expects the machine to fail.
 from __future__ import annotations
 
 from collections import defaultdict
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -34,6 +40,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
 from awa.client import Client
+from awa.errors import ValidationError
 from awa.routing import PartitionedQueue
 from awa.worker.partitions import partition_names
 from tests.machines._support import machine_settings, reset_database, user_tables
@@ -44,6 +51,12 @@ LOGICAL = "rq"
 MAX_WIDTH = 4
 ALL = partition_names(LOGICAL, MAX_WIDTH)
 KEYS = ["k0", "k1", "k2", "k3", "k5"]
+# What workers serve (WidthFollower): partitions 0..span-1 of each registered logical queue.
+SPANS_SQL = (Path(__file__).resolve().parents[2] / "awa/storage/sql/queries/partition_spans.sql").read_text(
+).replace("__schema__", "awa")
+# The key of PartitionedQueueRepartitionTwoMoves: partition 3 at width 4, 1 at width 2, 0 at width 1.
+TWO_MOVES_KEY = "k3"
+assert [PartitionedQueue(LOGICAL, w).queue_for_key(TWO_MOVES_KEY) for w in (4, 2, 1)] == [ALL[3], ALL[1], ALL[0]]
 # The naive switch of ADR 0024 (BrokenNaive): the change records no fence.
 NAIVE_FROM = "WHERE EXISTS (SELECT 1 FROM generate_series(0, v_old - 1) AS s(part)"
 NAIVE_TO = "WHERE false AND EXISTS (SELECT 1 FROM generate_series(0, v_old - 1) AS s(part)"
@@ -115,6 +128,48 @@ def make_machine(url: str, tables: list[str]):
             assert done["changed"] == (width != self.width)
             self.width = width
 
+        @rule(lift_between=st.booleans())
+        def move_twice(self, lift_between):
+            """PartitionedQueueRepartitionTwoMoves: a job of TWO_MOVES_KEY at width 4, changes 4 -> 2 -> 1
+            whose middle lane gets no job of its own, the lift step, a second job of the key, a claim at
+            width 1."""
+            key = TWO_MOVES_KEY
+            self._drain()
+            self.repartition(MAX_WIDTH)
+            self._drain()
+            self.produce(key, 1, copy=False, refresh=True)
+            self.repartition(2)
+            if lift_between:
+                self.lift()
+            self.repartition(1)
+            self.lift()
+            self.produce(key, 1, copy=False, refresh=True)
+            self._record(self.client.claim([ALL[0]], 100))
+
+        @rule()
+        def change_during_open_producer(self):
+            """PartitionedQueueRepartitionStaleProducer: a producer's transaction (a job of the two-moves
+            key, routed at width 2) is open while a change to width 1 is asked for: the change must wait
+            (busy) until it commits; then a second job of the key and a claim at width 1."""
+            key = TWO_MOVES_KEY
+            self._drain()
+            self.repartition(2)
+            self._drain()
+            with psycopg.connect(url) as producer:
+                job = self.client.insert({"k": key}, kind="t", queue=PartitionedQueue(LOGICAL, 2).queue_for_key(key),
+                                         ordering_key=key, conn=producer)
+                try:
+                    self.client.repartition(LOGICAL, 1, lock_timeout_ms=50, attempts=1)
+                    self.width = 1
+                except ValidationError:
+                    pass
+            self.order[key].append(job.id)
+            self.key_of[job.id] = key
+            self.repartition(1)
+            self.lift()
+            self.produce(key, 1, copy=False, refresh=True)
+            self._record(self.client.claim([ALL[0]], 100))
+
         @rule()
         def lift(self):
             self.client.lift_fences(LOGICAL)
@@ -160,19 +215,38 @@ def make_machine(url: str, tables: list[str]):
             for job_id, state in rows:
                 if job_id not in self.handed:
                     assert state == "available", f"job {job_id} is {state} but was never handed out"
+            behind = self.conn.execute(
+                "SELECT j.id, j.lane_seq, c.claim_seq FROM awa.jobs AS j"
+                " JOIN awa.claim_heads AS c USING (queue, priority, enqueue_shard)"
+                " WHERE j.state = 'available' AND j.lane_seq <= c.claim_seq").fetchall()
+            assert not behind, f"available jobs behind their lane's cursor (id, seq, cursor): {behind}"
 
-        def check_end(self) -> None:
-            """EveryJobHandedOut: finish every attempt, then claim everything there is."""
+        def _served(self) -> list[str]:
+            """The partitions a worker started now serves (the storage's partition_spans query)."""
+            rows = self.conn.execute(SPANS_SQL).fetchall()
+            span = next(span for name, _w, _e, span in rows if name == LOGICAL)
+            return partition_names(LOGICAL, span)
+
+        def _drain(self) -> None:
+            """Finish every attempt and claim everything there is in the partitions a worker serves,
+            lifting fences, until nothing moves."""
             for _ in range(50):
                 for job_id, lease in self._running():
                     self.client.complete(job_id, lease)
-                got = self.client.claim(ALL, 100)
+                got = self.client.claim(self._served(), 100)
                 self._record(got)
                 if not got and self.client.lift_fences(LOGICAL) == 0 and not self._running():
                     break
+
+        def check_end(self) -> None:
+            """EveryJobHandedOut: finish every attempt, then claim everything there is."""
+            self._drain()
             self.per_key_fifo()
             missing = set(self.key_of) - self.handed
             assert not missing, f"jobs never handed out: {sorted(missing)}"
+            unfinished = self.conn.execute("SELECT id, state::text FROM awa.jobs WHERE state <> 'completed'"
+                                           ).fetchall()
+            assert not unfinished, f"jobs that never completed: {unfinished}"
 
     class Ended(RepartitionMachine):
         def teardown(self) -> None:
