@@ -360,6 +360,61 @@ MUTANTS: tuple[Mutant, ...] = (
           "                    self._waiting.pop((setting, g), None)\n"),),
         ("tests/test_worker_claim_batcher.py::test_the_batcher_is_a_behaviour_of_the_claim_groups_spec",),
     ),
+    Mutant(
+        "retry-past-max", "a retry is allowed at attempt == max_attempts (attempt <= max; BrokenRetryPastMax)",
+        ((f"{BASE}/06_lifecycle.sql", "ELSIF p_mode = 'retry' AND v_job.attempt < v_job.max_attempts THEN",
+          "ELSIF p_mode = 'retry' AND v_job.attempt <= v_job.max_attempts THEN"),),
+        (f"{M}/test_lifecycle_machine.py::test_lifecycle_machine_with_backoff_and_terminal_failures",
+         "tests/test_client_lifecycle.py"),
+    ),
+    Mutant(
+        "routing-signed-mod", "the SQL partition is mod() of the signed bigint hash (BrokenSignedMod)",
+        ((f"{BASE}/01_routing.sql", "ELSE mod(__schema__.partition_hash64(p_key), p_partitions)::integer END",
+          "ELSE mod(__schema__.partition_hash64_i64(p_key), p_partitions)::integer END"),),
+        (f"{M}/test_routing_machine.py", "tests/test_routing_sql_twins.py"),
+    ),
+    Mutant(
+        "enqueue-seq-after-bump", "a single insert numbers its row with the head after the bump (BrokenReserveAfterBump)",
+        ((f"{BASE}/04_enqueue.sql", "    SELECT b.next_seq - 1 INTO v_seq\n", "    SELECT b.next_seq INTO v_seq\n"),),
+        (f"{M}/test_lifecycle_machine.py::test_lifecycle_machine_matches_the_spec_mirror_step_by_step",
+         f"{M}/test_unique_machine.py::test_unique_machine_holds_every_invariant", "tests/test_client_enqueue.py"),
+    ),
+    Mutant(
+        "enqueue-batch-seq-after-bump", "a batch numbers its rows from the head after the bump (BrokenReserveAfterBump)",
+        ((f"{BASE}/04_enqueue.sql", "        SELECT l.*, b.next_seq - l.n AS start\n",
+          "        SELECT l.*, b.next_seq - l.n + 1 AS start\n"),),
+        (f"{M}/test_concurrent_lanes.py::test_concurrent_copy_keeps_lanes_commit_ordered",
+         f"{M}/test_lifecycle_machine.py::test_lifecycle_machine_matches_the_spec_mirror_step_by_step",
+         "tests/test_client_enqueue.py"),
+    ),
+    Mutant(
+        "leader-renew-from-expiry", "a renewal extends the lease from its old expiry, not from now (BrokenRenewFromExpiry)",
+        ((f"{BASE}/11_leader_lease.sql", "            expires_at = excluded.expires_at,\n",
+          "            expires_at = CASE WHEN l.holder = excluded.holder THEN l.expires_at + p_ttl\n"
+          "                              ELSE excluded.expires_at END,\n"),),
+        (f"{M}/test_leader_lease_machine.py", "tests/test_worker_leader_lease.py"),
+    ),
+    Mutant(
+        "claim-no-batch-limit", "the claim loop asks for every free slot, not min(claim_batch_size, free) (BrokenNoBatchLimit)",
+        (("awa/worker/runtime.py", "want = min(plan.claim_batch_size, queue.slots.limit - queue.slots.in_use)",
+          "want = queue.slots.limit - queue.slots.in_use"),),
+        (f"{M}/test_capacity_machine.py", "tests/test_worker_runtime.py"),
+    ),
+    Mutant(
+        "claim-groups-unwrapped", "queues are dealt into groups without % groups (BrokenUnwrappedGroups)",
+        (("awa/worker/claim_batcher.py",
+          "group = self._group_of[queue] = (len(self._group_of) + self._offset) % self._groups",
+          "group = self._group_of[queue] = len(self._group_of) + self._offset"),),
+        ("tests/test_worker_claim_batcher.py::test_the_batcher_is_a_behaviour_of_the_claim_groups_spec",
+         "tests/test_worker_claim_batcher.py"),
+    ),
+    Mutant(
+        "cron-resume-past-next", "the resume point is taken as a tick to skip: iteration starts a minute after the "
+        "last fired tick, so the tick after it is never fired (BrokenCursorOffByOne)",
+        (("awa/worker/cron.py", "    for tick in CronSim(cron_expr, after.astimezone(tz)):\n",
+          "    for tick in CronSim(cron_expr, after.astimezone(tz) + dt.timedelta(minutes=1)):\n"),),
+        (f"{M}/test_cron_machine.py::test_cron_machine_fires_every_tick_exactly_once", "tests/test_cron_fire.py"),
+    ),
 )
 
 

@@ -315,6 +315,24 @@ class RoutingMachine(RuleBasedStateMachine):
                     raise self._violation(
                         "RowsFollowRouting", f"job {job_id} key {key!r}: queue {row.queue}, spec partition {p}"
                     )
+        self.check_sql_routing(by_logical)
+
+    def check_sql_routing(self, by_logical: dict[str, QueueDef]) -> None:
+        """SQL producers route like the client: ``partition_for_ordering_key`` of every routed key."""
+        if self.scheme.name != "awa-compat":
+            return  # the SQL functions implement awa-compat only
+        routed = [(key, by_logical[logical].pq.partitions) for logical, key in
+                  {j.routed for j in self.jobs.values() if j.routed is not None}]
+        if not routed:
+            return
+        got = self.conn.execute(
+            "SELECT awa.partition_for_ordering_key(k, n) FROM unnest(%s::bytea[], %s::integer[]) WITH ORDINALITY AS u(k, n, o) "
+            "ORDER BY o",
+            ([k for k, _ in routed], [n for _, n in routed])).fetchall()
+        for (key, n), (p,) in zip(routed, got):
+            if p != self.expected_partition(key, n):
+                raise self._violation("RowsFollowRouting",
+                                      f"key {key!r}: SQL partition {p} of {n}, spec {self.expected_partition(key, n)}")
 
     def check_same_key_same_partition(self, rows: dict[int, JobRow]) -> None:
         seen: dict[tuple[str, bytes], str] = {}

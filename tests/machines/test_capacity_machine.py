@@ -34,6 +34,7 @@ from tests.machines._support import bind_machine, close_machine, machine_setting
 pytestmark = pytest.mark.machines
 
 CAP = 2
+BATCH = 1  # claim_batch_size below the cap: a claim of more slots than a batch shows
 PARTITIONS = 2
 SETTLE_S = 8.0  # generous: the machine may share its cores
 FAST = dict(poll_interval_ms=50, heartbeat_interval_ms=1000, heartbeat_staleness_ms=60_000, rescue_interval_ms=1000,
@@ -74,9 +75,20 @@ class CapacityMachine(RuleBasedStateMachine):
                 with lock:
                     executing[job.queue] -= 1
 
-        configs = [self.pq.shared_queue_config(CAP)] if self.shared else self.pq.queue_configs(
-            max_workers_per_partition=CAP)
+        configs = [self.pq.shared_queue_config(CAP, claim_batch_size=BATCH)] if self.shared else self.pq.queue_configs(
+            max_workers_per_partition=CAP, claim_batch_size=BATCH)
         self.client.start(configs, **FAST)
+        # Every claim holds at most claim_batch_size slots (specs/ContinuousLoad.tla, TypeOK).
+        store = self.client.worker_runtime.store
+        inner = store.claim
+
+        async def claim(target, limit, **kw):
+            if limit > BATCH:
+                with lock:
+                    overshoots.append(f"one claim of {limit} slots > claim_batch_size {BATCH}")
+            return await inner(target, limit, **kw)
+
+        store.claim = claim
 
     def teardown(self) -> None:
         with self.lock:
