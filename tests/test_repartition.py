@@ -257,27 +257,31 @@ def test_the_follower_adds_the_partitions_a_change_gives():
     assert [q.name for q in unit] == partition_names("q", 8)
 
 
-def test_a_running_worker_follows_a_grow_and_its_leader_lifts(database_url):
-    """Shared slots at width 2, a change to 4 while it runs: the partitions
+@pytest.mark.parametrize("shared", [True, False], ids=["shared-slots", "entry-per-partition"])
+def test_a_running_worker_follows_a_grow_and_its_leader_lifts(database_url, shared):
+    """A worker at width 2 (shared slots, or one entry per partition as
+    queue_configs writes them), a change to 4 while it runs: the partitions
     added are served and every job is handed out in key order."""
     from worker_support.helpers import FAST, WorkerAsyncClient, wait_until
 
+    name = "live" if shared else "each"
+
     async def main():
         client = WorkerAsyncClient(database_url)
-        pq2 = await client.partitioned_queue("live", 2)
+        pq2 = await client.partitioned_queue(name, 2)
 
         async def handle(job):
             return None
 
-        client.task("t", queue="live")(handle)
+        client.task("t", queue=name)(handle)
         keys = KEYS[:12]
         n = 0
         for _round in range(3):
             for k in keys:
                 await client.insert({"k": k, "i": n}, kind="t", queue=pq2.queue_for_key(k), ordering_key=k)
                 n += 1
-        await client.start([pq2.shared_queue_config(4)], **FAST)
-        await client.repartition("live", 4)
+        await client.start([pq2.shared_queue_config(4)] if shared else pq2.queue_configs(2), **FAST)
+        await client.repartition(name, 4)
         for _round in range(3):
             for k in keys:
                 await client.insert({"k": k, "i": n}, kind="t", queue=pq2.queue_for_key(k), ordering_key=k)
@@ -287,15 +291,15 @@ def test_a_running_worker_follows_a_grow_and_its_leader_lifts(database_url):
             return len(await client.list_jobs(state="completed", limit=1000)) == n
 
         await wait_until(all_done, timeout=30)
-        status = await client.repartition_status("live")
+        status = await client.repartition_status(name)
         await client.shutdown()
         await client.close()
         return status
 
     status = asyncio.run(main())
     with psycopg.connect(database_url) as conn:
-        added = conn.execute("SELECT count(*) FROM awa.jobs WHERE queue IN ('live__p2', 'live__p3') "
-                             "AND state = 'completed'").fetchone()[0]
+        added = conn.execute("SELECT count(*) FROM awa.jobs WHERE queue IN (%s, %s) AND state = 'completed'",
+                             (f"{name}__p2", f"{name}__p3")).fetchone()[0]
         assert added > 0  # the partitions the change added were served
         rows = conn.execute("SELECT args->>'k', (args->>'i')::int, attempted_at, attempt FROM awa.jobs "
                             "ORDER BY attempted_at, lane_seq").fetchall()
@@ -307,45 +311,3 @@ def test_a_running_worker_follows_a_grow_and_its_leader_lifts(database_url):
 def test_per_partition_groups_are_whole_logical_queues():
     names = ["a", "a__p1", "a__p2", "b__p1", "c", "d", "d__p2"]
     assert per_partition_groups(names) == {"a": ["a", "a__p1", "a__p2"], "c": ["c"]}
-
-
-def test_a_worker_with_an_entry_per_partition_follows_a_grow(database_url):
-    """queue_configs at width 2 (one entry per partition), a change to 4
-    while it runs: new entries serve the added partitions, key order holds."""
-    from worker_support.helpers import FAST, WorkerAsyncClient, wait_until
-
-    async def main():
-        client = WorkerAsyncClient(database_url)
-        pq2 = await client.partitioned_queue("each", 2)
-
-        async def handle(job):
-            return None
-
-        client.task("t", queue="each")(handle)
-        keys = KEYS[:12]
-        n = 0
-        for k in keys:
-            await client.insert({"k": k, "i": n}, kind="t", queue=pq2.queue_for_key(k), ordering_key=k)
-            n += 1
-        await client.start(pq2.queue_configs(2), **FAST)
-        await client.repartition("each", 4)
-        for _round in range(3):
-            for k in keys:
-                await client.insert({"k": k, "i": n}, kind="t", queue=pq2.queue_for_key(k), ordering_key=k)
-                n += 1
-
-        async def all_done():
-            return len(await client.list_jobs(state="completed", limit=1000)) == n
-
-        await wait_until(all_done, timeout=30)
-        await client.shutdown()
-        await client.close()
-
-    asyncio.run(main())
-    with psycopg.connect(database_url) as conn:
-        added = conn.execute("SELECT count(*) FROM awa.jobs WHERE queue IN ('each__p2', 'each__p3') "
-                             "AND state = 'completed'").fetchone()[0]
-        assert added > 0  # the partitions the change added were served
-        rows = conn.execute("SELECT args->>'k', (args->>'i')::int FROM awa.jobs "
-                            "ORDER BY attempted_at, lane_seq").fetchall()
-    assert _fifo_violations([(k, i, None) for k, i in rows]) == 0
