@@ -299,7 +299,8 @@ MUTANTS: tuple[Mutant, ...] = (
         "enqueue-locks-unsorted", "a batch locks its lanes' enqueue heads in batch order (two batches deadlock)",
         (("awa/storage/lanes.py", "    for (q, s), rows in sorted(lanes.items()):\n", "    for (q, s), rows in lanes.items():\n"),
          (f"{BASE}/03_lanes.sql", "    ORDER BY l.queue, l.priority, l.enqueue_shard\n    ON CONFLICT", "    ON CONFLICT")),
-        (f"{M}/test_concurrent_lanes.py::test_concurrent_copy_keeps_lanes_commit_ordered",),
+        (f"{M}/test_concurrent_lanes.py::test_a_waiting_batch_already_holds_every_lane_before_the_one_it_waits_for",
+         f"{M}/test_concurrent_lanes.py::test_concurrent_copy_keeps_lanes_commit_ordered"),
     ),
     Mutant(
         "key-no-serialisation", "key admission counts grants without holding the key's lock (check-then-claim)",

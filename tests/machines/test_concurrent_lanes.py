@@ -234,3 +234,39 @@ def test_lanes_numbered_outside_the_commit_are_caught(concurrent_db) -> None:
             break
     print("violations found:", errors[:3])
     assert any("hole" in e or "lost" in e or "numbers" in e for e in errors), errors
+
+
+def test_a_waiting_batch_already_holds_every_lane_before_the_one_it_waits_for(concurrent_db) -> None:
+    """LockOrderDeadlockFree (specs/ConcurrentProducers.tla), pinned: a batch
+    locks its lanes' enqueue heads in lane order whatever the order of its
+    jobs. One transaction holds shard 1 of a 2-shard queue; a batch listing a
+    job of shard 1 before one of shard 0 must, while it waits, already hold
+    shard 0. Taken in batch order it would hold nothing, and two batches
+    listing the lanes in opposite orders could deadlock."""
+    from awa.routing.hashes import shard_for_ordering_key
+
+    with psycopg.connect(concurrent_db, autocommit=True) as conn:
+        reset_database(conn, user_tables(conn))
+    key = {shard_for_ordering_key(k.encode(), 2): k for k in map(str, range(50))}
+    failure = Failure()
+    with Client(concurrent_db) as client, psycopg.connect(concurrent_db) as hold, \
+            psycopg.connect(concurrent_db) as probe:
+        client.set_enqueue_shards(QUEUE, 2)
+        client.insert({"n": 0}, kind="t", queue=QUEUE, ordering_key=key[1], conn=hold)  # holds shard 1's head
+        batch = _run_thread(
+            lambda: client.insert_many_copy([{"n": 1}, {"n": 2}], kind="t", queue=QUEUE,
+                                            opts=[{"ordering_key": key[1]}, {"ordering_key": key[0]}]), failure)
+        deadline = time.monotonic() + 10
+        while not probe.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                                "AND datname = current_database()").fetchone()[0]:
+            assert time.monotonic() < deadline, "the batch never waited for the held lane"
+            probe.rollback()
+            time.sleep(0.02)
+        probe.rollback()
+        probe.execute("SET lock_timeout = '300ms'")
+        with pytest.raises(psycopg.errors.LockNotAvailable):  # shard 0 is the waiting batch's
+            client.insert({"n": 3}, kind="t", queue=QUEUE, ordering_key=key[0], conn=probe)
+        probe.rollback()
+        hold.commit()
+        batch.join(timeout=30)
+    assert not failure.errors, failure.errors
