@@ -128,3 +128,30 @@ def test_cli_enqueue_work_and_stats_agree_on_the_registered_width(database_url, 
     bad = run_awa("queue", "partitions", "mm", "0", env=env)
     assert bad.returncode == 2
     assert _rows(database_url) == [("mm", 4)]
+
+
+def test_workers_registering_one_width_at_once_all_get_it(database_url):
+    """Workers starting together register a new logical queue concurrently:
+    each gets the recorded width back, and exactly one of them created it."""
+    import threading
+
+    from awa.storage.drivers import run_in
+
+    for round_ in range(5):
+        barrier = threading.Barrier(4)
+        results: list[object] = []
+
+        def register(name: str = f"race{round_}") -> None:
+            with Client(database_url) as client, psycopg.connect(database_url) as conn:
+                barrier.wait()
+                try:
+                    results.append(run_in(conn, client.core.register_partitions(name, 4)))
+                except Exception as exc:  # noqa: BLE001 - reported below
+                    results.append(exc)
+
+        threads = [threading.Thread(target=register) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(results) == [(4, False)] * 3 + [(4, True)], results
