@@ -8,6 +8,7 @@ from verification.mirrors import claim_groups, cron, key_concurrency, leadership
 from verification.mirrors import continuous_load
 from verification.mirrors import repartition
 from verification.mirrors import producers_horizon
+from verification.mirrors import producers_lazy
 from verification.mirrors.cfg import parse_cfg
 from verification.mirrors.explore import CheckResult, Model, check
 from verification.mirrors.manifest import ModelEntry
@@ -23,6 +24,7 @@ MIRRORS: dict[str, ModuleType] = {
     "ContinuousLoad": continuous_load,
     "PartitionedQueueRepartition": repartition,
     "ProducersHorizon": producers_horizon,
+    "ProducersLazy": producers_lazy,
 }
 
 #: Modules of broken designs: each EXTENDS one spec above and only defines
@@ -38,6 +40,7 @@ BROKEN_MODULES: dict[str, str] = {
     "ContinuousLoadBroken": "ContinuousLoad",
     "CronBroken": "Cron",
     "ProducersHorizonBroken": "ProducersHorizon",
+    "ProducersLazyBroken": "ProducersLazy",
 }
 
 
