@@ -43,6 +43,8 @@
 (*     returns (next_seq + k), not at the head before it;                  *)
 (*   SeqVisible <- SeqAboveMark: only pending ids above the largest id     *)
 (*     numbered so far (an id watermark instead of the pending set).       *)
+(* TrackCommitOrder = TRUE keeps the ghost cbefore, for KeysCommitOrdered  *)
+(* (ADR 0023's order, which this design does not keep).                   *)
 (*                                                                         *)
 (* Python mirror: verification/mirrors/producers_lazy.py.                 *)
 (***************************************************************************)
@@ -52,12 +54,14 @@ CONSTANTS
     NumProducers,   \* concurrent single-insert producer sessions
     JobsPerTxn,     \* rows a single-insert transaction holds at most at a time
     CopyRows,       \* rows of the one COPY batch, 0 = no COPY producer
-    NumClaimers     \* claimers of the lane
+    NumClaimers,    \* claimers of the lane
+    TrackCommitOrder \* keep the ghost cbefore (only to show commit order is not kept)
 
 ASSUME /\ NumProducers \in Nat \ {0}
        /\ JobsPerTxn \in Nat \ {0}
        /\ CopyRows \in Nat
        /\ NumClaimers \in Nat \ {0}
+       /\ TrackCommitOrder \in BOOLEAN
 
 Producers  == 1 .. NumProducers
 Claimers   == 1 .. NumClaimers
@@ -75,6 +79,7 @@ VARIABLES
     committed,   \* SUBSET Ids: rows of committed transactions
     pending,     \* SUBSET Ids: rows in the lane's pending set (committed or not)
     after,       \* ghost [Ids -> SUBSET Ids]: rows that must be handed out first
+    cbefore,     \* ghost [Ids -> SUBSET Ids]: rows committed before the row's commit
     seqOf,       \* [Ids -> 0..MaxSeq]: committed lane number of a row, 0 = none
     laneNext,    \* the enqueue head's next_seq (committed value)
     copyPc,      \* "idle", "open" (holds the enqueue head), "done"
@@ -89,10 +94,10 @@ VARIABLES
     claimed,     \* SUBSET Ids: rows handed out
     cursor       \* claim_seq: the number of the last row handed out
 
-vars == <<pc, mine, nextId, rows, committed, pending, after, seqOf, laneNext, copyPc,
+vars == <<pc, mine, nextId, rows, committed, pending, after, cbefore, seqOf, laneNext, copyPc,
           copyRows, copyNums, copyNext, cpc, seen, base, claimHolder, enqHolder, claimed,
           cursor>>
-prodVars  == <<pc, mine, nextId, rows, committed, after>>
+prodVars  == <<pc, mine, nextId, rows, committed, after, cbefore>>
 copyVars  == <<copyPc, copyRows, copyNums, copyNext>>
 claimVars == <<cpc, seen, base, claimHolder, claimed, cursor>>
 
@@ -115,6 +120,7 @@ Init ==
     /\ committed = {}
     /\ pending = {}
     /\ after = [i \in Ids |-> {}]
+    /\ cbefore = [i \in Ids |-> {}]
     /\ seqOf = NoNums
     /\ laneNext = 1
     /\ copyPc = "idle"
@@ -145,7 +151,7 @@ Insert(p) ==
     /\ rows' = rows \cup {nextId}
     /\ pending' = pending \cup {nextId}
     /\ after' = [after EXCEPT ![nextId] = committed \cup SeqsOf(mine[p])]
-    /\ UNCHANGED <<committed, seqOf, laneNext>>
+    /\ UNCHANGED <<committed, cbefore, seqOf, laneNext>>
     /\ UNCHANGED copyVars
     /\ UNCHANGED <<claimVars, enqHolder>>
 
@@ -157,7 +163,7 @@ Undo(p) ==
        /\ rows' = rows \ {last}
        /\ pending' = pending \ {last}
     /\ mine' = [mine EXCEPT ![p] = SubSeq(@, 1, Len(@) - 1)]
-    /\ UNCHANGED <<pc, nextId, committed, after, seqOf, laneNext>>
+    /\ UNCHANGED <<pc, nextId, committed, after, cbefore, seqOf, laneNext>>
     /\ UNCHANGED copyVars
     /\ UNCHANGED <<claimVars, enqHolder>>
 
@@ -165,6 +171,9 @@ Commit(p) ==
     /\ pc[p] = "open"
     /\ pc' = [pc EXCEPT ![p] = "done"]
     /\ committed' = committed \cup SeqsOf(mine[p])
+    /\ cbefore' = IF TrackCommitOrder
+                     THEN [i \in Ids |-> IF i \in SeqsOf(mine[p]) THEN committed ELSE cbefore[i]]
+                     ELSE cbefore
     /\ mine' = [mine EXCEPT ![p] = << >>]
     /\ UNCHANGED <<nextId, rows, pending, after, seqOf, laneNext>>
     /\ UNCHANGED copyVars
@@ -176,7 +185,7 @@ Rollback(p) ==
     /\ rows' = rows \ SeqsOf(mine[p])
     /\ pending' = pending \ SeqsOf(mine[p])
     /\ mine' = [mine EXCEPT ![p] = << >>]
-    /\ UNCHANGED <<nextId, committed, after, seqOf, laneNext>>
+    /\ UNCHANGED <<nextId, committed, after, cbefore, seqOf, laneNext>>
     /\ UNCHANGED copyVars
     /\ UNCHANGED <<claimVars, enqHolder>>
 
@@ -205,12 +214,15 @@ CopyReserve ==
           /\ nextId' = nextId + CopyRows
     /\ copyPc' = "open"
     /\ enqHolder' = CopyHolder
-    /\ UNCHANGED <<pc, mine, committed, pending, seqOf, laneNext>>
+    /\ UNCHANGED <<pc, mine, committed, cbefore, pending, seqOf, laneNext>>
     /\ UNCHANGED claimVars
 
 CopyCommit ==
     /\ copyPc = "open"
     /\ committed' = committed \cup copyRows
+    /\ cbefore' = IF TrackCommitOrder
+                     THEN [i \in Ids |-> IF i \in copyRows THEN committed ELSE cbefore[i]]
+                     ELSE cbefore
     /\ seqOf' = [i \in Ids |-> IF copyNums[i] # 0 THEN copyNums[i] ELSE seqOf[i]]
     /\ pending' = pending \ {i \in Ids : copyNums[i] # 0}
     /\ laneNext' = copyNext
@@ -230,7 +242,7 @@ CopyRollback ==
     /\ copyRows' = {}
     /\ copyNums' = NoNums
     /\ copyNext' = 0
-    /\ UNCHANGED <<pc, mine, nextId, committed, pending, after, seqOf, laneNext>>
+    /\ UNCHANGED <<pc, mine, nextId, committed, pending, after, cbefore, seqOf, laneNext>>
     /\ UNCHANGED claimVars
 
 ---------------------------------------------------------------------------
@@ -315,7 +327,7 @@ TypeOK ==
     /\ \A p \in Producers : SeqsOf(mine[p]) \subseteq Ids /\ Len(mine[p]) <= JobsPerTxn
     /\ nextId \in 1 .. (MaxId + 1)
     /\ rows \subseteq Ids /\ committed \subseteq rows /\ pending \subseteq Ids
-    /\ after \in [Ids -> SUBSET Ids]
+    /\ after \in [Ids -> SUBSET Ids] /\ cbefore \in [Ids -> SUBSET Ids]
     /\ seqOf \in [Ids -> 0 .. MaxSeq]
     /\ laneNext \in 1 .. (MaxSeq + 1)
     /\ copyPc \in {"idle", "open", "done"}
@@ -349,6 +361,11 @@ NumbersDense ==
     /\ \A n \in 1 .. (laneNext - 1) : Cardinality({i \in Ids : seqOf[i] = n}) = 1
     /\ \A i \in Numbered : seqOf[i] < laneNext
     /\ {seqOf[i] : i \in claimed} = 1 .. cursor
+
+(* ADR 0023's order, which this design does NOT keep: a row is handed out *)
+(* after every row whose transaction committed before the row's own.      *)
+KeysCommitOrdered ==
+    \A s \in claimed : \A a \in cbefore[s] : a \in claimed
 
 EveryCommittedJobClaimed == \A i \in Ids : (i \in committed) ~> (i \in claimed)
 

@@ -36,6 +36,7 @@ class LazyState(NamedTuple):
     committed: frozenset[int]
     pending: frozenset[int]
     after: tuple[frozenset[int], ...]
+    cbefore: tuple[frozenset[int], ...]
     seq_of: tuple[int, ...]
     lane_next: int
     copy_pc: str
@@ -57,6 +58,7 @@ class LazyConstants:
     jobs_per_txn: int
     copy_rows: int
     num_claimers: int
+    track_commit_order: bool
     copy_skips_pending: bool = False  # spec: CopySequenced <- CopySkipsPending
     any_ranks: bool = False  # spec: Ranks <- AnyRanks
     seq_dirty: bool = False  # spec: SeqVisible <- SeqDirty
@@ -69,7 +71,7 @@ class LazyConstants:
         c = config.constants
         on = switches(config, OVERRIDES)
         out = cls(int(c["NumProducers"]), int(c["JobsPerTxn"]), int(c["CopyRows"]),
-                  int(c["NumClaimers"]), **{name: True for name in on})
+                  int(c["NumClaimers"]), bool(c["TrackCommitOrder"]), **{name: True for name in on})
         if min(out.num_producers, out.jobs_per_txn, out.num_claimers) < 1 or out.copy_rows < 0:
             raise ValueError("lazy constants violate the spec's ASSUME")
         return out
@@ -102,7 +104,8 @@ def _put(values: tuple, index: int, value) -> tuple:
 def initial_state(c: LazyConstants) -> LazyState:
     """spec: Init."""
     n, k, m, empty = c.num_producers, c.num_claimers, c.max_id, frozenset()
-    return LazyState((IDLE,) * n, ((),) * n, 1, empty, empty, empty, (empty,) * m, (0,) * m, 1,
+    return LazyState((IDLE,) * n, ((),) * n, 1, empty, empty, empty, (empty,) * m, (empty,) * m,
+                     (0,) * m, 1,
                      IDLE, empty, (0,) * m, 0, (IDLE,) * k, (empty,) * k, (0,) * k, 0, 0, empty, 0)
 
 
@@ -173,8 +176,16 @@ def commit(c, s, p):
     """spec: Commit(p)."""
     if s.pc[p - 1] != OPEN:
         return None
-    return s._replace(pc=_put(s.pc, p - 1, DONE), committed=s.committed | frozenset(s.mine[p - 1]),
-                      mine=_put(s.mine, p - 1, ()))
+    mine = frozenset(s.mine[p - 1])
+    return s._replace(pc=_put(s.pc, p - 1, DONE), committed=s.committed | mine,
+                      cbefore=_commit_order(c, s, mine), mine=_put(s.mine, p - 1, ()))
+
+
+def _commit_order(c, s, rows):
+    """The ghost cbefore' of Commit(p) and CopyCommit: rows committed before these."""
+    if not c.track_commit_order:
+        return s.cbefore
+    return tuple(s.committed if i in rows else s.cbefore[i - 1] for i in c.ids)
 
 
 def rollback(c, s, p):
@@ -211,7 +222,7 @@ def copy_commit(c, s):
     """spec: CopyCommit."""
     if s.copy_pc != OPEN:
         return None
-    return s._replace(committed=s.committed | s.copy_rows,
+    return s._replace(committed=s.committed | s.copy_rows, cbefore=_commit_order(c, s, s.copy_rows),
                       seq_of=tuple(n or old for n, old in zip(s.copy_nums, s.seq_of)),
                       pending=s.pending - {i + 1 for i, n in enumerate(s.copy_nums) if n},
                       lane_next=s.copy_next, enq_holder=0, copy_pc=DONE, copy_rows=frozenset(),
@@ -313,7 +324,7 @@ def type_ok(c: LazyConstants, s: LazyState) -> bool:
             and all(set(m) <= ids and len(m) <= c.jobs_per_txn for m in s.mine)
             and 1 <= s.next_id <= c.max_id + 1
             and s.rows <= ids and s.committed <= s.rows and s.pending <= ids
-            and all(a <= ids for a in s.after)
+            and all(a <= ids for a in s.after) and all(a <= ids for a in s.cbefore)
             and all(0 <= n <= max_seq for n in s.seq_of)
             and 1 <= s.lane_next <= max_seq + 1
             and s.copy_pc in (IDLE, OPEN, DONE) and s.copy_rows <= ids
@@ -345,6 +356,11 @@ def numbers_dense(c: LazyConstants, s: LazyState) -> bool:
             and {s.seq_of[i - 1] for i in s.claimed} == set(range(1, s.cursor + 1)))
 
 
+def keys_commit_ordered(c: LazyConstants, s: LazyState) -> bool:
+    """spec: KeysCommitOrdered (ADR 0023's order; this design breaks it)."""
+    return all(a in s.claimed for i in s.claimed for a in s.cbefore[i - 1])
+
+
 def every_committed_job_claimed(c: LazyConstants) -> LeadsTo:
     """spec: \\A i \\in Ids : (i \\in committed) ~> (i \\in claimed)."""
     return LeadsTo(tuple(c.ids), lambda i, s: i in s.committed, lambda i, s: i in s.claimed)
@@ -355,6 +371,7 @@ INVARIANTS = {
     "NoCommittedJobSkipped": no_committed_job_skipped,
     "PerKeyFifo": per_key_fifo,
     "NumbersDense": numbers_dense,
+    "KeysCommitOrdered": keys_commit_ordered,
 }
 LIVENESS = {"EveryCommittedJobClaimed": every_committed_job_claimed}
 #: spec: Spec, SpecLongTransactions, SpecLongCopy -- (producers end, the COPY ends).
