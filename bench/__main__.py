@@ -56,7 +56,7 @@ TARGET_E2E_VS_AWA_PG = 1.0
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="small N, one round: a smoke run (figures not meaningful)")
-    p.add_argument("--rounds", type=int, default=None, help="rounds per scenario (default 15 producer, 15 producer chunk-interleaved, 7 end to end)")
+    p.add_argument("--rounds", type=int, default=None, help="rounds per scenario (default 15 producer, 15 producer chunk-interleaved, 7 end to end, 3 repartition)")
     p.add_argument(
         "--only",
         action="append",
