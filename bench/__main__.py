@@ -56,7 +56,7 @@ TARGET_E2E_VS_AWA_PG = 1.0
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="small N, one round: a smoke run (figures not meaningful)")
-    p.add_argument("--rounds", type=int, default=None, help="rounds per scenario (default 15 producer, 15 producer chunk-interleaved, 7 end to end)")
+    p.add_argument("--rounds", type=int, default=None, help="rounds per scenario (default 15 producer, 15 producer chunk-interleaved, 7 end to end, 3 repartition)")
     p.add_argument(
         "--only",
         action="append",
@@ -87,6 +87,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--single-rounds", type=int, default=None, help="single: rounds (default 3; quick 1)")
     p.add_argument("--single-full", action="store_true", help="single: every mode x producers x width x keyed")
     p.add_argument("--single-widths", default=None, help="single: only these widths, comma separated (default 1,2,4,8,16)")
+    p.add_argument("--repartition-rate", type=float, default=None,
+                   help="repartition: jobs/s offered in total on a fixed schedule (default 600; quick 200)")
+    p.add_argument("--repartition-window", type=float, default=None,
+                   help="repartition: seconds measured before and from the change (default 10; quick 1.5)")
     p.add_argument("--database-url", default=None, help="server to use (default DATABASE_URL, else embedded PostgreSQL 18)")
     p.add_argument(
         "--no-durability",

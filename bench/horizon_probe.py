@@ -111,7 +111,7 @@ SPAN = ("SELECT (pg_snapshot_xmax(s)::text::bigint - pg_snapshot_xmin(s)::text::
         "FROM pg_current_snapshot() s")
 
 
-def _routes() -> list[dict[str, Any]]:
+def routes() -> list[dict[str, Any]]:
     from awa.routing import PartitionedQueue
 
     pq = PartitionedQueue(single_bench.QUEUE, LANES)
@@ -150,7 +150,7 @@ def _claim_loop(url: str, measure_from: float, stop_at: float, out: Any, gate: b
              "held_xids_max": max(spans, default=None)})
 
 
-def _hold_xid(url: str, at: float, hold_s: float) -> threading.Thread:
+def hold_xid(url: str, at: float, hold_s: float) -> threading.Thread:
     """A session that writes (gets an xid) at ``at`` and commits ``hold_s`` later."""
 
     def run() -> None:
@@ -170,7 +170,7 @@ def run_horizon(url: str, duration_s: float, warmup_s: float, claim: bool, hold_
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(DDL)
         conn.execute(f"VACUUM ANALYZE {SCHEMA}.jobs")
-    opts = _routes()
+    opts = routes()
     lane_of = {q: n for n, q in enumerate(sorted({o["queue"] for o in opts}))}
     kind = common.JOB_KIND
 
@@ -187,7 +187,7 @@ def run_horizon(url: str, duration_s: float, warmup_s: float, claim: bool, hold_
         wall = time.time()
         claimer = ctx.Process(target=_claim_loop, args=(url, wall + warmup_s, wall + warmup_s + duration_s, box, gate))
         claimer.start()
-    holder = _hold_xid(url, start + warmup_s + duration_s / 3, hold_s) if hold_s else None
+    holder = hold_xid(url, start + warmup_s + duration_s / 3, hold_s) if hold_s else None
 
     async def go() -> dict[str, Any]:
         async with AsyncConnectionPool(url, min_size=PRODUCERS, max_size=PRODUCERS,

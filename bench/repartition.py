@@ -1,13 +1,30 @@
 """``python -m bench --only repartition``: width changes under steady load (ADR 0024).
 
-For each change (default 4 -> 8 and 8 -> 4), on a fresh database: producer
-threads insert keyed jobs (each key owned by one producer, so a key's jobs
-commit in the order they are numbered), worker threads claim from every
-partition of both widths and complete at once, and a leader thread runs the
-lift step every 250 ms, as the maintenance leader does. After a steady
-phase the width is changed; producers keep going (with their old
-PartitionedQueue: the database routes with the new width), then stop, and
-the queue is drained.
+For each change (default 4 -> 8 and 8 -> 4, ``--rounds`` rounds, each on a
+fresh database) the bench runs, in one process:
+
+* ``PRODUCERS`` producer threads offering a fixed rate in total
+  (``--repartition-rate`` jobs/s): every ``TICK_S`` each sends the jobs its
+  share of the schedule has made due since its last batch, as one
+  ``enqueue_many_copy`` batch routed by key with the producer's
+  ``PartitionedQueue`` of the old width (after the change the database
+  routes them with the new one). Each key belongs to one producer and its
+  jobs carry their number ``n``, so a key's jobs commit in ``n`` order. A
+  producer that falls behind sends the missed jobs late (the total stays
+  right); its lateness is recorded. Jobs of unmoved and moved keys take
+  turns, so half of the offered rate goes to unmoved keys in every window;
+* ``WORKERS`` worker threads claiming from every partition of both widths
+  and completing at once;
+* a lift thread running the lift step every ``LIFT_EVERY_S``, as the
+  maintenance leader does.
+
+Timeline: ``WARMUP_S``, then the window *before* (``--repartition-window``
+seconds), then ``client.repartition``; producers keep the schedule for the
+window *during*, which runs from the change for the window's length or
+until the change has finished (``partition_epochs.finished_at``), whichever
+is longer, so it covers the whole fenced period. Then producing stops and
+the queue drains. Both windows are read in database time, relative to the
+epoch's ``started_at``.
 
 Figures, read from the database afterwards:
 
@@ -15,13 +32,22 @@ Figures, read from the database afterwards:
   of their key with a smaller number;
 * lost / duplicated: jobs enqueued but not completed, jobs claimed more
   than once (``attempt > 1``);
+* offered rate: jobs created (``created_at``) per second in each window,
+  against the set rate; the schedule counts as kept when both are within
+  3 % of it and no batch in the windows started more than ``MAX_LAG_S``
+  after its first job was due (if not, the ratio measures the producers,
+  not the change, and the report says so);
+* unmoved keys' throughput: hand-outs (first ``attempted_at``) per second
+  of the keys whose partition the change did not move, in the window
+  during over the window before (target >= 0.9), and those keys' wait
+  (``attempted_at - created_at``) p99 for jobs created in each window.
+  Under 8 -> 4 every unmoved key lives in a fenced lane (0..3, fed by
+  4..7) and waits for the fences like the moved keys; under 4 -> 8 none
+  does;
 * moved keys' extra wait: for jobs of keys that changed partition enqueued
   from the change until it finished, their wait (``attempted_at -
-  created_at``) minus the median wait of unmoved keys' jobs in that window
-  (p50 and p99);
-* unmoved keys' throughput: their hand-outs per second in the window of
-  the change (from the change, as long as the steady phase) against the same
-  length before it (target >= 0.9).
+  created_at``) minus the median wait of unmoved keys' jobs enqueued then
+  (p50 and p99).
 """
 
 from __future__ import annotations
@@ -36,7 +62,14 @@ LOGICAL = "rp"
 KEYS = 400
 PRODUCERS = 2
 WORKERS = 2
+CLAIM_LIMIT = 50
 LIFT_EVERY_S = 0.25
+TICK_S = 0.02
+WARMUP_S = 2.0
+MAX_LAG_S = 0.5
+RATE_TOLERANCE = 0.03
+DEFAULT_RATE = 600.0
+DEFAULT_WINDOW_S = 10.0
 
 VIOLATIONS = """
 SELECT count(*) FROM (
@@ -58,13 +91,55 @@ def _pct(values: list[float], q: float) -> float | None:
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
-def run_one(server: Any, old: int, new: int, steady_s: float) -> dict[str, Any]:
+class Producer:
+    """One paced producer thread: its keys, its share of the rate, its lateness."""
+
+    def __init__(self, url: str, pq: Any, unmoved: list[str], moved: list[str], rate: float) -> None:
+        self.url, self.pq, self.rate = url, pq, rate
+        self.unmoved, self.moved = unmoved, moved
+        self.sent = 0
+        self.lags: list[tuple[float, float]] = []  # (monotonic time of a batch, seconds its first job is late)
+        self.calls: list[tuple[float, float]] = []  # (monotonic time of the batch, seconds it took)
+        self.error: BaseException | None = None
+
+    def key(self, n: int) -> str:
+        """Job ``n``'s key: unmoved and moved keys take turns, each list in a cycle."""
+        keys = self.moved if n % 2 else self.unmoved
+        return keys[(n // 2) % len(keys)]
+
+    def run(self, t0: float, stop: threading.Event) -> None:
+        import awa
+
+        try:
+            with awa.Client(self.url) as client:
+                next_at = t0 + TICK_S
+                while not stop.is_set():
+                    pause = next_at - time.monotonic()
+                    if pause > 0:
+                        time.sleep(pause)
+                    now = time.monotonic()
+                    due = int(self.rate * (now - t0)) - self.sent
+                    if due > 0:
+                        # How late the batch's first job is against its place in the schedule.
+                        self.lags.append((now, now - (t0 + (self.sent + 1) / self.rate)))
+                        batch_keys = [self.key(self.sent + i) for i in range(due)]
+                        jobs = [{"k": k, "n": self.sent + i} for i, k in enumerate(batch_keys)]
+                        client.enqueue_many_copy(jobs, kind="rp", opts=self.pq.route_by_keys(batch_keys))
+                        self.calls.append((now, time.monotonic() - now))
+                        self.sent += due
+                    next_at = t0 + ((time.monotonic() - t0) // TICK_S + 1) * TICK_S
+        except BaseException as exc:  # reported by run_one
+            self.error = exc
+
+
+def run_one(server: Any, old: int, new: int, window_s: float, rate: float, warmup_s: float) -> dict[str, Any]:
     import psycopg
 
     import awa
     from awa.routing import PartitionedQueue
 
-    url = server.create_database(server.name(f"rp_{old}_{new}"))
+    name = server.name(f"rp_{old}_{new}")
+    url = server.create_database(name)
     setup = awa.Client(url)
     setup.migrate()
     pq = setup.partitioned_queue(LOGICAL, old)
@@ -74,22 +149,14 @@ def run_one(server: Any, old: int, new: int, steady_s: float) -> dict[str, Any]:
     span = [LOGICAL if i == 0 else f"{LOGICAL}__p{i}" for i in range(max(old, new))]
     stop_producing = threading.Event()
     stop_all = threading.Event()
-    enqueued = [0] * PRODUCERS
-
-    def produce(index: int) -> None:
-        with awa.Client(url) as client:
-            mine = keys[index::PRODUCERS]
-            n = 0
-            while not stop_producing.is_set():
-                key = mine[n % len(mine)]
-                client.insert({"k": key, "n": n}, kind="rp", queue=pq.queue_for_key(key), ordering_key=key)
-                n += 1
-                enqueued[index] += 1
+    unmoved = [k for k in keys if k not in moved]
+    producers = [Producer(url, pq, unmoved[i::PRODUCERS], [k for k in keys if k in moved][i::PRODUCERS], rate / PRODUCERS)
+                 for i in range(PRODUCERS)]
 
     def work() -> None:
         with awa.Client(url) as client:
             while not stop_all.is_set():
-                jobs = client.claim(span, 20)
+                jobs = client.claim(span, CLAIM_LIMIT)
                 if not jobs:
                     time.sleep(0.005)
                     continue
@@ -101,16 +168,31 @@ def run_one(server: Any, old: int, new: int, steady_s: float) -> dict[str, Any]:
                 client.lift_fences(LOGICAL)
                 time.sleep(LIFT_EVERY_S)
 
-    threads = [threading.Thread(target=produce, args=(i,)) for i in range(PRODUCERS)]
-    threads += [threading.Thread(target=work) for _ in range(WORKERS)] + [threading.Thread(target=lift)]
-    for t in threads:
+    others = [threading.Thread(target=work) for _ in range(WORKERS)] + [threading.Thread(target=lift)]
+    for t in others:
         t.start()
-    time.sleep(steady_s)
+    t0 = time.monotonic()
+    feeds = [threading.Thread(target=p.run, args=(t0, stop_producing)) for p in producers]
+    for t in feeds:
+        t.start()
+    time.sleep(max(0.0, t0 + warmup_s + window_s - time.monotonic()))
     started = time.monotonic()
     done = setup.repartition(LOGICAL, new)
     change_ms = (time.monotonic() - started) * 1000
-    time.sleep(steady_s)
+    # Keep the schedule for the window, and on until the change has finished.
+    until = started + window_s
+    while True:
+        now = time.monotonic()
+        if now >= until and not setup.repartition_status(LOGICAL)["in_progress"]:
+            break
+        if now > started + 120:
+            log(f"repartition {old}->{new}: change not finished 120 s after it started")
+            break
+        time.sleep(min(0.1, max(0.01, until - now)))
+    time.sleep(0.5)  # past the window's end in database time too
     stop_producing.set()
+    for t in feeds:
+        t.join()
     deadline = time.monotonic() + 120
     with psycopg.connect(url, autocommit=True) as conn:
         while time.monotonic() < deadline:
@@ -119,17 +201,32 @@ def run_one(server: Any, old: int, new: int, steady_s: float) -> dict[str, Any]:
                 break
             time.sleep(0.2)
     stop_all.set()
-    for t in threads:
+    for t in others:
         t.join()
-    res = _measure(url, moved, done, change_ms, steady_s, sum(enqueued))
+    errors = [repr(p.error) for p in producers if p.error is not None]
+    res = _measure(url, moved, done, window_s, sum(p.sent for p in producers))
+    in_windows = [(at, lag) for p in producers for at, lag in p.lags
+                  if started - window_s <= at < started + res["window_during_s"]]
+    lags = [lag for _at, lag in in_windows]
+    calls = [took for p in producers for at, took in p.calls
+             if started - window_s <= at < started + res["window_during_s"]]
+    worst = max(in_windows, key=lambda x: x[1], default=(started, 0.0))
+    res.update(
+        old=old, new=new, moved_keys=len(moved), keys=KEYS, rate=rate, change_ms=change_ms,
+        producer_errors=errors, producer_max_lag_ms=max(lags, default=0.0) * 1000,
+        producer_late_batches=sum(1 for lag in lags if lag > 2 * TICK_S), producer_batches=len(lags),
+        producer_lag_p99_ms=(_pct(lags, 0.99) or 0.0) * 1000, producer_max_lag_at_s=worst[0] - started,
+        batch_p50_ms=(_pct(calls, 0.5) or 0.0) * 1000, batch_p99_ms=(_pct(calls, 0.99) or 0.0) * 1000,
+        batch_max_ms=max(calls, default=0.0) * 1000,
+    )
+    res["schedule_kept"] = not errors and res["producer_max_lag_ms"] <= MAX_LAG_S * 1000 and all(
+        abs(res[f"offered_per_s_{w}"] / rate - 1) <= RATE_TOLERANCE for w in ("before", "during"))
     setup.close()
-    server.drop_database(server.name(f"rp_{old}_{new}"))
-    res.update(old=old, new=new, moved_keys=len(moved), keys=KEYS)
+    server.drop_database(name)
     return res
 
 
-def _measure(url: str, moved: set[str], done: dict[str, Any], change_ms: float, steady_s: float,
-             enqueued: int) -> dict[str, Any]:
+def _measure(url: str, moved: set[str], done: dict[str, Any], window_s: float, enqueued: int) -> dict[str, Any]:
     import psycopg
 
     with psycopg.connect(url) as conn:
@@ -143,31 +240,78 @@ def _measure(url: str, moved: set[str], done: dict[str, Any], change_ms: float, 
             "SELECT args->>'k', extract(epoch FROM created_at - %(s)s)::float8, "
             "extract(epoch FROM attempted_at - created_at)::float8, extract(epoch FROM attempted_at - %(s)s)::float8 "
             "FROM awa.jobs", {"s": started}).fetchall()
-    window_end = (finished - started).total_seconds() if finished else None
+    finished_after = (finished - started).total_seconds() if finished else None
+    during_s = max(window_s, finished_after or window_s)
+    windows = {"before": (-window_s, 0.0), "during": (0.0, during_s)}
+    out: dict[str, Any] = {"window_before_s": window_s, "window_during_s": during_s}
+    unmoved = [(c, w, h) for k, c, w, h in rows if k not in moved]
+    for name, (lo, hi) in windows.items():
+        length = hi - lo
+        out[f"offered_per_s_{name}"] = sum(1 for _k, c, _w, _h in rows if lo <= c < hi) / length
+        out[f"unmoved_offered_per_s_{name}"] = sum(1 for c, _w, _h in unmoved if lo <= c < hi) / length
+        out[f"unmoved_per_s_{name}"] = sum(1 for _c, _w, h in unmoved if h is not None and lo <= h < hi) / length
+        waits = [w for c, w, _h in unmoved if w is not None and lo <= c < hi]
+        out[f"unmoved_wait_p50_ms_{name}"] = None if not waits else _pct(waits, 0.5) * 1000
+        out[f"unmoved_wait_p99_ms_{name}"] = None if not waits else _pct(waits, 0.99) * 1000
     moved_waits, unmoved_waits = [], []
     for key, created, wait, _handed in rows:
-        if 0 <= created and (window_end is None or created <= window_end):
+        if wait is not None and 0 <= created and (finished_after is None or created <= finished_after):
             (moved_waits if key in moved else unmoved_waits).append(wait)
     base = statistics.median(unmoved_waits) if unmoved_waits else 0.0
     extra = [w - base for w in moved_waits]
-    before = sum(1 for k, _c, _w, h in rows if k not in moved and -steady_s <= h < 0)
-    during = sum(1 for k, _c, _w, h in rows if k not in moved and 0 <= h < steady_s)
-    return {
-        "enqueued": enqueued, "rows": total, "completed": completed, "lost": enqueued - completed,
-        "duplicated": dup, "fifo_violations": violations, "change_ms": change_ms,
-        "finished_after_s": window_end, "moved_jobs_in_window": len(moved_waits),
-        "extra_wait_p50_ms": None if not extra else _pct(extra, 0.5) * 1000,
-        "extra_wait_p99_ms": None if not extra else _pct(extra, 0.99) * 1000,
-        "unmoved_per_s_before": before / steady_s, "unmoved_per_s_during": during / steady_s,
-        "unmoved_ratio": during / before if before else None,
-    }
+    before = out["unmoved_per_s_before"]
+    out.update(
+        enqueued=enqueued, rows=total, completed=completed, lost=enqueued - completed, duplicated=dup,
+        fifo_violations=violations, finished_after_s=finished_after, moved_jobs_in_window=len(moved_waits),
+        extra_wait_p50_ms=None if not extra else _pct(extra, 0.5) * 1000,
+        extra_wait_p99_ms=None if not extra else _pct(extra, 0.99) * 1000,
+        unmoved_ratio=out["unmoved_per_s_during"] / before if before else None,
+    )
+    return out
+
+
+def _f(value: Any, fmt: str = ".0f") -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+def report(runs: list[dict[str, Any]], changes: list[tuple[int, int]], window_s: float, rate: float,
+           label: str) -> str:
+    lines = [
+        f"Online repartitioning, {PRODUCERS} paced producer threads ({rate:.0f} jobs/s in total, batches every "
+        f"{TICK_S * 1000:.0f} ms) and {WORKERS} worker threads, {KEYS} keys, windows of {window_s:.1f} s before "
+        f"and from the change, {label}:\n",
+        "| change | round | jobs | lost / twice / FIFO | change ms | finished after s | offered/s before / during | "
+        "producers' max lag ms | unmoved hand-outs/s before / during | ratio | unmoved wait p99 ms before / during | "
+        "moved keys' extra wait p50 / p99 ms |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in runs:
+        ratio = _f(r["unmoved_ratio"], ".3f") + ("" if r["schedule_kept"] else " (schedule not kept)")
+        lines.append(
+            f"| {r['old']} -> {r['new']} | {r['round'] + 1} | {r['enqueued']} | "
+            f"{r['lost']} / {r['duplicated']} / {r['fifo_violations']} | {_f(r['change_ms'], '.1f')} | "
+            f"{_f(r['finished_after_s'], '.2f')} | {_f(r['offered_per_s_before'])} / {_f(r['offered_per_s_during'])} | "
+            f"{_f(r['producer_max_lag_ms'])} | {_f(r['unmoved_per_s_before'])} / {_f(r['unmoved_per_s_during'])} | "
+            f"{ratio} | {_f(r['unmoved_wait_p99_ms_before'])} / {_f(r['unmoved_wait_p99_ms_during'])} | "
+            f"{_f(r['extra_wait_p50_ms'])} / {_f(r['extra_wait_p99_ms'])} |")
+    lines.append("")
+    for old, new in changes:
+        mine = [r for r in runs if (r["old"], r["new"]) == (old, new)]
+        ratios = [r["unmoved_ratio"] for r in mine if r["unmoved_ratio"] is not None]
+        kept = sum(r["schedule_kept"] for r in mine)
+        med = statistics.median(ratios) if ratios else None
+        lines.append(f"{old} -> {new}: median unmoved ratio {_f(med, '.3f')} over {len(ratios)} rounds "
+                     f"(target >= 0.9); producers kept the schedule in {kept} of {len(mine)}")
+    return "\n".join(lines)
 
 
 def main(args: Any) -> int:
     from bench.harness import durability_label, open_server, write_results
 
-    steady_s = 1.5 if args.quick else 4.0
-    rounds = args.rounds or 1
+    window_s = args.repartition_window or (1.5 if args.quick else DEFAULT_WINDOW_S)
+    rate = args.repartition_rate or (200.0 if args.quick else DEFAULT_RATE)
+    warmup_s = 0.5 if args.quick else WARMUP_S
+    rounds = args.rounds or (1 if args.quick else 3)
     changes = [(4, 8), (8, 4)]
     runs: list[dict[str, Any]] = []
     with open_server(args.database_url, durable=not args.no_durability) as server:
@@ -175,25 +319,13 @@ def main(args: Any) -> int:
         log(f"repartition: PostgreSQL {label}")
         for rnd in range(rounds):
             for old, new in changes:
-                res = run_one(server, old, new, steady_s)
+                res = run_one(server, old, new, window_s, rate, warmup_s)
                 res["round"] = rnd
                 runs.append(res)
                 log(f"repartition r{rnd + 1} {old}->{new}: {res}")
-    lines = ["| change | jobs | lost | duplicated | FIFO violations | change ms | finished after s | "
-             "moved jobs waited | extra wait p50 / p99 ms | unmoved jobs/s before / during | ratio |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in runs:
-        def f(value: Any, fmt: str = ".0f") -> str:
-            return "-" if value is None else format(value, fmt)
-        lines.append(
-            f"| {r['old']} -> {r['new']} | {r['enqueued']} | {r['lost']} | {r['duplicated']} | {r['fifo_violations']} | "
-            f"{f(r['change_ms'], '.1f')} | {f(r['finished_after_s'], '.2f')} | {r['moved_jobs_in_window']} | "
-            f"{f(r['extra_wait_p50_ms'])} / {f(r['extra_wait_p99_ms'])} | "
-            f"{f(r['unmoved_per_s_before'])} / {f(r['unmoved_per_s_during'])} | {f(r['unmoved_ratio'], '.3f')} |")
-    print(f"Online repartitioning, {PRODUCERS} producer and {WORKERS} worker threads, {KEYS} keys, "
-          f"{steady_s:.1f} s before and after the change, {label}:\n")
-    print("\n".join(lines))
-    path = write_results({"repartition": {"runs": runs}}, args.results_dir)
+    print(report(runs, changes, window_s, rate, label))
+    path = write_results({"repartition": {"runs": runs, "rate": rate, "window_s": window_s}}, args.results_dir)
     log(f"bench: results in {path}")
-    ok = all(r["lost"] == 0 and r["duplicated"] == 0 and r["fifo_violations"] == 0 for r in runs)
+    ok = all(r["lost"] == 0 and r["duplicated"] == 0 and r["fifo_violations"] == 0 and not r["producer_errors"]
+             for r in runs)
     return 0 if ok else 1

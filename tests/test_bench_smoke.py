@@ -395,4 +395,8 @@ def test_repartition_bench_quick_run(pg_server_url: str, tmp_path: Path, capsys)
     runs = json.loads((tmp_path / "latest.json").read_text())["repartition"]["runs"]
     assert [(r["old"], r["new"]) for r in runs] == [(4, 8), (8, 4)]
     assert all(r["enqueued"] > 0 and r["lost"] == 0 and r["fifo_violations"] == 0 for r in runs)
-    assert "| 4 -> 8 |" in capsys.readouterr().out
+    # Paced producers: the offered rate is the set one (quick: 200 jobs/s), half of it to unmoved keys.
+    assert all(abs(r["offered_per_s_before"] - 200) < 20 and r["unmoved_ratio"] is not None for r in runs)
+    assert all(abs(r["unmoved_offered_per_s_before"] - 100) < 10 for r in runs)
+    out = capsys.readouterr().out
+    assert "| 4 -> 8 | 1 |" in out and "8 -> 4: median unmoved ratio" in out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from hypothesis.errors import Flaky
+from hypothesis.internal.conjecture import engine as hypothesis_engine
 from hypothesis.stateful import run_state_machine_as_test
 
 from verification.trace import validate
@@ -37,8 +38,16 @@ def test_lifecycle_machine_with_backoff_and_terminal_failures(database_factory) 
         close_machine(machine)
 
 
-def test_unguarded_completion_is_caught_and_shrunk(database_factory) -> None:
+# Hypothesis stops shrinking one failure after MAX_SHRINKING_SECONDS (300 by
+# default, the suite's per-test timeout): on a loaded machine the test then ran
+# into the timeout. A minute of shrinking is plenty for a 25-step machine, and
+# the smallest shape is pinned in test_pinned_regressions.py anyway.
+SHRINK_BUDGET_S = 60
+
+
+def test_unguarded_completion_is_caught_and_shrunk(database_factory, monkeypatch) -> None:
     """The property-based twin of specs/PartitionedQueueLifecycleBrokenNoLeaseGuard.cfg."""
+    monkeypatch.setattr(hypothesis_engine, "MAX_SHRINKING_SECONDS", SHRINK_BUDGET_S)
     machine = unguarded_machine_class(database_factory(migrated=True))
     try:
         # The search is not reproducible step for step (claims order equal
