@@ -210,35 +210,51 @@ def run_horizon(url: str, duration_s: float, warmup_s: float, claim: bool, hold_
     return res
 
 
-def measure(runner: Any, side: str, duration_s: float, warmup_s: float, hold_s: float) -> dict[str, Any]:
-    url = runner.fresh("ours")
+def fresh_url(runner: Any) -> str:
+    return runner.fresh("ours")
+
+
+def measure_baseline(url: str, side: str, duration_s: float, warmup_s: float) -> dict[str, Any] | None:
+    """The sides both probes share: ``plain`` and ``ours``; None for any other."""
     cfg = single_bench.Config("async", PRODUCERS, LANES, True)
     if side == "plain":
         return single_bench.run_plain(url, cfg, False, duration_s, warmup_s)
     if side == "ours":
         return single_bench.run_ours(url, cfg, duration_s, warmup_s)
+    return None
+
+
+def measure(runner: Any, side: str, duration_s: float, warmup_s: float, hold_s: float) -> dict[str, Any]:
+    url = fresh_url(runner)
+    res = measure_baseline(url, side, duration_s, warmup_s)
+    if res is not None:
+        return res
     return run_horizon(url, duration_s, warmup_s, side != "horizon", hold_s if side == "horizon_long" else 0.0,
                        gate=side != "claim_nogate")
 
 
-def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
+def summarise(runs: list[dict[str, Any]], sides: tuple[str, ...] = SIDES) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for side in SIDES:
+    for side in sides:
         mine = [r["result"] for r in runs if r["side"] == side]
         fields = sorted({k for r in mine for k, v in r.items() if isinstance(v, (int, float))})
         out[side] = {k: statistics.median([r[k] for r in mine if r.get(k) is not None])
                      for k in fields if any(r.get(k) is not None for r in mine)}
     plain = out["plain"].get("jobs_per_s")
-    for side in SIDES:
+    for side in sides:
         if plain and out[side].get("jobs_per_s"):
             out[side]["of_plain"] = round(out[side]["jobs_per_s"] / plain, 3)
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
+def run_probe(prog: str, doc: str, sides: tuple[str, ...], measure_side: Any,
+              argv: list[str] | None) -> list[dict[str, Any]]:
+    """Parse the probes' common options, run every side in every round (the
+    order reversed every other round) and print the JSON document; returns
+    the runs."""
     from bench.__main__ import Runner
 
-    parser = argparse.ArgumentParser(prog="python -m bench.horizon_probe", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog=prog, description=doc.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--warmup", type=float, default=2.0)
@@ -250,13 +266,18 @@ def main(argv: list[str] | None = None) -> int:
         runner.prepare_databases()
         meta = server.describe()
         for rnd in range(args.rounds):
-            order = SIDES if rnd % 2 == 0 else SIDES[::-1]
+            order = sides if rnd % 2 == 0 else sides[::-1]
             for side in order:
-                res = measure(runner, side, args.duration, args.warmup, args.hold)
+                res = measure_side(runner, side, args.duration, args.warmup, args.hold)
                 runs.append({"round": rnd, "side": side, "result": res})
                 print(f"r{rnd + 1} {side}: {json.dumps(res)}", file=sys.stderr, flush=True)
     print(json.dumps({"server": meta, "producers": PRODUCERS, "lanes": LANES, "rounds": args.rounds,
-                      "duration_s": args.duration, "summary": summarise(runs), "runs": runs}, indent=2))
+                      "duration_s": args.duration, "summary": summarise(runs, sides), "runs": runs}, indent=2))
+    return runs
+
+
+def main(argv: list[str] | None = None) -> int:
+    run_probe("python -m bench.horizon_probe", __doc__, SIDES, measure, argv)
     return 0
 
 

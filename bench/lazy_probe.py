@@ -30,23 +30,17 @@ and the claimer's figures.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
 import multiprocessing
-import statistics
 import sys
 import time
-from types import SimpleNamespace
 from typing import Any
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from bench import horizon_probe
-from bench import single as single_bench
 from bench import single_common as common
-from bench.harness import open_server
 
 SCHEMA = "bench_lazy"
 LANES = horizon_probe.LANES
@@ -201,52 +195,15 @@ def run_lazy(url: str, duration_s: float, warmup_s: float, claim: bool, hold_s: 
 
 
 def measure(runner: Any, side: str, duration_s: float, warmup_s: float, hold_s: float) -> dict[str, Any]:
-    url = runner.fresh("ours")
-    cfg = single_bench.Config("async", PRODUCERS, LANES, True)
-    if side == "plain":
-        return single_bench.run_plain(url, cfg, False, duration_s, warmup_s)
-    if side == "ours":
-        return single_bench.run_ours(url, cfg, duration_s, warmup_s)
+    url = horizon_probe.fresh_url(runner)
+    res = horizon_probe.measure_baseline(url, side, duration_s, warmup_s)
+    if res is not None:
+        return res
     return run_lazy(url, duration_s, warmup_s, side != "lazy", hold_s if side == "lazy_long" else 0.0)
 
 
-def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for side in SIDES:
-        mine = [r["result"] for r in runs if r["side"] == side]
-        fields = sorted({k for r in mine for k, v in r.items() if isinstance(v, (int, float))})
-        out[side] = {k: statistics.median([r[k] for r in mine if r.get(k) is not None])
-                     for k in fields if any(r.get(k) is not None for r in mine)}
-    plain = out["plain"].get("jobs_per_s")
-    for side in SIDES:
-        if plain and out[side].get("jobs_per_s"):
-            out[side]["of_plain"] = round(out[side]["jobs_per_s"] / plain, 3)
-    return out
-
-
 def main(argv: list[str] | None = None) -> int:
-    from bench.__main__ import Runner
-
-    parser = argparse.ArgumentParser(prog="python -m bench.lazy_probe", description=__doc__.split("\n")[0])
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--duration", type=float, default=10.0)
-    parser.add_argument("--warmup", type=float, default=2.0)
-    parser.add_argument("--hold", type=float, default=2.0, help="seconds the long transaction holds its xid")
-    args = parser.parse_args(argv)
-    runs: list[dict[str, Any]] = []
-    with open_server(durable=True) as server:
-        runner = Runner(server, SimpleNamespace(available=False), args)
-        runner.prepare_databases()
-        meta = server.describe()
-        for rnd in range(args.rounds):
-            order = SIDES if rnd % 2 == 0 else SIDES[::-1]
-            for side in order:
-                res = measure(runner, side, args.duration, args.warmup, args.hold)
-                runs.append({"round": rnd, "side": side, "result": res})
-                print(f"r{rnd + 1} {side}: {json.dumps(res)}", file=sys.stderr, flush=True)
-    summary = summarise(runs)
-    print(json.dumps({"server": meta, "producers": PRODUCERS, "lanes": LANES, "rounds": args.rounds,
-                      "duration_s": args.duration, "summary": summary, "runs": runs}, indent=2))
+    runs = horizon_probe.run_probe("python -m bench.lazy_probe", __doc__, SIDES, measure, argv)
     bad = [r for r in runs if r["result"].get("gapped_lanes") or r["result"].get("numbered_twice")
            or r["result"].get("left_unclaimed") or r["result"].get("left_pending")]
     return 1 if bad else 0
