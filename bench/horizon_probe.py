@@ -55,10 +55,8 @@ PRODUCERS = 32
 CLAIM_BATCH = 100
 SIDES = ("plain", "horizon", "horizon_claim", "claim_nogate", "horizon_long", "ours")
 
-DDL = f"""
-DROP SCHEMA IF EXISTS {SCHEMA} CASCADE;
-CREATE SCHEMA {SCHEMA};
-CREATE TABLE {SCHEMA}.jobs (
+# The probes' job table: the plain baseline's row, a claim-delay clock and the lane.
+JOB_COLUMNS = """
     id           bigserial PRIMARY KEY,
     kind         text        NOT NULL,
     queue        text        NOT NULL,
@@ -70,7 +68,13 @@ CREATE TABLE {SCHEMA}.jobs (
     ordering_key bytea,
     run_at       timestamptz NOT NULL DEFAULT now(),
     created_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
-    lane         smallint    NOT NULL,
+    lane         smallint    NOT NULL"""
+
+DDL = f"""
+DROP SCHEMA IF EXISTS {SCHEMA} CASCADE;
+CREATE SCHEMA {SCHEMA};
+CREATE TABLE {SCHEMA}.jobs (
+{JOB_COLUMNS},
     xid          xid8        NOT NULL,
     seq          bigint      NOT NULL
 );
@@ -179,13 +183,24 @@ def run_horizon(url: str, duration_s: float, warmup_s: float, claim: bool, hold_
         lane = lane_of[o["queue"]]
         return (kind, o["queue"], '{"seq": %d}' % i, o.get("ordering_key"), lane, f"{SCHEMA}.lane_{lane}")
 
+    return drive_producers(url, INSERT, params, (lambda *a: _claim_loop(*a, gate)) if claim else None,
+                           duration_s, warmup_s, hold_s)
+
+
+def drive_producers(url: str, insert_sql: str, params: Any, claim_loop: Any, duration_s: float,
+                    warmup_s: float, hold_s: float) -> dict[str, Any]:
+    """PRODUCERS asyncio producers on one pool, one ``insert_sql`` per call;
+    with ``claim_loop`` a claimer process, called as ``claim_loop(url,
+    measure_from, stop_at, out)`` (wall-clock times; it puts its figures on
+    ``out``); with ``hold_s`` a session holding an xid that long a third into
+    the window."""
     start = time.perf_counter()
     claimer = None
-    if claim:
+    if claim_loop:
         ctx = multiprocessing.get_context("fork")
         box = ctx.Queue()
         wall = time.time()
-        claimer = ctx.Process(target=_claim_loop, args=(url, wall + warmup_s, wall + warmup_s + duration_s, box, gate))
+        claimer = ctx.Process(target=claim_loop, args=(url, wall + warmup_s, wall + warmup_s + duration_s, box))
         claimer.start()
     holder = hold_xid(url, start + warmup_s + duration_s / 3, hold_s) if hold_s else None
 
@@ -196,7 +211,7 @@ def run_horizon(url: str, duration_s: float, warmup_s: float, claim: bool, hold_
 
             async def insert(i: int) -> None:
                 async with pool.connection() as conn:
-                    await conn.execute(INSERT, params(i))
+                    await conn.execute(insert_sql, params(i))
 
             return await common.drive_async(insert, PRODUCERS, duration_s, warmup_s)
 
@@ -204,7 +219,7 @@ def run_horizon(url: str, duration_s: float, warmup_s: float, claim: bool, hold_
     if holder:
         holder.join()
     if claimer:
-        res.update(box.get(timeout=60))
+        res.update(box.get(timeout=120))
         claimer.join()
         res["claims_per_s"] = res["claimed"] / duration_s
     return res

@@ -30,14 +30,11 @@ and the claimer's figures.
 
 from __future__ import annotations
 
-import asyncio
-import multiprocessing
 import sys
 import time
 from typing import Any
 
 import psycopg
-from psycopg_pool import AsyncConnectionPool
 
 from bench import horizon_probe
 from bench import single_common as common
@@ -52,18 +49,7 @@ DDL = f"""
 DROP SCHEMA IF EXISTS {SCHEMA} CASCADE;
 CREATE SCHEMA {SCHEMA};
 CREATE TABLE {SCHEMA}.jobs (
-    id           bigserial PRIMARY KEY,
-    kind         text        NOT NULL,
-    queue        text        NOT NULL,
-    args         jsonb       NOT NULL,
-    state        text        NOT NULL DEFAULT 'available',
-    priority     smallint    NOT NULL DEFAULT 2,
-    attempt      smallint    NOT NULL DEFAULT 0,
-    max_attempts smallint    NOT NULL DEFAULT 25,
-    ordering_key bytea,
-    run_at       timestamptz NOT NULL DEFAULT now(),
-    created_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
-    lane         smallint    NOT NULL
+{horizon_probe.JOB_COLUMNS}
 );
 CREATE TABLE {SCHEMA}.pending (lane smallint NOT NULL, job_id bigint NOT NULL, PRIMARY KEY (lane, job_id));
 CREATE TABLE {SCHEMA}.segments (lane smallint NOT NULL, seq bigint NOT NULL, job_id bigint NOT NULL,
@@ -163,35 +149,8 @@ def run_lazy(url: str, duration_s: float, warmup_s: float, claim: bool, hold_s: 
         o = opts[i % len(opts)]
         return (kind, o["queue"], '{"seq": %d}' % i, o.get("ordering_key"), lane_of[o["queue"]])
 
-    start = time.perf_counter()
-    claimer = None
-    if claim:
-        ctx = multiprocessing.get_context("fork")
-        box = ctx.Queue()
-        wall = time.time()
-        claimer = ctx.Process(target=_claim_loop, args=(url, wall + warmup_s, wall + warmup_s + duration_s, box))
-        claimer.start()
-    holder = horizon_probe.hold_xid(url, start + warmup_s + duration_s / 3, hold_s) if hold_s else None
-
-    async def go() -> dict[str, Any]:
-        async with AsyncConnectionPool(url, min_size=PRODUCERS, max_size=PRODUCERS,
-                                       kwargs={"autocommit": True}, open=False) as pool:
-            await pool.wait()
-
-            async def insert(i: int) -> None:
-                async with pool.connection() as conn:
-                    await conn.execute(INSERT, params(i))
-
-            return await common.drive_async(insert, PRODUCERS, duration_s, warmup_s)
-
-    res = asyncio.run(go())
-    if holder:
-        holder.join()
-    if claimer:
-        res.update(box.get(timeout=120))
-        claimer.join()
-        res["claims_per_s"] = res["claimed"] / duration_s
-    return res
+    return horizon_probe.drive_producers(url, INSERT, params, _claim_loop if claim else None,
+                                         duration_s, warmup_s, hold_s)
 
 
 def measure(runner: Any, side: str, duration_s: float, warmup_s: float, hold_s: float) -> dict[str, Any]:
