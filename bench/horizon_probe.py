@@ -225,10 +225,6 @@ def drive_producers(url: str, insert_sql: str, params: Any, claim_loop: Any, dur
     return res
 
 
-def fresh_url(runner: Any) -> str:
-    return runner.fresh("ours")
-
-
 def measure_baseline(url: str, side: str, duration_s: float, warmup_s: float) -> dict[str, Any] | None:
     """The sides both probes share: ``plain`` and ``ours``; None for any other."""
     cfg = single_bench.Config("async", PRODUCERS, LANES, True)
@@ -239,16 +235,13 @@ def measure_baseline(url: str, side: str, duration_s: float, warmup_s: float) ->
     return None
 
 
-def measure(runner: Any, side: str, duration_s: float, warmup_s: float, hold_s: float) -> dict[str, Any]:
-    url = fresh_url(runner)
-    res = measure_baseline(url, side, duration_s, warmup_s)
-    if res is not None:
-        return res
+def measure(url: str, side: str, duration_s: float, warmup_s: float, hold_s: float) -> dict[str, Any]:
+    """This probe's own sides (run_probe measures ``plain`` and ``ours``)."""
     return run_horizon(url, duration_s, warmup_s, side != "horizon", hold_s if side == "horizon_long" else 0.0,
                        gate=side != "claim_nogate")
 
 
-def summarise(runs: list[dict[str, Any]], sides: tuple[str, ...] = SIDES) -> dict[str, Any]:
+def summarise(runs: list[dict[str, Any]], sides: tuple[str, ...]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for side in sides:
         mine = [r["result"] for r in runs if r["side"] == side]
@@ -265,8 +258,10 @@ def summarise(runs: list[dict[str, Any]], sides: tuple[str, ...] = SIDES) -> dic
 def run_probe(prog: str, doc: str, sides: tuple[str, ...], measure_side: Any,
               argv: list[str] | None) -> list[dict[str, Any]]:
     """Parse the probes' common options, run every side in every round (the
-    order reversed every other round) and print the JSON document; returns
-    the runs."""
+    order reversed every other round), each on a fresh database, and print
+    the JSON document; returns the runs. ``plain`` and ``ours`` are measured
+    here, every other side by ``measure_side(url, side, duration, warmup,
+    hold)``."""
     from bench.__main__ import Runner
 
     parser = argparse.ArgumentParser(prog=prog, description=doc.split("\n")[0])
@@ -283,7 +278,10 @@ def run_probe(prog: str, doc: str, sides: tuple[str, ...], measure_side: Any,
         for rnd in range(args.rounds):
             order = sides if rnd % 2 == 0 else sides[::-1]
             for side in order:
-                res = measure_side(runner, side, args.duration, args.warmup, args.hold)
+                url = runner.fresh("ours")
+                res = measure_baseline(url, side, args.duration, args.warmup)
+                if res is None:
+                    res = measure_side(url, side, args.duration, args.warmup, args.hold)
                 runs.append({"round": rnd, "side": side, "result": res})
                 print(f"r{rnd + 1} {side}: {json.dumps(res)}", file=sys.stderr, flush=True)
     print(json.dumps({"server": meta, "producers": PRODUCERS, "lanes": LANES, "rounds": args.rounds,

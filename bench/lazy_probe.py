@@ -153,11 +153,8 @@ def run_lazy(url: str, duration_s: float, warmup_s: float, claim: bool, hold_s: 
                                          duration_s, warmup_s, hold_s)
 
 
-def measure(runner: Any, side: str, duration_s: float, warmup_s: float, hold_s: float) -> dict[str, Any]:
-    url = horizon_probe.fresh_url(runner)
-    res = horizon_probe.measure_baseline(url, side, duration_s, warmup_s)
-    if res is not None:
-        return res
+def measure(url: str, side: str, duration_s: float, warmup_s: float, hold_s: float) -> dict[str, Any]:
+    """This probe's own sides (run_probe measures ``plain`` and ``ours``)."""
     return run_lazy(url, duration_s, warmup_s, side != "lazy", hold_s if side == "lazy_long" else 0.0)
 
 

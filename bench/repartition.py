@@ -150,7 +150,8 @@ def run_one(server: Any, old: int, new: int, window_s: float, rate: float, warmu
     stop_producing = threading.Event()
     stop_all = threading.Event()
     unmoved = [k for k in keys if k not in moved]
-    producers = [Producer(url, pq, unmoved[i::PRODUCERS], [k for k in keys if k in moved][i::PRODUCERS], rate / PRODUCERS)
+    moving = [k for k in keys if k in moved]
+    producers = [Producer(url, pq, unmoved[i::PRODUCERS], moving[i::PRODUCERS], rate / PRODUCERS)
                  for i in range(PRODUCERS)]
 
     def work() -> None:
