@@ -76,9 +76,13 @@ def test_pinned_two_by_two_holds_with_domain_separated_routing(machine_db: str) 
 
 
 def _zombie_completion(machine: LifecycleMachine) -> None:
-    """enqueue_copy([0, 0]); claim(w1); 31 s quiet; rescue; claim(w2); complete(w1)."""
+    """enqueue_copy([0]); claim(w1); 31 s quiet; rescue; claim(w2); complete(w1).
+
+    One job (the shrunk example had a second in another lane, which only
+    ever mattered through the claim's random lane order).
+    """
     steps = [
-        lambda: machine.enqueue_copy([0, 0]),
+        lambda: machine.enqueue_copy([0]),
         lambda: machine.claim(Draws(1)),
         lambda: machine.advance_time(31),
         lambda: machine.rescue(),
@@ -115,9 +119,9 @@ def test_pinned_zombie_completion_breaks_an_unguarded_complete(machine_db: str) 
 
 
 def _stale_replay_after_retry(machine: LifecycleMachine) -> None:
-    """enqueue_copy([0, 0]); claim(w1); fail(w1, retry_now); claim(w1); complete by lease 1."""
+    """enqueue_copy([0]); claim(w1); fail(w1, retry_now); claim(w1); complete by lease 1."""
     steps = [
-        lambda: machine.enqueue_copy([0, 0]),
+        lambda: machine.enqueue_copy([0]),
         lambda: machine.claim(Draws(1)),
         lambda: machine.fail(Draws(1), "retry_now"),
         lambda: machine.claim(Draws(1)),
