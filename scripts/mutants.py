@@ -195,8 +195,8 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "lane-stats", "lane stats count one job too many per lane",
         (("awa/storage/sql/queries/lane_stats.sql",
-          "e.next_seq - 1 - coalesce(c.claim_seq, 0) - coalesce(c.holes, 0) AS available",
-          "e.next_seq - coalesce(c.claim_seq, 0) - coalesce(c.holes, 0) AS available"),),
+          "e.next_seq - 1 - coalesce(c.claim_seq, 0) - coalesce(c.holes, 0)\n",
+          "e.next_seq - coalesce(c.claim_seq, 0) - coalesce(c.holes, 0)\n"),),
         ("tests/test_storage_lanes.py", "tests/test_cli_basics.py"),
     ),
     Mutant(
@@ -375,10 +375,52 @@ MUTANTS: tuple[Mutant, ...] = (
         (f"{M}/test_routing_machine.py", "tests/test_routing_sql_twins.py"),
     ),
     Mutant(
-        "enqueue-seq-after-bump", "a single insert numbers its row with the head after the bump (BrokenReserveAfterBump)",
-        ((f"{BASE}/04_enqueue.sql", "    SELECT b.next_seq - 1 INTO v_seq\n", "    SELECT b.next_seq INTO v_seq\n"),),
+        "sequence-after-bump", "sequencing numbers pending rows from the head after the bump (BrokenAfterBump)",
+        ((f"{BASE}/03_lanes.sql", "               h.next_seq - 1 + row_number() OVER",
+          "               h.next_seq + row_number() OVER"),),
         (f"{M}/test_lifecycle_machine.py::test_lifecycle_machine_matches_the_spec_mirror_step_by_step",
-         f"{M}/test_unique_machine.py::test_unique_machine_holds_every_invariant", "tests/test_client_enqueue.py"),
+         f"{M}/test_unique_machine.py::test_unique_machine_holds_every_invariant", "tests/test_lazy_numbering.py"),
+    ),
+    Mutant(
+        "sequence-by-job-id", "pending rows numbered in job-id order, not pending_id order (BrokenAnyOrder)",
+        ((f"{BASE}/03_lanes.sql", "                                                   ORDER BY t.pending_id) AS seq",
+          "                                                   ORDER BY t.job_id) AS seq"),),
+        ("tests/test_lazy_numbering.py",),
+    ),
+    Mutant(
+        "copy-skips-pending", "a COPY reserves without numbering the lane's pending rows first (BrokenCopySkipsPending)",
+        ((f"{BASE}/03_lanes.sql", "    PERFORM __schema__.sequence_lanes(p_queue, p_priority, p_shard);\n", ""),),
+        ("tests/test_lazy_numbering.py", "tests/test_storage_lanes.py"),
+    ),
+    Mutant(
+        "claim-sequences-unlocked", "a claim numbers a lane without its enqueue head lock (BrokenUnlocked)",
+        ((f"{BASE}/05_claim.sql", "              AND e.enqueue_shard = v_lane.enqueue_shard\n            FOR UPDATE SKIP LOCKED;\n",
+          "              AND e.enqueue_shard = v_lane.enqueue_shard;\n"),),
+        ("tests/test_lazy_numbering.py::test_a_claim_never_numbers_a_lane_whose_head_a_copy_holds",),
+    ),
+    Mutant(
+        "claim-ignores-pending", "the claim's lane list skips lanes that hold only jobs not numbered yet",
+        ((f"{BASE}/05_claim.sql", "               OR EXISTS (SELECT 1 FROM __schema__.lane_pending AS p\n",
+          "               OR false AND EXISTS (SELECT 1 FROM __schema__.lane_pending AS p\n"),),
+        (f"{M}/test_lifecycle_machine.py::test_lifecycle_machine_matches_the_spec_mirror_step_by_step",
+         "tests/test_lazy_numbering.py"),
+    ),
+    Mutant(
+        "sequence-numbers-cancelled", "sequencing numbers a pending job that was cancelled (its number is an uncounted hole)",
+        ((f"{BASE}/03_lanes.sql", "        WHERE j.id = ANY (v_jid) AND j.state = 'available' AND j.lane_seq IS NULL\n",
+          "        WHERE j.id = ANY (v_jid)\n"),),
+        ("tests/test_lazy_numbering.py::test_cancelling_a_pending_job_leaves_no_hole",),
+    ),
+    Mutant(
+        "cancel-pending-hole", "cancelling a job not numbered yet counts a hole in its lane",
+        ((f"{BASE}/07_admin.sql", "IF v_job.state = 'available' AND v_job.lane_seq IS NOT NULL THEN",
+          "IF v_job.state = 'available' THEN"),),
+        ("tests/test_lazy_numbering.py::test_cancelling_a_pending_job_leaves_no_hole",),
+    ),
+    Mutant(
+        "repartition-marks-unsequenced", "a width change marks the lanes without numbering their pending jobs first",
+        ((f"{BASE}/16_repartition.sql", "    HAVING count(*) > 0;\n", "    HAVING false;\n"),),
+        ("tests/test_lazy_numbering.py::test_a_width_change_numbers_pending_jobs_before_it_marks",),
     ),
     Mutant(
         "enqueue-batch-seq-after-bump", "a batch numbers its rows from the head after the bump (BrokenReserveAfterBump)",

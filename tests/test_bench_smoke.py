@@ -298,7 +298,10 @@ def test_single_inserts_land_where_they_are_routed(database_url: str) -> None:
     assert 0 < res["p50_ms"] <= res["p99_ms"]
     pq = PartitionedQueue(single.QUEUE, 4)
     with psycopg.connect(database_url) as conn:
-        rows = conn.execute("SELECT queue, ordering_key, (args->>'seq')::int, lane_seq FROM awa.jobs").fetchall()
+        # numbered, or waiting in lane_pending for the next claim (ADR 0028)
+        rows = conn.execute(
+            "SELECT j.queue, j.ordering_key, (j.args->>'seq')::int, coalesce(j.lane_seq, p.pending_id) FROM awa.jobs AS j"
+            " LEFT JOIN awa.lane_pending AS p ON p.job_id = j.id AND p.queue = j.queue").fetchall()
     assert len(rows) >= res["measured"]
     for queue, key, seq, lane_seq in rows:
         assert bytes(key).decode() == single_common.key_for(seq) and queue == pq.queue_for_key(bytes(key))

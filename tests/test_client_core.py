@@ -20,15 +20,17 @@ def client(database_url):
 def test_insert_claim_complete_roundtrip(client):
     job = client.insert({"n": 1}, kind="demo", queue="q1")
     assert isinstance(job, Job)
-    assert job.state is JobState.AVAILABLE and job.lane_seq == 1 and job.queue == "q1"
+    # numbered by the claim, not by the insert (ADR 0028)
+    assert job.state is JobState.AVAILABLE and job.lane_seq is None and job.queue == "q1"
     stored = client.get_job(job.id)
-    assert stored.args == {"n": 1} and stored.kind == "demo" and stored.lane_seq == 1
+    assert stored.args == {"n": 1} and stored.kind == "demo" and stored.lane_seq is None
     assert stored.created_at == job.created_at and stored.run_at == job.run_at
 
     claimed = client.claim(["q1"], 10)
     assert [j.id for j in claimed] == [job.id]
     running = claimed[0]
     assert running.state is JobState.RUNNING and running.run_lease == 1 and running.attempt == 1
+    assert running.lane_seq == 1
 
     assert client.complete(job.id, running.run_lease) is True
     assert client.get_job(job.id).state is JobState.COMPLETED

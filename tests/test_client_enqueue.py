@@ -386,8 +386,10 @@ def test_enqueue_inside_callers_transaction_rolls_back_with_it(client, database_
         client.insert_many_copy([{"order": 2}], kind="k", queue="other", conn=tx)
         tx.rollback()
     assert _count(conn) == 0
-    # The lane reservation rolled back too: the next job gets number 1.
-    assert client.insert({"order": 3}, kind="k").lane_seq == 1
+    # The lane reservation rolled back too: the next job gets number 1,
+    # when the claim numbers it (a single insert takes no number, ADR 0028).
+    assert client.insert({"order": 3}, kind="k").lane_seq is None
+    assert [j.lane_seq for j in client.claim(["default"], 5)] == [1]
 
 
 def test_async_transactional_enqueue(database_url, conn):
@@ -435,7 +437,8 @@ def test_future_run_at_is_scheduled_without_lane_number(client):
     assert all(j.state is JobState.SCHEDULED and j.lane_seq is None and j.run_at == run_at for j in jobs)
     assert client.claim(["default"], 10) == []
     past = client.insert({"a": 3}, kind="k", run_at=dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=1))
-    assert past.state is JobState.AVAILABLE and past.lane_seq == 1
+    assert past.state is JobState.AVAILABLE and past.lane_seq is None  # numbered by the claim
+    assert [(j.id, j.lane_seq) for j in client.claim(["default"], 10)] == [(past.id, 1)]
 
 
 def test_empty_batch_is_a_no_op(client, conn):

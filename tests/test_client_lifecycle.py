@@ -112,7 +112,7 @@ def test_failed_job_moves_to_dlq_when_enabled_and_comes_back_to_its_lane(client,
     back = client.retry_from_dlq(job.id)
     assert back.state is JobState.AVAILABLE and back.attempt == 0
     assert back.lane == job.lane and back.ordering_key == b"user-1"
-    assert back.lane_seq == job.lane_seq + 1
+    assert back.lane_seq == j.lane_seq + 1
     assert back.run_lease == j.run_lease  # leases stay monotonic per job id
     assert client.dlq_depth() == 0
     [again] = client.claim(["mail"], 1)

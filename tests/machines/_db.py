@@ -1,4 +1,14 @@
-"""Reading the jobs table the way the invariants need it."""
+"""Reading the jobs table the way the invariants need it.
+
+A single insert is numbered lazily (ADR 0028): until a claimer or a COPY
+sequences its lane, a committed job has ``lane_seq`` NULL and a
+``lane_pending`` row. The readers here apply the refinement mapping of
+``specs/ProducersLazy.tla`` to the specs that number at insert time: such a
+job carries the number the next sequencing gives it (the lane's ``next_seq``
+plus its rank among the lane's committed pending jobs in ``pending_id``
+order), and a lane's head counts those numbers as taken. Sequencing then
+changes nothing these readers return.
+"""
 
 from __future__ import annotations
 
@@ -38,11 +48,26 @@ _COLUMNS = (
 )
 
 
+# The pending jobs still to be numbered, with the number sequencing gives them.
+_PENDING = """
+    SELECT p.job_id, p.queue, p.priority, p.enqueue_shard,
+           row_number() OVER (PARTITION BY p.queue, p.priority, p.enqueue_shard ORDER BY p.pending_id) AS rank
+    FROM {pending} AS p JOIN {jobs} AS w ON w.id = p.job_id AND w.state = 'available' AND w.lane_seq IS NULL
+"""
+
+
 def read_jobs(conn: psycopg.Connection, schema: str = "awa") -> dict[int, JobRow]:
-    """Every job row, keyed by id, read in one committed snapshot."""
-    rows = conn.execute(
-        sql.SQL("SELECT " + _COLUMNS + " FROM {} ORDER BY id").format(sql.Identifier(schema, "jobs"))
-    ).fetchall()
+    """Every job row, keyed by id, read in one committed snapshot (pending jobs mapped)."""
+    columns = _COLUMNS.replace("lane_seq", "coalesce(j.lane_seq, h.next_seq - 1 + n.rank)").replace(
+        "id, queue, priority, enqueue_shard,", "j.id, j.queue, j.priority, j.enqueue_shard,", 1)
+    query = sql.SQL(
+        "SELECT " + columns + " FROM {jobs} AS j"
+        " LEFT JOIN (" + _PENDING + ") AS n ON n.job_id = j.id"
+        " LEFT JOIN {heads} AS h ON h.queue = n.queue AND h.priority = n.priority"
+        " AND h.enqueue_shard = n.enqueue_shard ORDER BY j.id"
+    ).format(jobs=sql.Identifier(schema, "jobs"), pending=sql.Identifier(schema, "lane_pending"),
+             heads=sql.Identifier(schema, "enqueue_heads"))
+    rows = conn.execute(query).fetchall()
     if not conn.autocommit:
         conn.commit()
     return {
@@ -57,9 +82,14 @@ def read_jobs(conn: psycopg.Connection, schema: str = "awa") -> dict[int, JobRow
 
 
 def read_enqueue_heads(conn: psycopg.Connection, schema: str = "awa") -> dict[tuple[str, int, int], int]:
-    rows = conn.execute(
-        sql.SQL("SELECT queue, priority, enqueue_shard, next_seq FROM {}").format(sql.Identifier(schema, "enqueue_heads"))
-    ).fetchall()
+    """Each lane's next_seq, counting the numbers its pending jobs will take."""
+    query = sql.SQL(
+        "SELECT h.queue, h.priority, h.enqueue_shard, h.next_seq + coalesce(max(n.rank), 0) FROM {heads} AS h"
+        " LEFT JOIN (" + _PENDING + ") AS n ON h.queue = n.queue AND h.priority = n.priority"
+        " AND h.enqueue_shard = n.enqueue_shard GROUP BY 1, 2, 3, h.next_seq"
+    ).format(jobs=sql.Identifier(schema, "jobs"), pending=sql.Identifier(schema, "lane_pending"),
+             heads=sql.Identifier(schema, "enqueue_heads"))
+    rows = conn.execute(query).fetchall()
     if not conn.autocommit:
         conn.commit()
     return {(r[0], r[1], r[2]): r[3] for r in rows}

@@ -41,7 +41,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from verification.mirrors import lifecycle as spec
 from awa.routing import PartitionedQueue, shard_for_ordering_key
 from verification.trace import LifecycleTrace, abstract_lifecycle_state
-from tests.machines._db import JobRow, read_jobs
+from tests.machines._db import JobRow, read_enqueue_heads, read_jobs
 from tests.machines._support import bind_machine, reset_database, user_tables
 
 EPOCH = dt.datetime(2030, 1, 1, tzinfo=dt.timezone.utc)
@@ -521,9 +521,7 @@ class LifecycleMachine(RuleBasedStateMachine):
     @invariant()
     def database_agrees(self) -> None:
         rows = read_jobs(self.conn)
-        heads = {
-            (q, s): n for q, p, s, n in self.conn.execute("SELECT queue, priority, enqueue_shard, next_seq FROM awa.enqueue_heads")
-        }
+        heads = {(q, s): n for (q, p, s), n in read_enqueue_heads(self.conn).items()}
         claims = {
             (q, s): n for q, p, s, n in self.conn.execute("SELECT queue, priority, enqueue_shard, claim_seq FROM awa.claim_heads")
         }

@@ -26,6 +26,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 
 from awa.client import Client
 from awa.errors import UniqueConflict
+from tests.machines._db import read_enqueue_heads
 from tests.machines._support import bind_machine, reset_database, user_tables
 
 KEYS = st.sampled_from(["a", "b", "c", "d"])
@@ -106,8 +107,7 @@ class UniqueMachine(RuleBasedStateMachine):
             assert self._lanes() == before, f"refused batch {keys} left lane heads {before} -> {self._lanes()}"
 
     def _lanes(self) -> list[tuple]:
-        return self.check_conn.execute(
-            "SELECT queue, priority, enqueue_shard, next_seq FROM awa.enqueue_heads ORDER BY 1, 2, 3").fetchall()
+        return sorted((*lane, n) for lane, n in read_enqueue_heads(self.check_conn).items())
 
     # -- lifecycle ---------------------------------------------------------
 

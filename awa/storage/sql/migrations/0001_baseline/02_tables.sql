@@ -1,10 +1,12 @@
 -- Queue storage: queues, lane heads, jobs, dead-letter entries.
 --
--- A lane is (queue, priority, enqueue_shard). Producers take sequence ranges
--- from the lane's enqueue head with a row-locking upsert; the lock lives until
--- the producer commits, so a later committer always gets larger numbers
--- (commit-ordered lane_seq). Claimers serialise per lane on a separate claim
--- head row so producers and claimers never wait for each other.
+-- A lane is (queue, priority, enqueue_shard). Batch producers (COPY) take
+-- sequence ranges from the lane's enqueue head with a row-locking upsert; the
+-- lock lives until the producer commits, so a later committer always gets
+-- larger numbers. A single insert takes no lock and no number: it leaves a
+-- lane_pending row, and whoever next holds the enqueue head numbers the
+-- committed pending rows first (ADR 0028). Claimers serialise per lane on a
+-- separate claim head row.
 --
 -- Available jobs are found through lane segments, not through an index on
 -- the jobs table: a segment says "lane numbers first_seq..last_seq are the
@@ -63,6 +65,22 @@ CREATE TABLE __schema__.lane_segments (
     PRIMARY KEY (queue, priority, enqueue_shard, first_seq)
 );
 
+-- Single inserts not numbered yet (ADR 0028). pending_id comes from a
+-- sequence without cache, so it increases in time: a transaction that
+-- committed before another inserted has the smaller ids. The sequencer
+-- (sequence_lanes, 03_lanes.sql) numbers a lane's committed rows in
+-- pending_id order and deletes them.
+CREATE SEQUENCE __schema__.lane_pending_ids AS bigint CACHE 1;
+
+CREATE TABLE __schema__.lane_pending (
+    queue         text     NOT NULL,
+    priority      smallint NOT NULL,
+    enqueue_shard smallint NOT NULL,
+    pending_id    bigint   NOT NULL,
+    job_id        bigint   NOT NULL,
+    PRIMARY KEY (queue, priority, enqueue_shard, pending_id)
+);
+
 -- Fixed-width columns first to keep rows free of alignment padding.
 -- errors / tags / metadata / progress are NULL when empty (cheaper rows).
 CREATE TABLE __schema__.jobs (
@@ -95,8 +113,9 @@ CREATE TABLE __schema__.jobs (
     concurrency_key bytea,
     -- unique jobs (12_unique.sql): awa's 16-byte key and its bit(8) state mask
     unique_key    bytea,
-    unique_states bit(8),
-    CONSTRAINT jobs_available_has_lane_seq CHECK (state <> 'available' OR lane_seq IS NOT NULL)
+    unique_states bit(8)
+    -- An available job has a lane_seq, or a lane_pending row until it is
+    -- numbered (ADR 0028).
 );
 
 -- No secondary index covers available jobs: enqueue writes the heap and the

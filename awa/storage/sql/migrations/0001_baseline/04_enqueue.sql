@@ -114,11 +114,10 @@ $$;
 -- row rather than as a batch of one: the batch path's array plumbing (unnest,
 -- window functions, id runs) cost a single insert about half its server time.
 -- Returns no row when the caller's enqueue_shards is stale (it refreshes and
--- calls again). Work that needs no lock comes first; the head bump, whose row
--- lock keeps lane numbers commit-ordered until this transaction ends, is
--- followed only by the two inserts that need its number. pg_notify only when
--- the lane held no available job before this one (ADR 0023): a claimer that
--- has not yet reached the earlier jobs reaches this one too.
+-- calls again). No lane lock and no lane number (ADR 0028): the job row and a
+-- lane_pending row, and whoever next holds the lane's enqueue head numbers it.
+-- pg_notify only when the lane looked empty to this statement: no numbered
+-- job past the claim cursor and no committed pending row (ADR 0023, 0028).
 CREATE OR REPLACE FUNCTION __schema__.insert_job(
     p_queue           text,
     p_expected_shards smallint,
@@ -141,6 +140,7 @@ DECLARE
     v_now    timestamptz := coalesce(p_now, pg_catalog.now());
     v_shards smallint;
     v_seq    bigint;
+    v_empty  boolean;
     v_job    __schema__.jobs;
     -- A registered logical queue's key is taken shared and, after a width
     -- change, the job routed with the current width (16_repartition.sql).
@@ -175,27 +175,37 @@ BEGIN
         RETURN;
     END IF;
 
-    SELECT b.next_seq - 1 INTO v_seq
-    FROM __schema__.bump_enqueue_heads(ARRAY[v_queue], ARRAY[p_priority], ARRAY[v_shard], ARRAY[1]) AS b;
-
-    INSERT INTO __schema__.jobs (
-        queue, priority, max_attempts, state, enqueue_shard, lane_seq, run_at, created_at,
-        kind, args, tags, metadata, ordering_key, concurrency_key)
-    VALUES (
-        v_queue, p_priority, p_max_attempts, 'available', v_shard, v_seq, coalesce(p_run_at, v_now), v_now,
-        p_kind, p_args, p_tags, p_metadata, p_ordering_key, p_concurrency_key)
-    RETURNING * INTO v_job;
-
-    INSERT INTO __schema__.lane_segments (queue, priority, enqueue_shard, first_seq, last_seq, first_id)
-    VALUES (v_queue, p_priority, v_shard, v_seq, v_seq, v_job.id);
-
-    -- Jobs numbered below v_seq are committed or gone (the head lock), so
-    -- the lane was empty before this job when the claim cursor and the holes
-    -- cover them all (a lane never claimed from counts from 0).
-    IF v_seq - 1 - coalesce((
+    -- The lane's head, created on first use (the only time a single insert
+    -- takes a head lock), then the emptiness test for the wake-up.
+    SELECT e.next_seq INTO v_seq FROM __schema__.enqueue_heads AS e
+    WHERE e.queue = v_queue AND e.priority = p_priority AND e.enqueue_shard = v_shard;
+    IF NOT FOUND THEN
+        SELECT b.next_seq INTO v_seq
+        FROM __schema__.bump_enqueue_heads(ARRAY[v_queue], ARRAY[p_priority], ARRAY[v_shard], ARRAY[0]) AS b;
+    END IF;
+    v_empty := v_seq - 1 - coalesce((
         SELECT c.claim_seq + c.holes FROM __schema__.claim_heads AS c
         WHERE c.queue = v_queue AND c.priority = p_priority AND c.enqueue_shard = v_shard
-    ), 0) <= 0 THEN
+    ), 0) <= 0
+    AND NOT EXISTS (
+        SELECT 1 FROM __schema__.lane_pending AS p
+        WHERE p.queue = v_queue AND p.priority = p_priority AND p.enqueue_shard = v_shard);
+
+    WITH job AS (
+        INSERT INTO __schema__.jobs (
+            queue, priority, max_attempts, state, enqueue_shard, lane_seq, run_at, created_at,
+            kind, args, tags, metadata, ordering_key, concurrency_key)
+        VALUES (
+            v_queue, p_priority, p_max_attempts, 'available', v_shard, NULL, coalesce(p_run_at, v_now), v_now,
+            p_kind, p_args, p_tags, p_metadata, p_ordering_key, p_concurrency_key)
+        RETURNING *
+    ), pending AS (
+        INSERT INTO __schema__.lane_pending (queue, priority, enqueue_shard, pending_id, job_id)
+        SELECT job.queue, job.priority, job.enqueue_shard, nextval('__schema__.lane_pending_ids'), job.id FROM job
+    )
+    SELECT * INTO v_job FROM job;
+
+    IF v_empty THEN
         PERFORM pg_notify(p_channel, v_queue);
     END IF;
     RETURN NEXT v_job;
@@ -211,6 +221,11 @@ LANGUAGE plpgsql AS $$
 DECLARE
     v_count  integer;
     v_queues text[];
+    v_q      text[];
+    v_p      smallint[];
+    v_s      smallint[];
+    v_seq    bigint[];
+    v_id     bigint[];
 BEGIN
     -- Routed with the current width of a registered logical queue, under its
     -- key shared (16_repartition.sql): a late job takes a seq at the tail of
@@ -245,22 +260,18 @@ BEGIN
         FROM moving AS m
         JOIN lanes AS l USING (queue, priority, enqueue_shard)
         JOIN bumped AS b USING (queue, priority, enqueue_shard)
-    ), segments AS (
-        -- Maximal runs where both the lane number and the id go up by one.
-        INSERT INTO __schema__.lane_segments (queue, priority, enqueue_shard, first_seq, last_seq, first_id)
-        SELECT queue, priority, enqueue_shard, min(seq), max(seq), min(id)
-        FROM (
-            SELECT x.*, x.seq - row_number() OVER (PARTITION BY x.queue, x.priority, x.enqueue_shard, x.id - x.seq
-                                                   ORDER BY x.seq) AS island
-            FROM numbered AS x
-        ) AS runs
-        GROUP BY queue, priority, enqueue_shard, id - seq, island
+    ), moved AS (
+        UPDATE __schema__.jobs AS j
+        SET state = 'available', lane_seq = numbered.seq, heartbeat_at = NULL, deadline_at = NULL
+        FROM numbered
+        WHERE j.id = numbered.id
+        RETURNING numbered.*
     )
-    UPDATE __schema__.jobs AS j
-    SET state = 'available', lane_seq = numbered.seq, heartbeat_at = NULL, deadline_at = NULL
-    FROM numbered
-    WHERE j.id = numbered.id;
-    GET DIAGNOSTICS v_count = ROW_COUNT;
+    SELECT array_agg(queue), array_agg(priority), array_agg(enqueue_shard), array_agg(seq), array_agg(id)
+    INTO v_q, v_p, v_s, v_seq, v_id
+    FROM moved;
+    v_count := coalesce(cardinality(v_id), 0);
+    PERFORM __schema__.insert_lane_segments(v_q, v_p, v_s, v_seq, v_id);
 
     PERFORM pg_notify(p_channel, q) FROM unnest(v_queues) AS q;
     RETURN v_count;

@@ -69,7 +69,8 @@ BEGIN
     ON CONFLICT DO NOTHING;
 
     FOR v_lane IN
-        SELECT e.queue, e.priority, e.enqueue_shard, c.claim_seq
+        SELECT e.queue, e.priority, e.enqueue_shard, c.claim_seq,
+               e.next_seq - 1 - coalesce(c.claim_seq, 0) - coalesce(c.holes, 0) <= 0 AS only_pending
         FROM __schema__.enqueue_heads AS e
         JOIN __schema__.queues AS q ON q.name = e.queue AND NOT q.paused
         LEFT JOIN __schema__.claim_heads AS c
@@ -88,7 +89,10 @@ BEGIN
         ) AS h ON true
         WHERE e.queue = ANY (p_queues)
           AND p_limits[array_position(p_queues, e.queue)] > 0
-          AND e.next_seq - 1 - coalesce(c.claim_seq, 0) - coalesce(c.holes, 0) > 0
+          AND (e.next_seq - 1 - coalesce(c.claim_seq, 0) - coalesce(c.holes, 0) > 0
+               OR EXISTS (SELECT 1 FROM __schema__.lane_pending AS p
+                          WHERE p.queue = e.queue AND p.priority = e.priority
+                            AND p.enqueue_shard = e.enqueue_shard))
           AND (c.fence_seq IS NULL OR c.claim_seq < c.fence_seq)
         ORDER BY
             -- (numeric, not integer: a long wait over a short interval is more than 2^31 steps)
@@ -111,6 +115,25 @@ BEGIN
           AND c.enqueue_shard = v_lane.enqueue_shard
         FOR UPDATE SKIP LOCKED;
         CONTINUE WHEN NOT FOUND;
+
+        -- Number the lane's committed single inserts first (ADR 0028), under
+        -- its enqueue head, taken SKIP LOCKED: a COPY holding it numbered
+        -- them before it reserved. sequence_lanes is a later statement, so
+        -- it sees what the head's previous holder committed.
+        IF EXISTS (SELECT 1 FROM __schema__.lane_pending AS p
+                   WHERE p.queue = v_lane.queue AND p.priority = v_lane.priority
+                     AND p.enqueue_shard = v_lane.enqueue_shard) THEN
+            PERFORM 1 FROM __schema__.enqueue_heads AS e
+            WHERE e.queue = v_lane.queue AND e.priority = v_lane.priority
+              AND e.enqueue_shard = v_lane.enqueue_shard
+            FOR UPDATE SKIP LOCKED;
+            IF FOUND THEN
+                PERFORM __schema__.sequence_lanes(ARRAY[v_lane.queue], ARRAY[v_lane.priority],
+                                                  ARRAY[v_lane.enqueue_shard]);
+            ELSIF v_lane.only_pending THEN
+                CONTINUE;
+            END IF;
+        END IF;
 
         -- Per-key concurrency (15_key_concurrency.sql): a governed queue's
         -- lane is claimed by claim_keyed_lane, which moves its cursor itself.

@@ -31,8 +31,10 @@ BEGIN
           AND lane_seq IS NOT DISTINCT FROM v_job.lane_seq
         RETURNING *;
         IF FOUND THEN
-            IF v_job.state = 'available' THEN
-                -- Its number stays behind in the lane as a hole.
+            IF v_job.state = 'available' AND v_job.lane_seq IS NOT NULL THEN
+                -- Its number stays behind in the lane as a hole. A job not
+                -- numbered yet leaves none: its pending row is dropped
+                -- unnumbered when the lane is sequenced (ADR 0028).
                 UPDATE __schema__.claim_heads
                 SET holes = holes + 1
                 WHERE queue = v_job.queue AND priority = v_job.priority

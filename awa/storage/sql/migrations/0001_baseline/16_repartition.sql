@@ -236,6 +236,20 @@ BEGIN
     INSERT INTO __schema__.partition_epochs (logical_queue, epoch, old_width, new_width)
     VALUES (p_logical, v_epoch, v_old, p_width);
 
+    -- Every job routed with the old width is committed or gone (the key is
+    -- held exclusively), but single inserts may not be numbered yet: number
+    -- every lane of the queue's partitions first (ADR 0028), heads in key
+    -- order, so the marks below cover every job routed with the old width.
+    PERFORM __schema__.bump_enqueue_heads(array_agg(h.queue), array_agg(h.priority), array_agg(h.enqueue_shard),
+                                          array_fill(0, ARRAY[count(*)::integer]))
+    FROM (
+        SELECT h.queue, h.priority, h.enqueue_shard
+        FROM generate_series(0, greatest(v_old, p_width) - 1) AS p(part)
+        JOIN __schema__.enqueue_heads AS h ON h.queue = __schema__.partition_queue(p_logical, p.part)
+        ORDER BY h.queue, h.priority, h.enqueue_shard
+    ) AS h
+    HAVING count(*) > 0;
+
     -- Marks of every lane of the old partitions (the sources of any fence):
     -- lanes with a head, and lanes without one that carry an unlifted fence
     -- (mark 0), whose fence the chained lift clause must still see.
@@ -364,6 +378,8 @@ BEGIN
           LEFT JOIN __schema__.claim_heads AS c
                  ON c.queue = h.queue AND c.priority = h.priority AND c.enqueue_shard = h.enqueue_shard
           WHERE h.next_seq - 1 - coalesce(c.claim_seq, 0) - coalesce(c.holes, 0) > 0
+             OR EXISTS (SELECT 1 FROM __schema__.lane_pending AS n
+                        WHERE n.queue = h.queue AND n.priority = h.priority AND n.enqueue_shard = h.enqueue_shard)
              OR EXISTS (SELECT 1 FROM __schema__.jobs AS j
                         WHERE j.state = 'running' AND j.queue = h.queue));
     RETURN v_total;
