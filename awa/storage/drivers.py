@@ -362,6 +362,8 @@ class SyncExecutor:
                             return run_sync(pooled, op)
                     return run_sync(pooled, op)
             assert self.conn is not None
+            if not tx and self.conn.autocommit:
+                return run_sync(self.conn, op)  # one statement: atomic alone, one round trip
             with self.conn.transaction():
                 return run_sync(self.conn, op)
         except _MISSING_OBJECT as exc:
@@ -445,6 +447,8 @@ class AsyncExecutor:
                             return await run_async(pooled, op)
                     return await run_async(pooled, op)
             assert self.conn is not None
+            if not tx and self.conn.autocommit:
+                return await run_async(self.conn, op)  # one statement: atomic alone, one round trip
             async with self.conn.transaction():
                 return await run_async(self.conn, op)
         except _MISSING_OBJECT as exc:
