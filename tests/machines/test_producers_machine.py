@@ -779,3 +779,30 @@ def test_concurrent_producers_machine(database_factory) -> None:
     print("exercised:", dict(machine.counts))
     for what in ("insert", "copy", "commit", "rollback", "rollback_to_savepoint", "jobs claimed", "completed"):
         assert machine.counts[what] > 0, f"no run exercised {what}: {dict(machine.counts)}"
+
+
+def test_pinned_session_id_blocks_out_of_time_order(database_factory) -> None:
+    """Job ids come in per-session cached blocks, so ids are not in time order.
+
+    p1 inserts first (its session takes ids 1..1000), then p0 (1001..): p0's
+    two jobs commit before p1's second job is inserted, yet p1's second id (2)
+    is below theirs. PerKeyFifo demands p0's jobs first; numbering by job id
+    instead of pending_id (mutant sequence-by-job-id) hands out p1's first.
+    Hypothesis rarely reaches this (four inserts of one lane from two sessions
+    in one sequencing round), so it is pinned here through the machine's rules.
+    """
+    cls = type("ProducersMachine", (ProducersMachine,),
+               {"database_url": database_factory(migrated=True), "counts": Counter()})
+    machine = cls()
+    try:
+        machine.setup(partitions=1, shards=1, producers=2, claimers=1)
+        for who in (1, 0, 0, 1):  # producer p1, p0, p0, p1; each commits its row
+            machine.insert(who, "k0")
+            machine.commit(who)
+            machine.database_agrees()
+        machine.claim(0, 3)
+        machine.claim(0, 3)
+        machine.database_agrees()
+    finally:
+        machine.teardown()
+    assert len(machine.claimed_at) == 4, machine.log
