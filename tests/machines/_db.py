@@ -42,9 +42,11 @@ class JobRow:
         return (self.queue, self.priority, self.enqueue_shard)
 
 
+# j: the job, n: its pending row ranked (_PENDING), h: its lane's head.
 _COLUMNS = (
-    "id, queue, priority, enqueue_shard, lane_seq, ordering_key, state::text, run_lease, "
-    "attempt, max_attempts, kind, run_at, heartbeat_at, deadline_at, finalized_at"
+    "j.id, j.queue, j.priority, j.enqueue_shard, coalesce(j.lane_seq, h.next_seq - 1 + n.rank), j.ordering_key, "
+    "j.state::text, j.run_lease, j.attempt, j.max_attempts, j.kind, j.run_at, j.heartbeat_at, j.deadline_at, "
+    "j.finalized_at"
 )
 
 
@@ -56,17 +58,19 @@ _PENDING = """
 """
 
 
+def _tables(schema: str) -> dict[str, sql.Identifier]:
+    return {name: sql.Identifier(schema, table)
+            for name, table in (("jobs", "jobs"), ("pending", "lane_pending"), ("heads", "enqueue_heads"))}
+
+
 def read_jobs(conn: psycopg.Connection, schema: str = "awa") -> dict[int, JobRow]:
     """Every job row, keyed by id, read in one committed snapshot (pending jobs mapped)."""
-    columns = _COLUMNS.replace("lane_seq", "coalesce(j.lane_seq, h.next_seq - 1 + n.rank)").replace(
-        "id, queue, priority, enqueue_shard,", "j.id, j.queue, j.priority, j.enqueue_shard,", 1)
     query = sql.SQL(
-        "SELECT " + columns + " FROM {jobs} AS j"
+        "SELECT " + _COLUMNS + " FROM {jobs} AS j"
         " LEFT JOIN (" + _PENDING + ") AS n ON n.job_id = j.id"
         " LEFT JOIN {heads} AS h ON h.queue = n.queue AND h.priority = n.priority"
         " AND h.enqueue_shard = n.enqueue_shard ORDER BY j.id"
-    ).format(jobs=sql.Identifier(schema, "jobs"), pending=sql.Identifier(schema, "lane_pending"),
-             heads=sql.Identifier(schema, "enqueue_heads"))
+    ).format(**_tables(schema))
     rows = conn.execute(query).fetchall()
     if not conn.autocommit:
         conn.commit()
@@ -87,8 +91,7 @@ def read_enqueue_heads(conn: psycopg.Connection, schema: str = "awa") -> dict[tu
         "SELECT h.queue, h.priority, h.enqueue_shard, h.next_seq + coalesce(max(n.rank), 0) FROM {heads} AS h"
         " LEFT JOIN (" + _PENDING + ") AS n ON h.queue = n.queue AND h.priority = n.priority"
         " AND h.enqueue_shard = n.enqueue_shard GROUP BY 1, 2, 3, h.next_seq"
-    ).format(jobs=sql.Identifier(schema, "jobs"), pending=sql.Identifier(schema, "lane_pending"),
-             heads=sql.Identifier(schema, "enqueue_heads"))
+    ).format(**_tables(schema))
     rows = conn.execute(query).fetchall()
     if not conn.autocommit:
         conn.commit()

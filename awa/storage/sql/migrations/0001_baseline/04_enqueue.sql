@@ -139,7 +139,7 @@ LANGUAGE plpgsql AS $$
 DECLARE
     v_now    timestamptz := coalesce(p_now, pg_catalog.now());
     v_shards smallint;
-    v_seq    bigint;
+    v_next   bigint;  -- the lane head's next_seq
     v_empty  boolean;
     v_job    __schema__.jobs;
     -- A registered logical queue's key is taken shared and, after a width
@@ -177,13 +177,13 @@ BEGIN
 
     -- The lane's head, created on first use (the only time a single insert
     -- takes a head lock), then the emptiness test for the wake-up.
-    SELECT e.next_seq INTO v_seq FROM __schema__.enqueue_heads AS e
+    SELECT e.next_seq INTO v_next FROM __schema__.enqueue_heads AS e
     WHERE e.queue = v_queue AND e.priority = p_priority AND e.enqueue_shard = v_shard;
     IF NOT FOUND THEN
-        SELECT b.next_seq INTO v_seq
+        SELECT b.next_seq INTO v_next
         FROM __schema__.bump_enqueue_heads(ARRAY[v_queue], ARRAY[p_priority], ARRAY[v_shard], ARRAY[0]) AS b;
     END IF;
-    v_empty := v_seq - 1 - coalesce((
+    v_empty := v_next - 1 - coalesce((
         SELECT c.claim_seq + c.holes FROM __schema__.claim_heads AS c
         WHERE c.queue = v_queue AND c.priority = p_priority AND c.enqueue_shard = v_shard
     ), 0) <= 0
