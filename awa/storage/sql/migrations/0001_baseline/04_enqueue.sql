@@ -27,7 +27,9 @@ CREATE OR REPLACE FUNCTION __schema__.enqueue_reserve(
     OUT widths_ok     boolean,
     OUT widths        integer[]
 )
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET plan_cache_mode = force_generic_plan  -- ADR 0029
+AS $$
 DECLARE
     v_seq regclass;
     v_ids bigint[];

@@ -18,7 +18,12 @@ CREATE OR REPLACE FUNCTION __schema__.claim_jobs_limited(
     p_aging    interval DEFAULT NULL
 )
 RETURNS SETOF __schema__.jobs
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+-- Array parameters make every custom plan look cheaper than the generic one,
+-- so each statement here was planned again on every call (ADR 0029). The
+-- setting holds for the functions it calls (key_admit, sequence_lanes, ...).
+SET plan_cache_mode = force_generic_plan
+AS $$
 DECLARE
     v_now        timestamptz := coalesce(p_now, pg_catalog.now());
     v_left       integer[] := p_limits;  -- what each queue may still take
