@@ -215,3 +215,14 @@ ALTER TABLE __schema__.lane_pending SET (autovacuum_vacuum_scale_factor = 0, aut
 ALTER TABLE __schema__.terminal_counts SET (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 1000);
 ALTER TABLE __schema__.jobs SET (autovacuum_vacuum_scale_factor = 0.02, autovacuum_vacuum_insert_scale_factor = 0.02,
                                  autovacuum_analyze_scale_factor = 0.05);
+
+-- Planner statistics. The lane tables are read one lane at a time, the lane
+-- given as a parameter or a join column. When one lane holds most of a table
+-- (a queue nobody claims from, with a backlog of single inserts), ANALYZE
+-- sees a single queue, the planner takes any lane to match most rows, and a
+-- lookup for another lane becomes a scan of the backlog (an EXISTS "finds
+-- its first row at once"). Declaring the queue column highly distinct keeps
+-- every per-lane lookup on the primary key, whatever ANALYZE saw; the
+-- override applies from the next ANALYZE on.
+ALTER TABLE __schema__.lane_pending ALTER COLUMN queue SET (n_distinct = -0.5);
+ALTER TABLE __schema__.lane_segments ALTER COLUMN queue SET (n_distinct = -0.5);
