@@ -109,18 +109,18 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "complete-many-lease-guard", "complete_many ignores the run lease",
-        ((f"{BASE}/06_lifecycle.sql", "deadline_at = NULL\n    FROM (SELECT u.id, u.lease FROM unnest(p_ids, p_leases) AS u(id, lease) "
-          "ORDER BY u.id) AS u\n    WHERE j.id = u.id AND j.state = 'running' AND j.run_lease = u.lease",
-          "deadline_at = NULL\n    FROM (SELECT u.id, u.lease FROM unnest(p_ids, p_leases) AS u(id, lease) "
-          "ORDER BY u.id) AS u\n    WHERE j.id = u.id AND j.state = 'running'"),),
+        ((f"{BASE}/06_lifecycle.sql", "deadline_at = NULL\n        FROM (SELECT u.id, u.lease FROM unnest(p_ids, p_leases) AS u(id, lease) "
+          "ORDER BY u.id) AS u\n        WHERE j.id = u.id AND j.state = 'running' AND j.run_lease = u.lease",
+          "deadline_at = NULL\n        FROM (SELECT u.id, u.lease FROM unnest(p_ids, p_leases) AS u(id, lease) "
+          "ORDER BY u.id) AS u\n        WHERE j.id = u.id AND j.state = 'running'"),),
         (f"{M}/test_batch_lease_machine.py", "tests/test_client_lifecycle.py", "tests/test_worker_runtime.py"),
     ),
     Mutant(
         "heartbeat-many-lease-guard", "heartbeat_many ignores the run lease",
-        ((f"{BASE}/06_lifecycle.sql", "SET heartbeat_at = coalesce(p_now, now())\n    FROM (SELECT u.id, u.lease FROM "
-          "unnest(p_ids, p_leases) AS u(id, lease) ORDER BY u.id) AS u\n    WHERE j.id = u.id AND j.state = 'running' "
-          "AND j.run_lease = u.lease", "SET heartbeat_at = coalesce(p_now, now())\n    FROM (SELECT u.id, u.lease FROM "
-          "unnest(p_ids, p_leases) AS u(id, lease) ORDER BY u.id) AS u\n    WHERE j.id = u.id AND j.state = 'running'"),),
+        ((f"{BASE}/06_lifecycle.sql", "SET heartbeat_at = coalesce(p_now, now())\n        FROM (SELECT u.id, u.lease FROM "
+          "unnest(p_ids, p_leases) AS u(id, lease) ORDER BY u.id) AS u\n        WHERE j.id = u.id AND j.state = 'running' "
+          "AND j.run_lease = u.lease", "SET heartbeat_at = coalesce(p_now, now())\n        FROM (SELECT u.id, u.lease FROM "
+          "unnest(p_ids, p_leases) AS u(id, lease) ORDER BY u.id) AS u\n        WHERE j.id = u.id AND j.state = 'running'"),),
         (f"{M}/test_batch_lease_machine.py", "tests/test_client_lifecycle.py", "tests/test_worker_runtime.py"),
     ),
     Mutant(

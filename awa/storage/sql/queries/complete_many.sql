@@ -1,1 +1,1 @@
-SELECT * FROM __schema__.complete_jobs(%(ids)s::bigint[], %(leases)s::bigint[], %(now)s::timestamptz)
+SELECT * FROM __schema__.lease_batch(true, %(ids)s::bigint[], %(leases)s::bigint[], %(now)s::timestamptz)

@@ -1,1 +1,1 @@
-SELECT * FROM __schema__.heartbeat_jobs(%(ids)s::bigint[], %(leases)s::bigint[], %(now)s::timestamptz)
+SELECT * FROM __schema__.lease_batch(false, %(ids)s::bigint[], %(leases)s::bigint[], %(now)s::timestamptz)

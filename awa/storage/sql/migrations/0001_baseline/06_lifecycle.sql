@@ -126,39 +126,38 @@ BEGIN
 END
 $$;
 
--- Batch completion and heartbeat: lease-guarded, rows locked in id order (two
--- batches never deadlock), the pairs that applied returned. Functions rather
--- than client statements for the plan (ADR 0029): the planner sees a
--- parameter array's length, so a custom plan of `unnest` always looks cheaper
--- than the generic one and the prepared statement was planned again on every
--- call. A forced generic plan stays cached; every lookup here is by primary
--- key whatever the batch size.
-CREATE OR REPLACE FUNCTION __schema__.complete_jobs(p_ids bigint[], p_leases bigint[], p_now timestamptz)
+-- Batch completion (p_complete) or heartbeat: lease-guarded, rows locked in
+-- id order (two batches never deadlock), the pairs that applied returned. A
+-- function rather than client statements for the plan (ADR 0029): the
+-- planner sees a parameter array's length, so a custom plan of `unnest`
+-- always looks cheaper than the generic one and the prepared statement was
+-- planned again on every call. A forced generic plan stays cached; every
+-- lookup here is by primary key whatever the batch size.
+CREATE OR REPLACE FUNCTION __schema__.lease_batch(
+    p_complete boolean,
+    p_ids      bigint[],
+    p_leases   bigint[],
+    p_now      timestamptz
+)
 RETURNS TABLE (id bigint, run_lease bigint)
 LANGUAGE plpgsql
 SET plan_cache_mode = force_generic_plan
 AS $$
 BEGIN
-    RETURN QUERY
-    UPDATE __schema__.jobs AS j
-    SET state = 'completed', finalized_at = coalesce(p_now, now()), heartbeat_at = NULL, deadline_at = NULL
-    FROM (SELECT u.id, u.lease FROM unnest(p_ids, p_leases) AS u(id, lease) ORDER BY u.id) AS u
-    WHERE j.id = u.id AND j.state = 'running' AND j.run_lease = u.lease
-    RETURNING j.id, j.run_lease;
-END
-$$;
-
-CREATE OR REPLACE FUNCTION __schema__.heartbeat_jobs(p_ids bigint[], p_leases bigint[], p_now timestamptz)
-RETURNS TABLE (id bigint, run_lease bigint)
-LANGUAGE plpgsql
-SET plan_cache_mode = force_generic_plan
-AS $$
-BEGIN
-    RETURN QUERY
-    UPDATE __schema__.jobs AS j
-    SET heartbeat_at = coalesce(p_now, now())
-    FROM (SELECT u.id, u.lease FROM unnest(p_ids, p_leases) AS u(id, lease) ORDER BY u.id) AS u
-    WHERE j.id = u.id AND j.state = 'running' AND j.run_lease = u.lease
-    RETURNING j.id, j.run_lease;
+    IF p_complete THEN
+        RETURN QUERY
+        UPDATE __schema__.jobs AS j
+        SET state = 'completed', finalized_at = coalesce(p_now, now()), heartbeat_at = NULL, deadline_at = NULL
+        FROM (SELECT u.id, u.lease FROM unnest(p_ids, p_leases) AS u(id, lease) ORDER BY u.id) AS u
+        WHERE j.id = u.id AND j.state = 'running' AND j.run_lease = u.lease
+        RETURNING j.id, j.run_lease;
+    ELSE
+        RETURN QUERY
+        UPDATE __schema__.jobs AS j
+        SET heartbeat_at = coalesce(p_now, now())
+        FROM (SELECT u.id, u.lease FROM unnest(p_ids, p_leases) AS u(id, lease) ORDER BY u.id) AS u
+        WHERE j.id = u.id AND j.state = 'running' AND j.run_lease = u.lease
+        RETURNING j.id, j.run_lease;
+    END IF;
 END
 $$;
