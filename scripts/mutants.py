@@ -264,8 +264,8 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "key-park-overtakes", "a new job of a key with parked jobs is taken past them when the key has room",
         ((f"{BASE}/15_key_concurrency.sql",
-          "key_admit(p_policy, v_cap, v_left, v_ids, v_seqs, v_keys, v_behind)",
-          "key_admit(p_policy, v_cap, v_left, v_ids, v_seqs, v_keys, '{}')"),),
+          "key_admit(p_policy, v_cap, v_left, v_ids, v_seqs, v_keys, v_leases, v_behind)",
+          "key_admit(p_policy, v_cap, v_left, v_ids, v_seqs, v_keys, v_leases, '{}')"),),
         (f"{M}/test_key_concurrency_machine.py::test_parked_head_machine", "tests/test_key_concurrency.py"),
     ),
     Mutant(
@@ -314,6 +314,12 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "key-no-serialisation", "key admission counts grants without holding the key's lock (check-then-claim)",
         ((f"{BASE}/15_key_concurrency.sql", "        WHERE __schema__.key_try_lock(p_policy, d.k));\n", "        );\n"),),
+        (f"{M}/test_key_concurrency_machine.py::test_key_concurrency_machine", "tests/test_key_concurrency.py"),
+    ),
+    Mutant(
+        "key-grant-stale-lease", "a grant records the lease the job had before its claim (its release never matches)",
+        ((f"{BASE}/15_key_concurrency.sql", "        SELECT t.id, t.lease + 1, p_policy, t.k\n",
+          "        SELECT t.id, t.lease, p_policy, t.k\n"),),
         (f"{M}/test_key_concurrency_machine.py::test_key_concurrency_machine", "tests/test_key_concurrency.py"),
     ),
     Mutant(

@@ -124,7 +124,9 @@ CREATE INDEX key_parked_heads ON __schema__.key_parked (queue, priority, enqueue
 -- it has no key, or its key was locked here (try-lock, never waits), is not
 -- in p_behind (keys with jobs parked before these) and has room: the key's
 -- grants (this transaction's included) plus its earlier candidates are below
--- p_cap. Takes the first p_limit admitted, writes their grants; returns the
+-- p_cap. Takes the first p_limit admitted, writes their grants (p_leases:
+-- the candidates' run_lease as read under the lane's claim head, which no
+-- one else can change before this claim commits); returns the
 -- taken ids and numbers, and the number of the first admitted job left for
 -- want of room in the claim (NULL when none).
 CREATE OR REPLACE FUNCTION __schema__.key_admit(
@@ -134,6 +136,7 @@ CREATE OR REPLACE FUNCTION __schema__.key_admit(
     p_ids    bigint[],
     p_seqs   bigint[],
     p_keys   bytea[],
+    p_leases bigint[],
     p_behind bytea[],
     OUT taken_ids  bigint[],
     OUT taken_seqs bigint[],
@@ -150,13 +153,13 @@ BEGIN
                        WHERE k IS NOT NULL AND NOT (k = ANY (p_behind))) AS d
         WHERE __schema__.key_try_lock(p_policy, d.k));
     WITH cand AS (
-        SELECT u.id, u.seq, u.k FROM unnest(p_ids, p_seqs, p_keys) AS u(id, seq, k)
+        SELECT u.id, u.seq, u.k, u.lease FROM unnest(p_ids, p_seqs, p_keys, p_leases) AS u(id, seq, k, lease)
     ), held AS (
         SELECT g.key AS k, count(*) AS n FROM __schema__.key_grants AS g
         WHERE g.policy = p_policy AND g.key = ANY (v_locked)
         GROUP BY g.key
     ), ranked AS (
-        SELECT c.id, c.seq, c.k,
+        SELECT c.id, c.seq, c.k, c.lease,
                CASE WHEN c.k IS NULL THEN true
                     WHEN NOT (c.k = ANY (v_locked)) THEN false
                     ELSE coalesce(h.n, 0) + row_number() OVER (PARTITION BY c.k ORDER BY c.seq) <= p_cap
@@ -166,8 +169,8 @@ BEGIN
         SELECT r.*, row_number() OVER (ORDER BY r.seq) AS n FROM ranked AS r WHERE r.ok
     ), granted AS (
         INSERT INTO __schema__.key_grants (job_id, run_lease, policy, key)
-        SELECT t.id, j.run_lease + 1, p_policy, t.k
-        FROM numbered AS t JOIN __schema__.jobs AS j ON j.id = t.id
+        SELECT t.id, t.lease + 1, p_policy, t.k
+        FROM numbered AS t
         WHERE t.n <= p_limit AND t.k IS NOT NULL
     )
     SELECT coalesce(array_agg(t.id ORDER BY t.seq) FILTER (WHERE t.n <= p_limit), '{}'),
@@ -212,6 +215,7 @@ DECLARE
     v_ids        bigint[];
     v_seqs       bigint[];
     v_keys       bytea[];
+    v_leases     bigint[];
     v_stale      bigint[];
     v_got        record;
     v_taken      bigint[] := '{}';
@@ -246,7 +250,7 @@ BEGIN
         ORDER BY p.lane_seq
         LIMIT v_window
     ), r AS (
-        SELECT h.key, x.lane_seq, x.job_id,
+        SELECT h.key, x.lane_seq, x.job_id, j.run_lease AS lease,
                j.id IS NOT NULL AND x.lane_seq > p_cursor AS live,
                coalesce(j.concurrency_key, CASE WHEN v_pol.from_ordering_key THEN j.ordering_key END) AS k
         FROM h
@@ -264,11 +268,12 @@ BEGIN
            array_agg(r.job_id ORDER BY r.lane_seq) FILTER (WHERE r.live),
            array_agg(r.lane_seq ORDER BY r.lane_seq) FILTER (WHERE r.live),
            array_agg(r.k ORDER BY r.lane_seq) FILTER (WHERE r.live),
+           array_agg(r.lease ORDER BY r.lane_seq) FILTER (WHERE r.live),
            array_agg(r.lane_seq) FILTER (WHERE NOT r.live)
-    INTO v_heads, v_behind, v_ids, v_seqs, v_keys, v_stale
+    INTO v_heads, v_behind, v_ids, v_seqs, v_keys, v_leases, v_stale
     FROM r;
     IF v_ids IS NOT NULL THEN
-        SELECT * INTO v_got FROM __schema__.key_admit(p_policy, v_cap, v_left, v_ids, v_seqs, v_keys, '{}');
+        SELECT * INTO v_got FROM __schema__.key_admit(p_policy, v_cap, v_left, v_ids, v_seqs, v_keys, v_leases, '{}');
         v_taken := v_got.taken_ids;
         v_taken_seqs := v_got.taken_seqs;
         v_left := v_left - cardinality(v_taken);
@@ -304,8 +309,9 @@ BEGIN
         v_hi := least(v_frontier + greatest(2 * v_left, 16), v_end);
         SELECT array_agg(j.id ORDER BY j.lane_seq), array_agg(j.lane_seq ORDER BY j.lane_seq),
                array_agg(coalesce(j.concurrency_key, CASE WHEN v_pol.from_ordering_key THEN j.ordering_key END)
-                         ORDER BY j.lane_seq)
-        INTO v_ids, v_seqs, v_keys
+                         ORDER BY j.lane_seq),
+               array_agg(j.run_lease ORDER BY j.lane_seq)
+        INTO v_ids, v_seqs, v_keys, v_leases
         FROM __schema__.lane_segments AS g
         JOIN __schema__.jobs AS j
           ON j.id BETWEEN g.first_id + (greatest(g.first_seq, v_frontier + 1) - g.first_seq)
@@ -319,7 +325,7 @@ BEGIN
             v_frontier := v_hi;  -- holes only
             CONTINUE;
         END IF;
-        SELECT * INTO v_got FROM __schema__.key_admit(p_policy, v_cap, v_left, v_ids, v_seqs, v_keys, v_behind);
+        SELECT * INTO v_got FROM __schema__.key_admit(p_policy, v_cap, v_left, v_ids, v_seqs, v_keys, v_leases, v_behind);
         v_taken := v_taken || v_got.taken_ids;
         v_taken_seqs := v_taken_seqs || v_got.taken_seqs;
         v_left := v_left - cardinality(v_got.taken_ids);
