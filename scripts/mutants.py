@@ -323,6 +323,19 @@ MUTANTS: tuple[Mutant, ...] = (
         (f"{M}/test_key_concurrency_machine.py::test_key_concurrency_machine", "tests/test_key_concurrency.py"),
     ),
     Mutant(
+        "key-claim-unmarked", "a claim that grants a key leaves the job unmarked (its release trigger never runs)",
+        ((f"{BASE}/05_claim.sql", "                key_granted = j.id = ANY (v_granted)\n",
+          "                key_granted = false\n"),),
+        (f"{M}/test_key_concurrency_machine.py::test_key_concurrency_machine", "tests/test_key_concurrency.py"),
+    ),
+    Mutant(
+        "key-policy-unmarked", "a new policy grants the attempts already running but does not mark them (leaked)",
+        ((f"{BASE}/15_key_concurrency.sql", "UPDATE __schema__.jobs AS j SET key_granted = true\n",
+          "UPDATE __schema__.jobs AS j SET key_granted = j.key_granted\n"),),
+        ("tests/test_key_concurrency.py::test_a_policy_created_while_jobs_run_counts_them",
+         f"{M}/test_key_concurrency_machine.py::test_key_concurrency_machine"),
+    ),
+    Mutant(
         "key-lower-without-drain", "a lower key limit applies at once while more jobs than it run",
         ((f"{BASE}/15_key_concurrency.sql",
           "        SET max_in_flight = greatest(max_in_flight, coalesce(p_max_in_flight, max_in_flight)),\n"

@@ -113,7 +113,10 @@ CREATE TABLE __schema__.jobs (
     concurrency_key bytea,
     -- unique jobs (12_unique.sql): awa's 16-byte key and its bit(8) state mask
     unique_key    bytea,
-    unique_states bit(8)
+    unique_states bit(8),
+    -- per-key concurrency: this attempt holds a key_grants row (set by the
+    -- claim, so the release trigger runs only for attempts that have one)
+    key_granted   boolean     NOT NULL DEFAULT false
     -- An available job has a lane_seq, or a lane_pending row until it is
     -- numbered (ADR 0028).
 );

@@ -49,6 +49,7 @@ DECLARE
     v_id_hi      bigint;
     v_id_end     bigint;
     v_policies   text[];  -- per-key concurrency: each queue's key policy (or NULL)
+    v_granted    bigint[] := '{}';  -- claimed jobs holding a key grant
 BEGIN
     IF p_total <= 0 OR coalesce(cardinality(p_queues), 0) = 0 THEN
         RETURN;
@@ -255,6 +256,9 @@ BEGIN
     -- without that lock (claims take it; cancel_job waits for it). Rows come
     -- back in walk order: lane by lane, each in lane order.
     IF cardinality(v_claim) > 0 THEN
+        IF v_policies IS NOT NULL THEN  -- the jobs that key_admit granted
+            v_granted := ARRAY(SELECT g.job_id FROM __schema__.key_grants AS g WHERE g.job_id = ANY (v_claim));
+        END IF;
         RETURN QUERY
         WITH claimed AS (
             UPDATE __schema__.jobs AS j
@@ -263,7 +267,8 @@ BEGIN
                 run_lease = j.run_lease + 1,
                 attempted_at = v_now,
                 heartbeat_at = v_now,
-                deadline_at = v_now + p_deadline
+                deadline_at = v_now + p_deadline,
+                key_granted = j.id = ANY (v_granted)
             WHERE j.id = ANY (v_claim)  -- a primary-key lookup (a join here plans a scan)
             RETURNING j.*
         )

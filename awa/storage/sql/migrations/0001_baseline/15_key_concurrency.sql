@@ -425,13 +425,17 @@ BEGIN
         INSERT INTO __schema__.key_policies (name, max_in_flight, from_ordering_key, look_ahead)
         VALUES (p_name, p_max_in_flight, coalesce(p_from_ordering_key, false), coalesce(p_look_ahead, 256))
         RETURNING * INTO v_old;
+        -- The rows first: marked under their row locks, so an attempt ending
+        -- meanwhile either ended before (no grant) or waits and then releases it.
+        WITH marked AS (
+            UPDATE __schema__.jobs AS j SET key_granted = true
+            WHERE j.state = 'running' AND __schema__.logical_queue(j.queue) = p_name
+              AND coalesce(j.concurrency_key, CASE WHEN v_old.from_ordering_key THEN j.ordering_key END) IS NOT NULL
+            RETURNING j.id, j.run_lease,
+                      coalesce(j.concurrency_key, CASE WHEN v_old.from_ordering_key THEN j.ordering_key END) AS key
+        )
         INSERT INTO __schema__.key_grants (job_id, run_lease, policy, key)
-        SELECT j.id, j.run_lease, p_name, k.key
-        FROM __schema__.jobs AS j
-        CROSS JOIN LATERAL (SELECT coalesce(j.concurrency_key,
-                                            CASE WHEN v_old.from_ordering_key THEN j.ordering_key END) AS key) AS k
-        WHERE j.state = 'running' AND k.key IS NOT NULL
-          AND __schema__.logical_queue(j.queue) = p_name
+        SELECT m.id, m.run_lease, p_name, m.key FROM marked AS m
         ON CONFLICT (job_id) DO NOTHING;
         SELECT coalesce(max(n), 0) INTO v_most
         FROM (SELECT count(*) AS n FROM __schema__.key_grants WHERE policy = p_name GROUP BY key) AS g;
@@ -484,12 +488,11 @@ $$;
 CREATE TRIGGER jobs_release_key_grant
     AFTER UPDATE OF state ON __schema__.jobs
     FOR EACH ROW
-    WHEN (OLD.state = 'running' AND NEW.state <> 'running'
-          AND (OLD.concurrency_key IS NOT NULL OR OLD.ordering_key IS NOT NULL))
+    WHEN (OLD.state = 'running' AND NEW.state <> 'running' AND OLD.key_granted)
     EXECUTE FUNCTION __schema__.release_key_grant();
 
 CREATE TRIGGER jobs_release_key_grant_on_delete
     AFTER DELETE ON __schema__.jobs
     FOR EACH ROW
-    WHEN (OLD.state = 'running')
+    WHEN (OLD.state = 'running' AND OLD.key_granted)
     EXECUTE FUNCTION __schema__.release_key_grant();
