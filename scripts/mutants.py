@@ -324,7 +324,8 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "key-claim-unmarked", "a claim that grants a key leaves the job unmarked (its release trigger never runs)",
-        ((f"{BASE}/05_claim.sql", "                key_granted = j.id = ANY (v_granted)\n",
+        ((f"{BASE}/05_claim.sql", "                key_granted = v_policies IS NOT NULL\n"
+          "                              AND EXISTS (SELECT 1 FROM __schema__.key_grants AS g WHERE g.job_id = j.id)\n",
           "                key_granted = false\n"),),
         (f"{M}/test_key_concurrency_machine.py::test_key_concurrency_machine", "tests/test_key_concurrency.py"),
     ),

@@ -49,7 +49,6 @@ DECLARE
     v_id_hi      bigint;
     v_id_end     bigint;
     v_policies   text[];  -- per-key concurrency: each queue's key policy (or NULL)
-    v_granted    bigint[] := '{}';  -- claimed jobs holding a key grant
 BEGIN
     IF p_total <= 0 OR coalesce(cardinality(p_queues), 0) = 0 THEN
         RETURN;
@@ -256,9 +255,6 @@ BEGIN
     -- without that lock (claims take it; cancel_job waits for it). Rows come
     -- back in walk order: lane by lane, each in lane order.
     IF cardinality(v_claim) > 0 THEN
-        IF v_policies IS NOT NULL THEN  -- the jobs that key_admit granted
-            v_granted := ARRAY(SELECT g.job_id FROM __schema__.key_grants AS g WHERE g.job_id = ANY (v_claim));
-        END IF;
         RETURN QUERY
         WITH claimed AS (
             UPDATE __schema__.jobs AS j
@@ -268,7 +264,9 @@ BEGIN
                 attempted_at = v_now,
                 heartbeat_at = v_now,
                 deadline_at = v_now + p_deadline,
-                key_granted = j.id = ANY (v_granted)
+                -- the jobs key_admit granted (no policy at all: none, and no lookup)
+                key_granted = v_policies IS NOT NULL
+                              AND EXISTS (SELECT 1 FROM __schema__.key_grants AS g WHERE g.job_id = j.id)
             WHERE j.id = ANY (v_claim)  -- a primary-key lookup (a join here plans a scan)
             RETURNING j.*
         )
