@@ -349,7 +349,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "key-parked-loses-key", "a parked job read again has no key (from_ordering_key) and runs beside a granted one",
         ((f"{BASE}/15_key_concurrency.sql",
-          "               coalesce(j.concurrency_key, CASE WHEN v_pol.from_ordering_key THEN j.ordering_key END) AS k\n",
+          "               __schema__.key_of(j.concurrency_key, j.ordering_key, v_pol.from_ordering_key) AS k\n",
           "               j.concurrency_key AS k\n"),),
         (f"{M}/test_key_concurrency_machine.py::test_key_concurrency_machine", "tests/test_key_concurrency.py"),
     ),

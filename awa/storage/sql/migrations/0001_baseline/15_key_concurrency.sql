@@ -45,6 +45,16 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT regexp_replace(p_queue, '__p[1-9][0-9]*$', '')
 $$;
 
+-- A job's key under a policy: its concurrency_key, else its ordering key when
+-- the policy says from_ordering_key (NULL: the job is not governed). Written
+-- once here; a plain SQL expression, so the planner inlines it.
+CREATE OR REPLACE FUNCTION __schema__.key_of(p_concurrency_key bytea, p_ordering_key bytea,
+                                             p_from_ordering_key boolean)
+RETURNS bytea
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT coalesce(p_concurrency_key, CASE WHEN p_from_ordering_key THEN p_ordering_key END)
+$$;
+
 -- The catalog lock: shared by every claim call, exclusive for policy changes.
 CREATE OR REPLACE FUNCTION __schema__.key_catalog_lock(p_exclusive boolean)
 RETURNS void
@@ -252,7 +262,7 @@ BEGIN
     ), r AS (
         SELECT h.key, x.lane_seq, x.job_id, j.run_lease AS lease,
                j.id IS NOT NULL AND x.lane_seq > p_cursor AS live,
-               coalesce(j.concurrency_key, CASE WHEN v_pol.from_ordering_key THEN j.ordering_key END) AS k
+               __schema__.key_of(j.concurrency_key, j.ordering_key, v_pol.from_ordering_key) AS k
         FROM h
         CROSS JOIN LATERAL (
             SELECT p.lane_seq, p.job_id FROM __schema__.key_parked AS p
@@ -308,7 +318,7 @@ BEGIN
     WHILE v_left > 0 AND v_heads < v_window AND v_frontier < v_end LOOP
         v_hi := least(v_frontier + greatest(2 * v_left, 16), v_end);
         SELECT array_agg(j.id ORDER BY j.lane_seq), array_agg(j.lane_seq ORDER BY j.lane_seq),
-               array_agg(coalesce(j.concurrency_key, CASE WHEN v_pol.from_ordering_key THEN j.ordering_key END)
+               array_agg(__schema__.key_of(j.concurrency_key, j.ordering_key, v_pol.from_ordering_key)
                          ORDER BY j.lane_seq),
                array_agg(j.run_lease ORDER BY j.lane_seq)
         INTO v_ids, v_seqs, v_keys, v_leases
@@ -430,9 +440,9 @@ BEGIN
         WITH marked AS (
             UPDATE __schema__.jobs AS j SET key_granted = true
             WHERE j.state = 'running' AND __schema__.logical_queue(j.queue) = p_name
-              AND coalesce(j.concurrency_key, CASE WHEN v_old.from_ordering_key THEN j.ordering_key END) IS NOT NULL
+              AND __schema__.key_of(j.concurrency_key, j.ordering_key, v_old.from_ordering_key) IS NOT NULL
             RETURNING j.id, j.run_lease,
-                      coalesce(j.concurrency_key, CASE WHEN v_old.from_ordering_key THEN j.ordering_key END) AS key
+                      __schema__.key_of(j.concurrency_key, j.ordering_key, v_old.from_ordering_key) AS key
         )
         INSERT INTO __schema__.key_grants (job_id, run_lease, policy, key)
         SELECT m.id, m.run_lease, p_name, m.key FROM marked AS m
