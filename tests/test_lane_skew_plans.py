@@ -16,6 +16,9 @@ sequential scans), flushed with ``pg_stat_force_next_flush``; no timing.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import psycopg
 
 from awa.client import Client
@@ -31,6 +34,20 @@ def _seq_tuples_read(conn: psycopg.Connection, table: str) -> int:
         "SELECT coalesce(seq_tup_read, 0) FROM pg_stat_user_tables WHERE relid = %s::regclass",
         (f"awa.{table}",)).fetchone()
     return int(row[0])
+
+
+def _rows_scanned(conn: psycopg.Connection, table: str, queue: str, enqueue: Callable[[Client, int], Any]) -> int:
+    """Rows of ``table`` that ``conn``'s backend read by sequential scans over
+    20 rounds of one ``enqueue`` into ``queue`` and a claim of it (after a
+    first round that creates the queue's lane)."""
+    client = Client(conn)
+    enqueue(client, 0)
+    client.claim([queue], 10)
+    before = _seq_tuples_read(conn, table)
+    for i in range(1, 21):
+        enqueue(client, i)
+        assert len(client.claim([queue], 10)) == 1
+    return _seq_tuples_read(conn, table) - before
 
 
 def _parked(client: Client) -> int:
@@ -52,15 +69,8 @@ def test_claims_and_inserts_elsewhere_do_not_scan_a_pending_backlog(database_url
         assert setup.execute("SELECT count(*) FROM awa.lane_pending").fetchone()[0] == BACKLOG
         setup.execute("ANALYZE awa.lane_pending")
     with psycopg.connect(database_url, autocommit=True) as conn:
-        client = Client(conn)
-        client.insert({"n": 1}, kind="k", queue="busy")
-        client.claim(["busy"], 10)
-        before = _seq_tuples_read(conn, "lane_pending")
-        for i in range(20):
-            client.insert({"n": i}, kind="k", queue="busy")
-            assert len(client.claim(["busy"], 10)) == 1
-        read = _seq_tuples_read(conn, "lane_pending") - before
-    # One scan of the backlog would read BACKLOG rows; forty statements none.
+        read = _rows_scanned(conn, "lane_pending", "busy", lambda c, i: c.insert({"n": i}, kind="k", queue="busy"))
+    # One scan of the backlog would read BACKLOG rows; these lookups none.
     assert read < BACKLOG, f"claims and inserts of another queue read {read} rows of lane_pending by scans"
 
 
@@ -78,15 +88,9 @@ def test_claims_elsewhere_do_not_scan_a_segment_backlog(database_url):
         setup.execute("UPDATE awa.enqueue_heads SET next_seq = %s WHERE queue = 'backlog'", (BACKLOG + 1,))
         setup.execute("ANALYZE awa.lane_segments")
     with psycopg.connect(database_url, autocommit=True) as conn:
-        client = Client(conn)
-        client.enqueue_many_copy([{"n": 1}], kind="k", queue="busy")
-        client.claim(["busy"], 10)
-        before = _seq_tuples_read(conn, "lane_segments")
-        for i in range(20):
-            client.enqueue_many_copy([{"n": i}], kind="k", queue="busy")
-            assert len(client.claim(["busy"], 10)) == 1
-        read = _seq_tuples_read(conn, "lane_segments") - before
-        assert client.queue_stats("backlog")[0].available == BACKLOG
+        read = _rows_scanned(conn, "lane_segments", "busy",
+                             lambda c, i: c.enqueue_many_copy([{"n": i}], kind="k", queue="busy"))
+        assert Client(conn).queue_stats("backlog")[0].available == BACKLOG
     assert read < BACKLOG, f"claims and COPY batches of another queue read {read} rows of lane_segments by scans"
 
 
@@ -106,12 +110,6 @@ def test_keyed_claims_elsewhere_do_not_scan_a_parked_backlog(database_url):
         assert setup.execute("SELECT count(*) FROM awa.key_parked").fetchone()[0] == PARKED - 1
         setup.execute("ANALYZE awa.key_parked")
     with psycopg.connect(database_url, autocommit=True) as conn:
-        client = Client(conn)
-        client.enqueue_many_copy([{"n": 0}], kind="k", queue="cold", ordering_key="c0")
-        client.claim(["cold"], 10)
-        before = _seq_tuples_read(conn, "key_parked")
-        for i in range(1, 21):
-            client.enqueue_many_copy([{"n": i}], kind="k", queue="cold", ordering_key=f"c{i}")
-            assert len(client.claim(["cold"], 10)) == 1
-        read = _seq_tuples_read(conn, "key_parked") - before
+        read = _rows_scanned(conn, "key_parked", "cold", lambda c, i: c.enqueue_many_copy(
+            [{"n": i}], kind="k", queue="cold", ordering_key=f"c{i}"))
     assert read < PARKED, f"keyed claims of another queue read {read} rows of key_parked by scans"
