@@ -264,8 +264,8 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "key-park-overtakes", "a new job of a key with parked jobs is taken past them when the key has room",
         ((f"{BASE}/15_key_concurrency.sql",
-          "key_admit(p_policy, v_cap, v_left, v_ids, v_seqs, v_keys, v_leases, v_behind)",
-          "key_admit(p_policy, v_cap, v_left, v_ids, v_seqs, v_keys, v_leases, '{}')"),),
+          "key_admit(p_policy, v_cap, v_left, v_ids, v_seqs, v_keys, v_behind, p_mine || v_taken_keys)",
+          "key_admit(p_policy, v_cap, v_left, v_ids, v_seqs, v_keys, '{}', p_mine || v_taken_keys)"),),
         (f"{M}/test_key_concurrency_machine.py::test_parked_head_machine", "tests/test_key_concurrency.py"),
     ),
     Mutant(
@@ -317,22 +317,24 @@ MUTANTS: tuple[Mutant, ...] = (
         (f"{M}/test_key_concurrency_machine.py::test_key_concurrency_machine", "tests/test_key_concurrency.py"),
     ),
     Mutant(
-        "key-grant-stale-lease", "a grant records the lease the job had before its claim (its release never matches)",
-        ((f"{BASE}/15_key_concurrency.sql", "        SELECT t.id, t.lease + 1, p_policy, t.k\n",
-          "        SELECT t.id, t.lease, p_policy, t.k\n"),),
+        "key-claim-forgets-own", "a claim's later lanes do not count the keys its earlier lanes took (one key twice)",
+        ((f"{BASE}/15_key_concurrency.sql",
+          "              SELECT m.k FROM unnest(p_mine) AS m(k) WHERE m.k = ANY (v_locked)) AS h\n",
+          "              SELECT m.k FROM unnest(p_mine) AS m(k) WHERE false) AS h\n"),),
+        ("tests/test_key_concurrency.py::test_one_key_one_at_a_time_across_partitions_and_lanes",
+         f"{M}/test_key_concurrency_machine.py::test_key_concurrency_machine"),
+    ),
+    Mutant(
+        "key-claim-unmarked", "a claim that grants a key marks the job running without it (no grant is held)",
+        ((f"{BASE}/05_claim.sql", "                granted_key = v_gkeys[array_position(v_gids, j.id)]\n",
+          "                granted_key = NULL\n"),),
         (f"{M}/test_key_concurrency_machine.py::test_key_concurrency_machine", "tests/test_key_concurrency.py"),
     ),
     Mutant(
-        "key-claim-unmarked", "a claim that grants a key leaves the job unmarked (its release trigger never runs)",
-        ((f"{BASE}/05_claim.sql", "                key_granted = v_policies IS NOT NULL\n"
-          "                              AND EXISTS (SELECT 1 FROM __schema__.key_grants AS g WHERE g.job_id = j.id)\n",
-          "                key_granted = false\n"),),
-        (f"{M}/test_key_concurrency_machine.py::test_key_concurrency_machine", "tests/test_key_concurrency.py"),
-    ),
-    Mutant(
-        "key-policy-unmarked", "a new policy grants the attempts already running but does not mark them (leaked)",
-        ((f"{BASE}/15_key_concurrency.sql", "UPDATE __schema__.jobs AS j SET key_granted = true\n",
-          "UPDATE __schema__.jobs AS j SET key_granted = j.key_granted\n"),),
+        "key-policy-unmarked", "a new policy does not grant the attempts already running (they go uncounted)",
+        ((f"{BASE}/15_key_concurrency.sql",
+          "        SET granted_key = __schema__.key_of(j.concurrency_key, j.ordering_key, v_old.from_ordering_key)\n",
+          "        SET granted_key = j.granted_key\n"),),
         ("tests/test_key_concurrency.py::test_a_policy_created_while_jobs_run_counts_them",
          f"{M}/test_key_concurrency_machine.py::test_key_concurrency_machine"),
     ),
@@ -349,7 +351,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "key-parked-loses-key", "a parked job read again has no key (from_ordering_key) and runs beside a granted one",
         ((f"{BASE}/15_key_concurrency.sql",
-          "               __schema__.key_of(j.concurrency_key, j.ordering_key, v_pol.from_ordering_key) AS k\n",
+          "               __schema__.key_of(j.concurrency_key, j.ordering_key, v_from_ok) AS k\n",
           "               j.concurrency_key AS k\n"),),
         (f"{M}/test_key_concurrency_machine.py::test_key_concurrency_machine", "tests/test_key_concurrency.py"),
     ),

@@ -47,7 +47,7 @@ def violations(url: str) -> list[tuple]:
 
 def grants(url: str) -> list[tuple]:
     with psycopg.connect(url) as conn:
-        return conn.execute("SELECT job_id, run_lease, policy, key FROM awa.key_grants ORDER BY job_id").fetchall()
+        return conn.execute("SELECT job_id, run_lease, policy, key FROM awa.key_grants() ORDER BY job_id").fetchall()
 
 
 QUEUES = ["orders", "orders__p1"]

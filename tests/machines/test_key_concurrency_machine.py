@@ -286,7 +286,7 @@ def make_machine(url: str, tables: list[str]):
 
         @invariant()
         def grants_are_the_running_governed_attempts(self):
-            grants = set(self.conn.execute("SELECT job_id, run_lease FROM awa.key_grants").fetchall())
+            grants = set(self.conn.execute("SELECT job_id, run_lease FROM awa.key_grants()").fetchall())
             assert grants == set(self.conn.execute(RUNNING_GOVERNED).fetchall())
 
     return KeyMachine, clients

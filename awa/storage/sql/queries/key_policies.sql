@@ -6,7 +6,7 @@ SELECT p.name, p.max_in_flight, p.pending_max, p.from_ordering_key, p.look_ahead
 FROM __schema__.key_policies AS p
 LEFT JOIN LATERAL (
     SELECT count(*) AS keys, max(n) AS most, sum(n)::bigint AS grants
-    FROM (SELECT count(*) AS n FROM __schema__.key_grants AS k WHERE k.policy = p.name GROUP BY k.key) AS c
+    FROM (SELECT count(*) AS n FROM __schema__.key_grants() AS k WHERE k.policy = p.name GROUP BY k.key) AS c
 ) AS g ON true
 WHERE %(name)s::text IS NULL OR p.name = %(name)s::text
 ORDER BY p.name

@@ -114,9 +114,10 @@ CREATE TABLE __schema__.jobs (
     -- unique jobs (12_unique.sql): awa's 16-byte key and its bit(8) state mask
     unique_key    bytea,
     unique_states bit(8),
-    -- per-key concurrency: this attempt holds a key_grants row (set by the
-    -- claim, so the release trigger runs only for attempts that have one)
-    key_granted   boolean     NOT NULL DEFAULT false
+    -- per-key concurrency (15_key_concurrency.sql): the key this attempt was
+    -- granted under its queue's policy, set by the claim (NULL: not
+    -- governed). A running row with one is the grant (ADR 0030).
+    granted_key   bytea
     -- An available job has a lane_seq, or a lane_pending row until it is
     -- numbered (ADR 0028).
 );

@@ -49,6 +49,9 @@ DECLARE
     v_id_hi      bigint;
     v_id_end     bigint;
     v_policies   text[];  -- per-key concurrency: each queue's key policy (or NULL)
+    v_keyed      record;
+    v_gids       bigint[] := '{}';  -- ids taken from governed lanes, and their keys
+    v_gkeys      bytea[] := '{}';   -- (NULL: no key), in the same order
 BEGIN
     IF p_total <= 0 OR coalesce(cardinality(p_queues), 0) = 0 THEN
         RETURN;
@@ -143,9 +146,13 @@ BEGIN
         -- Per-key concurrency (15_key_concurrency.sql): a governed queue's
         -- lane is claimed by claim_keyed_lane, which moves its cursor itself.
         IF v_policies[v_qpos] IS NOT NULL THEN
-            v_ids := __schema__.claim_keyed_lane(v_lane.queue, v_lane.priority, v_lane.enqueue_shard,
-                                                 v_policies[v_qpos], v_cursor, v_remaining);
+            SELECT * INTO v_keyed
+            FROM __schema__.claim_keyed_lane(v_lane.queue, v_lane.priority, v_lane.enqueue_shard,
+                                             v_policies[v_qpos], v_cursor, v_remaining, v_gkeys);
+            v_ids := v_keyed.taken_ids;
             v_claim := v_claim || v_ids;
+            v_gids := v_gids || v_ids;
+            v_gkeys := v_gkeys || v_keyed.taken_keys;
             v_left[v_qpos] := v_left[v_qpos] - cardinality(v_ids);
             v_total := v_total - cardinality(v_ids);
             CONTINUE;
@@ -264,9 +271,9 @@ BEGIN
                 attempted_at = v_now,
                 heartbeat_at = v_now,
                 deadline_at = v_now + p_deadline,
-                -- the jobs key_admit granted (no policy at all: none, and no lookup)
-                key_granted = v_policies IS NOT NULL
-                              AND EXISTS (SELECT 1 FROM __schema__.key_grants AS g WHERE g.job_id = j.id)
+                -- the key it was granted: from now on the row is the grant
+                -- (15_key_concurrency.sql); NULL for every other job
+                granted_key = v_gkeys[array_position(v_gids, j.id)]
             WHERE j.id = ANY (v_claim)  -- a primary-key lookup (a join here plans a scan)
             RETURNING j.*
         )

@@ -5,10 +5,11 @@
 -- A job's key under the policy is its concurrency_key, else its ordering_key
 -- when the policy says from_ordering_key, else none (not governed).
 --
--- The database authority is key_grants: one row per governed running
--- attempt, inserted by the claim and deleted by a trigger in the same
--- transaction as whatever ends the attempt (complete, retry, snooze, fail,
--- cancel, rescue, delete). Check-and-take is serialised per key by a
+-- The authority is the job rows (ADR 0030): a running job whose granted_key
+-- is set holds a grant of that key. The claim sets it in the statement that
+-- marks the job running, and whatever ends the attempt (complete, retry,
+-- snooze, fail, cancel, rescue, delete) ends the grant in that same
+-- statement: nothing is written to release it. Check-and-take is serialised per key by a
 -- transaction-scoped advisory lock taken BEFORE the statement that counts
 -- (READ COMMITTED: a later statement sees every grant committed before the
 -- lock was granted). Policy changes are serialised against claims by one
@@ -29,20 +30,27 @@ CREATE TABLE __schema__.key_policies (
     updated_at        timestamptz NOT NULL DEFAULT now()
 );
 
-CREATE TABLE __schema__.key_grants (
-    job_id     bigint      PRIMARY KEY,
-    run_lease  bigint      NOT NULL,
-    policy     text        NOT NULL,
-    key        bytea       NOT NULL,
-    granted_at timestamptz NOT NULL DEFAULT now()
-);
-CREATE INDEX key_grants_policy_key ON __schema__.key_grants (policy, key);
-
 -- The logical queue of a physical queue: partition i > 0 is NAME__p{i}.
 CREATE OR REPLACE FUNCTION __schema__.logical_queue(p_queue text)
 RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT regexp_replace(p_queue, '__p[1-9][0-9]*$', '')
+$$;
+
+-- The grants: running attempts with a granted key, found by key.
+CREATE INDEX jobs_granted_key ON __schema__.jobs (granted_key)
+    WHERE state = 'running' AND granted_key IS NOT NULL;
+
+-- Every open grant, with its policy (the job's logical queue). Written once
+-- here; the planner inlines it, so a filter on policy and key is a lookup in
+-- jobs_granted_key. (A function, not a view: a simple view would accept a
+-- DELETE, and delete running jobs.)
+CREATE OR REPLACE FUNCTION __schema__.key_grants()
+RETURNS TABLE (job_id bigint, run_lease bigint, policy text, key bytea)
+LANGUAGE sql STABLE AS $$
+    SELECT j.id, j.run_lease, __schema__.logical_queue(j.queue), j.granted_key
+    FROM __schema__.jobs AS j
+    WHERE j.state = 'running' AND j.granted_key IS NOT NULL
 $$;
 
 -- A job's key under a policy: its concurrency_key, else its ordering key when
@@ -133,12 +141,12 @@ CREATE INDEX key_parked_heads ON __schema__.key_parked (queue, priority, enqueue
 -- Admit candidates (in lane order) under a policy: a job is admitted when
 -- it has no key, or its key was locked here (try-lock, never waits), is not
 -- in p_behind (keys with jobs parked before these) and has room: the key's
--- grants (this transaction's included) plus its earlier candidates are below
--- p_cap. Takes the first p_limit admitted, writes their grants (p_leases:
--- the candidates' run_lease as read under the lane's claim head, which no
--- one else can change before this claim commits); returns the
--- taken ids and numbers, and the number of the first admitted job left for
--- want of room in the claim (NULL when none).
+-- grants plus its earlier candidates are below p_cap. The grants are the
+-- committed ones and p_mine, the keys this claim took in earlier calls (its
+-- jobs are marked running, and so hold their grants, when the claim ends).
+-- Takes the first p_limit admitted; returns their ids, numbers and keys
+-- (NULL: no key), and the number of the first admitted job left for want of
+-- room in the claim (NULL when none).
 CREATE OR REPLACE FUNCTION __schema__.key_admit(
     p_policy text,
     p_cap    integer,
@@ -146,10 +154,11 @@ CREATE OR REPLACE FUNCTION __schema__.key_admit(
     p_ids    bigint[],
     p_seqs   bigint[],
     p_keys   bytea[],
-    p_leases bigint[],
     p_behind bytea[],
+    p_mine   bytea[],
     OUT taken_ids  bigint[],
     OUT taken_seqs bigint[],
+    OUT taken_keys bytea[],
     OUT stop_seq   bigint
 )
 LANGUAGE plpgsql AS $$
@@ -163,13 +172,16 @@ BEGIN
                        WHERE k IS NOT NULL AND NOT (k = ANY (p_behind))) AS d
         WHERE __schema__.key_try_lock(p_policy, d.k));
     WITH cand AS (
-        SELECT u.id, u.seq, u.k, u.lease FROM unnest(p_ids, p_seqs, p_keys, p_leases) AS u(id, seq, k, lease)
+        SELECT u.id, u.seq, u.k FROM unnest(p_ids, p_seqs, p_keys) AS u(id, seq, k)
     ), held AS (
-        SELECT g.key AS k, count(*) AS n FROM __schema__.key_grants AS g
-        WHERE g.policy = p_policy AND g.key = ANY (v_locked)
-        GROUP BY g.key
+        SELECT h.k, count(*) AS n
+        FROM (SELECT g.key AS k FROM __schema__.key_grants() AS g
+              WHERE g.policy = p_policy AND g.key = ANY (v_locked)
+              UNION ALL
+              SELECT m.k FROM unnest(p_mine) AS m(k) WHERE m.k = ANY (v_locked)) AS h
+        GROUP BY h.k
     ), ranked AS (
-        SELECT c.id, c.seq, c.k, c.lease,
+        SELECT c.id, c.seq, c.k,
                CASE WHEN c.k IS NULL THEN true
                     WHEN NOT (c.k = ANY (v_locked)) THEN false
                     ELSE coalesce(h.n, 0) + row_number() OVER (PARTITION BY c.k ORDER BY c.seq) <= p_cap
@@ -177,16 +189,12 @@ BEGIN
         FROM cand AS c LEFT JOIN held AS h ON h.k = c.k
     ), numbered AS (
         SELECT r.*, row_number() OVER (ORDER BY r.seq) AS n FROM ranked AS r WHERE r.ok
-    ), granted AS (
-        INSERT INTO __schema__.key_grants (job_id, run_lease, policy, key)
-        SELECT t.id, t.lease + 1, p_policy, t.k
-        FROM numbered AS t
-        WHERE t.n <= p_limit AND t.k IS NOT NULL
     )
     SELECT coalesce(array_agg(t.id ORDER BY t.seq) FILTER (WHERE t.n <= p_limit), '{}'),
            coalesce(array_agg(t.seq ORDER BY t.seq) FILTER (WHERE t.n <= p_limit), '{}'),
+           coalesce(array_agg(t.k ORDER BY t.seq) FILTER (WHERE t.n <= p_limit), '{}'),
            min(t.seq) FILTER (WHERE t.n > p_limit)
-    INTO taken_ids, taken_seqs, stop_seq
+    INTO taken_ids, taken_seqs, taken_keys, stop_seq
     FROM numbered AS t;
 END
 $$;
@@ -200,23 +208,29 @@ $$;
 -- before the first one left only for want of room in the claim. The cursor
 -- stops before the first parked job; a job taken behind it leaves its number
 -- as a hole, like a cancelled job. Returns the ids taken, in the order
--- taken; grants are written here, the rows are marked running by the caller.
+-- taken, with their keys (NULL: no key); p_mine: the keys the claim took in
+-- lanes before this one. The caller marks the rows running with their keys,
+-- which makes them grants.
 CREATE OR REPLACE FUNCTION __schema__.claim_keyed_lane(
     p_queue    text,
     p_priority smallint,
     p_shard    smallint,
     p_policy   text,
     p_cursor   bigint,
-    p_limit    integer
+    p_limit    integer,
+    p_mine     bytea[],
+    OUT taken_ids  bigint[],
+    OUT taken_keys bytea[]
 )
-RETURNS bigint[]
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_pol        __schema__.key_policies;
     v_cap        integer;
     v_window     bigint;
+    v_from_ok    boolean;
     v_left       integer := p_limit;
     v_frontier   bigint;
+    v_had_parked boolean;
+    v_parked     boolean := false;
     v_next       bigint;
     v_end        bigint;
     v_hi         bigint;
@@ -225,44 +239,54 @@ DECLARE
     v_ids        bigint[];
     v_seqs       bigint[];
     v_keys       bytea[];
-    v_leases     bigint[];
     v_stale      bigint[];
     v_got        record;
     v_taken      bigint[] := '{}';
     v_taken_seqs bigint[] := '{}';
+    v_taken_keys bytea[] := '{}';
     v_first      bigint;
     v_new_cursor bigint;
-    v_prefix     integer;
 BEGIN
-    SELECT * INTO v_pol FROM __schema__.key_policies WHERE name = p_policy;
+    taken_ids := '{}';
+    taken_keys := '{}';
+    -- One statement for the policy and the lane's state, read before any job
+    -- (a later snapshot sees every job numbered below next_seq). Every
+    -- statement costs its executor start-up and end whatever it reads, so
+    -- the common case (nothing parked) runs four: this read, the window,
+    -- key_admit and the cursor's move.
+    SELECT least(p.max_in_flight, coalesce(p.pending_max, p.max_in_flight)), greatest(p.look_ahead, p_limit),
+           p.from_ordering_key,
+           -- a fenced lane hands out numbers up to its fence only (16_repartition.sql)
+           least(e.next_seq, c.fence_seq + 1),
+           greatest(coalesce(s.frontier, p_cursor), p_cursor),
+           EXISTS (SELECT 1 FROM __schema__.key_parked AS q
+                   WHERE q.queue = p_queue AND q.priority = p_priority AND q.enqueue_shard = p_shard AND q.head)
+    INTO v_cap, v_window, v_from_ok, v_next, v_frontier, v_had_parked
+    FROM __schema__.key_policies AS p
+    JOIN __schema__.enqueue_heads AS e
+      ON e.queue = p_queue AND e.priority = p_priority AND e.enqueue_shard = p_shard
+    LEFT JOIN __schema__.claim_heads AS c
+           ON c.queue = p_queue AND c.priority = p_priority AND c.enqueue_shard = p_shard
+    LEFT JOIN __schema__.key_lane_state AS s
+           ON s.queue = p_queue AND s.priority = p_priority AND s.enqueue_shard = p_shard
+    WHERE p.name = p_policy;
     IF NOT FOUND OR p_limit <= 0 THEN
-        RETURN '{}';
+        RETURN;
     END IF;
-    v_cap := least(v_pol.max_in_flight, coalesce(v_pol.pending_max, v_pol.max_in_flight));
-    v_window := greatest(v_pol.look_ahead, p_limit);
-    -- Read before any job (a later snapshot sees every job numbered below it).
-    SELECT e.next_seq INTO v_next FROM __schema__.enqueue_heads AS e
-    WHERE e.queue = p_queue AND e.priority = p_priority AND e.enqueue_shard = p_shard;
-    IF NOT FOUND THEN
-        RETURN '{}';
-    END IF;
-    -- A fenced lane hands out numbers up to its fence only (16_repartition.sql).
-    SELECT least(v_next, c.fence_seq + 1) INTO v_next FROM __schema__.claim_heads AS c
-    WHERE c.queue = p_queue AND c.priority = p_priority AND c.enqueue_shard = p_shard;
-    SELECT s.frontier INTO v_frontier FROM __schema__.key_lane_state AS s
-    WHERE s.queue = p_queue AND s.priority = p_priority AND s.enqueue_shard = p_shard;
-    v_frontier := greatest(coalesce(v_frontier, p_cursor), p_cursor);
 
     -- 1. Parked heads and the next parked jobs of their keys, still there.
+    v_heads := 0;
+    v_behind := '{}';
+    IF v_had_parked THEN
     WITH h AS (
         SELECT p.key FROM __schema__.key_parked AS p
         WHERE p.queue = p_queue AND p.priority = p_priority AND p.enqueue_shard = p_shard AND p.head
         ORDER BY p.lane_seq
         LIMIT v_window
     ), r AS (
-        SELECT h.key, x.lane_seq, x.job_id, j.run_lease AS lease,
+        SELECT h.key, x.lane_seq, x.job_id,
                j.id IS NOT NULL AND x.lane_seq > p_cursor AS live,
-               __schema__.key_of(j.concurrency_key, j.ordering_key, v_pol.from_ordering_key) AS k
+               __schema__.key_of(j.concurrency_key, j.ordering_key, v_from_ok) AS k
         FROM h
         CROSS JOIN LATERAL (
             SELECT p.lane_seq, p.job_id FROM __schema__.key_parked AS p
@@ -278,14 +302,14 @@ BEGIN
            array_agg(r.job_id ORDER BY r.lane_seq) FILTER (WHERE r.live),
            array_agg(r.lane_seq ORDER BY r.lane_seq) FILTER (WHERE r.live),
            array_agg(r.k ORDER BY r.lane_seq) FILTER (WHERE r.live),
-           array_agg(r.lease ORDER BY r.lane_seq) FILTER (WHERE r.live),
            array_agg(r.lane_seq) FILTER (WHERE NOT r.live)
-    INTO v_heads, v_behind, v_ids, v_seqs, v_keys, v_leases, v_stale
+    INTO v_heads, v_behind, v_ids, v_seqs, v_keys, v_stale
     FROM r;
     IF v_ids IS NOT NULL THEN
-        SELECT * INTO v_got FROM __schema__.key_admit(p_policy, v_cap, v_left, v_ids, v_seqs, v_keys, v_leases, '{}');
+        SELECT * INTO v_got FROM __schema__.key_admit(p_policy, v_cap, v_left, v_ids, v_seqs, v_keys, '{}', p_mine);
         v_taken := v_got.taken_ids;
         v_taken_seqs := v_got.taken_seqs;
+        v_taken_keys := v_got.taken_keys;
         v_left := v_left - cardinality(v_taken);
     END IF;
     IF cardinality(v_taken_seqs) > 0 OR v_stale IS NOT NULL THEN
@@ -310,6 +334,7 @@ BEGIN
             LIMIT 1
             ) AS m));
     END IF;
+    END IF;
 
     -- 2. New numbers past the frontier, unless the heads filled the window.
     -- Every key with parked jobs is in v_behind (fewer than W heads: all of
@@ -318,10 +343,9 @@ BEGIN
     WHILE v_left > 0 AND v_heads < v_window AND v_frontier < v_end LOOP
         v_hi := least(v_frontier + greatest(2 * v_left, 16), v_end);
         SELECT array_agg(j.id ORDER BY j.lane_seq), array_agg(j.lane_seq ORDER BY j.lane_seq),
-               array_agg(__schema__.key_of(j.concurrency_key, j.ordering_key, v_pol.from_ordering_key)
-                         ORDER BY j.lane_seq),
-               array_agg(j.run_lease ORDER BY j.lane_seq)
-        INTO v_ids, v_seqs, v_keys, v_leases
+               array_agg(__schema__.key_of(j.concurrency_key, j.ordering_key, v_from_ok)
+                         ORDER BY j.lane_seq)
+        INTO v_ids, v_seqs, v_keys
         FROM __schema__.lane_segments AS g
         JOIN __schema__.jobs AS j
           ON j.id BETWEEN g.first_id + (greatest(g.first_seq, v_frontier + 1) - g.first_seq)
@@ -335,9 +359,11 @@ BEGIN
             v_frontier := v_hi;  -- holes only
             CONTINUE;
         END IF;
-        SELECT * INTO v_got FROM __schema__.key_admit(p_policy, v_cap, v_left, v_ids, v_seqs, v_keys, v_leases, v_behind);
+        SELECT * INTO v_got
+        FROM __schema__.key_admit(p_policy, v_cap, v_left, v_ids, v_seqs, v_keys, v_behind, p_mine || v_taken_keys);
         v_taken := v_taken || v_got.taken_ids;
         v_taken_seqs := v_taken_seqs || v_got.taken_seqs;
+        v_taken_keys := v_taken_keys || v_got.taken_keys;
         v_left := v_left - cardinality(v_got.taken_ids);
         v_hi := coalesce(v_got.stop_seq - 1, v_hi);
         -- Park what was left for its key, up to the new frontier: the candidates
@@ -355,31 +381,43 @@ BEGIN
             v_behind := v_behind || ARRAY(
                 SELECT DISTINCT u.k FROM unnest(v_seqs, v_keys) AS u(seq, k)
                 WHERE u.seq <= v_hi AND NOT (u.seq = ANY (v_got.taken_seqs)) AND u.k IS NOT NULL);
+            v_parked := true;
         END IF;
         v_frontier := v_hi;
     END LOOP;
 
     -- The cursor stops before the first parked job (a head: the first of its key).
-    SELECT min(p.lane_seq) INTO v_first FROM __schema__.key_parked AS p
-    WHERE p.queue = p_queue AND p.priority = p_priority AND p.enqueue_shard = p_shard AND p.head;
+    IF v_had_parked OR v_parked THEN
+        SELECT min(p.lane_seq) INTO v_first FROM __schema__.key_parked AS p
+        WHERE p.queue = p_queue AND p.priority = p_priority AND p.enqueue_shard = p_shard AND p.head;
+    END IF;
     v_new_cursor := greatest(coalesce(least(v_first - 1, v_frontier), v_frontier), p_cursor);
-    SELECT count(*) INTO v_prefix FROM unnest(v_taken_seqs) AS u(seq) WHERE u.seq <= v_new_cursor;
 
+    -- The cursor's move, in one statement: numbers it passes that were not
+    -- taken are holes, and so are the numbers taken past it (later); the
+    -- segments it passed go; the frontier is stored only while it is past
+    -- the cursor (a stored one at or below it reads as the cursor).
+    WITH passed AS (
+        DELETE FROM __schema__.lane_segments AS g
+        WHERE v_new_cursor > p_cursor
+          AND g.queue = p_queue AND g.priority = p_priority AND g.enqueue_shard = p_shard
+          AND g.last_seq <= v_new_cursor
+    ), state AS (
+        INSERT INTO __schema__.key_lane_state AS s (queue, priority, enqueue_shard, frontier)
+        SELECT p_queue, p_priority, p_shard, v_frontier
+        WHERE v_frontier > v_new_cursor
+        ON CONFLICT (queue, priority, enqueue_shard) DO UPDATE SET frontier = excluded.frontier
+        WHERE s.frontier IS DISTINCT FROM excluded.frontier
+    ), prefix AS (
+        SELECT count(*)::integer AS n FROM unnest(v_taken_seqs) AS u(seq) WHERE u.seq <= v_new_cursor
+    )
     UPDATE __schema__.claim_heads AS c
     SET claim_seq = v_new_cursor,
-        holes = greatest(c.holes - ((v_new_cursor - p_cursor) - v_prefix), 0)
-                + (cardinality(v_taken) - v_prefix)
+        holes = greatest(c.holes - ((v_new_cursor - p_cursor) - prefix.n), 0) + (cardinality(v_taken) - prefix.n)
+    FROM prefix
     WHERE c.queue = p_queue AND c.priority = p_priority AND c.enqueue_shard = p_shard;
-    IF v_new_cursor > p_cursor THEN
-        DELETE FROM __schema__.lane_segments AS g
-        WHERE g.queue = p_queue AND g.priority = p_priority AND g.enqueue_shard = p_shard
-          AND g.last_seq <= v_new_cursor;
-    END IF;
-    INSERT INTO __schema__.key_lane_state AS s (queue, priority, enqueue_shard, frontier)
-    VALUES (p_queue, p_priority, p_shard, v_frontier)
-    ON CONFLICT (queue, priority, enqueue_shard) DO UPDATE SET frontier = excluded.frontier
-    WHERE s.frontier IS DISTINCT FROM excluded.frontier;
-    RETURN v_taken;
+    taken_ids := v_taken;
+    taken_keys := v_taken_keys;
 END
 $$;
 
@@ -398,7 +436,7 @@ BEGIN
         RETURN;
     END IF;
     SELECT coalesce(max(n), 0) INTO v_most
-    FROM (SELECT count(*) AS n FROM __schema__.key_grants WHERE policy = p_policy GROUP BY key) AS g;
+    FROM (SELECT count(*) AS n FROM __schema__.key_grants() WHERE policy = p_policy GROUP BY key) AS g;
     IF v_most <= v_pending THEN
         UPDATE __schema__.key_policies
         SET max_in_flight = v_pending, pending_max = NULL, updated_at = now()
@@ -435,20 +473,15 @@ BEGIN
         INSERT INTO __schema__.key_policies (name, max_in_flight, from_ordering_key, look_ahead)
         VALUES (p_name, p_max_in_flight, coalesce(p_from_ordering_key, false), coalesce(p_look_ahead, 256))
         RETURNING * INTO v_old;
-        -- The rows first: marked under their row locks, so an attempt ending
-        -- meanwhile either ended before (no grant) or waits and then releases it.
-        WITH marked AS (
-            UPDATE __schema__.jobs AS j SET key_granted = true
-            WHERE j.state = 'running' AND __schema__.logical_queue(j.queue) = p_name
-              AND __schema__.key_of(j.concurrency_key, j.ordering_key, v_old.from_ordering_key) IS NOT NULL
-            RETURNING j.id, j.run_lease,
-                      __schema__.key_of(j.concurrency_key, j.ordering_key, v_old.from_ordering_key) AS key
-        )
-        INSERT INTO __schema__.key_grants (job_id, run_lease, policy, key)
-        SELECT m.id, m.run_lease, p_name, m.key FROM marked AS m
-        ON CONFLICT (job_id) DO NOTHING;
+        -- Marked under their row locks: an attempt ending meanwhile either
+        -- ended before, or is waited for and then no longer running.
+        UPDATE __schema__.jobs AS j
+        SET granted_key = __schema__.key_of(j.concurrency_key, j.ordering_key, v_old.from_ordering_key)
+        WHERE j.state = 'running' AND __schema__.logical_queue(j.queue) = p_name
+          AND j.granted_key IS DISTINCT FROM
+              __schema__.key_of(j.concurrency_key, j.ordering_key, v_old.from_ordering_key);
         SELECT coalesce(max(n), 0) INTO v_most
-        FROM (SELECT count(*) AS n FROM __schema__.key_grants WHERE policy = p_name GROUP BY key) AS g;
+        FROM (SELECT count(*) AS n FROM __schema__.key_grants() WHERE policy = p_name GROUP BY key) AS g;
         IF v_most > p_max_in_flight THEN
             UPDATE __schema__.key_policies
             SET max_in_flight = v_most, pending_max = p_max_in_flight
@@ -469,27 +502,21 @@ BEGIN
 END
 $$;
 
--- End of a governed attempt: the grant goes with the lease, in the same
--- transaction, whatever ends it. A pending lower limit is promoted here when
--- the catalog lock is free (never waited for); else by the next change.
+-- End of a governed attempt: the grant ended with it, in the statement that
+-- moved the row out of 'running'. Here only what follows from that: wake the
+-- claimers (a gated job of this key may now run), and promote a pending lower
+-- limit when the catalog lock is free (never waited for; else the next
+-- change or release does).
 CREATE OR REPLACE FUNCTION __schema__.release_key_grant()
 RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_policy  text;
-    v_pending boolean;
+    v_policy text := __schema__.logical_queue(OLD.queue);
 BEGIN
-    -- one statement per row: the grant and whether its policy has a pending limit
-    DELETE FROM __schema__.key_grants AS g WHERE g.job_id = OLD.id AND g.run_lease = OLD.run_lease
-    RETURNING g.policy, EXISTS (SELECT 1 FROM __schema__.key_policies AS p
-                                WHERE p.name = g.policy AND p.pending_max IS NOT NULL)
-    INTO v_policy, v_pending;
-    IF v_policy IS NOT NULL THEN
-        -- a gated job of this key may now run
-        PERFORM pg_notify(TG_TABLE_SCHEMA || '_jobs', OLD.queue);
-        IF v_pending AND pg_try_advisory_xact_lock(hashtext('__schema__.key_policies'), 20) THEN
-            PERFORM __schema__.key_settle_locked(v_policy);
-        END IF;
+    PERFORM pg_notify(TG_TABLE_SCHEMA || '_jobs', OLD.queue);
+    IF EXISTS (SELECT 1 FROM __schema__.key_policies AS p WHERE p.name = v_policy AND p.pending_max IS NOT NULL)
+       AND pg_try_advisory_xact_lock(hashtext('__schema__.key_policies'), 20) THEN
+        PERFORM __schema__.key_settle_locked(v_policy);
     END IF;
     RETURN NULL;
 END
@@ -498,11 +525,11 @@ $$;
 CREATE TRIGGER jobs_release_key_grant
     AFTER UPDATE OF state ON __schema__.jobs
     FOR EACH ROW
-    WHEN (OLD.state = 'running' AND NEW.state <> 'running' AND OLD.key_granted)
+    WHEN (OLD.state = 'running' AND NEW.state <> 'running' AND OLD.granted_key IS NOT NULL)
     EXECUTE FUNCTION __schema__.release_key_grant();
 
 CREATE TRIGGER jobs_release_key_grant_on_delete
     AFTER DELETE ON __schema__.jobs
     FOR EACH ROW
-    WHEN (OLD.state = 'running' AND OLD.key_granted)
+    WHEN (OLD.state = 'running' AND OLD.granted_key IS NOT NULL)
     EXECUTE FUNCTION __schema__.release_key_grant();
