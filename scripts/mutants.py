@@ -264,8 +264,8 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "key-park-overtakes", "a new job of a key with parked jobs is taken past them when the key has room",
         ((f"{BASE}/15_key_concurrency.sql",
-          "key_admit(p_policy, v_cap, v_left, v_ids, v_seqs, v_keys, v_behind, p_mine || v_taken_keys)",
-          "key_admit(p_policy, v_cap, v_left, v_ids, v_seqs, v_keys, '{}', p_mine || v_taken_keys)"),),
+          "WHERE w.k IS NOT NULL AND NOT (w.k = ANY (v_behind))",
+          "WHERE w.k IS NOT NULL"),),
         (f"{M}/test_key_concurrency_machine.py::test_parked_head_machine", "tests/test_key_concurrency.py"),
     ),
     Mutant(
@@ -313,13 +313,14 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "key-no-serialisation", "key admission counts grants without holding the key's lock (check-then-claim)",
-        ((f"{BASE}/15_key_concurrency.sql", "        WHERE __schema__.key_try_lock(p_policy, d.k));\n", "        );\n"),),
+        ((f"{BASE}/15_key_concurrency.sql", "AND __schema__.key_try_lock(p_policy, r.k)), '{}')", "), '{}')"),
+         (f"{BASE}/15_key_concurrency.sql", "AND __schema__.key_try_lock(p_policy, w.k)), '{}')", "), '{}')")),
         (f"{M}/test_key_concurrency_machine.py::test_key_concurrency_machine", "tests/test_key_concurrency.py"),
     ),
     Mutant(
         "key-claim-forgets-own", "a claim's later lanes do not count the keys its earlier lanes took (one key twice)",
         ((f"{BASE}/15_key_concurrency.sql",
-          "              SELECT m.k FROM unnest(p_mine) AS m(k) WHERE m.k = ANY (v_locked)) AS h\n",
+          "              SELECT m.k FROM unnest(p_mine) AS m(k) WHERE m.k = ANY (p_locked)) AS h\n",
           "              SELECT m.k FROM unnest(p_mine) AS m(k) WHERE false) AS h\n"),),
         ("tests/test_key_concurrency.py::test_one_key_one_at_a_time_across_partitions_and_lanes",
          f"{M}/test_key_concurrency_machine.py::test_key_concurrency_machine"),

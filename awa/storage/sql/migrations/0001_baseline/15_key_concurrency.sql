@@ -139,14 +139,19 @@ CREATE TABLE __schema__.key_parked (
 CREATE INDEX key_parked_heads ON __schema__.key_parked (queue, priority, enqueue_shard, lane_seq) WHERE head;
 
 -- Admit candidates (in lane order) under a policy: a job is admitted when
--- it has no key, or its key was locked here (try-lock, never waits), is not
--- in p_behind (keys with jobs parked before these) and has room: the key's
--- grants plus its earlier candidates are below p_cap. The grants are the
--- committed ones and p_mine, the keys this claim took in earlier calls (its
--- jobs are marked running, and so hold their grants, when the claim ends).
--- Takes the first p_limit admitted; returns their ids, numbers and keys
--- (NULL: no key), and the number of the first admitted job left for want of
--- room in the claim (NULL when none).
+-- it has no key, or its key is in p_locked and has room: the key's grants
+-- plus its earlier candidates are below p_cap. p_locked: the candidates'
+-- keys whose lock (key_try_lock) this transaction took in an EARLIER
+-- statement than the one calling this, so that this count's snapshot sees
+-- every grant committed before the locks were granted; a key not in it
+-- (busy in another claim, or behind parked jobs) is not admitted. The
+-- grants are the committed ones and p_mine, the keys this claim took in
+-- earlier calls (its jobs are marked running, and so hold their grants,
+-- when the claim ends). Takes the first p_limit admitted; returns their
+-- ids, numbers and keys (NULL: no key), and the number of the first
+-- admitted job left for want of room in the claim (NULL when none).
+-- One row. A plain SQL function, so the planner inlines it into the
+-- calling statement.
 CREATE OR REPLACE FUNCTION __schema__.key_admit(
     p_policy text,
     p_cap    integer,
@@ -154,36 +159,24 @@ CREATE OR REPLACE FUNCTION __schema__.key_admit(
     p_ids    bigint[],
     p_seqs   bigint[],
     p_keys   bytea[],
-    p_behind bytea[],
-    p_mine   bytea[],
-    OUT taken_ids  bigint[],
-    OUT taken_seqs bigint[],
-    OUT taken_keys bytea[],
-    OUT stop_seq   bigint
+    p_locked bytea[],
+    p_mine   bytea[]
 )
-LANGUAGE plpgsql AS $$
-DECLARE
-    v_locked bytea[];
-BEGIN
-    -- Serialise on each distinct key first (own statement: the count below
-    -- must take its snapshot after the locks are granted).
-    v_locked := ARRAY(
-        SELECT k FROM (SELECT DISTINCT k FROM unnest(p_keys) AS u(k)
-                       WHERE k IS NOT NULL AND NOT (k = ANY (p_behind))) AS d
-        WHERE __schema__.key_try_lock(p_policy, d.k));
+RETURNS TABLE (taken_ids bigint[], taken_seqs bigint[], taken_keys bytea[], stop_seq bigint)
+LANGUAGE sql STABLE AS $$
     WITH cand AS (
         SELECT u.id, u.seq, u.k FROM unnest(p_ids, p_seqs, p_keys) AS u(id, seq, k)
     ), held AS (
         SELECT h.k, count(*) AS n
         FROM (SELECT g.key AS k FROM __schema__.key_grants() AS g
-              WHERE g.policy = p_policy AND g.key = ANY (v_locked)
+              WHERE g.policy = p_policy AND g.key = ANY (p_locked)
               UNION ALL
-              SELECT m.k FROM unnest(p_mine) AS m(k) WHERE m.k = ANY (v_locked)) AS h
+              SELECT m.k FROM unnest(p_mine) AS m(k) WHERE m.k = ANY (p_locked)) AS h
         GROUP BY h.k
     ), ranked AS (
         SELECT c.id, c.seq, c.k,
                CASE WHEN c.k IS NULL THEN true
-                    WHEN NOT (c.k = ANY (v_locked)) THEN false
+                    WHEN NOT (c.k = ANY (p_locked)) THEN false
                     ELSE coalesce(h.n, 0) + row_number() OVER (PARTITION BY c.k ORDER BY c.seq) <= p_cap
                END AS ok
         FROM cand AS c LEFT JOIN held AS h ON h.k = c.k
@@ -194,9 +187,7 @@ BEGIN
            coalesce(array_agg(t.seq ORDER BY t.seq) FILTER (WHERE t.n <= p_limit), '{}'),
            coalesce(array_agg(t.k ORDER BY t.seq) FILTER (WHERE t.n <= p_limit), '{}'),
            min(t.seq) FILTER (WHERE t.n > p_limit)
-    INTO taken_ids, taken_seqs, taken_keys, stop_seq
-    FROM numbered AS t;
-END
+    FROM numbered AS t
 $$;
 
 -- Claim from one lane of a governed queue; the caller holds the lane's claim
@@ -239,6 +230,7 @@ DECLARE
     v_ids        bigint[];
     v_seqs       bigint[];
     v_keys       bytea[];
+    v_locked     bytea[];
     v_stale      bigint[];
     v_got        record;
     v_taken      bigint[] := '{}';
@@ -302,11 +294,14 @@ BEGIN
            array_agg(r.job_id ORDER BY r.lane_seq) FILTER (WHERE r.live),
            array_agg(r.lane_seq ORDER BY r.lane_seq) FILTER (WHERE r.live),
            array_agg(r.k ORDER BY r.lane_seq) FILTER (WHERE r.live),
-           array_agg(r.lane_seq) FILTER (WHERE NOT r.live)
-    INTO v_heads, v_behind, v_ids, v_seqs, v_keys, v_stale
+           array_agg(r.lane_seq) FILTER (WHERE NOT r.live),
+           -- the per-key locks, in this statement: key_admit counts in the next
+           coalesce(array_agg(r.k) FILTER (WHERE r.live AND r.k IS NOT NULL
+                                           AND __schema__.key_try_lock(p_policy, r.k)), '{}')
+    INTO v_heads, v_behind, v_ids, v_seqs, v_keys, v_stale, v_locked
     FROM r;
     IF v_ids IS NOT NULL THEN
-        SELECT * INTO v_got FROM __schema__.key_admit(p_policy, v_cap, v_left, v_ids, v_seqs, v_keys, '{}', p_mine);
+        SELECT * INTO v_got FROM __schema__.key_admit(p_policy, v_cap, v_left, v_ids, v_seqs, v_keys, v_locked, p_mine);
         v_taken := v_got.taken_ids;
         v_taken_seqs := v_got.taken_seqs;
         v_taken_keys := v_got.taken_keys;
@@ -342,10 +337,14 @@ BEGIN
     v_end := least(v_frontier + v_window, v_next - 1);
     WHILE v_left > 0 AND v_heads < v_window AND v_frontier < v_end LOOP
         v_hi := least(v_frontier + greatest(2 * v_left, 16), v_end);
-        SELECT array_agg(j.id ORDER BY j.lane_seq), array_agg(j.lane_seq ORDER BY j.lane_seq),
-               array_agg(__schema__.key_of(j.concurrency_key, j.ordering_key, v_from_ok)
-                         ORDER BY j.lane_seq)
-        INTO v_ids, v_seqs, v_keys
+        -- The candidates, and the per-key locks of those not behind parked
+        -- jobs, in this statement: key_admit counts in the next.
+        SELECT array_agg(w.id ORDER BY w.seq), array_agg(w.seq ORDER BY w.seq), array_agg(w.k ORDER BY w.seq),
+               coalesce(array_agg(w.k) FILTER (WHERE w.k IS NOT NULL AND NOT (w.k = ANY (v_behind))
+                                               AND __schema__.key_try_lock(p_policy, w.k)), '{}')
+        INTO v_ids, v_seqs, v_keys, v_locked
+        FROM (
+        SELECT j.id, j.lane_seq AS seq, __schema__.key_of(j.concurrency_key, j.ordering_key, v_from_ok) AS k
         FROM __schema__.lane_segments AS g
         JOIN __schema__.jobs AS j
           ON j.id BETWEEN g.first_id + (greatest(g.first_seq, v_frontier + 1) - g.first_seq)
@@ -354,13 +353,14 @@ BEGIN
          AND j.state = 'available'
          AND j.queue = p_queue AND j.priority = p_priority AND j.enqueue_shard = p_shard
         WHERE g.queue = p_queue AND g.priority = p_priority AND g.enqueue_shard = p_shard
-          AND g.last_seq > v_frontier AND g.first_seq <= v_hi;
+          AND g.last_seq > v_frontier AND g.first_seq <= v_hi
+        ) AS w;
         IF v_ids IS NULL THEN
             v_frontier := v_hi;  -- holes only
             CONTINUE;
         END IF;
         SELECT * INTO v_got
-        FROM __schema__.key_admit(p_policy, v_cap, v_left, v_ids, v_seqs, v_keys, v_behind, p_mine || v_taken_keys);
+        FROM __schema__.key_admit(p_policy, v_cap, v_left, v_ids, v_seqs, v_keys, v_locked, p_mine || v_taken_keys);
         v_taken := v_taken || v_got.taken_ids;
         v_taken_seqs := v_taken_seqs || v_got.taken_seqs;
         v_taken_keys := v_taken_keys || v_got.taken_keys;
