@@ -358,3 +358,43 @@ def test_jobs_carry_their_concurrency_key(client):
     claimed = {j.id: j.concurrency_key for j in client.claim(["orders"], 10)}
     assert claimed == {one.id: b"ada", plain.id: None, copied.id: b"eve"}
     assert client.get_job(one.id).concurrency_key == b"ada"
+
+
+@pytest.mark.parametrize("end", ["complete", "complete_many"])
+def test_the_end_of_a_governed_attempt_wakes_its_queue_once(client, database_url, end):
+    """A governed attempt's end notifies its queue's channel (the release
+    trigger), once per transaction: a batch completion of three is one
+    notification. An unkeyed queue's completions stay silent; the grants
+    end with the rows' state, whatever granted_key the finished rows keep."""
+    client.create_key_policy("orders", 1)
+    for n in range(3):
+        client.insert({"n": n}, kind="k", queue="orders", concurrency_key=f"k{n}")
+    client.insert({"n": 9}, kind="k", queue="plain")
+    running = client.claim(["orders", "plain"], 10)
+    assert len(running) == 4 and len(grants(database_url)) == 3
+    with psycopg.connect(database_url, autocommit=True) as listener:
+        listener.execute("LISTEN awa_jobs")
+        if end == "complete":
+            for j in running:
+                assert client.complete(j.id, j.run_lease)
+        else:
+            assert client.complete_many([(j.id, j.run_lease) for j in running]) == [True] * 4
+        notes = [n.payload for n in listener.notifies(timeout=0.5, stop_after=10)]
+    assert notes == ["orders"] * (3 if end == "complete" else 1)
+    assert grants(database_url) == []
+
+
+def test_a_batch_completion_settles_a_pending_lower_limit(client, database_url):
+    client.create_key_policy("orders", 2)
+    for n in range(4):
+        client.insert({"n": n}, kind="k", queue="orders", concurrency_key="ada")
+    running = client.claim(["orders"], 10)
+    assert len(running) == 2
+    assert client.set_key_limit("orders", 1).pending_max == 1
+    assert client.complete_many([(running[0].id, running[0].run_lease)]) == [True]
+    [p] = client.key_policies("orders")  # the batch's release promoted it
+    assert (p.max_in_flight, p.pending_max) == (1, None)
+    assert client.claim(["orders"], 10) == []  # ada still holds one grant, the limit is 1
+    assert client.complete_many([(running[1].id, running[1].run_lease)]) == [True]
+    assert len(client.claim(["orders"], 10)) == 1
+    assert violations(database_url) == []
