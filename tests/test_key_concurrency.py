@@ -262,12 +262,18 @@ def test_unkeyed_jobs_of_a_governed_queue_run_freely(client):
     assert len(client.claim(["orders"], 10)) == 3
 
 
-def test_lowering_waits_for_the_keys_to_drain_raising_applies_at_once(client, database_url):
-    client.create_key_policy("orders", 3)
-    for n in range(5):
+def _running_ada(client, limit: int, jobs: int) -> list:
+    """A policy of ``limit`` on orders, ``jobs`` jobs of key ada, and the claimed ones."""
+    client.create_key_policy("orders", limit)
+    for n in range(jobs):
         client.insert({"n": n}, kind="k", queue="orders", concurrency_key="ada")
     running = client.claim(["orders"], 10)
-    assert len(running) == 3
+    assert len(running) == limit
+    return running
+
+
+def test_lowering_waits_for_the_keys_to_drain_raising_applies_at_once(client, database_url):
+    running = _running_ada(client, 3, 5)
     p = client.set_key_limit("orders", 1)
     assert (p.max_in_flight, p.pending_max, p.admits, p.most_in_flight) == (3, 1, 1, 3)
     assert violations(database_url) == []
@@ -385,11 +391,7 @@ def test_the_end_of_a_governed_attempt_wakes_its_queue_once(client, database_url
 
 
 def test_a_batch_completion_settles_a_pending_lower_limit(client, database_url):
-    client.create_key_policy("orders", 2)
-    for n in range(4):
-        client.insert({"n": n}, kind="k", queue="orders", concurrency_key="ada")
-    running = client.claim(["orders"], 10)
-    assert len(running) == 2
+    running = _running_ada(client, 2, 4)
     assert client.set_key_limit("orders", 1).pending_max == 1
     assert client.complete_many([(running[0].id, running[0].run_lease)]) == [True]
     [p] = client.key_policies("orders")  # the batch's release promoted it
