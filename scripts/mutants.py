@@ -350,6 +350,13 @@ MUTANTS: tuple[Mutant, ...] = (
         (f"{M}/test_key_concurrency_machine.py::test_key_concurrency_machine", "tests/test_key_concurrency.py"),
     ),
     Mutant(
+        "key-gone-still-behind", "a key whose parked jobs were all taken or cancelled still holds its new jobs back",
+        ((f"{BASE}/15_key_concurrency.sql",
+          "        v_behind := ARRAY(\n            SELECT p.key FROM __schema__.key_parked AS p\n",
+          "        v_behind := v_behind || ARRAY(\n            SELECT p.key FROM __schema__.key_parked AS p\n"),),
+        ("tests/test_key_concurrency.py::test_a_key_whose_parked_jobs_are_gone_is_not_held_back",),
+    ),
+    Mutant(
         "key-parked-loses-key", "a parked job read again has no key (from_ordering_key) and runs beside a granted one",
         ((f"{BASE}/15_key_concurrency.sql",
           "               __schema__.key_of(j.concurrency_key, j.ordering_key, v_from_ok) AS k\n",

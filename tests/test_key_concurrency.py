@@ -400,3 +400,22 @@ def test_a_batch_completion_settles_a_pending_lower_limit(client, database_url):
     assert client.complete_many([(running[1].id, running[1].run_lease)]) == [True]
     assert len(client.claim(["orders"], 10)) == 1
     assert violations(database_url) == []
+
+
+def test_a_key_whose_parked_jobs_are_gone_is_not_held_back(client, database_url):
+    """A parked head that was cancelled is dropped by the next claim, and the
+    key's new job is taken by that same claim: the key has nothing parked
+    before it any more (found by the deep key machine: the claim parked the
+    new job behind the gone one and came back empty)."""
+    client.create_key_policy("orders", 1)
+    first = client.insert({"n": 0}, kind="k", queue="orders", concurrency_key="ada")
+    second = client.insert({"n": 1}, kind="k", queue="orders", concurrency_key="ada")
+    [running] = client.claim(["orders"], 10)
+    assert running.id == first.id  # the second is parked behind it
+    client.cancel_job(second.id)
+    assert client.complete(running.id, running.run_lease)
+    third = client.insert({"n": 2}, kind="k", queue="orders", concurrency_key="ada")
+    assert [j.id for j in client.claim(["orders"], 10)] == [third.id]
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT count(*) FROM awa.key_parked").fetchone()[0] == 0
+    assert violations(database_url) == []

@@ -328,6 +328,12 @@ BEGIN
             ORDER BY q.lane_seq
             LIMIT 1
             ) AS m));
+        -- Only a key that still has parked jobs holds its later ones back: a
+        -- key whose parked jobs were all taken or gone (cancelled) is free.
+        v_behind := ARRAY(
+            SELECT p.key FROM __schema__.key_parked AS p
+            WHERE p.queue = p_queue AND p.priority = p_priority AND p.enqueue_shard = p_shard
+              AND p.key = ANY (v_behind) AND p.head);
     END IF;
     END IF;
 
