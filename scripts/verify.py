@@ -47,12 +47,15 @@ def _pytest(*args: str) -> list[str]:
 def plan(deep: bool, workers: str) -> list[Step]:
     ignore_specs = [f"--ignore={p}" for p in SPEC_TESTS]
     profile = {"HYPOTHESIS_PROFILE": "deep" if deep else os.environ.get("HYPOTHESIS_PROFILE", "ci")}
+    # The deep budget runs one state machine for several minutes on 2 cores:
+    # past pytest-timeout's 300 s, which is for hung tests, not long searches.
+    long = ["--timeout=3600"] if deep else []
     return [
         Step("TLC model checks", ["bash", "scripts/run-tlc.sh"]),
         Step("Spec parsing, MAPPING, mirror tests", _pytest("-q", *SPEC_TESTS)),
         Step("Model mirrors", [sys.executable, "-m", "verification.mirrors", "check"]),
-        Step("Test suite", _pytest("-q", "-n", workers, "-m", "not machines", *ignore_specs), profile),
-        Step("State machines", _pytest("-q", "-n", workers, "-m", "machines", *ignore_specs), profile),
+        Step("Test suite", _pytest("-q", "-n", workers, "-m", "not machines", *long, *ignore_specs), profile),
+        Step("State machines", _pytest("-q", "-n", workers, "-m", "machines", *long, *ignore_specs), profile),
     ]
 
 
