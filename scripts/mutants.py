@@ -350,11 +350,17 @@ MUTANTS: tuple[Mutant, ...] = (
         (f"{M}/test_key_concurrency_machine.py::test_key_concurrency_machine", "tests/test_key_concurrency.py"),
     ),
     Mutant(
-        "key-gone-still-behind", "a key whose parked jobs were all taken or cancelled still holds its new jobs back",
+        "key-gone-still-behind", "a key whose parked jobs were all taken still holds its new jobs back",
         ((f"{BASE}/15_key_concurrency.sql",
           "        v_behind := ARRAY(\n            SELECT p.key FROM __schema__.key_parked AS p\n",
           "        v_behind := v_behind || ARRAY(\n            SELECT p.key FROM __schema__.key_parked AS p\n"),),
-        ("tests/test_key_concurrency.py::test_a_key_whose_parked_jobs_are_gone_is_not_held_back",),
+        ("tests/test_key_concurrency.py::test_a_key_whose_parked_jobs_were_all_taken_is_not_held_back",),
+    ),
+    Mutant(
+        "key-cancel-stays-parked", "an admin cancel of a parked job leaves its row (the claims meet it again)",
+        (("awa/storage/sql/migrations/0001_baseline/07_admin.sql",
+          "                PERFORM __schema__.key_unpark_cancelled(v_job);\n", ""),),
+        ("tests/test_key_concurrency.py::test_cancelling_a_parked_job_unparks_it",),
     ),
     Mutant(
         "key-parked-loses-key", "a parked job read again has no key (from_ordering_key) and runs beside a granted one",

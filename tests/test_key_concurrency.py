@@ -402,20 +402,36 @@ def test_a_batch_completion_settles_a_pending_lower_limit(client, database_url):
     assert violations(database_url) == []
 
 
-def test_a_key_whose_parked_jobs_are_gone_is_not_held_back(client, database_url):
-    """A parked head that was cancelled is dropped by the next claim, and the
-    key's new job is taken by that same claim: the key has nothing parked
-    before it any more (found by the deep key machine: the claim parked the
-    new job behind the gone one and came back empty)."""
+def test_a_key_whose_parked_jobs_were_all_taken_is_not_held_back(client, database_url):
+    """Once the claim has taken a key's last parked job, the key's new jobs are
+    not behind anything: the same claim takes them if the key has room."""
     client.create_key_policy("orders", 1)
     first = client.insert({"n": 0}, kind="k", queue="orders", concurrency_key="ada")
     second = client.insert({"n": 1}, kind="k", queue="orders", concurrency_key="ada")
-    [running] = client.claim(["orders"], 10)
-    assert running.id == first.id  # the second is parked behind it
-    client.cancel_job(second.id)
-    assert client.complete(running.id, running.run_lease)
+    assert [j.id for j in client.claim(["orders"], 10)] == [first.id]  # the second is parked
+    client.set_key_limit("orders", 3)
     third = client.insert({"n": 2}, kind="k", queue="orders", concurrency_key="ada")
-    assert [j.id for j in client.claim(["orders"], 10)] == [third.id]
+    assert [j.id for j in client.claim(["orders"], 10)] == [second.id, third.id]
     with psycopg.connect(database_url) as conn:
         assert conn.execute("SELECT count(*) FROM awa.key_parked").fetchone()[0] == 0
+    assert violations(database_url) == []
+
+
+def test_cancelling_a_parked_job_unparks_it(client, database_url):
+    """An admin cancel of a parked job removes its row and moves the key's
+    head to the next parked job (found by the deep key machine: cancelled heads
+    stayed parked, and each claim dropped only one of them, coming back empty
+    while a live job of the key waited behind them)."""
+    client.create_key_policy("orders", 1)
+    jobs = [client.insert({"n": n}, kind="k", queue="orders", concurrency_key="ada") for n in range(4)]
+    [running] = client.claim(["orders"], 10)
+    assert running.id == jobs[0].id
+    parked = "SELECT job_id, head FROM awa.key_parked ORDER BY lane_seq"
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute(parked).fetchall() == [(jobs[1].id, True), (jobs[2].id, False), (jobs[3].id, False)]
+        client.cancel_job(jobs[1].id)
+        client.cancel_job(jobs[2].id)
+        assert conn.execute(parked).fetchall() == [(jobs[3].id, True)]
+    assert client.complete(running.id, running.run_lease)
+    assert [j.id for j in client.claim(["orders"], 10)] == [jobs[3].id]
     assert violations(database_url) == []

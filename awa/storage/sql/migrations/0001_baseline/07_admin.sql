@@ -39,6 +39,8 @@ BEGIN
                 SET holes = holes + 1
                 WHERE queue = v_job.queue AND priority = v_job.priority
                   AND enqueue_shard = v_job.enqueue_shard;
+                -- A parked job leaves its key's parked jobs (15_key_concurrency.sql).
+                PERFORM __schema__.key_unpark_cancelled(v_job);
             END IF;
             RETURN;
         END IF;

@@ -138,6 +138,38 @@ CREATE TABLE __schema__.key_parked (
 );
 CREATE INDEX key_parked_heads ON __schema__.key_parked (queue, priority, enqueue_shard, lane_seq) WHERE head;
 
+-- An available job was cancelled (cancel_job, under its lane's claim head):
+-- if it was parked, its row goes, and when it was its key's head the next
+-- parked job of the key becomes the head. So claims do not meet it again;
+-- a row this misses (the policy's from_ordering_key changed since the job
+-- was parked) is dropped by the claim that reaches it.
+CREATE OR REPLACE FUNCTION __schema__.key_unpark_cancelled(p_job __schema__.jobs)
+RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_key  bytea;
+    v_head boolean;
+BEGIN
+    SELECT __schema__.key_of(p_job.concurrency_key, p_job.ordering_key, p.from_ordering_key) INTO v_key
+    FROM __schema__.key_policies AS p WHERE p.name = __schema__.logical_queue(p_job.queue);
+    IF v_key IS NULL THEN
+        RETURN;
+    END IF;
+    DELETE FROM __schema__.key_parked AS k
+    WHERE k.queue = p_job.queue AND k.priority = p_job.priority AND k.enqueue_shard = p_job.enqueue_shard
+      AND k.key = v_key AND k.lane_seq = p_job.lane_seq AND k.job_id = p_job.id
+    RETURNING k.head INTO v_head;
+    IF v_head THEN
+        UPDATE __schema__.key_parked AS k SET head = true
+        WHERE k.queue = p_job.queue AND k.priority = p_job.priority AND k.enqueue_shard = p_job.enqueue_shard
+          AND k.key = v_key
+          AND k.lane_seq = (SELECT min(q.lane_seq) FROM __schema__.key_parked AS q
+                            WHERE q.queue = p_job.queue AND q.priority = p_job.priority
+                              AND q.enqueue_shard = p_job.enqueue_shard AND q.key = v_key);
+    END IF;
+END
+$$;
+
 -- Admit candidates (in lane order) under a policy: a job is admitted when
 -- it has no key, or its key is in p_locked and has room: the key's grants
 -- plus its earlier candidates are below p_cap. p_locked: the candidates'
