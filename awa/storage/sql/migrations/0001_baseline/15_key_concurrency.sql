@@ -124,8 +124,9 @@ CREATE TABLE __schema__.key_lane_state (
 -- key's head, and only heads (with the next few of their key) are read
 -- again, so a key's surplus never fills a claim's window. The job row stays
 -- available and in its lane (the cursor stops before the first parked job),
--- so lane counts stay exact. A row whose job left (cancelled, deleted) is
--- dropped when a claim reaches it. Written only under the lane's claim head.
+-- so lane counts stay exact. A cancelled job's row goes with the cancel
+-- (key_unpark_cancelled); a row whose job left otherwise is dropped when a
+-- claim reaches it. Written only under the lane's claim head.
 CREATE TABLE __schema__.key_parked (
     queue         text     NOT NULL,
     priority      smallint NOT NULL,
