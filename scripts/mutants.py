@@ -266,7 +266,9 @@ MUTANTS: tuple[Mutant, ...] = (
         ((f"{BASE}/15_key_concurrency.sql",
           "WHERE w.k IS NOT NULL AND NOT (w.k = ANY (v_behind))",
           "WHERE w.k IS NOT NULL"),),
-        (f"{M}/test_key_concurrency_machine.py::test_parked_head_machine", "tests/test_key_concurrency.py"),
+        (f"{M}/test_key_concurrency_machine.py::test_parked_head_machine",
+         "tests/test_key_concurrency.py::test_a_key_with_jobs_still_parked_holds_its_new_jobs_back",
+         "tests/test_key_concurrency.py"),
     ),
     Mutant(
         "key-park-head-lost", "a key parked in a lane for the first time gets no head (its jobs are stranded)",

@@ -435,3 +435,26 @@ def test_cancelling_a_parked_job_unparks_it(client, database_url):
     assert client.complete(running.id, running.run_lease)
     assert [j.id for j in client.claim(["orders"], 10)] == [jobs[3].id]
     assert violations(database_url) == []
+
+
+def test_a_key_with_jobs_still_parked_holds_its_new_jobs_back(client, database_url):
+    """KeyLaneFifo past a parked row whose job is gone: the claim drops it and
+    takes the next parked job, and the key's new job, though the key has room
+    for it, waits behind the parked job still there. (The row stays stale
+    only when the policy's from_ordering_key changed since parking: then the
+    cancel computes no key for it.)"""
+    client.create_key_policy("orders", 2, from_ordering_key=True)
+    jobs = [client.insert({"n": n}, kind="k", queue="orders", ordering_key="a") for n in range(5)]
+    running = client.claim(["orders"], 10)
+    assert [j.id for j in running] == [jobs[0].id, jobs[1].id]  # the other three are parked
+    client.create_key_policy("orders", 2, from_ordering_key=False)
+    client.cancel_job(jobs[2].id)  # no key under the policy now: its parked row stays
+    client.create_key_policy("orders", 2, from_ordering_key=True)
+    for j in running:
+        assert client.complete(j.id, j.run_lease)
+    client.insert({"n": 5}, kind="k", queue="orders", ordering_key="a")
+    assert [j.id for j in client.claim(["orders"], 10)] == [jobs[3].id]  # not the new one: jobs[4] waits
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT job_id, head FROM awa.key_parked ORDER BY lane_seq").fetchall()[0] == (
+            jobs[4].id, True)
+    assert violations(database_url) == []

@@ -22,10 +22,12 @@ database:
   every available job (no parked job is forgotten).
 
 ``test_parked_head_machine`` drives one lane of one key at limit 1
-through the path where a claim finds a parked head gone (an admin cancel):
-the key's next parked job becomes its head, and a new job of the key read in
-the same claim must be parked behind it, not taken past it (KeyLaneFifo; the
-mutant ``key-park-overtakes``, spec ``KeyConcurrencyBrokenParkOvertakes``).
+through admin cancels of parked jobs (cancel_job unparks them, ADR 0031):
+the key's next parked job becomes its head, and a new job of the key must be
+parked behind it, not taken past it (KeyLaneFifo). Since cancels unpark, the
+mutant ``key-park-overtakes`` (spec ``KeyConcurrencyBrokenParkOvertakes``) is
+killed by a test that leaves a gone row parked on purpose:
+``test_a_key_with_jobs_still_parked_holds_its_new_jobs_back``.
 
 ``test_the_machine_catches_check_then_claim`` applies the spec's broken
 Serialised = FALSE to the database (key_try_lock always succeeds) and expects
