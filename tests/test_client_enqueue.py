@@ -431,6 +431,30 @@ def test_returned_jobs_equal_stored_rows(client):
         assert client.get_job(job.id) == job
 
 
+def test_single_inserts_return_the_stored_rows(client):
+    # Client.insert builds its Job from what it sent and the columns the
+    # database decides (id, queue, shard, state, created_at): the two agree.
+    now = dt.datetime.now(dt.timezone.utc)
+    pq = client.partitioned_queue("eqs", 2)
+    jobs = [
+        client.insert({"z": 1, "a": [1.5, "\\", None]}, kind="k", queue="eqs", priority=1, max_attempts=3,
+                      tags=["a", "b"], metadata={"m": {"n": 1}}),
+        client.insert({"a": 1}, kind="k", queue="eqs", run_at=now + dt.timedelta(minutes=5)),
+        client.insert({"a": 2}, kind="k", queue="eqs", run_at=now - dt.timedelta(seconds=1)),
+        client.insert({"a": 3}, kind="k", **pq.route_by_key("customer-1"), concurrency_key="c1"),
+    ]
+    assert [j.state for j in jobs] == [JobState.AVAILABLE, JobState.SCHEDULED, JobState.AVAILABLE,
+                                       JobState.AVAILABLE]
+    for job in jobs:
+        assert client.get_job(job.id) == job
+    client.repartition("eqs", 3)  # (numbers the pending jobs of the old partitions)
+    moved = next(k for k in (f"customer-{i}" for i in range(100))
+                 if pq.queue_for_key(k) != PartitionedQueue("eqs", 3).queue_for_key(k))
+    stale = client.insert({"a": 4}, kind="k", **pq.route_by_key(moved))  # the database reroutes it
+    assert stale.queue == PartitionedQueue("eqs", 3).queue_for_key(moved) != pq.queue_for_key(moved)
+    assert client.get_job(stale.id) == stale
+
+
 def test_future_run_at_is_scheduled_without_lane_number(client):
     run_at = dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=5)
     jobs = client.insert_many_copy([{"a": 1}, {"a": 2}], kind="k", run_at=run_at)

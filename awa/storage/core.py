@@ -159,8 +159,11 @@ class StorageCore(
                 },
             )
             if res.rows:
-                self.metrics.record({queue: 1})
-                return Job.from_row(res.names, res.rows[0])
+                job_id, job_queue, shard, state, created_at = res.rows[0]
+                self.metrics.record({job_queue: 1})
+                return self._jobs_for(batch, [lane_routing.Lane(job_queue, shard, None)], None, created_at,
+                                      state == "scheduled", [job_id],
+                                      None if concurrency_key is None else [concurrency_key])[0]
             fresh = yield Query(self.q("queue_shards"), {"queues": [queue]})
             self._shards[queue] = fresh.rows[0][1] if fresh.rows else 1
         raise AwaError("enqueue_shards kept changing while routing the job; try again")  # pragma: no cover
