@@ -139,6 +139,29 @@ CREATE TABLE __schema__.key_parked (
 );
 CREATE INDEX key_parked_heads ON __schema__.key_parked (queue, priority, enqueue_shard, lane_seq) WHERE head;
 
+-- The first parked job of each of p_keys in a lane becomes its key's head
+-- (after its head left). The caller holds the lane's claim head. The UPDATE
+-- names whole primary keys (lane, key, lane_seq): a join here was planned
+-- as a scan of the lane's parked rows with a lookup per row (44 ms a claim
+-- with 10,000 rows of a hot key parked). A lane number is one job, so the
+-- first parked number of each key is its row.
+CREATE OR REPLACE FUNCTION __schema__.key_promote_heads(p_queue text, p_priority smallint, p_shard smallint,
+                                                       p_keys bytea[])
+RETURNS void
+LANGUAGE sql AS $$
+    UPDATE __schema__.key_parked AS p SET head = true
+    WHERE p.queue = p_queue AND p.priority = p_priority AND p.enqueue_shard = p_shard
+      AND p.key = ANY (p_keys) AND NOT p.head
+      AND p.lane_seq = ANY (ARRAY(
+        SELECT m.seq FROM unnest(p_keys) AS b(key)
+        CROSS JOIN LATERAL (
+            SELECT q.lane_seq AS seq FROM __schema__.key_parked AS q
+            WHERE q.queue = p_queue AND q.priority = p_priority AND q.enqueue_shard = p_shard AND q.key = b.key
+            ORDER BY q.lane_seq
+            LIMIT 1
+        ) AS m))
+$$;
+
 -- An available job was cancelled (cancel_job, under its lane's claim head):
 -- if it was parked, its row goes, and when it was its key's head the next
 -- parked job of the key becomes the head. So claims do not meet it again;
@@ -161,12 +184,7 @@ BEGIN
       AND k.key = v_key AND k.lane_seq = p_job.lane_seq AND k.job_id = p_job.id
     RETURNING k.head INTO v_head;
     IF v_head THEN
-        UPDATE __schema__.key_parked AS k SET head = true
-        WHERE k.queue = p_job.queue AND k.priority = p_job.priority AND k.enqueue_shard = p_job.enqueue_shard
-          AND k.key = v_key
-          AND k.lane_seq = (SELECT min(q.lane_seq) FROM __schema__.key_parked AS q
-                            WHERE q.queue = p_job.queue AND q.priority = p_job.priority
-                              AND q.enqueue_shard = p_job.enqueue_shard AND q.key = v_key);
+        PERFORM __schema__.key_promote_heads(p_job.queue, p_job.priority, p_job.enqueue_shard, ARRAY[v_key]);
     END IF;
 END
 $$;
@@ -342,25 +360,13 @@ BEGIN
     END IF;
     IF cardinality(v_taken_seqs) > 0 OR v_stale IS NOT NULL THEN
         -- Unpark what was taken or is gone; the next of each such key becomes its head.
-        -- Both statements name whole primary keys (lane, key, lane_seq): a
-        -- join here was planned as a scan of the lane's parked rows with a
-        -- lookup per row (44 ms a claim with 10,000 rows of a hot key parked).
+        -- The DELETE names whole primary keys (lane, key, lane_seq), as
+        -- key_promote_heads does, and for the same reason.
         DELETE FROM __schema__.key_parked AS p
         WHERE p.queue = p_queue AND p.priority = p_priority AND p.enqueue_shard = p_shard
           AND p.key = ANY (v_behind)
           AND p.lane_seq = ANY (v_taken_seqs || coalesce(v_stale, '{}'));
-        -- (a lane number is one job: the first parked number of each key is its row)
-        UPDATE __schema__.key_parked AS p SET head = true
-        WHERE p.queue = p_queue AND p.priority = p_priority AND p.enqueue_shard = p_shard
-          AND p.key = ANY (v_behind) AND NOT p.head
-          AND p.lane_seq = ANY (ARRAY(
-            SELECT m.seq FROM unnest(v_behind) AS b(key)
-            CROSS JOIN LATERAL (
-            SELECT q.lane_seq AS seq FROM __schema__.key_parked AS q
-            WHERE q.queue = p_queue AND q.priority = p_priority AND q.enqueue_shard = p_shard AND q.key = b.key
-            ORDER BY q.lane_seq
-            LIMIT 1
-            ) AS m));
+        PERFORM __schema__.key_promote_heads(p_queue, p_priority, p_shard, v_behind);
         -- Only a key that still has parked jobs holds its later ones back: a
         -- key whose parked jobs were all taken or gone (cancelled) is free.
         v_behind := ARRAY(
