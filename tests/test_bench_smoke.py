@@ -403,3 +403,27 @@ def test_repartition_bench_quick_run(pg_server_url: str, tmp_path: Path, capsys)
     assert all(abs(r["unmoved_offered_per_s_before"] - 100) < 10 for r in runs)
     out = capsys.readouterr().out
     assert "| 4 -> 8 | 1 |" in out and "8 -> 4: median unmoved ratio" in out
+
+
+def test_cpu_probe_runs_both_parts_and_does_each_job_once(database_url: str) -> None:
+    from bench import cpu_probe
+
+    with psycopg.connect(database_url) as conn:
+        pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+        if not Path(f"/proc/{pid}/schedstat").exists():
+            pytest.skip("the server's backends are not on this machine")
+    keys = cpu_probe.probe_keys(database_url, rounds=2, chunk=16, width=2, batch=4)
+    for side in ("unkeyed", "keyed"):
+        assert keys[side]["server_us_per_job"] > 0 and keys[side]["client_us_per_job"] > 0
+    assert keys["keyed_vs_unkeyed_total"]["median"] > 0
+    single = cpu_probe.probe_single(database_url, rounds=2, chunk=10)
+    assert single["ours"]["server_us_per_job"] > 0 and single["ours_vs_plain_total"]["median"] > 0
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute(
+            "SELECT awa.logical_queue(queue), state::text, count(*) FROM awa.jobs GROUP BY 1, 2 ORDER BY 1, 2"
+        ).fetchall()
+    # keys: 48 jobs a side, 4 to warm up and 2 x 16 measured, each claimed and completed once;
+    # single: 2 to warm up and 2 x 10 measured inserts
+    assert rows == [("probe_keyed", "available", 12), ("probe_keyed", "completed", 36),
+                    ("probe_single", "available", 22),
+                    ("probe_unkeyed", "available", 12), ("probe_unkeyed", "completed", 36)]
