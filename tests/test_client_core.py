@@ -115,3 +115,46 @@ def test_claim_and_complete_with_awkward_queue_names(client):
     assert all(j.args["q"] == j.queue for j in claimed)
     client.complete_many([(j.id, j.run_lease) for j in claimed])
     assert sorted(j.queue for j in client.list_jobs(state="completed", limit=100)) == sorted(names)
+
+
+def test_a_pooled_connection_keeps_one_cursor_that_outlives_a_failed_statement(database_url):
+    """The executors run an operation's statements on the pooled connection's
+    kept cursor. A statement that fails on it (a unique conflict, inside the
+    operation's transaction) leaves it usable, and the next operations run on
+    the same cursor; a caller's own connection is never given one."""
+    from awa.errors import UniqueConflict
+    from awa.storage.drivers import PooledConnection
+
+    with Client(database_url, max_connections=1, min_connections=1) as client:
+        first = client.insert({"n": 1}, kind="demo", queue="kept", unique_opts={"by_args": True})
+        with client.connection() as conn:
+            assert isinstance(conn, PooledConnection)
+            kept = conn.statement_cursor()
+        with pytest.raises(UniqueConflict):
+            client.insert({"n": 1}, kind="demo", queue="kept", unique_opts={"by_args": True})
+        second = client.insert({"n": 2}, kind="demo", queue="kept")
+        assert [j.id for j in client.claim(["kept"], 10)] == [first.id, second.id]
+        with client.connection() as conn:
+            assert conn.statement_cursor() is kept
+    with psycopg.connect(database_url, autocommit=True) as own:
+        assert not isinstance(own, PooledConnection)
+        assert Client(own).get_job(second.id).state is JobState.RUNNING
+
+
+def test_an_async_pooled_connection_keeps_one_cursor(database_url):
+    from awa.storage.drivers import AsyncPooledConnection
+
+    async def main() -> None:
+        client = AsyncClient(database_url, max_connections=1, min_connections=1)
+        try:
+            job = await client.insert({"n": 1}, kind="demo", queue="kept_async")
+            async with client.connection() as conn:
+                assert isinstance(conn, AsyncPooledConnection)
+                kept = conn.statement_cursor()
+            assert [j.id for j in await client.claim(["kept_async"], 10)] == [job.id]
+            async with client.connection() as conn:
+                assert conn.statement_cursor() is kept
+        finally:
+            await client.close()
+
+    asyncio.run(main())
