@@ -143,16 +143,18 @@ def probe_single(url: str, rounds: int, chunk: int) -> dict[str, Any]:
 
     from awa import Client, PartitionedQueue
     from bench import single as single_bench
+    from bench import single_common
 
     single_bench.prepare_plain(url)
     pq = PartitionedQueue("probe_single", 8)
-    opts = [pq.route_by_key(f"customer-{i % KEYS}") for i in range(KEYS)]
+    opts = single_common.routes(pq.route_by_key, pq.route_by_index, keyed=True)  # the single bench's keys
+    n_opts = len(opts)
     plain = psycopg.connect(url, autocommit=True)
     plain.execute("SET synchronous_commit = off")
 
     def plain_run(n: int) -> int:
         for i in range(n):
-            o = opts[i % KEYS]
+            o = opts[i % n_opts]
             plain.execute(single_bench.PLAIN_INSERT, ("probe", o["queue"], '{"seq": %d}' % i, o["ordering_key"]),
                           prepare=True)
         return n
@@ -167,7 +169,7 @@ def probe_single(url: str, rounds: int, chunk: int) -> dict[str, Any]:
 
         def ours_run(n: int) -> int:
             for i in range(n):
-                client.insert({"seq": i}, kind="probe", **opts[i % KEYS])
+                client.insert({"seq": i}, kind="probe", **opts[i % n_opts])
             return n
 
         return alternate(Side("plain", _pid(plain), plain_run), Side("ours", pid, ours_run), rounds, chunk)
