@@ -181,6 +181,11 @@ class Worker:
         except OSError:
             return ""
 
+    def stacks(self) -> None:
+        """Have it write every thread's stack to its log (``awa work`` does on SIGUSR1)."""
+        os.kill(self.proc.pid, signal.SIGUSR1)
+        time.sleep(1.0)
+
     def wait_working(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
         while "awa.cli.work: working" not in self.log():
@@ -460,8 +465,13 @@ def run_scenario(server: EmbeddedPostgres, workdir: Path, name: str, profile: Pr
     for w in workers:  # every worker stops at once; a SIGSTOPped one resumes first
         w.signal_stop()
     for w in workers:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            w.proc.wait(timeout=30)  # stop() kills one that is still running
+        try:
+            w.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # stop() signals it again; first, where is it waiting?
+            row.notes += f"; worker {w.proc.pid} did not stop in 30 s"
+            w.stacks()
+            print(f"--- worker {w.proc.pid} did not stop in 30 s: its log, then its threads ---\n{w.log()[-16000:]}",
+                  file=sys.stderr)
     starts, ends, start_times = _runs(sdir)
     row.ran_twice_ids = sorted(j for j, n in ends.items() if n > 1)
     row.ran_twice = len(row.ran_twice_ids)

@@ -179,6 +179,27 @@ def test_signals_stop_the_worker_gracefully(database_url, handler_dir, signum, e
     assert _states(database_url) == Counter({"completed": 5})
 
 
+def test_sigusr1_prints_every_threads_stack_and_the_worker_goes_on(database_url, handler_dir):
+    proc = _start_worker(database_url, handler_dir)
+    try:
+        proc.send_signal(signal.SIGUSR1)
+        time.sleep(1.0)
+        assert proc.poll() is None, "SIGUSR1 stopped the worker"
+        _enqueue_keyed(database_url, PartitionedQueue("orders", 1), 3)
+        deadline = time.monotonic() + 30
+        while len(_ran(handler_dir)) < 3 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert err.count("Thread 0x") >= 2, err  # the main thread and the runtime's
+    assert 'File "' in err and "work.py" in err, err
+    assert _states(database_url) == Counter({"completed": 3})
+
+
 def test_missing_handler_module_is_a_usage_error(database_url, handler_dir):
     result = run_awa("work", "--handlers", "no_such_module_xyz", cwd=handler_dir, env=_env(database_url, handler_dir))
     assert result.returncode == 2

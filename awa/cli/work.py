@@ -41,7 +41,8 @@ handler cannot be interrupted: its job is released with a delay of
 ABANDON_DELAY_S seconds and the process exits at once, ending the handler,
 so it never runs twice at the same time. A second signal exits at once
 (jobs still running stay leased; heartbeat rescue retries them). "stopped"
-is printed once nothing runs any more. Connection errors are logged once per
+is printed once nothing runs any more. SIGUSR1 writes every thread's stack
+to stderr (where a worker that does not stop is waiting). Connection errors are logged once per
 outage, with a count when the database is back.
 
 ``--until-empty`` exits 0 once the served queues hold no scheduled,
@@ -57,6 +58,7 @@ http://127.0.0.1:PORT/metrics (needs the ``metrics`` extra).
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import importlib
 import json
 import logging
@@ -300,6 +302,8 @@ def run(args: argparse.Namespace) -> int:
         os._exit(EXIT_INTERRUPTED)
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    if hasattr(signal, "SIGUSR1"):  # not on Windows
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
     _quiet_pool_logs()
     try:
         with open_database(args) as db:
@@ -333,6 +337,8 @@ def run(args: argparse.Namespace) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        if hasattr(signal, "SIGUSR1"):
+            faulthandler.unregister(signal.SIGUSR1)
 
 
 def _quiet_pool_logs() -> None:
