@@ -59,9 +59,18 @@ BEGIN
     IF cardinality(p_limits) IS DISTINCT FROM cardinality(p_queues) THEN
         RAISE EXCEPTION 'claim_jobs_limited: % limits for % queues', cardinality(p_limits), cardinality(p_queues);
     END IF;
-    -- Per-key concurrency (15_key_concurrency.sql): the queues' key policies,
-    -- under the shared catalog lock, taken before any claim head.
-    v_policies := __schema__.key_claim_policies(p_queues);
+    -- Per-key concurrency (15_key_concurrency.sql): the shared catalog lock,
+    -- taken before any claim head, then, in a later statement (whose
+    -- snapshot sees every policy change committed before the lock was
+    -- granted), each queue's key policy by position (NULL: none). They stay
+    -- authoritative until the claim commits. Both here, not in functions of
+    -- their own: on every claim, a PL/pgSQL call costs more than they do.
+    PERFORM pg_advisory_xact_lock_shared(__schema__.key_catalog_lock_id(), 20);
+    v_policies := ARRAY(
+        SELECT p.name
+        FROM unnest(p_queues) WITH ORDINALITY AS u(q, ord)
+        LEFT JOIN __schema__.key_policies AS p ON p.name = __schema__.logical_queue(u.q)
+        ORDER BY u.ord);
 
     -- New lanes get their claim heads first, all together and in key order.
     -- (Created one by one during the walk, which visits lanes in random order,
@@ -146,9 +155,9 @@ BEGIN
         -- Per-key concurrency (15_key_concurrency.sql): a governed queue's
         -- lane is claimed by claim_keyed_lane, which moves its cursor itself.
         IF v_policies[v_qpos] IS NOT NULL THEN
-            SELECT * INTO v_keyed
-            FROM __schema__.claim_keyed_lane(v_lane.queue, v_lane.priority, v_lane.enqueue_shard,
-                                             v_policies[v_qpos], v_cursor, v_remaining, v_gkeys);
+            -- (an assignment: a plain call, where SELECT * FROM would scan its result)
+            v_keyed := __schema__.claim_keyed_lane(v_lane.queue, v_lane.priority, v_lane.enqueue_shard,
+                                                   v_policies[v_qpos], v_cursor, v_remaining, v_gkeys);
             v_ids := v_keyed.taken_ids;
             v_claim := v_claim || v_ids;
             v_gids := v_gids || v_ids;

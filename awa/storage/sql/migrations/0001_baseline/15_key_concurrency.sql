@@ -64,34 +64,23 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
 $$;
 
 -- The catalog lock: shared by every claim call, exclusive for policy changes.
+-- Its advisory lock key is (key_catalog_lock_id(), 20); a plain SQL
+-- expression, so a caller's call of it costs nothing.
+CREATE OR REPLACE FUNCTION __schema__.key_catalog_lock_id()
+RETURNS integer
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT hashtext('__schema__.key_policies')
+$$;
+
 CREATE OR REPLACE FUNCTION __schema__.key_catalog_lock(p_exclusive boolean)
 RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
     IF p_exclusive THEN
-        PERFORM pg_advisory_xact_lock(hashtext('__schema__.key_policies'), 20);
+        PERFORM pg_advisory_xact_lock(__schema__.key_catalog_lock_id(), 20);
     ELSE
-        PERFORM pg_advisory_xact_lock_shared(hashtext('__schema__.key_policies'), 20);
+        PERFORM pg_advisory_xact_lock_shared(__schema__.key_catalog_lock_id(), 20);
     END IF;
-END
-$$;
-
--- One claim call's policies, by position in p_queues (NULL: no policy).
--- Takes the shared catalog lock first, so the values read stay authoritative
--- until the claim commits.
-CREATE OR REPLACE FUNCTION __schema__.key_claim_policies(p_queues text[])
-RETURNS text[]
-LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM __schema__.key_catalog_lock(false);
-    IF NOT EXISTS (SELECT 1 FROM __schema__.key_policies) THEN
-        RETURN NULL;
-    END IF;
-    RETURN ARRAY(
-        SELECT p.name
-        FROM unnest(p_queues) WITH ORDINALITY AS u(q, ord)
-        LEFT JOIN __schema__.key_policies AS p ON p.name = __schema__.logical_queue(u.q)
-        ORDER BY u.ord);
 END
 $$;
 
@@ -139,6 +128,23 @@ CREATE TABLE __schema__.key_parked (
 );
 CREATE INDEX key_parked_heads ON __schema__.key_parked (queue, priority, enqueue_shard, lane_seq) WHERE head;
 
+-- The first parked job of each of p_keys in a lane, leaving out the numbers
+-- in p_except (rows the calling statement deletes): lane_seq and key. A key
+-- with no such job has no row. A plain SQL function, inlined.
+CREATE OR REPLACE FUNCTION __schema__.key_first_parked(p_queue text, p_priority smallint, p_shard smallint,
+                                                      p_keys bytea[], p_except bigint[])
+RETURNS TABLE (key bytea, lane_seq bigint)
+LANGUAGE sql STABLE AS $$
+    SELECT b.key, m.seq FROM unnest(p_keys) AS b(key)
+    CROSS JOIN LATERAL (
+        SELECT q.lane_seq AS seq FROM __schema__.key_parked AS q
+        WHERE q.queue = p_queue AND q.priority = p_priority AND q.enqueue_shard = p_shard AND q.key = b.key
+          AND NOT (q.lane_seq = ANY (p_except))
+        ORDER BY q.lane_seq
+        LIMIT 1
+    ) AS m
+$$;
+
 -- The first parked job of each of p_keys in a lane becomes its key's head
 -- (after its head left). The caller holds the lane's claim head. The UPDATE
 -- names whole primary keys (lane, key, lane_seq): a join here was planned
@@ -153,13 +159,7 @@ LANGUAGE sql AS $$
     WHERE p.queue = p_queue AND p.priority = p_priority AND p.enqueue_shard = p_shard
       AND p.key = ANY (p_keys) AND NOT p.head
       AND p.lane_seq = ANY (ARRAY(
-        SELECT m.seq FROM unnest(p_keys) AS b(key)
-        CROSS JOIN LATERAL (
-            SELECT q.lane_seq AS seq FROM __schema__.key_parked AS q
-            WHERE q.queue = p_queue AND q.priority = p_priority AND q.enqueue_shard = p_shard AND q.key = b.key
-            ORDER BY q.lane_seq
-            LIMIT 1
-        ) AS m))
+        SELECT f.lane_seq FROM __schema__.key_first_parked(p_queue, p_priority, p_shard, p_keys, '{}') AS f))
 $$;
 
 -- An available job was cancelled (cancel_job, under its lane's claim head):
@@ -283,12 +283,11 @@ DECLARE
     v_keys       bytea[];
     v_locked     bytea[];
     v_stale      bigint[];
+    v_gone       bigint[];
     v_got        record;
     v_taken      bigint[] := '{}';
     v_taken_seqs bigint[] := '{}';
     v_taken_keys bytea[] := '{}';
-    v_first      bigint;
-    v_new_cursor bigint;
 BEGIN
     taken_ids := '{}';
     taken_keys := '{}';
@@ -359,20 +358,26 @@ BEGIN
         v_left := v_left - cardinality(v_taken);
     END IF;
     IF cardinality(v_taken_seqs) > 0 OR v_stale IS NOT NULL THEN
-        -- Unpark what was taken or is gone; the next of each such key becomes its head.
-        -- The DELETE names whole primary keys (lane, key, lane_seq), as
+        -- In one statement: unpark what was taken or is gone; the next of
+        -- each such key becomes its head; and only a key that still has
+        -- parked jobs holds its later ones back (a key whose parked jobs were
+        -- all taken or gone, cancelled, is free). The DELETE and the UPDATE
+        -- name whole primary keys (lane, key, lane_seq), as
         -- key_promote_heads does, and for the same reason.
-        DELETE FROM __schema__.key_parked AS p
-        WHERE p.queue = p_queue AND p.priority = p_priority AND p.enqueue_shard = p_shard
-          AND p.key = ANY (v_behind)
-          AND p.lane_seq = ANY (v_taken_seqs || coalesce(v_stale, '{}'));
-        PERFORM __schema__.key_promote_heads(p_queue, p_priority, p_shard, v_behind);
-        -- Only a key that still has parked jobs holds its later ones back: a
-        -- key whose parked jobs were all taken or gone (cancelled) is free.
-        v_behind := ARRAY(
-            SELECT p.key FROM __schema__.key_parked AS p
+        v_gone := v_taken_seqs || coalesce(v_stale, '{}');
+        WITH firsts AS (
+            SELECT f.key, f.lane_seq FROM __schema__.key_first_parked(p_queue, p_priority, p_shard, v_behind, v_gone) AS f
+        ), unparked AS (
+            DELETE FROM __schema__.key_parked AS p
             WHERE p.queue = p_queue AND p.priority = p_priority AND p.enqueue_shard = p_shard
-              AND p.key = ANY (v_behind) AND p.head);
+              AND p.key = ANY (v_behind) AND p.lane_seq = ANY (v_gone)
+        ), promoted AS (
+            UPDATE __schema__.key_parked AS p SET head = true
+            WHERE p.queue = p_queue AND p.priority = p_priority AND p.enqueue_shard = p_shard
+              AND p.key = ANY (v_behind) AND NOT p.head
+              AND p.lane_seq = ANY (ARRAY(SELECT f.lane_seq FROM firsts AS f))
+        )
+        SELECT ARRAY(SELECT f.key FROM firsts AS f) INTO v_behind;
     END IF;
     END IF;
 
@@ -431,35 +436,38 @@ BEGIN
         v_frontier := v_hi;
     END LOOP;
 
-    -- The cursor stops before the first parked job (a head: the first of its key).
-    IF v_had_parked OR v_parked THEN
-        SELECT min(p.lane_seq) INTO v_first FROM __schema__.key_parked AS p
-        WHERE p.queue = p_queue AND p.priority = p_priority AND p.enqueue_shard = p_shard AND p.head;
-    END IF;
-    v_new_cursor := greatest(coalesce(least(v_first - 1, v_frontier), v_frontier), p_cursor);
-
-    -- The cursor's move, in one statement: numbers it passes that were not
-    -- taken are holes, and so are the numbers taken past it (later); the
-    -- segments it passed go; the frontier is stored only while it is past
-    -- the cursor (a stored one at or below it reads as the cursor).
-    WITH passed AS (
+    -- The cursor's move, in one statement: it stops before the first parked
+    -- job (a head: the first of its key), and at the frontier; numbers it
+    -- passes that were not taken are holes, and so are the numbers taken
+    -- past it (later); the segments it passed go; the frontier is stored
+    -- only while it is past the cursor (a stored one at or below it reads as
+    -- the cursor).
+    WITH moved AS (
+        SELECT greatest(coalesce(least(f.seq - 1, v_frontier), v_frontier), p_cursor) AS seq
+        FROM (SELECT min(p.lane_seq) AS seq FROM __schema__.key_parked AS p
+              WHERE (v_had_parked OR v_parked)
+                AND p.queue = p_queue AND p.priority = p_priority AND p.enqueue_shard = p_shard
+                AND p.head) AS f
+    ), passed AS (
         DELETE FROM __schema__.lane_segments AS g
-        WHERE v_new_cursor > p_cursor
+        USING moved
+        WHERE moved.seq > p_cursor
           AND g.queue = p_queue AND g.priority = p_priority AND g.enqueue_shard = p_shard
-          AND g.last_seq <= v_new_cursor
+          AND g.last_seq <= moved.seq
     ), state AS (
         INSERT INTO __schema__.key_lane_state AS s (queue, priority, enqueue_shard, frontier)
         SELECT p_queue, p_priority, p_shard, v_frontier
-        WHERE v_frontier > v_new_cursor
+        FROM moved
+        WHERE v_frontier > moved.seq
         ON CONFLICT (queue, priority, enqueue_shard) DO UPDATE SET frontier = excluded.frontier
         WHERE s.frontier IS DISTINCT FROM excluded.frontier
     ), prefix AS (
-        SELECT count(*)::integer AS n FROM unnest(v_taken_seqs) AS u(seq) WHERE u.seq <= v_new_cursor
+        SELECT count(*)::integer AS n FROM unnest(v_taken_seqs) AS u(seq), moved WHERE u.seq <= moved.seq
     )
     UPDATE __schema__.claim_heads AS c
-    SET claim_seq = v_new_cursor,
-        holes = greatest(c.holes - ((v_new_cursor - p_cursor) - prefix.n), 0) + (cardinality(v_taken) - prefix.n)
-    FROM prefix
+    SET claim_seq = moved.seq,
+        holes = greatest(c.holes - ((moved.seq - p_cursor) - prefix.n), 0) + (cardinality(v_taken) - prefix.n)
+    FROM prefix, moved
     WHERE c.queue = p_queue AND c.priority = p_priority AND c.enqueue_shard = p_shard;
     taken_ids := v_taken;
     taken_keys := v_taken_keys;
@@ -560,7 +568,7 @@ DECLARE
 BEGIN
     PERFORM pg_notify(TG_TABLE_SCHEMA || '_jobs', OLD.queue);
     IF EXISTS (SELECT 1 FROM __schema__.key_policies AS p WHERE p.name = v_policy AND p.pending_max IS NOT NULL)
-       AND pg_try_advisory_xact_lock(hashtext('__schema__.key_policies'), 20) THEN
+       AND pg_try_advisory_xact_lock(__schema__.key_catalog_lock_id(), 20) THEN
         PERFORM __schema__.key_settle_locked(v_policy);
     END IF;
     RETURN NULL;
