@@ -563,11 +563,15 @@ CREATE OR REPLACE FUNCTION __schema__.release_key_grant()
 RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_policy text := __schema__.logical_queue(OLD.queue);
+    v_policy  text := __schema__.logical_queue(OLD.queue);
+    v_pending boolean;
 BEGIN
-    PERFORM pg_notify(TG_TABLE_SCHEMA || '_jobs', OLD.queue);
-    IF EXISTS (SELECT 1 FROM __schema__.key_policies AS p WHERE p.name = v_policy AND p.pending_max IS NOT NULL)
-       AND pg_try_advisory_xact_lock(__schema__.key_catalog_lock_id(), 20) THEN
+    -- The wake-up and the look for a pending limit: one statement (this runs
+    -- for every governed job that ends, and each statement has its cost).
+    SELECT EXISTS (SELECT 1 FROM __schema__.key_policies AS p WHERE p.name = v_policy AND p.pending_max IS NOT NULL)
+    INTO v_pending
+    FROM (SELECT pg_notify(TG_TABLE_SCHEMA || '_jobs', OLD.queue)) AS woken;
+    IF v_pending AND pg_try_advisory_xact_lock(__schema__.key_catalog_lock_id(), 20) THEN
         PERFORM __schema__.key_settle_locked(v_policy);
     END IF;
     RETURN NULL;
