@@ -427,3 +427,24 @@ def test_cpu_probe_runs_both_parts_and_does_each_job_once(database_url: str) -> 
     assert rows == [("probe_keyed", "available", 12), ("probe_keyed", "completed", 36),
                     ("probe_single", "available", 22),
                     ("probe_unkeyed", "available", 12), ("probe_unkeyed", "completed", 36)]
+
+
+def test_keys_sampler_reads_the_running_jobs_and_counts_keys_above_their_limit(database_url: str) -> None:
+    from awa import Client
+    from bench import keys as keys_bench
+
+    with Client(database_url) as client, psycopg.connect(database_url, autocommit=True) as conn:
+        client.migrate()
+        conn.execute(keys_bench.SAMPLER_SETTINGS)
+        client.insert_many_copy([{"n": i} for i in range(6)], kind="k", queue="plain",
+                                opts=[{"ordering_key": f"k{i % 2}"} for i in range(6)])
+        assert len(client.claim(["plain"], 6)) == 6
+        # No policy: the running jobs are still read (the same load as a keyed drain), no violation.
+        assert keys_bench.violations_now(conn) == (6, 0)
+        plan = "\n".join(r[0] for r in conn.execute("EXPLAIN " + keys_bench.VIOLATIONS))
+        assert "Seq Scan on jobs" not in plan, plan
+        # Two running jobs of one key under a limit of 1 (a policy created while they run takes the
+        # higher count as its limit and lowers it later: set the row as a broken claim would leave it).
+        client.create_key_policy("plain", 1, from_ordering_key=True)
+        conn.execute("UPDATE awa.key_policies SET max_in_flight = 1, pending_max = NULL WHERE name = 'plain'")
+        assert keys_bench.violations_now(conn) == (6, 2)
