@@ -52,6 +52,15 @@ DECLARE
     v_keyed      record;
     v_gids       bigint[] := '{}';  -- ids taken from governed lanes, and their keys
     v_gkeys      bytea[] := '{}';   -- (NULL: no key), in the same order
+    -- governed lanes' cursor moves, written with the claim (claim_keyed_lane)
+    v_mq         text[] := '{}';
+    v_mp         smallint[] := '{}';
+    v_ms         smallint[] := '{}';
+    v_mold       bigint[] := '{}';
+    v_mnew       bigint[] := '{}';
+    v_mbehind    integer[] := '{}';
+    v_mtaken     integer[] := '{}';
+    v_mfrontier  bigint[] := '{}';
 BEGIN
     IF p_total <= 0 OR coalesce(cardinality(p_queues), 0) = 0 THEN
         RETURN;
@@ -153,12 +162,24 @@ BEGIN
         END IF;
 
         -- Per-key concurrency (15_key_concurrency.sql): a governed queue's
-        -- lane is claimed by claim_keyed_lane, which moves its cursor itself.
+        -- lane is claimed by claim_keyed_lane; its cursor's move is written
+        -- with the claim, below (a statement of its own per lane cost more
+        -- than the move).
         IF v_policies[v_qpos] IS NOT NULL THEN
             -- (an assignment: a plain call, where SELECT * FROM would scan its result)
             v_keyed := __schema__.claim_keyed_lane(v_lane.queue, v_lane.priority, v_lane.enqueue_shard,
                                                    v_policies[v_qpos], v_cursor, v_remaining, v_gkeys);
             v_ids := v_keyed.taken_ids;
+            IF v_keyed.new_cursor > v_cursor OR cardinality(v_ids) > 0 OR v_keyed.lane_frontier > v_keyed.new_cursor THEN
+                v_mq := v_mq || v_lane.queue;
+                v_mp := v_mp || v_lane.priority;
+                v_ms := v_ms || v_lane.enqueue_shard;
+                v_mold := v_mold || v_cursor;
+                v_mnew := v_mnew || v_keyed.new_cursor;
+                v_mbehind := v_mbehind || v_keyed.taken_behind;
+                v_mtaken := v_mtaken || cardinality(v_ids);
+                v_mfrontier := v_mfrontier || v_keyed.lane_frontier;
+            END IF;
             v_claim := v_claim || v_ids;
             v_gids := v_gids || v_ids;
             v_gkeys := v_gkeys || v_keyed.taken_keys;
@@ -270,9 +291,36 @@ BEGIN
     -- whose claim head this transaction holds, and nothing moves such a row
     -- without that lock (claims take it; cancel_job waits for it). Rows come
     -- back in walk order: lane by lane, each in lane order.
-    IF cardinality(v_claim) > 0 THEN
+    -- The governed lanes' cursor moves go with it, safe to defer for the same
+    -- reason (their claim heads, segments and key_lane_state rows are read
+    -- and written only under the head): numbers a cursor passes that were
+    -- not taken are holes, and so are the numbers taken past it; the segments
+    -- it passed go; the frontier is stored only while it is past the cursor
+    -- (a stored one at or below it reads as the cursor).
+    IF cardinality(v_claim) > 0 OR cardinality(v_mq) > 0 THEN
         RETURN QUERY
-        WITH claimed AS (
+        WITH moves AS (
+            SELECT * FROM unnest(v_mq, v_mp, v_ms, v_mold, v_mnew, v_mbehind, v_mtaken, v_mfrontier)
+                AS m(queue, priority, shard, old_seq, new_seq, behind, taken, frontier)
+        ), heads AS (
+            UPDATE __schema__.claim_heads AS c
+            SET claim_seq = m.new_seq,
+                holes = greatest(c.holes - ((m.new_seq - m.old_seq) - m.behind), 0) + (m.taken - m.behind)
+            FROM moves AS m
+            WHERE c.queue = m.queue AND c.priority = m.priority AND c.enqueue_shard = m.shard
+        ), passed AS (
+            DELETE FROM __schema__.lane_segments AS g
+            USING moves AS m
+            WHERE m.new_seq > m.old_seq
+              AND g.queue = m.queue AND g.priority = m.priority AND g.enqueue_shard = m.shard
+              AND g.last_seq <= m.new_seq
+        ), state AS (
+            INSERT INTO __schema__.key_lane_state AS s (queue, priority, enqueue_shard, frontier)
+            SELECT m.queue, m.priority, m.shard, m.frontier FROM moves AS m
+            WHERE m.frontier > m.new_seq
+            ON CONFLICT (queue, priority, enqueue_shard) DO UPDATE SET frontier = excluded.frontier
+            WHERE s.frontier IS DISTINCT FROM excluded.frontier
+        ), claimed AS (
             UPDATE __schema__.jobs AS j
             SET state = 'running',
                 attempt = j.attempt + 1,

@@ -251,7 +251,10 @@ $$;
 -- as a hole, like a cancelled job. Returns the ids taken, in the order
 -- taken, with their keys (NULL: no key); p_mine: the keys the claim took in
 -- lanes before this one. The caller marks the rows running with their keys,
--- which makes them grants.
+-- which makes them grants, and moves the lane's cursor in that same
+-- statement (claim_jobs_limited): to new_cursor (NULL: nothing to move;
+-- taken_behind of the jobs taken are at or before it), storing
+-- lane_frontier while it is past the cursor.
 CREATE OR REPLACE FUNCTION __schema__.claim_keyed_lane(
     p_queue    text,
     p_priority smallint,
@@ -260,8 +263,11 @@ CREATE OR REPLACE FUNCTION __schema__.claim_keyed_lane(
     p_cursor   bigint,
     p_limit    integer,
     p_mine     bytea[],
-    OUT taken_ids  bigint[],
-    OUT taken_keys bytea[]
+    OUT taken_ids    bigint[],
+    OUT taken_keys   bytea[],
+    OUT new_cursor   bigint,
+    OUT taken_behind integer,
+    OUT lane_frontier bigint
 )
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -283,6 +289,8 @@ DECLARE
     v_locked     bytea[];
     v_stale      bigint[];
     v_gone       bigint[];
+    v_first      bigint;
+    v_seq        bigint;
     v_got        record;
     v_taken      bigint[] := '{}';
     v_taken_seqs bigint[] := '{}';
@@ -293,8 +301,8 @@ BEGIN
     -- One statement for the policy and the lane's state, read before any job
     -- (a later snapshot sees every job numbered below next_seq). Every
     -- statement costs its executor start-up and end whatever it reads, so
-    -- the common case (nothing parked) runs four: this read, the window,
-    -- key_admit and the cursor's move.
+    -- the common case (nothing parked) runs three: this read, the window and
+    -- key_admit (the caller writes the cursor's move with the claim).
     SELECT least(p.max_in_flight, coalesce(p.pending_max, p.max_in_flight)), greatest(p.look_ahead, p_limit),
            p.from_ordering_key,
            -- a fenced lane hands out numbers up to its fence only (16_repartition.sql)
@@ -435,39 +443,20 @@ BEGIN
         v_frontier := v_hi;
     END LOOP;
 
-    -- The cursor's move, in one statement: it stops before the first parked
-    -- job (a head: the first of its key), and at the frontier; numbers it
-    -- passes that were not taken are holes, and so are the numbers taken
-    -- past it (later); the segments it passed go; the frontier is stored
-    -- only while it is past the cursor (a stored one at or below it reads as
-    -- the cursor).
-    WITH moved AS (
-        SELECT greatest(coalesce(least(f.seq - 1, v_frontier), v_frontier), p_cursor) AS seq
-        FROM (SELECT min(p.lane_seq) AS seq FROM __schema__.key_parked AS p
-              WHERE (v_had_parked OR v_parked)
-                AND p.queue = p_queue AND p.priority = p_priority AND p.enqueue_shard = p_shard
-                AND p.head) AS f
-    ), passed AS (
-        DELETE FROM __schema__.lane_segments AS g
-        USING moved
-        WHERE moved.seq > p_cursor
-          AND g.queue = p_queue AND g.priority = p_priority AND g.enqueue_shard = p_shard
-          AND g.last_seq <= moved.seq
-    ), state AS (
-        INSERT INTO __schema__.key_lane_state AS s (queue, priority, enqueue_shard, frontier)
-        SELECT p_queue, p_priority, p_shard, v_frontier
-        FROM moved
-        WHERE v_frontier > moved.seq
-        ON CONFLICT (queue, priority, enqueue_shard) DO UPDATE SET frontier = excluded.frontier
-        WHERE s.frontier IS DISTINCT FROM excluded.frontier
-    ), prefix AS (
-        SELECT count(*)::integer AS n FROM unnest(v_taken_seqs) AS u(seq), moved WHERE u.seq <= moved.seq
-    )
-    UPDATE __schema__.claim_heads AS c
-    SET claim_seq = moved.seq,
-        holes = greatest(c.holes - ((moved.seq - p_cursor) - prefix.n), 0) + (cardinality(v_taken) - prefix.n)
-    FROM prefix, moved
-    WHERE c.queue = p_queue AND c.priority = p_priority AND c.enqueue_shard = p_shard;
+    -- The cursor stops before the first parked job (a head: the first of its
+    -- key), and at the frontier. The caller writes the move (see above).
+    IF v_had_parked OR v_parked THEN
+        SELECT min(p.lane_seq) INTO v_first FROM __schema__.key_parked AS p
+        WHERE p.queue = p_queue AND p.priority = p_priority AND p.enqueue_shard = p_shard AND p.head;
+    END IF;
+    new_cursor := greatest(coalesce(least(v_first - 1, v_frontier), v_frontier), p_cursor);
+    taken_behind := 0;
+    FOREACH v_seq IN ARRAY v_taken_seqs LOOP
+        IF v_seq <= new_cursor THEN
+            taken_behind := taken_behind + 1;
+        END IF;
+    END LOOP;
+    lane_frontier := v_frontier;
     taken_ids := v_taken;
     taken_keys := v_taken_keys;
 END
