@@ -40,7 +40,7 @@ from awa.worker.registry import Registry
 # Every table ``clean`` empties (not the migration ledger).
 CLEANED_TABLES = (
     "jobs", "dlq_entries", "queues", "enqueue_heads", "claim_heads", "lane_segments", "lane_pending", "terminal_counts",
-    "key_lane_state", "key_parked", "queue_partitions", "partition_epochs", "partition_marks",
+    "key_parked", "queue_partitions", "partition_epochs", "partition_marks",
     "lane_fences",
 )
 

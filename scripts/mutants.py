@@ -365,6 +365,13 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/test_key_concurrency.py::test_cancelling_a_parked_job_unparks_it",),
     ),
     Mutant(
+        "key-drop-keeps-frontier", "dropping a policy keeps its lanes' key_frontier (a new policy skips the jobs parked before)",
+        (("awa/storage/sql/queries/drop_key_policy.sql",
+          "    WHERE key_frontier IS NOT NULL AND __schema__.logical_queue(queue) IN (SELECT name FROM gone)\n",
+          "    WHERE false AND __schema__.logical_queue(queue) IN (SELECT name FROM gone)\n"),),
+        ("tests/test_key_concurrency.py::test_a_policy_dropped_and_created_again_finds_the_jobs_it_had_parked",),
+    ),
+    Mutant(
         "key-parked-loses-key", "a parked job read again has no key (from_ordering_key) and runs beside a granted one",
         ((f"{BASE}/15_key_concurrency.sql",
           "               __schema__.key_of(j.concurrency_key, j.ordering_key, v_from_ok) AS k\n",

@@ -256,6 +256,24 @@ def test_parked_jobs_of_a_dropped_policy_run_unkeyed(client, database_url):
         assert conn.execute("SELECT count(*) FROM awa.key_parked").fetchone()[0] == 0
 
 
+def test_a_policy_dropped_and_created_again_finds_the_jobs_it_had_parked(client, database_url):
+    """Dropping a policy forgets how far its claims had looked past the cursor
+    (the claim head's key_frontier): else a new policy's claims would start
+    past the jobs parked before, and pass them as holes."""
+    client.create_key_policy("orders", 1)
+    jobs = [client.insert({"n": n}, kind="k", queue="orders", concurrency_key="ada").id for n in range(3)]
+    [first] = client.claim(["orders"], 3)
+    assert first.id == jobs[0] and client.claim(["orders"], 3) == []  # jobs 2 and 3 parked
+    client.drop_key_policy("orders")
+    client.create_key_policy("orders", 1)  # grants the running first job again
+    assert client.claim(["orders"], 3) == []  # parked again, behind it
+    for expected in jobs[1:]:
+        with psycopg.connect(database_url) as conn:
+            running = conn.execute("SELECT id, run_lease FROM awa.jobs WHERE state = 'running'").fetchall()
+        assert [client.complete(i, lease) for i, lease in running] == [True]
+        assert [j.id for j in client.claim(["orders"], 3)] == [expected]
+
+
 def test_unkeyed_jobs_of_a_governed_queue_run_freely(client):
     client.create_key_policy("orders", 1)
     for n in range(3):

@@ -90,9 +90,8 @@ HAVING count(*) FILTER (WHERE head) <> 1 OR min(lane_seq) <> min(lane_seq) FILTE
 """
 UNPARKED = """
 SELECT j.id FROM awa.jobs AS j
-JOIN awa.key_lane_state AS s USING (queue, priority, enqueue_shard)
 JOIN awa.claim_heads AS c USING (queue, priority, enqueue_shard)
-WHERE j.state = 'available' AND j.lane_seq > c.claim_seq AND j.lane_seq <= s.frontier
+WHERE j.state = 'available' AND j.lane_seq > c.claim_seq AND j.lane_seq <= c.key_frontier
   AND NOT EXISTS (SELECT 1 FROM awa.key_parked AS p
                   WHERE p.queue = j.queue AND p.priority = j.priority AND p.enqueue_shard = j.enqueue_shard
                     AND p.job_id = j.id AND p.lane_seq = j.lane_seq)

@@ -11,7 +11,8 @@ gone AS (
       AND __schema__.logical_queue(j.queue) IN (SELECT name FROM gone)
 ), parked AS (  -- the jobs stay available in their lanes; unkeyed claims take them
     DELETE FROM __schema__.key_parked WHERE __schema__.logical_queue(queue) IN (SELECT name FROM gone)
-), lanes AS (
-    DELETE FROM __schema__.key_lane_state WHERE __schema__.logical_queue(queue) IN (SELECT name FROM gone)
+), lanes AS (  -- nothing is parked past their cursors any more
+    UPDATE __schema__.claim_heads SET key_frontier = NULL
+    WHERE key_frontier IS NOT NULL AND __schema__.logical_queue(queue) IN (SELECT name FROM gone)
 )
 SELECT name FROM gone

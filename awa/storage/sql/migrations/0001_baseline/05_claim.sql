@@ -48,7 +48,12 @@ DECLARE
     v_id_lo      bigint;
     v_id_hi      bigint;
     v_id_end     bigint;
-    v_policies   text[];  -- per-key concurrency: each queue's key policy (or NULL)
+    v_policies   text[];  -- per-key concurrency: each queue's key policy (or NULL),
+    v_caps       integer[];  -- its limit now, look-ahead and from_ordering_key
+    v_looks      integer[];
+    v_from_ok    boolean[];
+    v_frontier   bigint;     -- the lane's key_frontier, as locked
+    v_numbered   boolean;    -- single inserts of the lane were numbered by this claim
     v_keyed      record;
     v_gids       bigint[] := '{}';  -- ids taken from governed lanes, and their keys
     v_gkeys      bytea[] := '{}';   -- (NULL: no key), in the same order
@@ -75,11 +80,12 @@ BEGIN
     -- authoritative until the claim commits. Both here, not in functions of
     -- their own: on every claim, a PL/pgSQL call costs more than they do.
     PERFORM pg_advisory_xact_lock_shared(__schema__.key_catalog_lock_id(), 20);
-    v_policies := ARRAY(
-        SELECT p.name
-        FROM unnest(p_queues) WITH ORDINALITY AS u(q, ord)
-        LEFT JOIN __schema__.key_policies AS p ON p.name = __schema__.logical_queue(u.q)
-        ORDER BY u.ord);
+    SELECT array_agg(p.name ORDER BY u.ord),
+           array_agg(least(p.max_in_flight, coalesce(p.pending_max, p.max_in_flight)) ORDER BY u.ord),
+           array_agg(p.look_ahead ORDER BY u.ord), array_agg(p.from_ordering_key ORDER BY u.ord)
+    INTO v_policies, v_caps, v_looks, v_from_ok
+    FROM unnest(p_queues) WITH ORDINALITY AS u(q, ord)
+    LEFT JOIN __schema__.key_policies AS p ON p.name = __schema__.logical_queue(u.q);
 
     -- New lanes get their claim heads first, all together and in key order.
     -- (Created one by one during the walk, which visits lanes in random order,
@@ -95,7 +101,7 @@ BEGIN
     ON CONFLICT DO NOTHING;
 
     FOR v_lane IN
-        SELECT e.queue, e.priority, e.enqueue_shard, c.claim_seq,
+        SELECT e.queue, e.priority, e.enqueue_shard, c.claim_seq, e.next_seq,
                e.next_seq - 1 - coalesce(c.claim_seq, 0) - coalesce(c.holes, 0) <= 0 AS only_pending
         FROM __schema__.enqueue_heads AS e
         JOIN __schema__.queues AS q ON q.name = e.queue AND NOT q.paused
@@ -134,8 +140,9 @@ BEGIN
         v_lane_cap := least(v_left[v_qpos], v_total);
         CONTINUE WHEN v_lane_cap <= 0;
         v_remaining := v_lane_cap;
+        v_numbered := false;
 
-        SELECT c.claim_seq, c.fence_seq INTO v_cursor, v_fence
+        SELECT c.claim_seq, c.fence_seq, c.key_frontier INTO v_cursor, v_fence, v_frontier
         FROM __schema__.claim_heads AS c
         WHERE c.queue = v_lane.queue AND c.priority = v_lane.priority
           AND c.enqueue_shard = v_lane.enqueue_shard
@@ -156,6 +163,7 @@ BEGIN
             IF FOUND THEN
                 PERFORM __schema__.sequence_lanes(ARRAY[v_lane.queue], ARRAY[v_lane.priority],
                                                   ARRAY[v_lane.enqueue_shard]);
+                v_numbered := true;
             ELSIF v_lane.only_pending THEN
                 CONTINUE;
             END IF;
@@ -166,11 +174,25 @@ BEGIN
         -- with the claim, below (a statement of its own per lane cost more
         -- than the move).
         IF v_policies[v_qpos] IS NOT NULL THEN
+            -- The walk's next_seq was read before any job (enough: a job
+            -- numbered later waits for the next claim), unless this claim
+            -- numbered the lane's single inserts just now.
+            IF v_numbered THEN
+                SELECT e.next_seq INTO v_next FROM __schema__.enqueue_heads AS e
+                WHERE e.queue = v_lane.queue AND e.priority = v_lane.priority
+                  AND e.enqueue_shard = v_lane.enqueue_shard;
+            ELSE
+                v_next := v_lane.next_seq;
+            END IF;
             -- (an assignment: a plain call, where SELECT * FROM would scan its result)
             v_keyed := __schema__.claim_keyed_lane(v_lane.queue, v_lane.priority, v_lane.enqueue_shard,
-                                                   v_policies[v_qpos], v_cursor, v_remaining, v_gkeys);
+                                                   v_policies[v_qpos], v_caps[v_qpos], v_looks[v_qpos],
+                                                   v_from_ok[v_qpos], v_next, v_fence, v_frontier, v_cursor,
+                                                   v_remaining, v_gkeys);
             v_ids := v_keyed.taken_ids;
-            IF v_keyed.new_cursor > v_cursor OR cardinality(v_ids) > 0 OR v_keyed.lane_frontier > v_keyed.new_cursor THEN
+            IF v_keyed.new_cursor > v_cursor OR cardinality(v_ids) > 0
+               OR (CASE WHEN v_keyed.lane_frontier > v_keyed.new_cursor THEN v_keyed.lane_frontier END)
+                  IS DISTINCT FROM v_frontier THEN
                 v_mq := v_mq || v_lane.queue;
                 v_mp := v_mp || v_lane.priority;
                 v_ms := v_ms || v_lane.enqueue_shard;
@@ -292,11 +314,10 @@ BEGIN
     -- without that lock (claims take it; cancel_job waits for it). Rows come
     -- back in walk order: lane by lane, each in lane order.
     -- The governed lanes' cursor moves go with it, safe to defer for the same
-    -- reason (their claim heads, segments and key_lane_state rows are read
-    -- and written only under the head): numbers a cursor passes that were
-    -- not taken are holes, and so are the numbers taken past it; the segments
-    -- it passed go; the frontier is stored only while it is past the cursor
-    -- (a stored one at or below it reads as the cursor).
+    -- reason (their claim heads and segments are read and written only under
+    -- the head): numbers a cursor passes that were not taken are holes, and
+    -- so are the numbers taken past it; the segments it passed go; the
+    -- frontier is kept only while it is past the cursor.
     IF cardinality(v_claim) > 0 OR cardinality(v_mq) > 0 THEN
         RETURN QUERY
         WITH moves AS (
@@ -305,7 +326,8 @@ BEGIN
         ), heads AS (
             UPDATE __schema__.claim_heads AS c
             SET claim_seq = m.new_seq,
-                holes = greatest(c.holes - ((m.new_seq - m.old_seq) - m.behind), 0) + (m.taken - m.behind)
+                holes = greatest(c.holes - ((m.new_seq - m.old_seq) - m.behind), 0) + (m.taken - m.behind),
+                key_frontier = CASE WHEN m.frontier > m.new_seq THEN m.frontier END
             FROM moves AS m
             WHERE c.queue = m.queue AND c.priority = m.priority AND c.enqueue_shard = m.shard
         ), passed AS (
@@ -314,12 +336,6 @@ BEGIN
             WHERE m.new_seq > m.old_seq
               AND g.queue = m.queue AND g.priority = m.priority AND g.enqueue_shard = m.shard
               AND g.last_seq <= m.new_seq
-        ), state AS (
-            INSERT INTO __schema__.key_lane_state AS s (queue, priority, enqueue_shard, frontier)
-            SELECT m.queue, m.priority, m.shard, m.frontier FROM moves AS m
-            WHERE m.frontier > m.new_seq
-            ON CONFLICT (queue, priority, enqueue_shard) DO UPDATE SET frontier = excluded.frontier
-            WHERE s.frontier IS DISTINCT FROM excluded.frontier
         ), claimed AS (
             UPDATE __schema__.jobs AS j
             SET state = 'running',

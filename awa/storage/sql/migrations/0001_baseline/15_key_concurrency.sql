@@ -98,16 +98,12 @@ LANGUAGE sql AS $$
 $$;
 
 -- How far claims have examined a governed lane past its cursor (ADR 0025):
--- every available job numbered claim_seq + 1 .. frontier is parked (below),
--- the other numbers there were taken or are holes. Written only under the
--- lane's claim head.
-CREATE TABLE __schema__.key_lane_state (
-    queue         text     NOT NULL,
-    priority      smallint NOT NULL,
-    enqueue_shard smallint NOT NULL,
-    frontier      bigint   NOT NULL,
-    PRIMARY KEY (queue, priority, enqueue_shard)
-);
+-- every available job numbered claim_seq + 1 .. key_frontier is parked
+-- (below), the other numbers there were taken or are holes; NULL or at most
+-- claim_seq: nothing examined past the cursor, and nothing parked. In the
+-- claim head row, written only under its lock: the claim's locking read
+-- returns it as last committed, without a statement of its own.
+ALTER TABLE __schema__.claim_heads ADD COLUMN key_frontier bigint;
 
 -- Parked jobs: available jobs of a governed lane that a claim examined and
 -- left, because their key was at its limit, busy in another claim, or had
@@ -260,7 +256,13 @@ CREATE OR REPLACE FUNCTION __schema__.claim_keyed_lane(
     p_priority smallint,
     p_shard    smallint,
     p_policy   text,
-    p_cursor   bigint,
+    p_cap      integer,   -- the policy's limit now (least of max_in_flight and pending_max)
+    p_look     integer,   -- and its look_ahead, read under the catalog lock
+    p_from_ok  boolean,   -- and its from_ordering_key
+    p_next     bigint,    -- the lane's next_seq, read before any job of it
+    p_fence    bigint,    -- the claim head as locked: fence_seq
+    p_frontier bigint,    -- key_frontier
+    p_cursor   bigint,    -- claim_seq
     p_limit    integer,
     p_mine     bytea[],
     OUT taken_ids    bigint[],
@@ -298,30 +300,22 @@ DECLARE
 BEGIN
     taken_ids := '{}';
     taken_keys := '{}';
-    -- One statement for the policy and the lane's state, read before any job
-    -- (a later snapshot sees every job numbered below next_seq). Every
-    -- statement costs its executor start-up and end whatever it reads, so
-    -- the common case (nothing parked) runs three: this read, the window and
-    -- key_admit (the caller writes the cursor's move with the claim).
-    SELECT least(p.max_in_flight, coalesce(p.pending_max, p.max_in_flight)), greatest(p.look_ahead, p_limit),
-           p.from_ordering_key,
-           -- a fenced lane hands out numbers up to its fence only (16_repartition.sql)
-           least(e.next_seq, c.fence_seq + 1),
-           greatest(coalesce(s.frontier, p_cursor), p_cursor),
-           EXISTS (SELECT 1 FROM __schema__.key_parked AS q
-                   WHERE q.queue = p_queue AND q.priority = p_priority AND q.enqueue_shard = p_shard AND q.head)
-    INTO v_cap, v_window, v_from_ok, v_next, v_frontier, v_had_parked
-    FROM __schema__.key_policies AS p
-    JOIN __schema__.enqueue_heads AS e
-      ON e.queue = p_queue AND e.priority = p_priority AND e.enqueue_shard = p_shard
-    LEFT JOIN __schema__.claim_heads AS c
-           ON c.queue = p_queue AND c.priority = p_priority AND c.enqueue_shard = p_shard
-    LEFT JOIN __schema__.key_lane_state AS s
-           ON s.queue = p_queue AND s.priority = p_priority AND s.enqueue_shard = p_shard
-    WHERE p.name = p_policy;
-    IF NOT FOUND OR p_limit <= 0 THEN
+    -- The policy and the lane's state come from the caller: no statement
+    -- here before the window (each statement costs its executor start-up and
+    -- end whatever it reads), so the common case (nothing parked) runs two,
+    -- the window and key_admit. next_seq was read before any job, so every
+    -- job numbered below it is seen; a fenced lane hands out numbers up to its
+    -- fence only (16_repartition.sql). Parked jobs lie past the cursor and up
+    -- to the frontier, so with the frontier at the cursor none is parked.
+    IF p_limit <= 0 OR p_cap IS NULL THEN
         RETURN;
     END IF;
+    v_cap := p_cap;
+    v_window := greatest(p_look, p_limit);
+    v_from_ok := p_from_ok;
+    v_next := least(p_next, p_fence + 1);
+    v_frontier := greatest(coalesce(p_frontier, p_cursor), p_cursor);
+    v_had_parked := v_frontier > p_cursor;
 
     -- 1. Parked heads and the next parked jobs of their keys, still there.
     v_heads := 0;
