@@ -250,8 +250,8 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "key-park-uncounted", "the cursor passes parked jobs (they leave the lane counts: no claim comes back)",
         ((f"{BASE}/15_key_concurrency.sql",
-          "SELECT greatest(coalesce(least(f.seq - 1, v_frontier), v_frontier), p_cursor) AS seq\n",
-          "SELECT greatest(v_frontier, p_cursor) AS seq\n"),),
+          "new_cursor := greatest(coalesce(least(v_first - 1, v_frontier), v_frontier), p_cursor);",
+          "new_cursor := greatest(v_frontier, p_cursor);"),),
         (f"{M}/test_key_concurrency_machine.py::test_key_concurrency_machine", "tests/test_key_concurrency.py"),
     ),
     Mutant(

@@ -154,14 +154,19 @@ def _start_worker(database_url: str, handler_dir: Path) -> subprocess.Popen:
     raise AssertionError(f"worker did not start: {''.join(seen)}")
 
 
+def _enqueue_and_wait(database_url: str, handler_dir: Path, n: int) -> None:
+    """n keyed jobs for the running worker; returns once it ran them (or after 30 s)."""
+    _enqueue_keyed(database_url, PartitionedQueue("orders", 1), n)
+    deadline = time.monotonic() + 30
+    while len(_ran(handler_dir)) < n and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
 @pytest.mark.parametrize("signum, expected", [(signal.SIGTERM, 0), (signal.SIGINT, 130)])
 def test_signals_stop_the_worker_gracefully(database_url, handler_dir, signum, expected):
     proc = _start_worker(database_url, handler_dir)
     try:
-        _enqueue_keyed(database_url, PartitionedQueue("orders", 1), 5)
-        deadline = time.monotonic() + 30
-        while len(_ran(handler_dir)) < 5 and time.monotonic() < deadline:
-            time.sleep(0.1)
+        _enqueue_and_wait(database_url, handler_dir, 5)
         proc.send_signal(signum)
         try:
             _out, err = proc.communicate(timeout=60)
@@ -185,10 +190,7 @@ def test_sigusr1_prints_every_threads_stack_and_the_worker_goes_on(database_url,
         proc.send_signal(signal.SIGUSR1)
         time.sleep(1.0)
         assert proc.poll() is None, "SIGUSR1 stopped the worker"
-        _enqueue_keyed(database_url, PartitionedQueue("orders", 1), 3)
-        deadline = time.monotonic() + 30
-        while len(_ran(handler_dir)) < 3 and time.monotonic() < deadline:
-            time.sleep(0.1)
+        _enqueue_and_wait(database_url, handler_dir, 3)
         proc.send_signal(signal.SIGTERM)
         _out, err = proc.communicate(timeout=60)
     finally:
