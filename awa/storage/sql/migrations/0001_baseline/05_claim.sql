@@ -191,8 +191,7 @@ BEGIN
                                                    v_remaining, v_gkeys);
             v_ids := v_keyed.taken_ids;
             IF v_keyed.new_cursor > v_cursor OR cardinality(v_ids) > 0
-               OR (CASE WHEN v_keyed.lane_frontier > v_keyed.new_cursor THEN v_keyed.lane_frontier END)
-                  IS DISTINCT FROM v_frontier THEN
+               OR v_keyed.lane_frontier IS DISTINCT FROM v_frontier THEN
                 v_mq := v_mq || v_lane.queue;
                 v_mp := v_mp || v_lane.priority;
                 v_ms := v_ms || v_lane.enqueue_shard;
@@ -317,7 +316,8 @@ BEGIN
     -- reason (their claim heads and segments are read and written only under
     -- the head): numbers a cursor passes that were not taken are holes, and
     -- so are the numbers taken past it; the segments it passed go; the
-    -- frontier is kept only while it is past the cursor.
+    -- frontier is kept only while it is past the cursor (claim_keyed_lane
+    -- returns it so).
     IF cardinality(v_claim) > 0 OR cardinality(v_mq) > 0 THEN
         RETURN QUERY
         WITH moves AS (
@@ -327,7 +327,7 @@ BEGIN
             UPDATE __schema__.claim_heads AS c
             SET claim_seq = m.new_seq,
                 holes = greatest(c.holes - ((m.new_seq - m.old_seq) - m.behind), 0) + (m.taken - m.behind),
-                key_frontier = CASE WHEN m.frontier > m.new_seq THEN m.frontier END
+                key_frontier = m.frontier
             FROM moves AS m
             WHERE c.queue = m.queue AND c.priority = m.priority AND c.enqueue_shard = m.shard
         ), passed AS (

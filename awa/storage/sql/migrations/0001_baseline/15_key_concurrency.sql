@@ -249,8 +249,8 @@ $$;
 -- lanes before this one. The caller marks the rows running with their keys,
 -- which makes them grants, and moves the lane's cursor in that same
 -- statement (claim_jobs_limited): to new_cursor (NULL: nothing to move;
--- taken_behind of the jobs taken are at or before it), storing
--- lane_frontier while it is past the cursor.
+-- taken_behind of the jobs taken are at or before it), with lane_frontier
+-- as the claim head's key_frontier (NULL unless past the new cursor).
 CREATE OR REPLACE FUNCTION __schema__.claim_keyed_lane(
     p_queue    text,
     p_priority smallint,
@@ -450,7 +450,7 @@ BEGIN
             taken_behind := taken_behind + 1;
         END IF;
     END LOOP;
-    lane_frontier := v_frontier;
+    lane_frontier := CASE WHEN v_frontier > new_cursor THEN v_frontier END;
     taken_ids := v_taken;
     taken_keys := v_taken_keys;
 END
