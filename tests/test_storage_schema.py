@@ -56,3 +56,29 @@ def test_bad_schema_names_are_rejected(database_url, bad):
 
     with pytest.raises(ValidationError):
         Client(database_url, schema=bad)
+
+
+@pytest.mark.parametrize(("column", "bad", "good"), [
+    ("priority", 0, 1), ("priority", 5, 4), ("max_attempts", 0, 1), ("max_attempts", 1001, 1000),
+    ("enqueue_shard", -1, 0), ("enqueue_shard", 64, 63),
+])
+def test_the_database_itself_refuses_out_of_range_job_columns(database_url, column, bad, good):
+    # The ranges are domains (ADR 0034), checked on a raw INSERT and UPDATE
+    # that bypass the client's validation; clients read the base type.
+    from psycopg import sql
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        insert = sql.SQL("INSERT INTO awa.jobs (kind, queue, args, state, {}) VALUES ('k', 'q', '{{}}', 'scheduled', %s) "
+                         "RETURNING id, {}").format(sql.Identifier(column), sql.Identifier(column))
+        with pytest.raises(psycopg.errors.CheckViolation):
+            conn.execute(insert, (bad,))
+        job_id, value = conn.execute(insert, (good,)).fetchone()
+        assert value == good and type(value) is int
+        with pytest.raises(psycopg.errors.CheckViolation):
+            conn.execute(sql.SQL("UPDATE awa.jobs SET {} = %s WHERE id = %s").format(sql.Identifier(column)), (bad, job_id))
+        conn.execute("DELETE FROM awa.jobs WHERE id = %s", (job_id,))
+
+
+def test_a_lane_cannot_count_negative_holes(database_url):
+    with psycopg.connect(database_url, autocommit=True) as conn, pytest.raises(psycopg.errors.CheckViolation):
+        conn.execute("INSERT INTO awa.claim_heads (queue, priority, enqueue_shard, holes) VALUES ('q_holes', 2, 0, -1)")

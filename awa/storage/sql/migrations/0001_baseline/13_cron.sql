@@ -15,8 +15,8 @@ CREATE TABLE __schema__.cron_jobs (
     kind               text        NOT NULL,
     queue              text        NOT NULL DEFAULT 'default',
     args               jsonb       NOT NULL DEFAULT '{}',
-    priority           smallint    NOT NULL DEFAULT 2 CHECK (priority BETWEEN 1 AND 4),
-    max_attempts       smallint    NOT NULL DEFAULT 25 CHECK (max_attempts BETWEEN 1 AND 1000),
+    priority           __schema__.job_priority NOT NULL DEFAULT 2,
+    max_attempts       __schema__.job_max_attempts NOT NULL DEFAULT 25,
     tags               text[]      NOT NULL DEFAULT '{}',
     metadata           jsonb       NOT NULL DEFAULT '{}',
     missed_fire_policy text        NOT NULL DEFAULT 'coalesce'
