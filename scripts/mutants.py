@@ -379,6 +379,18 @@ MUTANTS: tuple[Mutant, ...] = (
         (f"{M}/test_key_concurrency_machine.py::test_key_concurrency_machine", "tests/test_key_concurrency.py"),
     ),
     Mutant(
+        "fast-insert-ignores-registry", "the one-statement single insert writes into a registered queue (unrouted)",
+        (("awa/storage/sql/queries/insert_job_fast.sql", "      AND NOT (SELECT registered FROM r)\n", ""),),
+        ("tests/test_insert_fast_path.py::test_a_registered_logical_queue_is_routed_by_insert_job",),
+    ),
+    Mutant(
+        "fast-insert-wakes-past-pending", "the one-statement single insert wakes claimers of a lane with pending jobs",
+        (("awa/storage/sql/queries/insert_job_fast.sql",
+          "           AND NOT EXISTS (\n               SELECT 1 FROM __schema__.lane_pending AS p\n",
+          "           AND true OR EXISTS (\n               SELECT 1 FROM __schema__.lane_pending AS p\n"),),
+        ("tests/test_insert_fast_path.py::test_the_fast_statement_writes_what_insert_job_writes",),
+    ),
+    Mutant(
         "shared-slots-most-work", "a claim walks equal-priority lanes with the most jobs first (starves)",
         ((f"{BASE}/05_claim.sql", "            e.priority, random()\n",
           "            e.priority, e.next_seq - coalesce(c.claim_seq, 0) DESC, random()\n"),),

@@ -118,6 +118,8 @@ class OpsBase:
         self.metrics = EnqueueMetrics(meter)
         self._shards: dict[str, int] = {}
         self._widths: dict[str, int] = {}  # logical queue -> width keyed rows follow (0: the producer's)
+        # physical queues of registered logical queues: single inserts call insert_job (ADR 0035)
+        self._routed_queues: set[str] = set()
         self._rotor: dict[tuple[str, int], int] = {}
         self._lock = threading.Lock()
         self._copy_sql: dict[tuple[str, ...], str] = {}

@@ -1,0 +1,146 @@
+"""The single insert's one-statement fast path (ADR 0035) against insert_job.
+
+``Client.insert`` sends ``insert_job_fast.sql`` and falls back to the
+``insert_job`` function when it writes nothing. The two are written
+separately (one is a plain statement, the other PL/pgSQL), so these tests
+hold them to the same outcome: the same job and ``lane_pending`` rows, the
+same lane numbers after claims, and a wake-up in the same cases.
+"""
+
+from __future__ import annotations
+
+import json
+
+import psycopg
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from awa.client import Client
+from awa.storage.migrate import migrate
+from awa.storage.queries import query
+
+QUEUES = ("fq", "fq__p1")
+JOB_COLUMNS = ("queue, priority, enqueue_shard, state, lane_seq, kind, args, tags, metadata, ordering_key, "
+               "concurrency_key, max_attempts")
+
+
+def _params(schema: str, op: tuple, expected: int) -> dict:
+    _, qi, priority, shard, key, ckey, tags, meta, i = op
+    return {
+        "queue": QUEUES[qi], "expected": expected, "priority": priority, "shard": shard, "kind": "k",
+        "args": json.dumps({"i": i}), "max_attempts": 3, "tags": tags, "metadata": meta, "ordering_key": key,
+        "run_at": None, "now": None, "channel": f"{schema}_jobs", "concurrency_key": ckey,
+    }
+
+
+class Side:
+    def __init__(self, url: str, schema: str, fast: bool) -> None:
+        self.schema, self.fast = schema, fast
+        self.conn = psycopg.connect(url, autocommit=True)
+        self.woken: list[str] = []
+        self.conn.add_notify_handler(lambda n: self.woken.append(n.payload))
+        self.conn.execute(f"LISTEN {schema}_jobs")
+        self.client = Client(url, schema=schema)
+
+    def insert(self, op: tuple, expected: int) -> tuple | None:
+        params = _params(self.schema, op, expected)
+        if self.fast:
+            row = self.conn.execute(query(self.schema, "insert_job_fast"), params).fetchone()
+            if row[0] is not None:
+                assert row[6] == bool(self.woken), "the notified column says what was sent"
+                return row[1:4]
+            assert row[5] is False and not self.woken  # not registered; wrote and sent nothing
+        row = self.conn.execute(query(self.schema, "insert_job"), params).fetchone()
+        return None if row is None else row[1:4]
+
+    def rows(self) -> tuple[list, list]:
+        jobs = self.conn.execute(f"SELECT {JOB_COLUMNS} FROM {self.schema}.jobs ORDER BY (args->>'i')::int").fetchall()
+        pending = self.conn.execute(
+            f"SELECT p.queue, p.priority, p.enqueue_shard, (j.args->>'i')::int FROM {self.schema}.lane_pending AS p "
+            f"JOIN {self.schema}.jobs AS j ON j.id = p.job_id ORDER BY p.pending_id").fetchall()
+        return jobs, pending
+
+    def close(self) -> None:
+        self.client.close()
+        self.conn.close()
+
+
+_insert = st.tuples(
+    st.just("insert"), st.integers(0, 1), st.integers(1, 4), st.integers(0, 1),
+    st.sampled_from([None, b"a", b"b"]), st.sampled_from([None, b"c"]),
+    st.sampled_from([None, ["t"]]), st.sampled_from([None, '{"m": 1}']), st.just(0),
+)
+_ops = st.lists(st.one_of(_insert, _insert, st.tuples(st.just("claim"), st.integers(0, 1)),
+                          st.tuples(st.just("shards"), st.integers(0, 1), st.integers(1, 2)),
+                          st.tuples(st.just("stale"), _insert)), min_size=1, max_size=25)
+
+
+@settings(max_examples=30)
+@given(ops=_ops)
+def test_the_fast_statement_writes_what_insert_job_writes(database_factory, ops):
+    url = database_factory(migrated=False)
+    with psycopg.connect(url, autocommit=True) as admin:
+        migrate(admin, "fast_s")
+        migrate(admin, "slow_s")
+    sides = [Side(url, "fast_s", True), Side(url, "slow_s", False)]
+    shards = {q: 1 for q in QUEUES}
+    try:
+        for i, op in enumerate(ops):
+            if op[0] == "claim":
+                got = [[(j.queue, j.lane_seq, j.args["i"]) for j in s.client.claim([QUEUES[op[1]]], 1)] for s in sides]
+                assert got[0] == got[1], (i, op)
+                continue
+            if op[0] == "shards":
+                shards[QUEUES[op[1]]] = op[2]
+                for s in sides:
+                    s.client.set_enqueue_shards(QUEUES[op[1]], op[2])
+                continue
+            stale = op[0] == "stale"
+            ins = op[1] if stale else op
+            ins = (*ins[:3], ins[3] % shards[QUEUES[ins[1]]], *ins[4:8], i)
+            expected = shards[QUEUES[ins[1]]] + (1 if stale else 0)
+            for s in sides:
+                s.woken.clear()
+            results = [s.insert(ins, expected) for s in sides]
+            assert results[0] == results[1], (i, op)
+            assert (results[0] is None) == stale
+            assert sides[0].woken == sides[1].woken, (i, op)
+        assert sides[0].rows() == sides[1].rows()
+    finally:
+        for s in sides:
+            s.close()
+        database_factory.drop(url)
+
+
+def test_a_registered_logical_queue_is_routed_by_insert_job(database_url):
+    # After a width change the database routes a keyed job by the width it has,
+    # whatever partition the producer named; the fast statement does not route,
+    # so it must leave a registered queue's jobs to insert_job, even into a lane
+    # that exists.
+    with Client(database_url) as client, psycopg.connect(database_url, autocommit=True) as conn:
+        client.set_queue_partitions("rq", 4)
+        before = client.insert({"n": 0}, kind="k", queue="rq__p3", ordering_key="key-0")
+        assert before.queue == "rq__p3"  # epoch 1: the producer's routing stands
+        op = ("insert", 0, 2, before.enqueue_shard, b"key-0", None, None, None, 0)
+        row = conn.execute(query("awa", "insert_job_fast"), _params("awa", op, 1) | {"queue": "rq__p3"}).fetchone()
+        assert row[0] is None and row[5] is True
+        assert conn.execute("SELECT count(*) FROM awa.jobs").fetchone()[0] == 1
+        client.repartition("rq", 2)
+    with Client(database_url) as fresh:  # knows nothing of the registration yet
+        for n in range(1, 5):
+            job = fresh.insert({"n": n}, kind="k", queue="rq__p3", ordering_key="key-0")
+            assert job.queue in ("rq", "rq__p1"), job.queue  # rerouted into the new width
+
+
+@pytest.mark.parametrize("run_at_offset_s", [None, -5, 3600])
+def test_client_insert_takes_either_path_with_the_same_result(database_url, run_at_offset_s):
+    import datetime as dt
+
+    run_at = None if run_at_offset_s is None else dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=run_at_offset_s)
+    with Client(database_url) as client:
+        first = client.insert({"n": 1}, kind="k", queue="pq", run_at=run_at)   # creates queue and lane
+        second = client.insert({"n": 2}, kind="k", queue="pq", run_at=run_at)  # the fast path when due now
+        assert [first.state, second.state] == [second.state] * 2
+        fetched = [client.get_job(j.id) for j in (first, second)]
+        assert [(j.queue, j.state, j.args) for j in fetched] == [(j.queue, j.state, j.args) for j in (first, second)]
