@@ -225,6 +225,41 @@ def test_queue_names_outside_the_grammar_are_rejected(client, database_url, name
     assert _count(database_url) == 0
 
 
+def test_remembered_names_change_nothing_that_is_accepted():
+    # check_queue and check_name remember the names they accepted (the single
+    # insert's hot path); what they accept and refuse stays the same.
+    from awa.storage import validate
+
+    assert validate.check_queue("x__p1") == "x__p1"  # remembered as a queue name
+    with pytest.raises(ValidationError, match="reserved for partitions"):
+        validate.check_queue("x__p1", "logical queue", allow_partition=False)
+    for _ in range(2):  # a refused name is never remembered
+        with pytest.raises(ValidationError, match="may contain only"):
+            validate.check_queue("my queue")
+        with pytest.raises(ValidationError, match="control characters"):
+            validate.check_name("k\n", "kind")
+    with pytest.raises(ValidationError, match="kind must be a string, got int"):
+        validate.check_name(3, "kind")
+    for i in range(validate._KNOWN_LIMIT + 10):  # past the bound the sets start over
+        validate.check_queue(f"q{i}")
+        validate.check_name(f"k{i}", "kind")
+    assert len(validate._known_queues) <= validate._KNOWN_LIMIT
+    assert len(validate._known_names) <= validate._KNOWN_LIMIT
+    assert validate.check_queue("q1") == "q1" and validate.check_name("k1", "kind") == "k1"
+
+
+def test_job_from_values_fills_the_fields_in_declaration_order():
+    from dataclasses import fields
+
+    from awa.storage.models import Job
+
+    values = [object() for _ in fields(Job)]
+    job = Job.from_values(values)
+    assert [getattr(job, f.name) for f in fields(Job)] == values
+    with pytest.raises(ValueError):
+        Job.from_values(values[:-1])
+
+
 def test_partition_names_read_back_unambiguously():
     assert split_partition("x__p1") == ("x", 1)
     assert queue_name_problem("x__p1") is None

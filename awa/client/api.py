@@ -98,8 +98,10 @@ class ClientAPI(KeyPolicyAPI, PeriodicAPI, DlqAPI):
             [args], kind=kind, queue=queue, priority=priority, max_attempts=max_attempts, tags=tags,
             metadata=metadata, run_at=run_at, ordering_key=ordering_key, opts=None, unique_opts=unique_opts,
         )
-        ckey = check_concurrency_key(concurrency_key)
-        return guarded(self._drive, self._core.insert_one(batch, ckey), conn, batch.unique is not None)
+        op = self._core.insert_one(batch, check_concurrency_key(concurrency_key))
+        if batch.unique is None:  # no unique key written: no conflict to translate
+            return self._drive(op, conn, False)
+        return guarded(self._drive, op, conn, True)
 
     def insert_many_copy(
         self,

@@ -149,7 +149,10 @@ def prepare(
     unique_opts: Any = None,
 ) -> Batch:
     """Validate and serialise a batch; ValidationError names the first problem."""
-    if isinstance(jobs, (str, bytes, Mapping)) or not isinstance(jobs, Sequence):
+    # A list or tuple first: the abstract-class checks cost a single insert more
+    # than the rest of this function's checks together.
+    if type(jobs) is not list and type(jobs) is not tuple and (
+            isinstance(jobs, (str, bytes, Mapping)) or not isinstance(jobs, Sequence)):
         raise ValidationError("jobs must be a list")
     n = len(jobs)
     queue = check_queue(queue, "queue")
@@ -159,15 +162,18 @@ def prepare(
     metadata = check_metadata(metadata)
     run_at = check_run_at(run_at)
     key = check_key(ordering_key)
-    opts, unique_rows = split_unique(unique_opts, opts, n)
-    parsed = parse_opts(opts, n)
+    if unique_opts is None and opts is None:  # the common single insert: nothing to split or parse
+        unique_rows, parsed = None, None
+    else:
+        opts, unique_rows = split_unique(unique_opts, opts, n)
+        parsed = parse_opts(opts, n)
 
-    types = set(map(type, jobs))
+    types = {type(jobs[0])} if n == 1 else set(map(type, jobs))
     for t in types:
         _args_mode(t)  # rejects unsupported argument types before any work
     kinds = _kinds(jobs, kind, types)
     texts = _serialise_all(jobs, types)
-    if "\\u0000" in "\n".join(texts):  # PostgreSQL's jsonb cannot store NUL
+    if "\\u0000" in (texts[0] if n == 1 else "\n".join(texts)):  # PostgreSQL's jsonb cannot store NUL
         for i, t in enumerate(texts):
             if "\\u0000" in t:
                 raise ValidationError(f"args at index {i} must not contain NUL characters")

@@ -171,10 +171,16 @@ class StorageCore(
         raise AwaError("enqueue_shards kept changing while routing the job; try again")  # pragma: no cover
 
     def _inserted(self, batch: Batch, row: Sequence[Any], concurrency_key: bytes | None) -> Job:
+        """The job a single insert wrote, from the row its statement returned."""
         job_id, job_queue, shard, state, created_at = row[:5]
-        self.metrics.record({job_queue: 1})
-        return self._jobs_for(batch, [lane_routing.Lane(job_queue, shard, None)], None, created_at,
-                              state == "scheduled", [job_id], None if concurrency_key is None else [concurrency_key])[0]
+        self.metrics.record_one(job_queue)
+        # Job's fields in declaration order (Job.from_values), as _jobs_for fills them.
+        return Job.from_values((
+            job_id, batch.kind, job_queue, loads(batch.args_text[0]), batch.priority, 0, batch.max_attempts, 0,
+            JobState.SCHEDULED if state == "scheduled" else JobState.AVAILABLE, batch.key, shard, None,
+            batch.run_at or created_at, created_at, list(batch.tags), dict(batch.metadata), [],
+            None, None, None, None, None, concurrency_key,
+        ))
 
     def _jobs_for(
         self,
@@ -192,29 +198,18 @@ class StorageCore(
         run_at = batch.run_at or now
         keys = batch.row_keys()
         kinds = batch.kinds
+        from_values = Job.from_values
         for lane_no, lane in enumerate(lanes):
             rows = lane.rows if lane.rows is not None else range(batch.n)
             for offset, i in enumerate(rows):
-                out[i] = Job(
-                    id=ids[pos + offset],
-                    kind=kinds if isinstance(kinds, str) else kinds[i],
-                    queue=lane.queue,
-                    args=loads(batch.args_text[i]),
-                    priority=batch.priority,
-                    attempt=0,
-                    max_attempts=batch.max_attempts,
-                    run_lease=0,
-                    state=state,
-                    ordering_key=keys[i],
-                    enqueue_shard=lane.shard,
-                    lane_seq=None if starts is None else starts[lane_no] + offset,
-                    run_at=run_at,
-                    created_at=now,
-                    tags=list(batch.tags),
-                    metadata=dict(batch.metadata),
-                    errors=[],
-                    concurrency_key=None if concurrency_keys is None else concurrency_keys[i],
-                )
+                # Job's fields in declaration order (Job.from_values).
+                out[i] = from_values((
+                    ids[pos + offset], kinds if isinstance(kinds, str) else kinds[i], lane.queue,
+                    loads(batch.args_text[i]), batch.priority, 0, batch.max_attempts, 0, state, keys[i],
+                    lane.shard, None if starts is None else starts[lane_no] + offset, run_at, now,
+                    list(batch.tags), dict(batch.metadata), [], None, None, None, None, None,
+                    None if concurrency_keys is None else concurrency_keys[i],
+                ))
             pos += len(rows)
         return out  # type: ignore[return-value]
 

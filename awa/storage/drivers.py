@@ -45,8 +45,10 @@ def result_names(cur: Any) -> list[str] | None:
     res = cur.pgresult
     if res is None or not (res.nfields or res.status in _ROW_RESULTS):  # as psycopg decides it
         return None
-    encoding = cur.connection.info.encoding
-    return [res.fname(i).decode(encoding) for i in range(res.nfields)]
+    # Our statements name their columns in ASCII, which every client encoding
+    # PostgreSQL offers spells alike: no need to look up the connection's.
+    fname = res.fname
+    return [fname(i).decode() for i in range(res.nfields)]
 
 
 def _raw_int(res: Any, row: int, col: int | None) -> int | None:

@@ -32,10 +32,12 @@ def route(batch: Batch, shard_counts: Mapping[str, int], rotor: Rotor) -> list[L
     every queue the batch touches."""
     if batch.queues is None and batch.keys is None:
         shards = shard_counts[batch.queue]
-        if batch.key is not None:
+        if shards <= 1:
+            shard = 0  # one shard: what any key hashes to
+        elif batch.key is not None:
             shard = shard_for_ordering_key(batch.key, shards)
         else:
-            shard = rotor(batch.queue, shards) if shards > 1 else 0
+            shard = rotor(batch.queue, shards)
         return [Lane(batch.queue, shard, None)]
 
     by_queue = {batch.queue: range(batch.n)} if batch.queues is None else group_rows(batch.queues)

@@ -165,9 +165,21 @@ class Job:
             append(job)
         return out
 
+    @classmethod
+    def from_values(cls, values: Sequence[Any]) -> Job:
+        """A job from one value per field, in the order of
+        ``dataclasses.fields(Job)``, taken as they are (no conversion): what
+        the enqueue paths build for the jobs they return, a slot write apiece
+        instead of the frozen ``__init__``."""
+        job = object.__new__(cls)
+        for put, value in zip(_ALL_SETTERS, values, strict=True):
+            put(job, value)
+        return job
+
 
 # Slot descriptors of Job, to fill a frozen instance without its __init__.
 _SLOT_SETTERS = {f.name: getattr(Job, f.name).__set__ for f in fields(Job)}
+_ALL_SETTERS = tuple(_SLOT_SETTERS.values())
 _CONVERTED_FIELDS = frozenset({"state", "ordering_key", "tags", "metadata", "errors", "concurrency_key"})
 _PLAIN_FIELDS = tuple(f.name for f in fields(Job) if f.name not in _CONVERTED_FIELDS)
 _CONVERTED_SETTERS = tuple(_SLOT_SETTERS[f] for f in ("state", "ordering_key", "tags", "metadata", "errors",

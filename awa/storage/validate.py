@@ -59,16 +59,37 @@ def is_valid_queue(value: Any) -> bool:
     return is_valid_queue_name(value)
 
 
+# Names already accepted, so that a producer naming the same queue and kind on
+# every call checks each once (a regular-expression pass apiece was a tenth of
+# the Python of a single insert). Only exact ``str`` values are remembered;
+# the sets are emptied when they reach their bound.
+_KNOWN_LIMIT = 4096
+_known_queues: set[str] = set()
+_known_names: set[str] = set()
+
+
+def _remember(known: set[str], value: str) -> None:
+    if len(known) >= _KNOWN_LIMIT:
+        known.clear()
+    known.add(value)
+
+
 def check_queue(value: Any, what: str = "queue", *, allow_partition: bool = True) -> str:
     """A queue name of the grammar in :mod:`awa.routing.names` (partition
     names ``base__pN`` included unless ``allow_partition=False``)."""
+    if allow_partition and value.__class__ is str and value in _known_queues:
+        return value
     problem = queue_name_problem(value, allow_partition=allow_partition)
     if problem is not None:
         raise ValidationError(f"{what} {problem}")
+    if allow_partition:
+        _remember(_known_queues, value)
     return value
 
 
 def check_name(value: Any, what: str) -> str:
+    if value.__class__ is str and value in _known_names:
+        return value
     if not isinstance(value, str):
         raise ValidationError(f"{what} must be a string, got {type(value).__name__}")
     if not value:
@@ -79,6 +100,8 @@ def check_name(value: Any, what: str) -> str:
         raise ValidationError(f"{what} must not contain control characters")
     if SURROGATES.search(value):
         raise ValidationError(f"{what} must not contain lone surrogates (not valid Unicode)")
+    if value.__class__ is str:
+        _remember(_known_names, value)
     return value
 
 
