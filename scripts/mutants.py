@@ -391,6 +391,20 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/test_insert_fast_path.py::test_the_fast_statement_writes_what_insert_job_writes",),
     ),
     Mutant(
+        "name-cache-ignores-partition-rule", "a queue name remembered as a partition passes the base-name check",
+        (("awa/storage/validate.py",
+          "    if allow_partition and value.__class__ is str and value in _known_queues:\n",
+          "    if value.__class__ is str and value in _known_queues:\n"),),
+        ("tests/test_bad_input.py::test_remembered_names_change_nothing_that_is_accepted",),
+    ),
+    Mutant(
+        "single-insert-job-fields-swapped", "the Job a single insert returns swaps its priority and max_attempts",
+        (("awa/storage/core.py",
+          "            job_id, batch.kind, job_queue, loads(batch.args_text[0]), batch.priority, 0, batch.max_attempts, 0,\n",
+          "            job_id, batch.kind, job_queue, loads(batch.args_text[0]), batch.max_attempts, 0, batch.priority, 0,\n"),),
+        ("tests/test_client_enqueue.py::test_single_inserts_return_the_stored_rows",),
+    ),
+    Mutant(
         "shared-slots-most-work", "a claim walks equal-priority lanes with the most jobs first (starves)",
         ((f"{BASE}/05_claim.sql", "            e.priority, random()\n",
           "            e.priority, e.next_seq - coalesce(c.claim_seq, 0) DESC, random()\n"),),
