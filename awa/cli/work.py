@@ -303,7 +303,11 @@ def run(args: argparse.Namespace) -> int:
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     if hasattr(signal, "SIGUSR1"):  # not on Windows
-        faulthandler.register(signal.SIGUSR1, all_threads=True)
+        # A Python-level handler, not faulthandler.register: that one walks the
+        # other threads' frames from the C signal handler while they run, and
+        # crashed a worker (SIGSEGV) mid-walk; this one runs in the main thread
+        # holding the GIL, so every other thread is parked at a safe point.
+        previous[signal.SIGUSR1] = signal.signal(signal.SIGUSR1, _dump_stacks)
     _quiet_pool_logs()
     try:
         with open_database(args) as db:
@@ -337,8 +341,19 @@ def run(args: argparse.Namespace) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        if hasattr(signal, "SIGUSR1"):
-            faulthandler.unregister(signal.SIGUSR1)
+
+
+def _dump_stacks(signum: int, frame: Any) -> None:
+    """SIGUSR1: every thread's stack to stderr; the worker goes on."""
+    try:
+        faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+    except (AttributeError, OSError, ValueError):  # a stderr without a file descriptor
+        import traceback
+
+        for ident, top in sys._current_frames().items():
+            sys.stderr.write(f"Thread 0x{ident:016x} (most recent call first):\n")
+            sys.stderr.write("".join(reversed(traceback.format_stack(top))))
+    sys.stderr.flush()
 
 
 def _quiet_pool_logs() -> None:
