@@ -398,10 +398,10 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/test_bad_input.py::test_remembered_names_change_nothing_that_is_accepted",),
     ),
     Mutant(
-        "single-insert-job-fields-swapped", "the Job a single insert returns swaps its priority and max_attempts",
+        "new-job-fields-swapped", "the Job an insert returns swaps its priority and max_attempts",
         (("awa/storage/core.py",
-          "            job_id, batch.kind, job_queue, loads(batch.args_text[0]), batch.priority, 0, batch.max_attempts, 0,\n",
-          "            job_id, batch.kind, job_queue, loads(batch.args_text[0]), batch.max_attempts, 0, batch.priority, 0,\n"),),
+          "        job_id, kind, queue, loads(batch.args_text[i]), batch.priority, 0, batch.max_attempts, 0, state, key,\n",
+          "        job_id, kind, queue, loads(batch.args_text[i]), batch.max_attempts, 0, batch.priority, 0, state, key,\n"),),
         ("tests/test_client_enqueue.py::test_single_inserts_return_the_stored_rows",),
     ),
     Mutant(

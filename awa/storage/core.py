@@ -173,14 +173,10 @@ class StorageCore(
     def _inserted(self, batch: Batch, row: Sequence[Any], concurrency_key: bytes | None) -> Job:
         """The job a single insert wrote, from the row its statement returned."""
         job_id, job_queue, shard, state, created_at = row[:5]
-        self.metrics.record_one(job_queue)
-        # Job's fields in declaration order (Job.from_values), as _jobs_for fills them.
-        return Job.from_values((
-            job_id, batch.kind, job_queue, loads(batch.args_text[0]), batch.priority, 0, batch.max_attempts, 0,
-            JobState.SCHEDULED if state == "scheduled" else JobState.AVAILABLE, batch.key, shard, None,
-            batch.run_at or created_at, created_at, list(batch.tags), dict(batch.metadata), [],
-            None, None, None, None, None, concurrency_key,
-        ))
+        self.metrics.record({job_queue: 1})
+        return _new_job(batch, 0, job_id, batch.kind, job_queue, batch.key, shard, None,
+                        JobState.SCHEDULED if state == "scheduled" else JobState.AVAILABLE,
+                        batch.run_at or created_at, created_at, concurrency_key)
 
     def _jobs_for(
         self,
@@ -198,18 +194,13 @@ class StorageCore(
         run_at = batch.run_at or now
         keys = batch.row_keys()
         kinds = batch.kinds
-        from_values = Job.from_values
         for lane_no, lane in enumerate(lanes):
             rows = lane.rows if lane.rows is not None else range(batch.n)
             for offset, i in enumerate(rows):
-                # Job's fields in declaration order (Job.from_values).
-                out[i] = from_values((
-                    ids[pos + offset], kinds if isinstance(kinds, str) else kinds[i], lane.queue,
-                    loads(batch.args_text[i]), batch.priority, 0, batch.max_attempts, 0, state, keys[i],
-                    lane.shard, None if starts is None else starts[lane_no] + offset, run_at, now,
-                    list(batch.tags), dict(batch.metadata), [], None, None, None, None, None,
-                    None if concurrency_keys is None else concurrency_keys[i],
-                ))
+                out[i] = _new_job(batch, i, ids[pos + offset], kinds if isinstance(kinds, str) else kinds[i],
+                                  lane.queue, keys[i], lane.shard,
+                                  None if starts is None else starts[lane_no] + offset, state, run_at, now,
+                                  None if concurrency_keys is None else concurrency_keys[i])
             pos += len(rows)
         return out  # type: ignore[return-value]
 
@@ -415,3 +406,15 @@ def _expand_runs(starts: Sequence[int], lengths: Sequence[int]) -> list[int]:
 def backoff_seconds(attempt: int, jitter: float) -> float:
     """The retry delay the database applies: ``min(2**attempt + jitter, 24 h)``."""
     return min(2.0**attempt + jitter, MAX_BACKOFF_SECONDS)
+
+
+def _new_job(batch: Batch, i: int, job_id: int, kind: str, queue: str, key: bytes | None, shard: int,
+             lane_seq: int | None, state: JobState, run_at: dt.datetime, created_at: dt.datetime,
+             concurrency_key: bytes | None) -> Job:
+    """Row ``i`` of ``batch`` as the job just written: Job's fields in
+    declaration order (:meth:`Job.from_values`), the rest as a new job has them."""
+    return Job.from_values((
+        job_id, kind, queue, loads(batch.args_text[i]), batch.priority, 0, batch.max_attempts, 0, state, key,
+        shard, lane_seq, run_at, created_at, list(batch.tags), dict(batch.metadata), [],
+        None, None, None, None, None, concurrency_key,
+    ))

@@ -52,16 +52,6 @@ class EnqueueMetrics:
                 self._otel_jobs.add(n, attrs)
                 self._otel_batches.add(1, attrs)
 
-    def record_one(self, queue: str) -> None:
-        """:meth:`record` of one job into ``queue`` (the single insert's)."""
-        with self._lock:
-            self._jobs[queue] = self._jobs.get(queue, 0) + 1
-            self._batches[queue] = self._batches.get(queue, 0) + 1
-        if self._otel_jobs is not None:
-            attrs = {"awa.queue": queue}
-            self._otel_jobs.add(1, attrs)
-            self._otel_batches.add(1, attrs)
-
     def snapshot(self) -> dict[str, QueueEnqueueCounts]:
         with self._lock:
             return {q: QueueEnqueueCounts(self._jobs[q], self._batches[q]) for q in sorted(self._jobs)}
