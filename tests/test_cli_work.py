@@ -184,6 +184,27 @@ def test_signals_stop_the_worker_gracefully(database_url, handler_dir, signum, e
     assert _states(database_url) == Counter({"completed": 5})
 
 
+def test_sigusr1_stacks_reach_a_stderr_without_a_file_descriptor(monkeypatch):
+    # faulthandler writes to a file descriptor only; an embedding program's
+    # stderr may have none, and the handler still prints every thread.
+    import io
+    import threading
+
+    from awa.cli import work
+
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait, name="waiting", daemon=True)
+    other.start()
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    try:
+        work._dump_stacks(signal.SIGUSR1, None)
+        text = sys.stderr.getvalue()
+    finally:
+        stop.set()
+    assert text.count("Thread 0x") >= 2, text  # this thread and the waiting one
+    assert ", in wait\n" in text, text  # the waiting thread's frame
+
+
 def test_sigusr1_prints_every_threads_stack_and_the_worker_goes_on(database_url, handler_dir):
     proc = _start_worker(database_url, handler_dir)
     try:
