@@ -342,6 +342,26 @@ MUTANTS: tuple[Mutant, ...] = (
          f"{M}/test_key_concurrency_machine.py::test_key_concurrency_machine"),
     ),
     Mutant(
+        "key-completion-silent", "a completion statement ends governed attempts without waking their queues (ADR 0036)",
+        ((f"{BASE}/06_lifecycle.sql", "CASE WHEN j.granted_key IS NOT NULL AND pg_notify(",
+          "CASE WHEN false AND pg_notify("),),
+        ("tests/test_key_concurrency.py::test_the_end_of_a_governed_attempt_wakes_its_queue_once",),
+    ),
+    Mutant(
+        "key-completion-unsettled", "a completion statement leaves a pending lower limit pending (ADR 0036)",
+        ((f"{BASE}/06_lifecycle.sql", "            PERFORM __schema__.key_settle_pending();\n",
+          "            NULL;\n"),),
+        ("tests/test_key_concurrency.py::test_the_end_of_an_attempt_settles_a_pending_lower_limit",
+         "tests/test_key_concurrency.py::test_a_batch_completion_settles_a_pending_lower_limit"),
+    ),
+    Mutant(
+        "key-release-trigger-silent", "the release trigger leaves out every end, not only completions",
+        ((f"{BASE}/15_key_concurrency.sql", "    PERFORM pg_notify(__schema__.jobs_channel(), OLD.queue);\n",
+          "    RETURN NULL;\n"),),
+        ("tests/test_key_concurrency.py::test_the_end_of_a_governed_attempt_wakes_its_queue_once",
+         "tests/test_key_concurrency.py::test_the_end_of_an_attempt_settles_a_pending_lower_limit"),
+    ),
+    Mutant(
         "key-lower-without-drain", "a lower key limit applies at once while more jobs than it run",
         ((f"{BASE}/15_key_concurrency.sql",
           "        SET max_in_flight = greatest(max_in_flight, coalesce(p_max_in_flight, max_in_flight)),\n"

@@ -385,12 +385,13 @@ def test_jobs_carry_their_concurrency_key(client):
     assert client.get_job(one.id).concurrency_key == b"ada"
 
 
-@pytest.mark.parametrize("end", ["complete", "complete_many"])
+@pytest.mark.parametrize("end", ["complete", "complete_many", "cancel", "fail"])
 def test_the_end_of_a_governed_attempt_wakes_its_queue_once(client, database_url, end):
-    """A governed attempt's end notifies its queue's channel (the release
-    trigger), once per transaction: a batch completion of three is one
-    notification. An unkeyed queue's completions stay silent; the grants
-    end with the rows' state, whatever granted_key the finished rows keep."""
+    """A governed attempt's end notifies its queue's channel once per
+    transaction: a batch completion of three is one notification. Completions
+    notify from lease_batch, other ends from the release trigger (ADR 0036).
+    An unkeyed queue's ends stay silent; the grants end with the rows' state,
+    whatever granted_key the finished rows keep."""
     client.create_key_policy("orders", 1)
     for n in range(3):
         client.insert({"n": n}, kind="k", queue="orders", concurrency_key=f"k{n}")
@@ -399,14 +400,31 @@ def test_the_end_of_a_governed_attempt_wakes_its_queue_once(client, database_url
     assert len(running) == 4 and len(grants(database_url)) == 3
     with psycopg.connect(database_url, autocommit=True) as listener:
         listener.execute("LISTEN awa_jobs")
-        if end == "complete":
-            for j in running:
-                assert client.complete(j.id, j.run_lease)
-        else:
+        if end == "complete_many":
             assert client.complete_many([(j.id, j.run_lease) for j in running]) == [True] * 4
+        else:
+            for j in running:
+                assert getattr(client, end)(j.id, j.run_lease)
         notes = [n.payload for n in listener.notifies(timeout=0.5, stop_after=10)]
-    assert notes == ["orders"] * (3 if end == "complete" else 1)
+    assert notes == ["orders"] * (1 if end == "complete_many" else 3)
     assert grants(database_url) == []
+
+
+@pytest.mark.parametrize("end", ["complete", "complete_many", "cancel", "retry"])
+def test_the_end_of_an_attempt_settles_a_pending_lower_limit(client, database_url, end):
+    """Whatever ends the attempt that held a key above a pending lower limit
+    promotes the limit: the completion statement or the release trigger."""
+    running = _running_ada(client, 2, 4)
+    assert client.set_key_limit("orders", 1).pending_max == 1
+    j = running[0]
+    if end == "complete_many":
+        assert client.complete_many([(j.id, j.run_lease)]) == [True]
+    elif end == "retry":
+        assert client.retry(j.id, j.run_lease, after_seconds=3600)
+    else:
+        assert getattr(client, end)(j.id, j.run_lease)
+    [p] = client.key_policies("orders")
+    assert (p.max_in_flight, p.pending_max) == (1, None)
 
 
 def test_a_batch_completion_settles_a_pending_lower_limit(client, database_url):

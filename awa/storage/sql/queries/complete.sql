@@ -1,5 +1,3 @@
-UPDATE __schema__.jobs
-SET state = 'completed', finalized_at = coalesce(%(now)s::timestamptz, now()),
-    heartbeat_at = NULL, deadline_at = NULL
-WHERE id = %(id)s::bigint AND state = 'running' AND run_lease = %(lease)s::bigint
-RETURNING id
+-- lease_batch: every statement that completes jobs is that one (it wakes the
+-- queues of governed attempts, 15_key_concurrency.sql)
+SELECT id FROM __schema__.lease_batch(true, ARRAY[%(id)s::bigint], ARRAY[%(lease)s::bigint], %(now)s::timestamptz)

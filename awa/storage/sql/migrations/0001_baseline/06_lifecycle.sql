@@ -126,8 +126,20 @@ BEGIN
 END
 $$;
 
+-- The schema's wake-up channel (queries.notify_channel): its name, quoted in
+-- this migration, without the quotes (schema names have no inner quotes). A
+-- plain SQL expression: a constant in the statements that call it.
+CREATE OR REPLACE FUNCTION __schema__.jobs_channel()
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT btrim('__schema__', '"') || '_jobs'
+$$;
+
 -- Batch completion (p_complete) or heartbeat: lease-guarded, rows locked in
--- id order (two batches never deadlock), the pairs that applied returned. A
+-- id order (two batches never deadlock), the pairs that applied returned.
+-- Every statement that completes jobs is this one (complete.sql too): it
+-- does for governed attempts what the release trigger does for their other
+-- ends (15_key_concurrency.sql, ADR 0036). A
 -- function rather than client statements for the plan (ADR 0029): the
 -- planner sees a parameter array's length, so a custom plan of `unnest`
 -- always looks cheaper than the generic one and the prepared statement was
@@ -145,12 +157,22 @@ SET plan_cache_mode = force_generic_plan
 AS $$
 BEGIN
     IF p_complete THEN
+        -- A governed attempt's end wakes its queue (15_key_concurrency.sql):
+        -- a notification per completed governed row, which PostgreSQL sends
+        -- once per queue and transaction.
         RETURN QUERY
         UPDATE __schema__.jobs AS j
         SET state = 'completed', finalized_at = coalesce(p_now, now()), heartbeat_at = NULL, deadline_at = NULL
         FROM (SELECT u.id, u.lease FROM unnest(p_ids, p_leases) AS u(id, lease) ORDER BY u.id) AS u
         WHERE j.id = u.id AND j.state = 'running' AND j.run_lease = u.lease
-        RETURNING j.id, j.run_lease;
+        RETURNING j.id,
+                  CASE WHEN j.granted_key IS NOT NULL AND pg_notify(__schema__.jobs_channel(), j.queue)::text IS NULL
+                       THEN NULL ELSE j.run_lease END;  -- (pg_notify's void is '', never NULL)
+        -- and may settle a pending lower limit: a later statement, whose
+        -- snapshot sees these rows completed
+        IF FOUND THEN
+            PERFORM __schema__.key_settle_pending();
+        END IF;
     ELSE
         RETURN QUERY
         UPDATE __schema__.jobs AS j

@@ -37,15 +37,16 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT regexp_replace(p_queue, '__p[1-9][0-9]*$', '')
 $$;
 
--- The grants: running attempts with a granted key, found by policy and key
--- (both in the index: no regexp per grant read; key_admit probes it once per
--- candidate).
-CREATE INDEX jobs_granted_key ON __schema__.jobs (__schema__.logical_queue(queue), granted_key)
+-- The grants: running attempts with a granted key, found by key (key_admit
+-- probes it once per candidate; the policy is checked on the few rows a key
+-- has). The key alone, not (policy, key): an expression column would run the
+-- logical_queue regexp on every claimed governed row, 4-8 us a job (ADR 0036).
+CREATE INDEX jobs_granted_key ON __schema__.jobs (granted_key)
     WHERE state = 'running' AND granted_key IS NOT NULL;
 
 -- Every open grant, with its policy (the job's logical queue). Written once
--- here; the planner inlines it, so a filter on policy and key is a lookup in
--- jobs_granted_key. (A function, not a view: a simple view would accept a
+-- here; the planner inlines it, so a filter on key (and policy) is a lookup
+-- in jobs_granted_key. (A function, not a view: a simple view would accept a
 -- DELETE, and delete running jobs.)
 CREATE OR REPLACE FUNCTION __schema__.key_grants()
 RETURNS TABLE (job_id bigint, run_lease bigint, policy text, key bytea)
@@ -537,34 +538,45 @@ BEGIN
 END
 $$;
 
--- End of a governed attempt: the grant ended with it, in the statement that
--- moved the row out of 'running'. Here only what follows from that: wake the
--- claimers (a gated job of this key may now run), and promote a pending lower
--- limit when the catalog lock is free (never waited for; else the next
--- change or release does).
+-- Promote every pending lower limit whose keys are all within it, when the
+-- catalog lock is free (never waited for; else the next release or change
+-- does). After the end of governed attempts, in a later statement than the
+-- one that ended them, so that its count no longer sees their grants. The
+-- lock only when a limit is pending: held to commit, it holds up claims.
+CREATE OR REPLACE FUNCTION __schema__.key_settle_pending()
+RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM __schema__.key_policies AS p WHERE p.pending_max IS NOT NULL) THEN
+        IF pg_try_advisory_xact_lock(__schema__.key_catalog_lock_id(), 20) THEN
+            PERFORM __schema__.key_settle_locked(p.name) FROM __schema__.key_policies AS p
+            WHERE p.pending_max IS NOT NULL;
+        END IF;
+    END IF;
+END
+$$;
+
+-- End of a governed attempt, other than its completion: the grant ended with
+-- it, in the statement that moved the row out of 'running'. Here only what
+-- follows from that: wake the claimers (a gated job of this key may now run),
+-- and settle a pending lower limit. Completions do the same in lease_batch,
+-- once per statement (06_lifecycle.sql): as a row trigger this cost 6-10 us a
+-- completed job (ADR 0036).
 CREATE OR REPLACE FUNCTION __schema__.release_key_grant()
 RETURNS trigger
 LANGUAGE plpgsql AS $$
-DECLARE
-    v_policy  text := __schema__.logical_queue(OLD.queue);
-    v_pending boolean;
 BEGIN
-    -- The wake-up and the look for a pending limit: one statement (this runs
-    -- for every governed job that ends, and each statement has its cost).
-    SELECT EXISTS (SELECT 1 FROM __schema__.key_policies AS p WHERE p.name = v_policy AND p.pending_max IS NOT NULL)
-    INTO v_pending
-    FROM (SELECT pg_notify(TG_TABLE_SCHEMA || '_jobs', OLD.queue)) AS woken;
-    IF v_pending AND pg_try_advisory_xact_lock(__schema__.key_catalog_lock_id(), 20) THEN
-        PERFORM __schema__.key_settle_locked(v_policy);
-    END IF;
+    PERFORM pg_notify(__schema__.jobs_channel(), OLD.queue);
+    PERFORM __schema__.key_settle_pending();
     RETURN NULL;
 END
 $$;
 
+-- (Completions are left out: lease_batch is every statement that completes.)
 CREATE TRIGGER jobs_release_key_grant
     AFTER UPDATE OF state ON __schema__.jobs
     FOR EACH ROW
-    WHEN (OLD.state = 'running' AND NEW.state <> 'running' AND OLD.granted_key IS NOT NULL)
+    WHEN (OLD.state = 'running' AND NEW.state NOT IN ('running', 'completed') AND OLD.granted_key IS NOT NULL)
     EXECUTE FUNCTION __schema__.release_key_grant();
 
 CREATE TRIGGER jobs_release_key_grant_on_delete
