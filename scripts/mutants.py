@@ -322,9 +322,23 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "key-claim-forgets-own", "a claim's later lanes do not count the keys its earlier lanes took (one key twice)",
         ((f"{BASE}/15_key_concurrency.sql",
-          "                         + cardinality(array_positions(p_mine, c.k))\n",
-          "                         + 0\n"),),
+          "                   + cardinality(array_positions(p_mine, c.k))\n",
+          "                   + 0\n"),),
         ("tests/test_key_concurrency.py::test_one_key_one_at_a_time_across_partitions_and_lanes",
+         f"{M}/test_key_concurrency_machine.py::test_key_concurrency_machine"),
+    ),
+    Mutant(
+        "key-admit-forgets-earlier", "the admission does not count a key's earlier candidates (two of one key at once)",
+        ((f"{BASE}/15_key_concurrency.sql",
+          "                   + cardinality(array_positions(p_keys[1:c.ord - 1], c.k)) < p_cap)\n",
+          "                   + 0 < p_cap)\n"),),
+        (f"{M}/test_key_concurrency_machine.py::test_key_concurrency_machine", "tests/test_key_concurrency.py"),
+    ),
+    Mutant(
+        "key-admit-limit-off-by-one", "the admission takes one job more than the claim has room for",
+        ((f"{BASE}/15_key_concurrency.sql", "    SELECT coalesce((array_agg(t.id ORDER BY t.ord))[1:p_limit], '{}'),\n",
+          "    SELECT coalesce((array_agg(t.id ORDER BY t.ord))[1:p_limit + 1], '{}'),\n"),),
+        ("tests/test_key_concurrency.py::test_a_governed_claim_takes_no_more_than_its_limit",
          f"{M}/test_key_concurrency_machine.py::test_key_concurrency_machine"),
     ),
     Mutant(

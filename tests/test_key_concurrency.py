@@ -72,6 +72,19 @@ def test_one_key_one_at_a_time_across_partitions_and_lanes(client, database_url)
     assert len(grants(database_url)) == 2  # tom and the next ada
 
 
+@pytest.mark.parametrize("limit", [1, 2, 4])
+def test_a_governed_claim_takes_no_more_than_its_limit(client, database_url, limit):
+    """The admission takes at most what the claim has room for, in lane order,
+    and the jobs it leaves are taken by the next claim, none twice."""
+    client.create_key_policy("orders", 1)
+    jobs = [client.insert({"n": n}, kind="k", queue="orders", concurrency_key=f"k{n}") for n in range(6)]
+    first = client.claim(["orders"], limit)
+    assert [j.id for j in first] == [j.id for j in jobs[:limit]]
+    rest = client.claim(["orders"], 10)
+    assert [j.id for j in rest] == [j.id for j in jobs[limit:]]
+    assert violations(database_url) == []
+
+
 def test_ordering_key_is_the_key_when_the_policy_says_so(client, database_url):
     client.create_key_policy("orders", 1, from_ordering_key=True)
     client.insert_many_copy([{"n": i} for i in range(6)], kind="k", queue="orders",

@@ -188,20 +188,23 @@ BEGIN
 END
 $$;
 
--- Admit candidates (in lane order) under a policy: a job is admitted when
--- it has no key, or its key is in p_locked and has room: the key's grants
--- plus its earlier candidates are below p_cap. p_locked: the candidates'
--- keys whose lock (key_try_lock) this transaction took in an EARLIER
--- statement than the one calling this, so that this count's snapshot sees
--- every grant committed before the locks were granted; a key not in it
--- (busy in another claim, or behind parked jobs) is not admitted. The
--- grants are the committed ones and p_mine, the keys this claim took in
--- earlier calls (its jobs are marked running, and so hold their grants,
--- when the claim ends). Takes the first p_limit admitted; returns their
--- ids, numbers and keys (NULL: no key), and the number of the first
--- admitted job left for want of room in the claim (NULL when none).
--- One row. A plain SQL function, so the planner inlines it into the
--- calling statement.
+-- Admit candidates (in lane order: p_seqs ascending) under a policy: a job
+-- is admitted when it has no key, or its key is in p_locked and has room:
+-- the key's grants plus its earlier candidates are below p_cap. p_locked:
+-- the candidates' keys whose lock (key_try_lock) this transaction took in an
+-- EARLIER statement than the one calling this, so that this count's snapshot
+-- sees every grant committed before the locks were granted; a key not in it
+-- (busy in another claim, or behind parked jobs) is not admitted. The grants
+-- are the committed ones and p_mine, the keys this claim took in earlier
+-- calls (its jobs are marked running, and so hold their grants, when the
+-- claim ends). Takes the first p_limit admitted; returns their ids, numbers
+-- and keys (NULL: no key), and the number of the first admitted job left for
+-- want of room in the claim (NULL when none). One row. A plain SQL function,
+-- so the planner inlines it into the calling statement. No window function:
+-- a candidate's earlier ones of its key are counted in the arrays, and the
+-- scan stops at the first admitted job past the room (LIMIT over the
+-- ordinality, which PostgreSQL 16+ knows is sorted), so the candidates after
+-- it cost no grant probe (ADR 0037).
 CREATE OR REPLACE FUNCTION __schema__.key_admit(
     p_policy text,
     p_cap    integer,
@@ -214,27 +217,26 @@ CREATE OR REPLACE FUNCTION __schema__.key_admit(
 )
 RETURNS TABLE (taken_ids bigint[], taken_seqs bigint[], taken_keys bytea[], stop_seq bigint)
 LANGUAGE sql STABLE AS $$
-    WITH ranked AS (
+    WITH admitted AS (
         -- A locked key's grants: one index probe per candidate, in a
         -- subquery. (Counted for all keys at once, with = ANY or a join, the
         -- generic plan made from statistics of a quiet moment scanned every
         -- running job of the schema, a regexp each, on every admission.)
-        SELECT c.id, c.seq, c.k,
-               CASE WHEN c.k IS NULL THEN true
-                    WHEN NOT (c.k = ANY (p_locked)) THEN false
-                    ELSE (SELECT count(*) FROM __schema__.key_grants() AS g WHERE g.policy = p_policy AND g.key = c.k)
-                         + cardinality(array_positions(p_mine, c.k))
-                         + row_number() OVER (PARTITION BY c.k ORDER BY c.seq) <= p_cap
-               END AS ok
-        FROM unnest(p_ids, p_seqs, p_keys) AS c(id, seq, k)
-    ), numbered AS (
-        SELECT r.*, row_number() OVER (ORDER BY r.seq) AS n FROM ranked AS r WHERE r.ok
+        SELECT c.id, c.seq, c.k, c.ord
+        FROM unnest(p_ids, p_seqs, p_keys) WITH ORDINALITY AS c(id, seq, k, ord)
+        WHERE c.k IS NULL
+           OR (c.k = ANY (p_locked)
+               AND (SELECT count(*) FROM __schema__.key_grants() AS g WHERE g.policy = p_policy AND g.key = c.k)
+                   + cardinality(array_positions(p_mine, c.k))
+                   + cardinality(array_positions(p_keys[1:c.ord - 1], c.k)) < p_cap)
+        ORDER BY c.ord
+        LIMIT greatest(p_limit, 0) + 1
     )
-    SELECT coalesce(array_agg(t.id ORDER BY t.seq) FILTER (WHERE t.n <= p_limit), '{}'),
-           coalesce(array_agg(t.seq ORDER BY t.seq) FILTER (WHERE t.n <= p_limit), '{}'),
-           coalesce(array_agg(t.k ORDER BY t.seq) FILTER (WHERE t.n <= p_limit), '{}'),
-           min(t.seq) FILTER (WHERE t.n > p_limit)
-    FROM numbered AS t
+    SELECT coalesce((array_agg(t.id ORDER BY t.ord))[1:p_limit], '{}'),
+           coalesce((array_agg(t.seq ORDER BY t.ord))[1:p_limit], '{}'),
+           coalesce((array_agg(t.k ORDER BY t.ord))[1:p_limit], '{}'),
+           (array_agg(t.seq ORDER BY t.ord))[p_limit + 1]
+    FROM admitted AS t
 $$;
 
 -- Claim from one lane of a governed queue; the caller holds the lane's claim
@@ -388,7 +390,9 @@ BEGIN
     -- them were read), so none of its later jobs overtakes them.
     v_end := least(v_frontier + v_window, v_next - 1);
     WHILE v_left > 0 AND v_heads < v_window AND v_frontier < v_end LOOP
-        v_hi := least(v_frontier + greatest(2 * v_left, 16), v_end);
+        -- twice the room (at least 4): each candidate read costs its key's
+        -- try-lock (ADR 0037)
+        v_hi := least(v_frontier + greatest(2 * v_left, 4), v_end);
         -- The candidates, and the per-key locks of those not behind parked
         -- jobs, in this statement: key_admit counts in the next.
         SELECT array_agg(w.id ORDER BY w.seq), array_agg(w.seq ORDER BY w.seq), array_agg(w.k ORDER BY w.seq),
