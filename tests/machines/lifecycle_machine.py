@@ -655,7 +655,9 @@ def lifecycle_machine_class(database_url: str, *, spec_mode: bool = True) -> typ
     )
 
 
-LEASE_GUARD = " AND run_lease = %(lease)s::bigint"
+# complete.sql passes the caller's lease to lease_batch, whose UPDATE matches it;
+# the mutant passes the row's own lease instead, so any lease completes.
+LEASE_GUARD = "ARRAY[%(lease)s::bigint]"
 
 
 class UnguardedCompleteMachine(LifecycleMachine):
@@ -682,7 +684,9 @@ class UnguardedCompleteMachine(LifecycleMachine):
         core = self.client.core
         guarded = core.q("complete")
         assert LEASE_GUARD in guarded, "the complete statement changed; update this mutant"
-        unguarded = guarded.replace(LEASE_GUARD, "")
+        schema = guarded.split(".lease_batch(")[0].split()[-1]
+        unguarded = guarded.replace(
+            LEASE_GUARD, f"ARRAY[(SELECT j.run_lease FROM {schema}.jobs AS j WHERE j.id = %(id)s::bigint)]")
         original_q = core.q
         core.q = lambda name: unguarded if name == "complete" else original_q(name)  # type: ignore[method-assign]
 
