@@ -284,9 +284,10 @@ MUTANTS: tuple[Mutant, ...] = (
          f"{M}/test_routing_machine.py::test_routing_machine_holds_every_spec_invariant", "tests/test_storage_lanes.py"),
     ),
     Mutant(
-        "complete-any-state", "complete matches id and lease, not state: a rescued attempt's row is completed",
-        (("awa/storage/sql/queries/complete.sql", "WHERE id = %(id)s::bigint AND state = 'running' AND run_lease",
-          "WHERE id = %(id)s::bigint AND run_lease"),),
+        "complete-any-state", "completion matches id and lease, not state: a rescued attempt's row is completed",
+        ((f"{BASE}/06_lifecycle.sql",
+          "heartbeat_at = NULL, deadline_at = NULL\n        FROM (SELECT u.id, u.lease FROM unnest(p_ids, p_leases) AS u(id, lease) ORDER BY u.id) AS u\n        WHERE j.id = u.id AND j.state = 'running' AND",
+          "heartbeat_at = NULL, deadline_at = NULL\n        FROM (SELECT u.id, u.lease FROM unnest(p_ids, p_leases) AS u(id, lease) ORDER BY u.id) AS u\n        WHERE j.id = u.id AND"),),
         (f"{M}/test_lifecycle_machine.py", f"{M}/test_pinned_regressions.py", "tests/test_client_lifecycle.py"),
     ),
     Mutant(
