@@ -357,9 +357,9 @@ MUTANTS: tuple[Mutant, ...] = (
          f"{M}/test_key_concurrency_machine.py::test_key_concurrency_machine"),
     ),
     Mutant(
-        "key-completion-silent", "a completion statement ends governed attempts without waking their queues (ADR 0036)",
-        ((f"{BASE}/06_lifecycle.sql", "CASE WHEN j.granted_key IS NOT NULL AND pg_notify(",
-          "CASE WHEN false AND pg_notify("),),
+        "key-completion-silent", "a completion statement ends governed attempts without waking or settling (ADR 0036)",
+        ((f"{BASE}/06_lifecycle.sql", "                  CASE WHEN j.granted_key IS NOT NULL\n",
+          "                  CASE WHEN false\n"),),
         ("tests/test_key_concurrency.py::test_the_end_of_a_governed_attempt_wakes_its_queue_once",),
     ),
     Mutant(

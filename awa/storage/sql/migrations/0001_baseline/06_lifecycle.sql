@@ -159,18 +159,25 @@ BEGIN
     IF p_complete THEN
         -- A governed attempt's end wakes its queue (15_key_concurrency.sql):
         -- a notification per completed governed row, which PostgreSQL sends
-        -- once per queue and transaction.
+        -- once per queue and transaction. The row also raises a
+        -- transaction-local flag, so that only a statement that completed a
+        -- governed job pays for the look at pending limits below (an unkeyed
+        -- single completion would pay ~10 us for it). pg_notify's void is '',
+        -- never NULL: the CASE returns run_lease either way.
         RETURN QUERY
         UPDATE __schema__.jobs AS j
         SET state = 'completed', finalized_at = coalesce(p_now, now()), heartbeat_at = NULL, deadline_at = NULL
         FROM (SELECT u.id, u.lease FROM unnest(p_ids, p_leases) AS u(id, lease) ORDER BY u.id) AS u
         WHERE j.id = u.id AND j.state = 'running' AND j.run_lease = u.lease
         RETURNING j.id,
-                  CASE WHEN j.granted_key IS NOT NULL AND pg_notify(__schema__.jobs_channel(), j.queue)::text IS NULL
-                       THEN NULL ELSE j.run_lease END;  -- (pg_notify's void is '', never NULL)
-        -- and may settle a pending lower limit: a later statement, whose
-        -- snapshot sees these rows completed
-        IF FOUND THEN
+                  CASE WHEN j.granted_key IS NOT NULL
+                            AND (pg_notify(__schema__.jobs_channel(), j.queue)::text
+                                 || set_config('awa.keys_released', 'on', true)) IS NULL
+                       THEN NULL ELSE j.run_lease END;
+        -- Then settle a pending lower limit: a later statement, whose
+        -- snapshot sees these rows completed.
+        IF current_setting('awa.keys_released', true) = 'on' THEN
+            PERFORM set_config('awa.keys_released', '', true);
             PERFORM __schema__.key_settle_pending();
         END IF;
     ELSE
