@@ -370,6 +370,12 @@ MUTANTS: tuple[Mutant, ...] = (
          "tests/test_key_concurrency.py::test_a_batch_completion_settles_a_pending_lower_limit"),
     ),
     Mutant(
+        "key-settle-locks-early", "a release takes the exclusive catalog lock while the pending limit is not ready",
+        ((f"{BASE}/15_key_concurrency.sql", "                      GROUP BY g.key HAVING count(*) > p.pending_max);\n",
+          "                      GROUP BY g.key HAVING false);\n"),),
+        ("tests/test_key_concurrency.py::test_a_release_takes_the_catalog_lock_only_when_a_pending_limit_is_ready",),
+    ),
+    Mutant(
         "key-release-trigger-silent", "the release trigger leaves out every end, not only completions",
         ((f"{BASE}/15_key_concurrency.sql", "    PERFORM pg_notify(__schema__.jobs_channel(), OLD.queue);\n",
           "    RETURN NULL;\n"),),

@@ -452,6 +452,24 @@ def test_a_batch_completion_settles_a_pending_lower_limit(client, database_url):
     assert violations(database_url) == []
 
 
+def test_a_release_takes_the_catalog_lock_only_when_a_pending_limit_is_ready(client, database_url):
+    """The catalog lock held to commit holds up every claim: a release tries it
+    only when a pending limit looks ready, not on every end while keys are
+    still above the limit."""
+    running = _running_ada(client, 3, 3)
+    assert client.set_key_limit("orders", 1).pending_max == 1
+    held = ("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND mode = 'ExclusiveLock'"
+            " AND pid = pg_backend_pid()")
+    complete = "SELECT count(*) FROM awa.lease_batch(true, %s::bigint[], %s::bigint[], now())"
+    with psycopg.connect(database_url) as conn:
+        for j, ready in ((running[0], False), (running[1], True)):  # ada: 2 left, then 1
+            assert conn.execute(complete, ([j.id], [j.run_lease])).fetchone()[0] == 1
+            assert conn.execute(held).fetchone()[0] == (1 if ready else 0)
+            conn.commit()
+    [p] = client.key_policies("orders")
+    assert (p.max_in_flight, p.pending_max) == (1, None)
+
+
 def test_a_key_whose_parked_jobs_were_all_taken_is_not_held_back(client, database_url):
     """Once the claim has taken a key's last parked job, the key's new jobs are
     not behind anything: the same claim takes them if the key has room."""

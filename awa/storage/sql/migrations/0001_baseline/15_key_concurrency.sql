@@ -546,16 +546,21 @@ $$;
 -- catalog lock is free (never waited for; else the next release or change
 -- does). After the end of governed attempts, in a later statement than the
 -- one that ended them, so that its count no longer sees their grants. The
--- lock only when a limit is pending: held to commit, it holds up claims.
+-- exclusive lock, held to commit, holds up every claim: it is tried only
+-- when a pending limit looks ready without it (key_settle_locked counts
+-- again under it), not on every release while a limit waits.
 CREATE OR REPLACE FUNCTION __schema__.key_settle_pending()
 RETURNS void
 LANGUAGE plpgsql AS $$
+DECLARE
+    v_ready text[];
 BEGIN
-    IF EXISTS (SELECT 1 FROM __schema__.key_policies AS p WHERE p.pending_max IS NOT NULL) THEN
-        IF pg_try_advisory_xact_lock(__schema__.key_catalog_lock_id(), 20) THEN
-            PERFORM __schema__.key_settle_locked(p.name) FROM __schema__.key_policies AS p
-            WHERE p.pending_max IS NOT NULL;
-        END IF;
+    SELECT array_agg(p.name) INTO v_ready FROM __schema__.key_policies AS p
+    WHERE p.pending_max IS NOT NULL
+      AND NOT EXISTS (SELECT 1 FROM __schema__.key_grants() AS g WHERE g.policy = p.name
+                      GROUP BY g.key HAVING count(*) > p.pending_max);
+    IF v_ready IS NOT NULL AND pg_try_advisory_xact_lock(__schema__.key_catalog_lock_id(), 20) THEN
+        PERFORM __schema__.key_settle_locked(n) FROM unnest(v_ready) AS n;
     END IF;
 END
 $$;
