@@ -103,6 +103,11 @@ PROFILES = {
 STALL_S = 20.0  # the drain ends early when nothing completed for this long (more than any rescue takes)
 RESCUE_SLACK_S = 4.0  # claim, poll and start-up time on a loaded machine, above the configured timeouts
 EXPOSURE_WINDOW_S = 2.0  # a run that started this long before an outage had its completion written
+# After a restart, producers go on at least this long: recovery is the first
+# producer call and the first job start after the server is back, so
+# production must outlast the outage (in the ci profile it ended as the
+# server came back, and a run now and then measured no recovery at all).
+AFTER_BACK_S = 0.5
 
 HANDLERS = textwrap.dedent(
     """
@@ -426,6 +431,8 @@ def run_scenario(server: EmbeddedPostgres, workdir: Path, name: str, profile: Pr
             row.faults = 1
             row.notes = f"SIGSTOPped leader pid {stopped.proc.pid} with {_held(sdir, stopped.proc.pid)} job(s) in its handlers"
     remaining = t0 + profile.produce_s - time.time()
+    if name in ("restart_fast", "restart_immediate"):
+        remaining = max(remaining, back_at + AFTER_BACK_S - time.time())
     if name == "terminate_copy" and profile.copy_kills and row.faults >= profile.copy_kills:
         remaining = 0  # enough COPYs cut: fewer rows to drain
     if remaining > 0:
