@@ -423,16 +423,15 @@ def test_the_end_of_a_governed_attempt_wakes_its_queue_once(client, database_url
     assert grants(database_url) == []
 
 
-@pytest.mark.parametrize("end", ["complete", "complete_many", "cancel", "retry"])
+@pytest.mark.parametrize("end", ["complete", "cancel", "retry"])
 def test_the_end_of_an_attempt_settles_a_pending_lower_limit(client, database_url, end):
     """Whatever ends the attempt that held a key above a pending lower limit
-    promotes the limit: the completion statement or the release trigger."""
+    promotes the limit: the completion statement or the release trigger (a
+    batch completion: test_a_batch_completion_settles_a_pending_lower_limit)."""
     running = _running_ada(client, 2, 4)
     assert client.set_key_limit("orders", 1).pending_max == 1
     j = running[0]
-    if end == "complete_many":
-        assert client.complete_many([(j.id, j.run_lease)]) == [True]
-    elif end == "retry":
+    if end == "retry":
         assert client.retry(j.id, j.run_lease, after_seconds=3600)
     else:
         assert getattr(client, end)(j.id, j.run_lease)

@@ -56,6 +56,16 @@ LANGUAGE sql STABLE AS $$
     WHERE j.state = 'running' AND j.granted_key IS NOT NULL
 $$;
 
+-- The most grants any key of a policy holds (0: none). Written once here,
+-- for setting a policy, settling a pending limit and looking whether one is
+-- ready.
+CREATE OR REPLACE FUNCTION __schema__.key_most_grants(p_policy text)
+RETURNS bigint
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce(max(n), 0)
+    FROM (SELECT count(*) AS n FROM __schema__.key_grants() AS g WHERE g.policy = p_policy GROUP BY g.key) AS c
+$$;
+
 -- A job's key under a policy: its concurrency_key, else its ordering key when
 -- the policy says from_ordering_key (NULL: the job is not governed). Written
 -- once here; a plain SQL expression, so the planner inlines it.
@@ -469,15 +479,12 @@ RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
     v_pending integer;
-    v_most    bigint;
 BEGIN
     SELECT pending_max INTO v_pending FROM __schema__.key_policies WHERE name = p_policy;
     IF v_pending IS NULL THEN
         RETURN;
     END IF;
-    SELECT coalesce(max(n), 0) INTO v_most
-    FROM (SELECT count(*) AS n FROM __schema__.key_grants() WHERE policy = p_policy GROUP BY key) AS g;
-    IF v_most <= v_pending THEN
+    IF __schema__.key_most_grants(p_policy) <= v_pending THEN
         UPDATE __schema__.key_policies
         SET max_in_flight = v_pending, pending_max = NULL, updated_at = now()
         WHERE name = p_policy;
@@ -520,8 +527,7 @@ BEGIN
         WHERE j.state = 'running' AND __schema__.logical_queue(j.queue) = p_name
           AND j.granted_key IS DISTINCT FROM
               __schema__.key_of(j.concurrency_key, j.ordering_key, v_old.from_ordering_key);
-        SELECT coalesce(max(n), 0) INTO v_most
-        FROM (SELECT count(*) AS n FROM __schema__.key_grants() WHERE policy = p_name GROUP BY key) AS g;
+        v_most := __schema__.key_most_grants(p_name);
         IF v_most > p_max_in_flight THEN
             UPDATE __schema__.key_policies
             SET max_in_flight = v_most, pending_max = p_max_in_flight
@@ -556,9 +562,7 @@ DECLARE
     v_ready text[];
 BEGIN
     SELECT array_agg(p.name) INTO v_ready FROM __schema__.key_policies AS p
-    WHERE p.pending_max IS NOT NULL
-      AND NOT EXISTS (SELECT 1 FROM __schema__.key_grants() AS g WHERE g.policy = p.name
-                      GROUP BY g.key HAVING count(*) > p.pending_max);
+    WHERE p.pending_max IS NOT NULL AND __schema__.key_most_grants(p.name) <= p.pending_max;
     IF v_ready IS NOT NULL AND pg_try_advisory_xact_lock(__schema__.key_catalog_lock_id(), 20) THEN
         PERFORM __schema__.key_settle_locked(n) FROM unnest(v_ready) AS n;
     END IF;
