@@ -7,6 +7,8 @@ bad input.
 
 from __future__ import annotations
 
+import psycopg
+
 
 class AwaError(Exception):
     """Base class of every error this package raises on purpose."""
@@ -76,3 +78,24 @@ class DatabaseError(AwaError):
 
 __all__ += ["SchemaNotMigrated", "UnknownJobKind", "SerializationError", "DatabaseError"]
 __all__ += ["UniqueConflict"]
+
+
+class CommitUnknown(AwaError, psycopg.OperationalError):
+    """The connection was lost while a write of this client was committing,
+    and its outcome could not be read back (ADR 0038): the jobs may or may not
+    be in the database. ``xact_id`` is the transaction's id
+    (``pg_current_xact_id()``; ``SELECT pg_xact_status(xact_id::xid8)`` tells
+    later) or None for a single statement, whose id the client never saw.
+    Also a ``psycopg.OperationalError``, as the lost connection was before."""
+
+    def __init__(self, what: str, xact_id: str | None = None) -> None:
+        if xact_id is None:
+            text = f"the connection was lost during {what}; whether it was committed is unknown"
+        else:
+            text = (f"the connection was lost while {what} was committing and its outcome could not be read back; "
+                    f"check with pg_xact_status('{xact_id}'::xid8)")
+        super().__init__(text)
+        self.xact_id = xact_id
+
+
+__all__ += ["CommitUnknown"]

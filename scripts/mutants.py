@@ -588,6 +588,16 @@ MUTANTS: tuple[Mutant, ...] = (
           "    for tick in CronSim(cron_expr, after.astimezone(tz) + dt.timedelta(minutes=1)):\n"),),
         (f"{M}/test_cron_machine.py::test_cron_machine_fires_every_tick_exactly_once", "tests/test_cron_fire.py"),
     ),
+    Mutant(
+        "lost-commit-not-read-back", "a COMMIT whose answer is lost raises, though its transaction id is known",
+        (("awa/storage/outcome.py", '            return "read"\n', '            return "failed"\n'),),
+        ("tests/test_commit_outcome.py::test_a_batch_whose_commit_answer_is_lost_is_read_back_as_committed",),
+    ),
+    Mutant(
+        "lost-single-insert-plain-error", "a single insert cut in flight raises a plain error, as if nothing was written",
+        (("awa/storage/outcome.py", '        return "failed" if writes is None else "unknown"\n', '        return "failed"\n'),),
+        ("tests/test_commit_outcome.py::test_a_single_insert_whose_answer_is_lost_is_reported_unknown",),
+    ),
 )
 
 

@@ -36,14 +36,15 @@ class ClientAPI(KeyPolicyAPI, PeriodicAPI, DlqAPI):
     _core: StorageCore
     _executor: Any  # SyncExecutor or AsyncExecutor
 
-    def _drive(self, op: Op, conn: Any = None, tx: bool = True, checked: bool = True) -> Any:
+    def _drive(self, op: Op, conn: Any = None, tx: bool = True, checked: bool = True, writes: str | None = None) -> Any:
         """Run ``op`` on the executor. ``tx=False``: the operation is one
         statement (atomic on its own), so an autocommit connection runs it
         without BEGIN/COMMIT. ``checked``: until the schema check passed once,
-        it runs first (:mod:`awa.storage.schema_check`)."""
+        it runs first (:mod:`awa.storage.schema_check`). ``writes``: what it
+        enqueues, named in :class:`~awa.errors.CommitUnknown` (ADR 0038)."""
         if checked and not self._core.schema_verified:
             op = self._core.checked(op)
-        return self._executor.run(op, conn, tx)
+        return self._executor.run(op, conn, tx, writes)
 
     # -- introspection -----------------------------------------------------
 
@@ -100,8 +101,8 @@ class ClientAPI(KeyPolicyAPI, PeriodicAPI, DlqAPI):
         )
         op = self._core.insert_one(batch, check_concurrency_key(concurrency_key))
         if batch.unique is None:  # no unique key written: no conflict to translate
-            return self._drive(op, conn, False)
-        return guarded(self._drive, op, conn, True)
+            return self._drive(op, conn, False, True, "the insert")
+        return guarded(self._drive, op, conn, True, True, "the insert")
 
     def insert_many_copy(
         self,
@@ -157,7 +158,7 @@ class ClientAPI(KeyPolicyAPI, PeriodicAPI, DlqAPI):
         """One COPY batch: the jobs back (``want_jobs``) or only their count."""
         opts, ckeys = split_concurrency_keys(opts, len(jobs) if isinstance(jobs, Sequence) else 0, concurrency_key)
         batch = prepare(jobs, opts=opts, **fields)
-        return guarded(self._drive, self._core.enqueue(batch, want_jobs, ckeys), conn)
+        return guarded(self._drive, self._core.enqueue(batch, want_jobs, ckeys), conn, True, True, "the batch")
 
     # -- claims and leases -------------------------------------------------
 

@@ -31,7 +31,7 @@ from awa.storage.unique_ops import UniqueOps
 from awa.storage.schema_check import SchemaCheckOps
 from awa.storage.dlq_ops import DlqOps
 from awa.storage.repartition import RepartitionOps, logical_of, reroute_batch
-from awa.storage.ops import BadRow, Copy, Op, Query, error_text, id_lease_pairs, int_array, text_array
+from awa.storage.ops import BadRow, Copy, Op, Query, TxId, error_text, id_lease_pairs, int_array, text_array
 from awa.storage.validate import (
     MAX_INT4,
     check_delay,
@@ -84,7 +84,8 @@ class StorageCore(
                     "widths": int_array(widths),
                 },
             )
-            db_now, scheduled, shards_ok, shards, starts, id_starts, id_lengths, widths_ok, fresh = res.rows[0]
+            db_now, scheduled, shards_ok, shards, starts, id_starts, id_lengths, widths_ok, fresh, xact_id = res.rows[0]
+            yield TxId(xact_id)  # a COMMIT whose answer is lost is read back (ADR 0038)
             if not widths_ok:
                 for q, w in zip(queues, fresh):
                     self._widths[logical_of(q)[0]] = int(w)

@@ -23,9 +23,10 @@ except ImportError:  # pragma: no cover
     AttemptWithBackoff = None  # type: ignore[assignment,misc]
 
 from awa.db.url import check_url
-from awa.errors import SchemaNotMigrated, ValidationError
+from awa.errors import CommitUnknown, SchemaNotMigrated, ValidationError
 from awa.storage.codec import use_fast_json
-from awa.storage.ops import BadRow, Copy, Op, Result
+from awa.storage.ops import BadRow, Copy, Op, Result, TxId
+from awa.storage.outcome import CommitWatch, read_status, read_status_async
 
 COPY_BLOCK = 1 << 18  # characters per write: the server parses while we send
 
@@ -123,19 +124,27 @@ class AsyncPooledConnection(KeptCursor, psycopg.AsyncConnection):  # type: ignor
     """The async pools' connection class."""
 
 
-def run_sync(conn: psycopg.Connection, op: Op, cursor: psycopg.Cursor | None = None) -> Any:  # type: ignore[type-arg]
+def run_sync(
+    conn: psycopg.Connection, op: Op, cursor: psycopg.Cursor | None = None,  # type: ignore[type-arg]
+    watch: CommitWatch | None = None,
+) -> Any:
     """Drive one operation generator on ``conn`` (no transaction handling
     here); ``cursor``: one of ``conn``'s to run its statements on (else a new
-    cursor per statement)."""
+    cursor per statement); ``watch``: where the operation's transaction id
+    and its end are noted (ADR 0038)."""
     try:
         step = next(op)
         while True:
-            if type(step) is Copy:
+            if type(step) is TxId:
+                if watch is not None:
+                    watch.xid = step.xid
+                result: Result | None = None
+            elif type(step) is Copy:
                 with conn.cursor() as cur, cur.copy(step.sql) as copy:
                     data = step.data
                     for i in range(0, len(data), COPY_BLOCK):
                         copy.write(data[i : i + COPY_BLOCK])
-                result: Result | None = None
+                result = None
             else:
                 cur = conn.execute(step.sql, step.params) if cursor is None else cursor.execute(step.sql, step.params)
                 names = result_names(cur)
@@ -149,24 +158,31 @@ def run_sync(conn: psycopg.Connection, op: Op, cursor: psycopg.Cursor | None = N
                     result = Result(names or [], cur.fetchall() if names is not None else [], cur.rowcount)
             step = op.send(result)
     except StopIteration as done:
+        if watch is not None:
+            watch.finished = True
         return done.value
     finally:
         op.close()
 
 
 async def run_async(
-    conn: psycopg.AsyncConnection, op: Op, cursor: psycopg.AsyncCursor | None = None  # type: ignore[type-arg]
+    conn: psycopg.AsyncConnection, op: Op, cursor: psycopg.AsyncCursor | None = None,  # type: ignore[type-arg]
+    watch: CommitWatch | None = None,
 ) -> Any:
     """:func:`run_sync` on an async connection."""
     try:
         step = next(op)
         while True:
-            if type(step) is Copy:
+            if type(step) is TxId:
+                if watch is not None:
+                    watch.xid = step.xid
+                result: Result | None = None
+            elif type(step) is Copy:
                 async with conn.cursor() as cur, cur.copy(step.sql) as copy:
                     data = step.data
                     for i in range(0, len(data), COPY_BLOCK):
                         await copy.write(data[i : i + COPY_BLOCK])
-                result: Result | None = None
+                result = None
             else:
                 cur = await (conn.execute(step.sql, step.params) if cursor is None
                              else cursor.execute(step.sql, step.params))
@@ -182,6 +198,8 @@ async def run_async(
                     result = Result(names or [], rows, cur.rowcount)
             step = op.send(result)
     except StopIteration as done:
+        if watch is not None:
+            watch.finished = True
         return done.value
     finally:
         op.close()
@@ -377,29 +395,53 @@ class SyncExecutor:
         else:
             raise ValidationError("Client needs a database URL, a psycopg_pool.ConnectionPool or a psycopg.Connection")
 
-    def run(self, op: Op, conn: Any = None, tx: bool = True) -> Any:
+    def run(self, op: Op, conn: Any = None, tx: bool = True, writes: str | None = None) -> Any:
         """Run ``op``. ``conn``: the caller's connection and transaction.
         ``tx=False``: the operation is one statement (atomic on its own), so an
-        autocommit connection runs it without BEGIN/COMMIT."""
+        autocommit connection runs it without BEGIN/COMMIT. ``writes``: what
+        the operation writes ("the insert"): a connection lost while it
+        was in flight, on a connection of this executor, raises
+        :class:`~awa.errors.CommitUnknown` (ADR 0038). A COMMIT of an
+        operation that named its transaction (:class:`TxId`) whose answer is
+        lost is read back."""
         if conn is not None:
             if not isinstance(conn, psycopg.Connection):
                 op.close()
                 raise ValidationError("conn must be a psycopg.Connection for the sync Client")
+        watch = CommitWatch()
+        value: Any = None
         try:
             if conn is not None:
                 return run_in(conn, op) if tx else run_sync(conn, op)  # one statement: atomic alone
             if self.pool is not None:
                 with self.pool.connection() as pooled:  # commits on success, rolls back on error
+                    watch.start(tx or not pooled.autocommit)
                     cur = pooled.statement_cursor() if isinstance(pooled, PooledConnection) else None
                     if tx and pooled.autocommit:
                         with pooled.transaction():
-                            return run_sync(pooled, op, cur)
-                    return run_sync(pooled, op, cur)
+                            value = run_sync(pooled, op, cur, watch)
+                        return value
+                    value = run_sync(pooled, op, cur, watch)
+                return value
             assert self.conn is not None
+            watch.start(tx or not self.conn.autocommit)
             if not tx and self.conn.autocommit:
-                return run_sync(self.conn, op)  # one statement: atomic alone, one round trip
+                return run_sync(self.conn, op, None, watch)  # one statement: atomic alone, one round trip
             with self.conn.transaction():
-                return run_sync(self.conn, op)
+                value = run_sync(self.conn, op, None, watch)
+            return value
+        except psycopg.OperationalError as exc:
+            verdict = "failed" if conn is not None else watch.verdict(writes)
+            if verdict == "failed":
+                raise
+            status = None
+            if verdict == "read" and self.pool is not None:
+                status = read_status(*self.connect_args(), watch.xid)  # type: ignore[arg-type]
+            if status == "committed":
+                return value
+            if status == "aborted":
+                raise
+            raise CommitUnknown(writes or "the write", watch.xid) from exc
         except _MISSING_OBJECT as exc:
             missing = missing_schema_error(exc, self.schema)
             if missing is None:
@@ -465,28 +507,47 @@ class AsyncExecutor:
             await self.pool.open()
             self.opened = True
 
-    async def run(self, op: Op, conn: Any = None, tx: bool = True) -> Any:
+    async def run(self, op: Op, conn: Any = None, tx: bool = True, writes: str | None = None) -> Any:
         """:meth:`SyncExecutor.run` for asyncio."""
         if conn is not None:
             if not isinstance(conn, psycopg.AsyncConnection):
                 op.close()
                 raise ValidationError("conn must be a psycopg.AsyncConnection for the AsyncClient")
+        watch = CommitWatch()
+        value: Any = None
         try:
             if conn is not None:
                 return await (run_in_async(conn, op) if tx else run_async(conn, op))  # one statement: atomic alone
             if self.pool is not None:
                 await self.open()
                 async with self.pool.connection() as pooled:
+                    watch.start(tx or not pooled.autocommit)
                     cur = pooled.statement_cursor() if isinstance(pooled, AsyncPooledConnection) else None
                     if tx and pooled.autocommit:
                         async with pooled.transaction():
-                            return await run_async(pooled, op, cur)
-                    return await run_async(pooled, op, cur)
+                            value = await run_async(pooled, op, cur, watch)
+                        return value
+                    value = await run_async(pooled, op, cur, watch)
+                return value
             assert self.conn is not None
+            watch.start(tx or not self.conn.autocommit)
             if not tx and self.conn.autocommit:
-                return await run_async(self.conn, op)  # one statement: atomic alone, one round trip
+                return await run_async(self.conn, op, None, watch)  # one statement: atomic alone, one round trip
             async with self.conn.transaction():
-                return await run_async(self.conn, op)
+                value = await run_async(self.conn, op, None, watch)
+            return value
+        except psycopg.OperationalError as exc:
+            verdict = "failed" if conn is not None else watch.verdict(writes)
+            if verdict == "failed":
+                raise
+            status = None
+            if verdict == "read" and self.pool is not None:
+                status = await read_status_async(*self.connect_args(), watch.xid)  # type: ignore[arg-type]
+            if status == "committed":
+                return value
+            if status == "aborted":
+                raise
+            raise CommitUnknown(writes or "the write", watch.xid) from exc
         except _MISSING_OBJECT as exc:
             missing = missing_schema_error(exc, self.schema)
             if missing is None:

@@ -40,6 +40,16 @@ class Copy:
 
 
 @dataclass(slots=True)
+class TxId:
+    """The operation's transaction id (``pg_current_xact_id()`` as text): when
+    the connection is lost at COMMIT, the executor reads the outcome back with
+    it (ADR 0038). The step has no result; on a caller's connection it is
+    ignored."""
+
+    xid: str
+
+
+@dataclass(slots=True)
 class BadRow:
     """A result row the client could not decode: its ``id`` and ``run_lease``
     (read undecoded), the first column that failed and why."""
@@ -58,7 +68,7 @@ class Result:
     bad: list[BadRow] = field(default_factory=list)  # only for Query.isolate
 
 
-Op = Generator[Query | Copy, Result | None, Any]
+Op = Generator[Query | Copy | TxId, Result | None, Any]
 
 
 def jobs_of(res: Result) -> list[Job]:

@@ -26,7 +26,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from awa.client import Client
-from awa.storage.ops import Copy, Result
+from awa.storage.ops import Copy, Result, TxId
 from awa.routing import PartitionedQueue
 from tests.machines._support import machine_settings, reset_database, user_tables
 
@@ -196,7 +196,7 @@ class ReserveOutsideTransaction(Client):
         self._side.close()
         super().close()
 
-    def _drive(self, op, conn=None):
+    def _drive(self, op, conn=None, *_how):  # tx, checked, writes: this driver has its own
         if conn is not None:
             return super()._drive(op, conn)
         conn = self.executor.conn
@@ -211,6 +211,8 @@ class ReserveOutsideTransaction(Client):
                         time.sleep(random.uniform(0.0, 0.02))
                         with conn.cursor() as cur, cur.copy(step.sql) as copy:
                             copy.write(step.data)
+                        result = None
+                    elif isinstance(step, TxId):
                         result = None
                     else:
                         target = self._side if "enqueue_reserve" in step.sql else conn
