@@ -23,10 +23,10 @@ except ImportError:  # pragma: no cover
     AttemptWithBackoff = None  # type: ignore[assignment,misc]
 
 from awa.db.url import check_url
-from awa.errors import CommitUnknown, SchemaNotMigrated, ValidationError
+from awa.errors import SchemaNotMigrated, ValidationError
 from awa.storage.codec import use_fast_json
 from awa.storage.ops import BadRow, Copy, Op, Result, TxId
-from awa.storage.outcome import CommitWatch, read_status, read_status_async
+from awa.storage.outcome import CommitWatch, read_status, read_status_async, settle
 
 COPY_BLOCK = 1 << 18  # characters per write: the server parses while we send
 
@@ -434,14 +434,9 @@ class SyncExecutor:
             verdict = "failed" if conn is not None else watch.verdict(writes)
             if verdict == "failed":
                 raise
-            status = None
-            if verdict == "read" and self.pool is not None:
-                status = read_status(*self.connect_args(), watch.xid)  # type: ignore[arg-type]
-            if status == "committed":
-                return value
-            if status == "aborted":
-                raise
-            raise CommitUnknown(writes or "the write", watch.xid) from exc
+            lost = verdict == "read" and self.pool is not None
+            status = read_status(*self.connect_args(), watch.xid) if lost else None  # type: ignore[arg-type]
+            return settle(status, value, exc, writes, watch.xid)
         except _MISSING_OBJECT as exc:
             missing = missing_schema_error(exc, self.schema)
             if missing is None:
@@ -540,14 +535,9 @@ class AsyncExecutor:
             verdict = "failed" if conn is not None else watch.verdict(writes)
             if verdict == "failed":
                 raise
-            status = None
-            if verdict == "read" and self.pool is not None:
-                status = await read_status_async(*self.connect_args(), watch.xid)  # type: ignore[arg-type]
-            if status == "committed":
-                return value
-            if status == "aborted":
-                raise
-            raise CommitUnknown(writes or "the write", watch.xid) from exc
+            lost = verdict == "read" and self.pool is not None
+            status = await read_status_async(*self.connect_args(), watch.xid) if lost else None  # type: ignore[arg-type]
+            return settle(status, value, exc, writes, watch.xid)
         except _MISSING_OBJECT as exc:
             missing = missing_schema_error(exc, self.schema)
             if missing is None:

@@ -10,11 +10,15 @@ step) and ask a new connection for ``pg_xact_status`` until it says
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import psycopg
+
+from awa.errors import CommitUnknown
 
 log = logging.getLogger("awa.storage")
 
@@ -61,40 +65,46 @@ def _connect_kwargs(kwargs: dict[str, Any], left: float) -> dict[str, Any]:
     return out
 
 
+def _attempts(kwargs: dict[str, Any], seconds: float) -> Iterator[dict[str, Any]]:
+    """Connection arguments of each attempt until the time is up; from the
+    second attempt on, the caller waits RETRY_SECONDS first."""
+    deadline = time.monotonic() + seconds
+    while True:
+        yield _connect_kwargs(kwargs, deadline - time.monotonic())
+        if time.monotonic() + RETRY_SECONDS >= deadline:
+            return
+
+
 def read_status(conninfo: str, kwargs: dict[str, Any], xid: str, seconds: float = CHECK_SECONDS) -> str | None:
     """``committed`` or ``aborted`` once a new connection can tell; None when
     the time ran out first."""
-    deadline = time.monotonic() + seconds
-    while True:
-        left = deadline - time.monotonic()
-        try:
-            with psycopg.connect(conninfo, **_connect_kwargs(kwargs, left)) as conn:
-                status = conn.execute(_STATUS_SQL, (xid,)).fetchone()[0]  # type: ignore[index]
-            if status in FINAL:
+    for n, attempt in enumerate(_attempts(kwargs, seconds)):
+        time.sleep(RETRY_SECONDS if n else 0)
+        with contextlib.suppress(psycopg.OperationalError), psycopg.connect(conninfo, **attempt) as conn:
+            if (status := conn.execute(_STATUS_SQL, (xid,)).fetchone()[0]) in FINAL:  # type: ignore[index]
                 return _logged(xid, status)
-        except psycopg.OperationalError:
-            pass
-        if time.monotonic() + RETRY_SECONDS >= deadline:
-            return _logged(xid, None)
-        time.sleep(RETRY_SECONDS)
+    return _logged(xid, None)
 
 
 async def read_status_async(conninfo: str, kwargs: dict[str, Any], xid: str, seconds: float = CHECK_SECONDS) -> str | None:
     """:func:`read_status` for asyncio."""
-    deadline = time.monotonic() + seconds
-    while True:
-        left = deadline - time.monotonic()
-        try:
-            async with await psycopg.AsyncConnection.connect(conninfo, **_connect_kwargs(kwargs, left)) as conn:
-                cur = await conn.execute(_STATUS_SQL, (xid,))
-                status = (await cur.fetchone())[0]  # type: ignore[index]
-            if status in FINAL:
-                return _logged(xid, status)
-        except psycopg.OperationalError:
-            pass
-        if time.monotonic() + RETRY_SECONDS >= deadline:
-            return _logged(xid, None)
-        await asyncio.sleep(RETRY_SECONDS)
+    for n, attempt in enumerate(_attempts(kwargs, seconds)):
+        await asyncio.sleep(RETRY_SECONDS if n else 0)
+        with contextlib.suppress(psycopg.OperationalError):
+            async with await psycopg.AsyncConnection.connect(conninfo, **attempt) as conn:
+                if (status := (await (await conn.execute(_STATUS_SQL, (xid,))).fetchone())[0]) in FINAL:  # type: ignore[index]
+                    return _logged(xid, status)
+    return _logged(xid, None)
+
+
+def settle(status: str | None, value: Any, exc: BaseException, writes: str | None, xid: str | None) -> Any:
+    """What a call whose connection was lost returns or raises, once the
+    outcome was read back (``status``) or could not be (None)."""
+    if status == "committed":
+        return value
+    if status == "aborted":
+        raise exc
+    raise CommitUnknown(writes or "the write", xid) from exc
 
 
 def _logged(xid: str, status: str | None) -> str | None:
