@@ -139,3 +139,18 @@ def test_read_status_tells_committed_aborted_and_gives_up_on_an_absent_server(gh
     started = time.monotonic()
     assert read_status("postgresql://nobody@127.0.0.1:1/none", {}, committed, seconds=0.5) is None
     assert time.monotonic() - started < 5
+
+
+def test_a_client_on_one_connection_reports_the_transaction_it_could_not_read_back(ghost_server) -> None:
+    # Built on the caller's connection, the client cannot open another: it
+    # names the transaction, which the caller can look up later.
+    url, local = ghost_server
+    client = Client(psycopg.connect(url, autocommit=True))
+    with Terminator(local, "SyncRep") as t, pytest.raises(CommitUnknown) as caught:
+        client.insert_many_copy([{"n": "f"}], kind="k", queue="lost_one_conn")
+    assert t.killed
+    xid = caught.value.xact_id
+    assert xid is not None and f"pg_xact_status('{xid}'::xid8)" in str(caught.value)
+    with psycopg.connect(local) as conn:
+        assert conn.execute("SELECT pg_xact_status(%s::xid8)", (xid,)).fetchone()[0] == "committed"
+    assert [n for _, n in _rows(local, "lost_one_conn")] == ["f"]
