@@ -154,3 +154,16 @@ def test_a_client_on_one_connection_reports_the_transaction_it_could_not_read_ba
     with psycopg.connect(local) as conn:
         assert conn.execute("SELECT pg_xact_status(%s::xid8)", (xid,)).fetchone()[0] == "committed"
     assert [n for _, n in _rows(local, "lost_one_conn")] == ["f"]
+
+
+def test_an_async_single_insert_whose_answer_is_lost_is_reported_unknown(ghost_server) -> None:
+    url, local = ghost_server
+
+    async def main() -> None:
+        async with AsyncClient(url) as client:
+            await client.insert({"n": "g"}, kind="k", queue="lost_single_async")
+
+    with Terminator(local, "SyncRep") as t, pytest.raises(CommitUnknown) as caught:
+        asyncio.run(main())
+    assert t.killed and caught.value.xact_id is None
+    assert [n for _, n in _rows(local, "lost_single_async")] == ["g"]
