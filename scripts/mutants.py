@@ -594,6 +594,12 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/test_commit_outcome.py::test_a_batch_whose_commit_answer_is_lost_is_read_back_as_committed",),
     ),
     Mutant(
+        "answered-error-in-doubt", "an ERROR the server answered on a live connection is taken for a lost one",
+        (("awa/storage/outcome.py", '    return exc.sqlstate is not None and severity not in ("FATAL", "PANIC")\n',
+          '    return False\n'),),
+        ("tests/test_commit_outcome.py::test_an_error_the_server_answers_is_raised_as_it_is",),
+    ),
+    Mutant(
         "lost-single-insert-plain-error", "a single insert cut in flight raises a plain error, as if nothing was written",
         (("awa/storage/outcome.py", '        return "failed" if writes is None else "unknown"\n', '        return "failed"\n'),),
         ("tests/test_commit_outcome.py::test_a_single_insert_whose_answer_is_lost_is_reported_unknown",),

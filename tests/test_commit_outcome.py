@@ -167,3 +167,20 @@ def test_an_async_single_insert_whose_answer_is_lost_is_reported_unknown(ghost_s
         asyncio.run(main())
     assert t.killed and caught.value.xact_id is None
     assert [n for _, n in _rows(local, "lost_single_async")] == ["g"]
+
+
+def test_an_error_the_server_answers_is_raised_as_it_is(ghost_server) -> None:
+    # A lock timeout is an OperationalError too, but the server answered it on
+    # a live connection: the statement failed, nothing was written.
+    url, local = ghost_server
+    client = Client(make_conninfo(url, options="-c lock_timeout=100"))
+    try:
+        with psycopg.connect(local) as locker:
+            locker.execute("LOCK TABLE awa.jobs IN ACCESS EXCLUSIVE MODE")
+            with pytest.raises(psycopg.errors.LockNotAvailable) as caught:
+                client.insert({"n": "h"}, kind="k", queue="answered")
+            locker.rollback()
+        assert not isinstance(caught.value, CommitUnknown)
+        assert _rows(local, "answered") == []
+    finally:
+        client.close()

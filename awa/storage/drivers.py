@@ -431,7 +431,7 @@ class SyncExecutor:
                 value = run_sync(self.conn, op, None, watch)
             return value
         except psycopg.OperationalError as exc:
-            verdict = "failed" if conn is not None else watch.verdict(writes)
+            verdict = "failed" if conn is not None else watch.verdict(writes, exc)
             if verdict == "failed":
                 raise
             lost = verdict == "read" and self.pool is not None
@@ -532,7 +532,7 @@ class AsyncExecutor:
                 value = await run_async(self.conn, op, None, watch)
             return value
         except psycopg.OperationalError as exc:
-            verdict = "failed" if conn is not None else watch.verdict(writes)
+            verdict = "failed" if conn is not None else watch.verdict(writes, exc)
             if verdict == "failed":
                 raise
             lost = verdict == "read" and self.pool is not None

@@ -44,11 +44,12 @@ class CommitWatch:
     def start(self, in_tx: bool) -> None:
         self.sent, self.in_tx = True, in_tx
 
-    def verdict(self, writes: str | None) -> str:
-        """After a lost connection: ``failed`` (nothing can have been written,
-        or the operation writes nothing we account for), ``read`` (the
-        COMMIT's outcome can be read back by the transaction id) or
-        ``unknown``."""
+    def verdict(self, writes: str | None, exc: psycopg.OperationalError) -> str:
+        """After ``exc``: ``failed`` (nothing can have been written, or the
+        operation writes nothing we account for), ``read`` (the COMMIT's
+        outcome can be read back by the transaction id) or ``unknown``."""
+        if answered(exc):
+            return "failed"  # an ERROR on a live connection: the statement or the COMMIT failed
         if not self.sent:
             return "failed"  # no connection: nothing was sent
         if self.finished and self.xid is not None:
@@ -56,6 +57,14 @@ class CommitWatch:
         if self.in_tx and not self.finished:
             return "failed"  # a statement failed inside the transaction: COMMIT was never sent
         return "failed" if writes is None else "unknown"
+
+
+def answered(exc: psycopg.Error) -> bool:
+    """The server answered with an ERROR (a lock timeout, a cancel) and the
+    connection lives on: the transaction rolled back. A lost connection has
+    no SQLSTATE; a FATAL one (a terminated backend) may follow a commit."""
+    severity = exc.diag.severity_nonlocalized or exc.diag.severity
+    return exc.sqlstate is not None and severity not in ("FATAL", "PANIC")
 
 
 def _connect_kwargs(kwargs: dict[str, Any], left: float) -> dict[str, Any]:
