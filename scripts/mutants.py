@@ -143,8 +143,10 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "pool-enqueue-one-transaction", "insert_many_copy on the pool runs without a transaction",
-        (("awa/client/api.py", "return guarded(self._drive, self._core.enqueue(batch, want_jobs, ckeys), conn)\n",
-          "return guarded(self._drive, self._core.enqueue(batch, want_jobs, ckeys), conn, not want_jobs)\n"),),
+        (("awa/client/api.py",
+          "return guarded(self._drive, self._core.enqueue(batch, want_jobs, ckeys), conn, True, True, \"the batch\")\n",
+          "return guarded(self._drive, self._core.enqueue(batch, want_jobs, ckeys), conn, not want_jobs, True, "
+          "\"the batch\")\n"),),
         (f"{M}/test_unique_machine.py::test_unique_machine_holds_every_invariant",
          f"{M}/test_concurrent_lanes.py::test_concurrent_copy_keeps_lanes_commit_ordered", "tests/test_client_enqueue.py",
          "tests/test_storage_batch_routing.py", "tests/test_client_core.py"),
