@@ -431,11 +431,10 @@ class SyncExecutor:
                 value = run_sync(self.conn, op, None, watch)
             return value
         except psycopg.OperationalError as exc:
-            verdict = "failed" if conn is not None else watch.verdict(writes, exc)
+            verdict = watch.verdict(writes, exc, self.pool is not None)  # the caller's conn: never started
             if verdict == "failed":
                 raise
-            lost = verdict == "read" and self.pool is not None
-            status = read_status(*self.connect_args(), watch.xid) if lost else None  # type: ignore[arg-type]
+            status = read_status(*self.connect_args(), watch.xid) if verdict == "read" else None  # type: ignore[arg-type]
             return settle(status, value, exc, writes, watch.xid)
         except _MISSING_OBJECT as exc:
             missing = missing_schema_error(exc, self.schema)
@@ -532,11 +531,10 @@ class AsyncExecutor:
                 value = await run_async(self.conn, op, None, watch)
             return value
         except psycopg.OperationalError as exc:
-            verdict = "failed" if conn is not None else watch.verdict(writes, exc)
+            verdict = watch.verdict(writes, exc, self.pool is not None)  # the caller's conn: never started
             if verdict == "failed":
                 raise
-            lost = verdict == "read" and self.pool is not None
-            status = await read_status_async(*self.connect_args(), watch.xid) if lost else None  # type: ignore[arg-type]
+            status = await read_status_async(*self.connect_args(), watch.xid) if verdict == "read" else None  # type: ignore[arg-type]
             return settle(status, value, exc, writes, watch.xid)
         except _MISSING_OBJECT as exc:
             missing = missing_schema_error(exc, self.schema)

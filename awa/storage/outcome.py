@@ -44,16 +44,17 @@ class CommitWatch:
     def start(self, in_tx: bool) -> None:
         self.sent, self.in_tx = True, in_tx
 
-    def verdict(self, writes: str | None, exc: psycopg.OperationalError) -> str:
+    def verdict(self, writes: str | None, exc: psycopg.OperationalError, can_connect: bool) -> str:
         """After ``exc``: ``failed`` (nothing can have been written, or the
         operation writes nothing we account for), ``read`` (the COMMIT's
-        outcome can be read back by the transaction id) or ``unknown``."""
+        outcome can be read back by the transaction id on a new connection,
+        which the executor ``can_connect`` to) or ``unknown``."""
         if answered(exc):
             return "failed"  # an ERROR on a live connection: the statement or the COMMIT failed
         if not self.sent:
             return "failed"  # no connection: nothing was sent
         if self.finished and self.xid is not None:
-            return "read"
+            return "read" if can_connect else "unknown"
         if self.in_tx and not self.finished:
             return "failed"  # a statement failed inside the transaction: COMMIT was never sent
         return "failed" if writes is None else "unknown"
