@@ -227,6 +227,10 @@ class LifecycleMachine(RuleBasedStateMachine):
         else:
             job.state = "failed"
             job.done_lease = job.lease
+            if job.attempt < MAX_ATTEMPTS:
+                # A one-attempt job (outside spec mode): the spec's single
+                # MaxAttempts would have retried it, so the mirror stops here.
+                self.spec_exact = False
 
     def _busy(self) -> list[int]:
         return [w for w, wk in self.workers.items() if wk.holding is not None]

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.machines
 def test_lifecycle_machine_matches_the_spec_mirror_step_by_step(database_factory) -> None:
     machine = lifecycle_machine_class(database_factory(migrated=True), spec_mode=True)
     try:
-        run_state_machine_as_test(machine, settings=machine_settings(examples_scale=2, steps=40))
+        run_state_machine_as_test(machine, settings=machine_settings(examples_scale=2, steps=60))
     finally:
         close_machine(machine)
     # Every recorded run is a behaviour of the spec, checkpoint by checkpoint.
@@ -33,7 +33,7 @@ def test_lifecycle_machine_matches_the_spec_mirror_step_by_step(database_factory
 def test_lifecycle_machine_with_backoff_and_terminal_failures(database_factory) -> None:
     machine = lifecycle_machine_class(database_factory(migrated=True), spec_mode=False)
     try:
-        run_state_machine_as_test(machine, settings=machine_settings(examples_scale=2, steps=30))
+        run_state_machine_as_test(machine, settings=machine_settings(examples_scale=2, steps=60))
     finally:
         close_machine(machine)
 
