@@ -424,15 +424,26 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "fast-insert-ignores-registry", "the one-statement single insert writes into a registered queue (unrouted)",
-        (("awa/storage/sql/queries/insert_job_fast.sql", "      AND NOT (SELECT registered FROM r)\n", ""),),
+        ((f"{BASE}/17_insert_fast.sql", "      AND NOT (SELECT registered FROM r)\n", ""),),
         ("tests/test_insert_fast_path.py::test_a_registered_logical_queue_is_routed_by_insert_job",),
     ),
     Mutant(
         "fast-insert-wakes-past-pending", "the one-statement single insert wakes claimers of a lane with pending jobs",
-        (("awa/storage/sql/queries/insert_job_fast.sql",
+        ((f"{BASE}/17_insert_fast.sql",
           "           AND NOT EXISTS (\n               SELECT 1 FROM __schema__.lane_pending AS p\n",
           "           AND true OR EXISTS (\n               SELECT 1 FROM __schema__.lane_pending AS p\n"),),
         ("tests/test_insert_fast_path.py::test_the_fast_statement_writes_what_insert_job_writes",),
+    ),
+    Mutant(
+        "fast-insert-plans-on-sizes", "the single insert is planned for the table sizes it first sees (seq scans)",
+        ((f"{BASE}/17_insert_fast.sql", "SET enable_seqscan = off                  -- ADR 0039\n", ""),),
+        ("tests/test_hot_plans.py",),
+    ),
+    Mutant(
+        "claim-plans-on-sizes", "the claim is planned for the table sizes it first sees (seq scans)",
+        ((f"{BASE}/05_claim.sql", "SET plan_cache_mode = force_generic_plan\nSET enable_seqscan = off  -- ADR 0039\n",
+          "SET plan_cache_mode = force_generic_plan\n"),),
+        ("tests/test_hot_plans.py",),
     ),
     Mutant(
         "name-cache-ignores-partition-rule", "a queue name remembered as a partition passes the base-name check",

@@ -29,6 +29,7 @@ CREATE OR REPLACE FUNCTION __schema__.enqueue_reserve(
 )
 LANGUAGE plpgsql
 SET plan_cache_mode = force_generic_plan  -- ADR 0029
+SET enable_seqscan = off  -- ADR 0039
 AS $$
 DECLARE
     v_seq regclass;
@@ -137,7 +138,9 @@ CREATE OR REPLACE FUNCTION __schema__.insert_job(
     p_concurrency_key bytea DEFAULT NULL  -- per-key concurrency (15_key_concurrency.sql)
 )
 RETURNS SETOF __schema__.jobs
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET enable_seqscan = off  -- ADR 0039
+AS $$
 DECLARE
     v_now    timestamptz := coalesce(p_now, pg_catalog.now());
     v_shards smallint;
@@ -282,7 +285,9 @@ $$;
 
 CREATE OR REPLACE FUNCTION __schema__.promote_due(p_now timestamptz, p_limit integer, p_channel text)
 RETURNS integer
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET enable_seqscan = off  -- ADR 0039
+AS $$
 DECLARE
     v_ids bigint[];
 BEGIN

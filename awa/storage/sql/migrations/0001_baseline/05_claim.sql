@@ -21,8 +21,9 @@ RETURNS SETOF __schema__.jobs
 LANGUAGE plpgsql
 -- Array parameters make every custom plan look cheaper than the generic one,
 -- so each statement here was planned again on every call (ADR 0029). The
--- setting holds for the functions it calls (key_admit, sequence_lanes, ...).
+-- settings hold for the functions it calls (key_admit, sequence_lanes, ...).
 SET plan_cache_mode = force_generic_plan
+SET enable_seqscan = off  -- ADR 0039
 AS $$
 DECLARE
     v_now        timestamptz := coalesce(p_now, pg_catalog.now());

@@ -4,7 +4,9 @@
 -- Move a (locked) failed job to the dead-letter table.
 CREATE OR REPLACE FUNCTION __schema__.dead_letter(p_id bigint, p_reason text, p_now timestamptz)
 RETURNS boolean
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET enable_seqscan = off  -- ADR 0039
+AS $$
 BEGIN
     WITH moved AS (
         DELETE FROM __schema__.jobs WHERE id = p_id AND state = 'failed' RETURNING *
@@ -29,7 +31,9 @@ CREATE OR REPLACE FUNCTION __schema__.finish_attempt(
     p_channel       text
 )
 RETURNS text
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET enable_seqscan = off  -- ADR 0039
+AS $$
 DECLARE
     v_now    timestamptz := coalesce(p_now, pg_catalog.now());
     v_job    __schema__.jobs;
@@ -100,7 +104,9 @@ CREATE OR REPLACE FUNCTION __schema__.rescue_expired(
     p_channel           text
 )
 RETURNS TABLE (job_id bigint, run_lease bigint, outcome text)
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET enable_seqscan = off  -- ADR 0039
+AS $$
 DECLARE
     v_now timestamptz := coalesce(p_now, pg_catalog.now());
     v_row record;
@@ -154,6 +160,7 @@ CREATE OR REPLACE FUNCTION __schema__.lease_batch(
 RETURNS TABLE (id bigint, run_lease bigint)
 LANGUAGE plpgsql
 SET plan_cache_mode = force_generic_plan
+SET enable_seqscan = off  -- ADR 0039
 AS $$
 BEGIN
     IF p_complete THEN

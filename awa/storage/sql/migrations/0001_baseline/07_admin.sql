@@ -5,7 +5,9 @@
 -- lane change under it.
 CREATE OR REPLACE FUNCTION __schema__.cancel_job(p_id bigint, p_now timestamptz)
 RETURNS SETOF __schema__.jobs
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET enable_seqscan = off  -- ADR 0039
+AS $$
 DECLARE
     v_now timestamptz := coalesce(p_now, pg_catalog.now());
     v_job __schema__.jobs;
@@ -61,7 +63,9 @@ CREATE OR REPLACE FUNCTION __schema__.retry_from_dlq(
     p_channel  text
 )
 RETURNS SETOF __schema__.jobs
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET enable_seqscan = off  -- ADR 0039
+AS $$
 DECLARE
     v_now   timestamptz := coalesce(p_now, pg_catalog.now());
     v_queue text;

@@ -20,7 +20,9 @@ CREATE OR REPLACE FUNCTION __schema__.retry_job(
     p_channel text
 )
 RETURNS SETOF __schema__.jobs
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET enable_seqscan = off  -- ADR 0039
+AS $$
 DECLARE
     v_now    timestamptz := coalesce(p_now, pg_catalog.now());
     v_run_at timestamptz := coalesce(p_run_at, coalesce(p_now, pg_catalog.now()));

@@ -31,7 +31,9 @@ CREATE UNIQUE INDEX idx_awa_jobs_unique
 -- unique_violation on idx_awa_jobs_unique and the whole batch rolls back.
 CREATE OR REPLACE FUNCTION __schema__.set_unique_keys(p_ids bigint[], p_keys bytea[], p_states bit(8)[])
 RETURNS integer
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET enable_seqscan = off  -- ADR 0039
+AS $$
 DECLARE
     v_count integer;
 BEGIN

@@ -70,7 +70,9 @@ CREATE OR REPLACE FUNCTION __schema__.cron_fire(
     p_name text, p_fire_at timestamptz, p_now timestamptz, p_channel text
 )
 RETURNS SETOF __schema__.jobs
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET enable_seqscan = off  -- ADR 0039
+AS $$
 DECLARE
     v_cron   __schema__.cron_jobs;
     v_shards smallint;

@@ -37,6 +37,26 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT regexp_replace(p_queue, '__p[1-9][0-9]*$', '')
 $$;
 
+-- Concurrency keys of a batch just copied in (same transaction, so no claim
+-- sees the rows without them): one UPDATE, rows in id order. A function only
+-- to carry the planner setting of the hot paths (ADR 0039).
+CREATE OR REPLACE FUNCTION __schema__.set_concurrency_keys(p_ids bigint[], p_keys bytea[])
+RETURNS integer
+LANGUAGE plpgsql
+SET enable_seqscan = off  -- ADR 0039
+AS $$
+DECLARE
+    v_count integer;
+BEGIN
+    UPDATE __schema__.jobs AS j
+    SET concurrency_key = u.key
+    FROM (SELECT * FROM unnest(p_ids, p_keys) AS u(id, key) ORDER BY u.id) AS u
+    WHERE j.id = u.id;
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    RETURN v_count;
+END
+$$;
+
 -- The grants: running attempts with a granted key, found by key (key_admit
 -- probes it once per candidate; the policy is checked on the few rows a key
 -- has). The key alone, not (policy, key): an expression column would run the
@@ -506,7 +526,9 @@ CREATE OR REPLACE FUNCTION __schema__.set_key_policy(
     p_create            boolean
 )
 RETURNS SETOF __schema__.key_policies
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET enable_seqscan = off  -- ADR 0039
+AS $$
 DECLARE
     v_old  __schema__.key_policies;
     v_most bigint;
@@ -557,7 +579,9 @@ $$;
 -- again under it), not on every release while a limit waits.
 CREATE OR REPLACE FUNCTION __schema__.key_settle_pending()
 RETURNS void
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET enable_seqscan = off  -- ADR 0039
+AS $$
 DECLARE
     v_ready text[];
 BEGIN

@@ -191,7 +191,9 @@ CREATE OR REPLACE FUNCTION __schema__.repartition(
     OUT epoch         integer,
     OUT old_width     integer
 )
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET enable_seqscan = off  -- ADR 0039
+AS $$
 DECLARE
     v_old     integer;
     v_epoch   integer;
@@ -314,7 +316,9 @@ $$;
 -- of fences lifted.
 CREATE OR REPLACE FUNCTION __schema__.lift_fences(p_logical text)
 RETURNS integer
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET enable_seqscan = off  -- ADR 0039
+AS $$
 DECLARE
     v_round integer;
     v_total integer := 0;
