@@ -41,20 +41,14 @@ $$;
 -- sees the rows without them): one UPDATE, rows in id order. A function only
 -- to carry the planner setting of the hot paths (ADR 0039).
 CREATE OR REPLACE FUNCTION __schema__.set_concurrency_keys(p_ids bigint[], p_keys bytea[])
-RETURNS integer
-LANGUAGE plpgsql
+RETURNS void
+LANGUAGE sql
 SET enable_seqscan = off  -- ADR 0039
 AS $$
-DECLARE
-    v_count integer;
-BEGIN
     UPDATE __schema__.jobs AS j
     SET concurrency_key = u.key
     FROM (SELECT * FROM unnest(p_ids, p_keys) AS u(id, key) ORDER BY u.id) AS u
-    WHERE j.id = u.id;
-    GET DIAGNOSTICS v_count = ROW_COUNT;
-    RETURN v_count;
-END
+    WHERE j.id = u.id
 $$;
 
 -- The grants: running attempts with a granted key, found by key (key_admit
