@@ -48,10 +48,16 @@ class Side:
         if self.fast:
             row = self.conn.execute(query(self.schema, "insert_job_fast"), params).fetchone()
             if row[0] is not None:
-                assert row[6] == bool(self.woken), "the notified column says what was sent"
-                return row[1:4]
-            assert row[5] is False and not self.woken  # not registered; wrote and sent nothing
+                assert row[2] == bool(self.woken), "the notified column says what was sent"
+                # Client.insert takes the lane and state from what it sent: the row must agree
+                written = self.conn.execute(f"SELECT queue, enqueue_shard, state FROM {self.schema}.jobs WHERE id = %s",
+                                            [row[0]]).fetchone()
+                assert written == (params["queue"], params["shard"], "available")
+                return written
+            assert row == (None, None, None) and not self.woken  # wrote and sent nothing
         row = self.conn.execute(query(self.schema, "insert_job"), params).fetchone()
+        if row is not None:
+            assert row[5] is False  # not registered
         return None if row is None else row[1:4]
 
     def rows(self) -> tuple[list, list]:
@@ -124,8 +130,10 @@ def test_a_registered_logical_queue_is_routed_by_insert_job(database_url):
         assert before.queue == "rq__p3"  # epoch 1: the producer's routing stands
         op = ("insert", 0, 2, before.enqueue_shard, b"key-0", None, None, None, 0)
         row = conn.execute(query("awa", "insert_job_fast"), _params("awa", op, 1) | {"queue": "rq__p3"}).fetchone()
-        assert row[0] is None and row[5] is True
+        assert row == (None, None, None)
         assert conn.execute("SELECT count(*) FROM awa.jobs").fetchone()[0] == 1
+        row = conn.execute(query("awa", "insert_job"), _params("awa", op, 1) | {"queue": "rq__p3"}).fetchone()
+        assert row[1] == "rq__p3" and row[5] is True  # insert_job wrote it, and says the queue is registered
         client.repartition("rq", 2)
     with Client(database_url) as fresh:  # knows nothing of the registration yet
         for n in range(1, 5):

@@ -159,13 +159,13 @@ class StorageCore(
             params["expected"], params["shard"] = expected, lane.shard
             if fast:
                 fast = False
-                row = (yield Query(self.q("insert_job_fast"), params)).rows[0]
-                if row[0] is not None:
-                    return self._inserted(batch, row, concurrency_key)
-                if row[5]:  # a registered logical queue: the database routes its jobs
-                    self._routed_queues.add(queue)
+                job_id, created_at, _ = (yield Query(self.q("insert_job_fast"), params)).rows[0]
+                if job_id is not None:  # written into the lane it was sent to, due now
+                    return self._inserted(batch, (job_id, queue, lane.shard, "available", created_at), concurrency_key)
             res = yield Query(self.q("insert_job"), {**params, "run_at": batch.run_at})
             if res.rows:
+                if res.rows[0][5]:  # a registered logical queue: the database routes its jobs
+                    self._routed_queues.add(queue)
                 return self._inserted(batch, res.rows[0], concurrency_key)
             fresh = yield Query(self.q("queue_shards"), {"queues": [queue]})
             self._shards[queue] = fresh.rows[0][1] if fresh.rows else 1
