@@ -424,14 +424,15 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "fast-insert-ignores-registry", "the one-statement single insert writes into a registered queue (unrouted)",
-        ((f"{BASE}/17_insert_fast.sql", "      AND NOT (SELECT registered FROM r)\n", ""),),
+        ((f"{BASE}/17_insert_fast.sql",
+          "          WHERE r.logical_queue = __schema__.logical_queue(p_queue))\n", "          WHERE false)\n"),),
         ("tests/test_insert_fast_path.py::test_a_registered_logical_queue_is_routed_by_insert_job",),
     ),
     Mutant(
         "fast-insert-wakes-past-pending", "the one-statement single insert wakes claimers of a lane with pending jobs",
         ((f"{BASE}/17_insert_fast.sql",
-          "           AND NOT EXISTS (\n               SELECT 1 FROM __schema__.lane_pending AS p\n",
-          "           AND true OR EXISTS (\n               SELECT 1 FROM __schema__.lane_pending AS p\n"),),
+          "                     AND NOT EXISTS (\n                         SELECT 1 FROM __schema__.lane_pending AS p\n",
+          "                     AND true OR EXISTS (\n                         SELECT 1 FROM __schema__.lane_pending AS p\n"),),
         ("tests/test_insert_fast_path.py::test_the_fast_statement_writes_what_insert_job_writes",),
     ),
     Mutant(
