@@ -424,8 +424,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "fast-insert-ignores-registry", "the one-statement single insert writes into a registered queue (unrouted)",
-        ((f"{BASE}/17_insert_fast.sql",
-          "          WHERE r.logical_queue = __schema__.logical_queue(p_queue))\n", "          WHERE false)\n"),),
+        ((f"{BASE}/17_insert_fast.sql", "      AND q.fast_inserts\n", ""),),
         ("tests/test_insert_fast_path.py::test_a_registered_logical_queue_is_routed_by_insert_job",),
     ),
     Mutant(
@@ -434,6 +433,24 @@ MUTANTS: tuple[Mutant, ...] = (
           "                     AND NOT EXISTS (\n                         SELECT 1 FROM __schema__.lane_pending AS p\n",
           "                     AND true OR EXISTS (\n                         SELECT 1 FROM __schema__.lane_pending AS p\n"),),
         ("tests/test_insert_fast_path.py::test_the_fast_statement_writes_what_insert_job_writes",),
+    ),
+    Mutant(
+        "fast-flag-survives-registration", "registering a logical queue leaves its queues on the fast statement",
+        ((f"{BASE}/17_insert_fast.sql",
+          "    WHERE q.fast_inserts AND __schema__.logical_queue(q.name) = NEW.logical_queue;\n", "    WHERE false;\n"),),
+        ("tests/test_insert_fast_path.py::test_a_slow_insert_sets_the_flag_and_a_registration_clears_it",),
+    ),
+    Mutant(
+        "fast-flag-without-key", "a slow insert marks its queue without the logical queue's key",
+        ((f"{BASE}/17_insert_fast.sql",
+          "       OR NOT pg_try_advisory_xact_lock_shared(hashtext('__schema__.queue_partitions'), hashtext(v_logical)) THEN\n",
+          "       THEN\n"),),
+        ("tests/test_insert_fast_path.py::test_a_registration_in_flight_keeps_the_flag_off",),
+    ),
+    Mutant(
+        "fast-flag-old-snapshot", "a slow insert marks its queue from a repeatable-read snapshot",
+        ((f"{BASE}/17_insert_fast.sql", "current_setting('transaction_isolation') <> 'read committed'", "false"),),
+        ("tests/test_insert_fast_path.py::test_a_repeatable_read_insert_sets_no_flag",),
     ),
     Mutant(
         "fast-insert-plans-on-sizes", "the single insert is planned for the table sizes it first sees (seq scans)",

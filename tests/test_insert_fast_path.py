@@ -152,3 +152,72 @@ def test_client_insert_takes_either_path_with_the_same_result(database_url, run_
         assert [first.state, second.state] == [second.state] * 2
         fetched = [client.get_job(j.id) for j in (first, second)]
         assert [(j.queue, j.state, j.args) for j in fetched] == [(j.queue, j.state, j.args) for j in (first, second)]
+
+
+# -- queues.fast_inserts: the fast statement's cache of "not registered" (ADR 0040) --
+
+KEY_SQL = "SELECT pg_advisory_xact_lock(hashtext('\"awa\".queue_partitions'), hashtext(%s))"
+
+
+def _fast_flag(conn: psycopg.Connection, queue: str) -> bool | None:
+    row = conn.execute("SELECT fast_inserts FROM awa.queues WHERE name = %s", [queue]).fetchone()
+    return None if row is None else row[0]
+
+
+def _fast_writes(conn: psycopg.Connection, queue: str) -> bool:
+    op = ("insert", 0, 2, 0, None, None, None, None, 0)
+    row = conn.execute(query("awa", "insert_job_fast"), _params("awa", op, 1) | {"queue": queue}).fetchone()
+    return row[0] is not None
+
+
+def test_a_slow_insert_sets_the_flag_and_a_registration_clears_it(database_url):
+    with Client(database_url) as client, psycopg.connect(database_url, autocommit=True) as conn:
+        client.insert({"n": 0}, kind="k", queue="fl__p1")  # creates the queue and lane: insert_job
+        assert _fast_flag(conn, "fl__p1") is True
+        assert _fast_writes(conn, "fl__p1")
+        client.set_queue_partitions("fl", 2)
+        assert _fast_flag(conn, "fl__p1") is False
+        assert not _fast_writes(conn, "fl__p1")  # a registered queue's jobs go through insert_job
+        job = client.insert({"n": 1}, kind="k", queue="fl__p1", ordering_key="key-1")
+        assert job.queue == "fl__p1" and _fast_flag(conn, "fl__p1") is False  # and it stays off
+        assert conn.execute("SELECT count(*) FROM awa.jobs").fetchone()[0] == 3
+
+
+def test_a_registration_in_flight_keeps_the_flag_off(database_url):
+    # The registration has inserted its row (its trigger holds the key) and not
+    # committed: the slow insert meanwhile must neither wait nor set the flag,
+    # which the registration could no longer clear.
+    with Client(database_url) as client, psycopg.connect(database_url) as registrar, \
+            psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("SET statement_timeout = '5s'")
+        registrar.execute("INSERT INTO awa.queue_partitions (logical_queue, partitions) VALUES ('rf', 2)")
+        job = client.insert({"n": 0}, kind="k", queue="rf__p1")
+        assert job.queue == "rf__p1"
+        assert _fast_flag(conn, "rf__p1") is False
+        registrar.commit()
+        assert _fast_flag(conn, "rf__p1") is False
+        assert not _fast_writes(conn, "rf__p1")
+
+
+def test_a_held_key_leaves_the_flag_and_nothing_waits(database_url):
+    with Client(database_url) as client, psycopg.connect(database_url) as holder, \
+            psycopg.connect(database_url, autocommit=True) as conn:
+        holder.execute(KEY_SQL, ["hk"])  # a width change or registration of "hk" in progress
+        client.insert({"n": 0}, kind="k", queue="hk")
+        assert _fast_flag(conn, "hk") is False
+        holder.rollback()
+        client.insert({"n": 1}, kind="k", queue="hk")  # still slow: this one sets it
+        assert _fast_flag(conn, "hk") is True
+
+
+def test_a_repeatable_read_insert_sets_no_flag(database_url):
+    # A snapshot older than a registration must not mark a queue of it.
+    with Client(database_url) as client, psycopg.connect(database_url) as tx, \
+            psycopg.connect(database_url, autocommit=True) as conn:
+        tx.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        tx.execute("SELECT 1")  # the snapshot is taken
+        client.set_queue_partitions("rr", 2)
+        client.insert({"n": 0}, kind="k", queue="rr__p1", conn=tx)
+        tx.commit()
+        assert _fast_flag(conn, "rr__p1") is False
+        assert not _fast_writes(conn, "rr__p1")

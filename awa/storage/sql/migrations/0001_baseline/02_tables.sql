@@ -24,6 +24,9 @@ CREATE TABLE __schema__.queues (
     enqueue_shards smallint    NOT NULL DEFAULT 1 CHECK (enqueue_shards BETWEEN 1 AND 64),
     paused         boolean     NOT NULL DEFAULT false,
     dlq_enabled    boolean     NOT NULL DEFAULT false,
+    -- Single inserts may take the one-statement path: the queue is known to
+    -- be outside every registered logical queue (17_insert_fast.sql, ADR 0040).
+    fast_inserts   boolean     NOT NULL DEFAULT false,
     created_at     timestamptz NOT NULL DEFAULT now(),
     updated_at     timestamptz NOT NULL DEFAULT now()
 );

@@ -147,6 +147,7 @@ DECLARE
     v_next   bigint;  -- the lane head's next_seq
     v_empty  boolean;
     v_job    __schema__.jobs;
+    v_fast   boolean;  -- queues.fast_inserts (17_insert_fast.sql)
     -- A registered logical queue's key is taken shared and, after a width
     -- change, the job routed with the current width (16_repartition.sql).
     v_queue  text := __schema__.route_queue(p_queue, p_ordering_key);
@@ -154,10 +155,10 @@ DECLARE
 BEGIN
     -- Registered on first use only: an INSERT ... ON CONFLICT per call pays
     -- for a conflicting insertion attempt every time.
-    SELECT q.enqueue_shards INTO v_shards FROM __schema__.queues AS q WHERE q.name = v_queue;
+    SELECT q.enqueue_shards, q.fast_inserts INTO v_shards, v_fast FROM __schema__.queues AS q WHERE q.name = v_queue;
     IF NOT FOUND THEN
         INSERT INTO __schema__.queues (name) VALUES (v_queue) ON CONFLICT (name) DO NOTHING;
-        SELECT q.enqueue_shards INTO v_shards FROM __schema__.queues AS q WHERE q.name = v_queue;
+        SELECT q.enqueue_shards, q.fast_inserts INTO v_shards, v_fast FROM __schema__.queues AS q WHERE q.name = v_queue;
     END IF;
     IF v_queue <> p_queue THEN  -- rerouted: the shard is the new queue's
         v_shard := CASE WHEN p_ordering_key IS NOT NULL
@@ -212,6 +213,9 @@ BEGIN
 
     IF v_empty THEN
         PERFORM pg_notify(p_channel, v_queue);
+    END IF;
+    IF NOT v_fast AND v_queue = p_queue THEN  -- the next single insert may take the fast statement
+        PERFORM __schema__.mark_fast_inserts(v_queue);
     END IF;
     RETURN NEXT v_job;
 END

@@ -1,11 +1,12 @@
 -- Client.insert's common case in one statement, no PL/pgSQL (ADR 0035): a job
 -- due now into a lane that exists, of a queue whose enqueue_shards the
--- client has right and that is not a registered logical queue. Writes what
+-- client has right and that is known to be outside every registered logical
+-- queue (queues.fast_inserts, below). Writes what
 -- insert_job writes in that case (the job row and its lane_pending row,
 -- ADR 0028) and wakes claimers under the same test: the lane held no
 -- numbered job past its claim cursor and no pending row. One row: id is
 -- NULL when it wrote nothing (first use of the queue or lane, stale shards,
--- or a registered queue), and the caller calls insert_job, which handles
+-- or a queue not known to be unregistered), and the caller calls insert_job, which handles
 -- every case. tests/test_insert_fast_path.py holds the two to the same rows.
 --
 -- Written for few plan nodes: the executor builds the plan's state on every
@@ -49,9 +50,7 @@ WITH l AS MATERIALIZED (
     LEFT JOIN __schema__.claim_heads AS c
       ON c.queue = p_queue AND c.priority = p_priority AND c.enqueue_shard = p_shard
     WHERE e.queue = p_queue AND e.priority = p_priority AND e.enqueue_shard = p_shard
-      AND NOT EXISTS (
-          SELECT 1 FROM __schema__.queue_partitions AS r
-          WHERE r.logical_queue = __schema__.logical_queue(p_queue))
+      AND q.fast_inserts
 ), job AS (
     INSERT INTO __schema__.jobs (
         queue, priority, max_attempts, state, enqueue_shard, lane_seq, run_at, created_at,
@@ -67,3 +66,56 @@ WITH l AS MATERIALIZED (
 )
 SELECT job.id, job.created_at, l.notified FROM job, l
 $$;
+
+-- queues.fast_inserts caches "no registered logical queue has this queue"
+-- for the statement above, which would otherwise probe queue_partitions on
+-- every call (ADR 0040). It must never be true for a partition of a
+-- registered logical queue in any committed state: such a queue's jobs are
+-- routed by the database and take its key shared (16_repartition.sql).
+--
+-- Set by insert_job once a job went in unrouted: only under READ COMMITTED
+-- (a fresh snapshot per statement), only while holding the logical queue's
+-- key shared, taken without waiting, and only with the registry read after
+-- the key. A registration takes the key exclusively before it clears the
+-- flag, so it waits for a setter still holding the key and then sees its
+-- row; a setter that takes the key after the registration committed sees the
+-- registration and sets nothing. Nothing here waits: a key or row held by
+-- someone else leaves the flag as it is, and the next slow insert tries again.
+CREATE OR REPLACE FUNCTION __schema__.mark_fast_inserts(p_queue text)
+RETURNS void
+LANGUAGE plpgsql
+SET enable_seqscan = off  -- ADR 0039
+AS $$
+DECLARE
+    v_logical text := __schema__.logical_queue(p_queue);
+BEGIN
+    IF current_setting('transaction_isolation') <> 'read committed'
+       OR NOT pg_try_advisory_xact_lock_shared(hashtext('__schema__.queue_partitions'), hashtext(v_logical)) THEN
+        RETURN;
+    END IF;
+    IF EXISTS (SELECT 1 FROM __schema__.queue_partitions AS r WHERE r.logical_queue = v_logical) THEN
+        RETURN;
+    END IF;
+    UPDATE __schema__.queues AS q SET fast_inserts = true
+    WHERE q.name = (SELECT l.name FROM __schema__.queues AS l
+                    WHERE l.name = p_queue AND NOT l.fast_inserts
+                    FOR NO KEY UPDATE SKIP LOCKED);
+END
+$$;
+
+-- A logical queue registered: none of its physical queues takes the fast
+-- statement any more (under its key, exclusively: see above).
+CREATE OR REPLACE FUNCTION __schema__.registry_clears_fast_inserts()
+RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM __schema__.partition_key_lock(NEW.logical_queue, true);
+    UPDATE __schema__.queues AS q SET fast_inserts = false
+    WHERE q.fast_inserts AND __schema__.logical_queue(q.name) = NEW.logical_queue;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER queue_partitions_clear_fast_inserts
+    AFTER INSERT ON __schema__.queue_partitions
+    FOR EACH ROW EXECUTE FUNCTION __schema__.registry_clears_fast_inserts();
