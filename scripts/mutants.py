@@ -453,6 +453,11 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/test_insert_fast_path.py::test_a_repeatable_read_insert_sets_no_flag",),
     ),
     Mutant(
+        "fast-flag-in-callers-transaction", "a single insert in a caller's transaction marks (locks) its queue row",
+        (("awa/client/api.py", "        own = conn is None and self._executor.pool is not None\n", "        own = True\n"),),
+        ("tests/test_insert_fast_path.py::test_an_insert_in_a_callers_transaction_locks_no_queue_row",),
+    ),
+    Mutant(
         "fast-insert-plans-on-sizes", "the single insert is planned for the table sizes it first sees (seq scans)",
         ((f"{BASE}/17_insert_fast.sql", "SET enable_seqscan = off                  -- ADR 0039\n", ""),),
         ("tests/test_hot_plans.py",),

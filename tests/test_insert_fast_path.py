@@ -30,7 +30,7 @@ def _params(schema: str, op: tuple, expected: int) -> dict:
     return {
         "queue": QUEUES[qi], "expected": expected, "priority": priority, "shard": shard, "kind": "k",
         "args": json.dumps({"i": i}), "max_attempts": 3, "tags": tags, "metadata": meta, "ordering_key": key,
-        "run_at": None, "now": None, "channel": f"{schema}_jobs", "concurrency_key": ckey,
+        "run_at": None, "now": None, "channel": f"{schema}_jobs", "concurrency_key": ckey, "mark_fast": True,
     }
 
 
@@ -217,7 +217,25 @@ def test_a_repeatable_read_insert_sets_no_flag(database_url):
         tx.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         tx.execute("SELECT 1")  # the snapshot is taken
         client.set_queue_partitions("rr", 2)
-        client.insert({"n": 0}, kind="k", queue="rr__p1", conn=tx)
+        op = ("insert", 0, 2, 0, None, None, None, None, 0)
+        row = tx.execute(query("awa", "insert_job"), _params("awa", op, 1) | {"queue": "rr__p1"}).fetchone()
+        assert row[1] == "rr__p1"
         tx.commit()
         assert _fast_flag(conn, "rr__p1") is False
         assert not _fast_writes(conn, "rr__p1")
+
+
+def test_an_insert_in_a_callers_transaction_locks_no_queue_row(database_url):
+    # Marking locks the queue row, and a COPY batch into the queue waits for
+    # that lock; inside a caller's transaction it would wait until they commit.
+    with Client(database_url) as client, psycopg.connect(database_url) as tx, \
+            psycopg.connect(database_url, autocommit=True) as conn:
+        client.set_enqueue_shards("ct", 2)  # the queue row exists and is committed
+        client.insert({"n": 0}, kind="k", queue="ct", conn=tx)  # a new lane: insert_job
+        row = conn.execute("SELECT name FROM awa.queues WHERE name = 'ct' FOR UPDATE NOWAIT").fetchone()
+        assert row == ("ct",)
+        tx.commit()
+        assert _fast_flag(conn, "ct") is False  # left for an insert of the client's own
+        client.insert({"n": 1}, kind="k", queue="ct", ordering_key="other-lane")
+        client.insert({"n": 2}, kind="k", queue="ct")
+        assert _fast_flag(conn, "ct") is True

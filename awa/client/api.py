@@ -99,7 +99,9 @@ class ClientAPI(KeyPolicyAPI, PeriodicAPI, DlqAPI):
             [args], kind=kind, queue=queue, priority=priority, max_attempts=max_attempts, tags=tags,
             metadata=metadata, run_at=run_at, ordering_key=ordering_key, opts=None, unique_opts=unique_opts,
         )
-        op = self._core.insert_one(batch, check_concurrency_key(concurrency_key))
+        # On a pooled connection of its own the insert is its own transaction (ADR 0040).
+        own = conn is None and self._executor.pool is not None
+        op = self._core.insert_one(batch, check_concurrency_key(concurrency_key), own)
         if batch.unique is None:  # no unique key written: no conflict to translate
             return self._drive(op, conn, False, True, "the insert")
         return guarded(self._drive, op, conn, True, True, "the insert")

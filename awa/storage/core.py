@@ -130,8 +130,11 @@ class StorageCore(
             yield Query(self.q("set_concurrency_keys"),
                         {"ids": int_array(p[0] for p in pairs), "keys": [p[1] for p in pairs]})
 
-    def insert_one(self, batch: Batch, concurrency_key: bytes | None = None) -> Op:
-        """One job, one statement (one round trip on an autocommit connection)."""
+    def insert_one(self, batch: Batch, concurrency_key: bytes | None = None, own_transaction: bool = False) -> Op:
+        """One job, one statement (one round trip on an autocommit connection).
+        ``own_transaction``: the call runs in a transaction of its own (a
+        pooled connection of the client), so ``insert_job`` may mark the
+        queue for the fast statement (ADR 0040)."""
         if batch.unique is not None:  # the batch path sets the key (run it in a transaction)
             jobs = yield from self.enqueue(batch, True, None if concurrency_key is None else [concurrency_key])
             return jobs[0]
@@ -162,7 +165,8 @@ class StorageCore(
                 job_id, created_at, _ = (yield Query(self.q("insert_job_fast"), params)).rows[0]
                 if job_id is not None:  # written into the lane it was sent to, due now
                     return self._inserted(batch, (job_id, queue, lane.shard, "available", created_at), concurrency_key)
-            res = yield Query(self.q("insert_job"), {**params, "run_at": batch.run_at})
+            mark = own_transaction and queue not in self._routed_queues
+            res = yield Query(self.q("insert_job"), {**params, "run_at": batch.run_at, "mark_fast": mark})
             if res.rows:
                 if res.rows[0][5]:  # a registered logical queue: the database routes its jobs
                     self._routed_queues.add(queue)

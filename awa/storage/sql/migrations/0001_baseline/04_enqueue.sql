@@ -135,7 +135,10 @@ CREATE OR REPLACE FUNCTION __schema__.insert_job(
     p_run_at          timestamptz,
     p_now             timestamptz,
     p_channel         text,
-    p_concurrency_key bytea DEFAULT NULL  -- per-key concurrency (15_key_concurrency.sql)
+    p_concurrency_key bytea DEFAULT NULL,  -- per-key concurrency (15_key_concurrency.sql)
+    -- mark the queue for the fast statement (17_insert_fast.sql): only when
+    -- this call is a transaction of its own, which the queue row's lock ends with
+    p_mark_fast       boolean DEFAULT false
 )
 RETURNS SETOF __schema__.jobs
 LANGUAGE plpgsql
@@ -214,7 +217,7 @@ BEGIN
     IF v_empty THEN
         PERFORM pg_notify(p_channel, v_queue);
     END IF;
-    IF NOT v_fast AND v_queue = p_queue THEN  -- the next single insert may take the fast statement
+    IF p_mark_fast AND NOT v_fast AND v_queue = p_queue THEN  -- the next single insert may take the fast statement
         PERFORM __schema__.mark_fast_inserts(v_queue);
     END IF;
     RETURN NEXT v_job;

@@ -73,7 +73,9 @@ $$;
 -- registered logical queue in any committed state: such a queue's jobs are
 -- routed by the database and take its key shared (16_repartition.sql).
 --
--- Set by insert_job once a job went in unrouted: only under READ COMMITTED
+-- Set by insert_job once a job went in unrouted, when the client asks for it
+-- (a call on its own pooled connection, so that the queue row's lock ends
+-- with the insert's own transaction, not with a caller's): only under READ COMMITTED
 -- (a fresh snapshot per statement), only while holding the logical queue's
 -- key shared, taken without waiting, and only with the registry read after
 -- the key. A registration takes the key exclusively before it clears the
