@@ -454,7 +454,9 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "fast-flag-in-callers-transaction", "a single insert in a caller's transaction marks (locks) its queue row",
-        (("awa/client/api.py", "        own = conn is None and self._executor.pool is not None\n", "        own = True\n"),),
+        (("awa/client/api.py",
+          "        return target.autocommit and target.info.transaction_status == pq.TransactionStatus.IDLE\n",
+          "        return True\n"),),
         ("tests/test_insert_fast_path.py::test_an_insert_in_a_callers_transaction_locks_no_queue_row",),
     ),
     Mutant(

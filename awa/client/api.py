@@ -17,6 +17,9 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import psycopg
+from psycopg import pq
+
 from awa.client.dlq import DlqAPI
 from awa.client.keys import KeyPolicyAPI
 from awa.client.periodic import PeriodicAPI
@@ -45,6 +48,18 @@ class ClientAPI(KeyPolicyAPI, PeriodicAPI, DlqAPI):
         if checked and not self._core.schema_verified:
             op = self._core.checked(op)
         return self._executor.run(op, conn, tx, writes)
+
+    def _own_transaction(self, conn: Any) -> bool:
+        """Whether a one-statement operation on ``conn`` (None: the client's
+        own) is a transaction of its own: a pooled connection, or an idle
+        autocommit one. Only then may the single insert mark its queue for
+        the fast statement, whose queue-row lock ends with it (ADR 0040)."""
+        target = conn if conn is not None else self._executor.conn
+        if target is None:
+            return self._executor.pool is not None
+        if not isinstance(target, (psycopg.Connection, psycopg.AsyncConnection)):
+            return False  # the executor refuses it with a ValidationError
+        return target.autocommit and target.info.transaction_status == pq.TransactionStatus.IDLE
 
     # -- introspection -----------------------------------------------------
 
@@ -99,9 +114,7 @@ class ClientAPI(KeyPolicyAPI, PeriodicAPI, DlqAPI):
             [args], kind=kind, queue=queue, priority=priority, max_attempts=max_attempts, tags=tags,
             metadata=metadata, run_at=run_at, ordering_key=ordering_key, opts=None, unique_opts=unique_opts,
         )
-        # On a pooled connection of its own the insert is its own transaction (ADR 0040).
-        own = conn is None and self._executor.pool is not None
-        op = self._core.insert_one(batch, check_concurrency_key(concurrency_key), own)
+        op = self._core.insert_one(batch, check_concurrency_key(concurrency_key), self._own_transaction(conn))
         if batch.unique is None:  # no unique key written: no conflict to translate
             return self._drive(op, conn, False, True, "the insert")
         return guarded(self._drive, op, conn, True, True, "the insert")
