@@ -443,7 +443,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "fast-flag-without-key", "a slow insert marks its queue without the logical queue's key",
         ((f"{BASE}/17_insert_fast.sql",
-          "       OR NOT pg_try_advisory_xact_lock_shared(hashtext('__schema__.queue_partitions'), hashtext(v_logical)) THEN\n",
+          "       OR NOT __schema__.partition_key_try_shared(v_logical) THEN\n",
           "       THEN\n"),),
         ("tests/test_insert_fast_path.py::test_a_registration_in_flight_keeps_the_flag_off",),
     ),

@@ -133,8 +133,8 @@ class StorageCore(
     def insert_one(self, batch: Batch, concurrency_key: bytes | None = None, own_transaction: bool = False) -> Op:
         """One job, one statement (one round trip on an autocommit connection).
         ``own_transaction``: the call runs in a transaction of its own (a
-        pooled connection of the client), so ``insert_job`` may mark the
-        queue for the fast statement (ADR 0040)."""
+        pooled connection, or an idle autocommit one), so ``insert_job`` may
+        mark the queue for the fast statement (ADR 0040)."""
         if batch.unique is not None:  # the batch path sets the key (run it in a transaction)
             jobs = yield from self.enqueue(batch, True, None if concurrency_key is None else [concurrency_key])
             return jobs[0]

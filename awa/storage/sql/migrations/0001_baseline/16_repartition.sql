@@ -87,6 +87,13 @@ BEGIN
 END
 $$;
 
+-- The same key shared, if nobody holds it exclusively now; never waits.
+CREATE OR REPLACE FUNCTION __schema__.partition_key_try_shared(p_logical text)
+RETURNS boolean
+LANGUAGE sql AS $$
+    SELECT pg_try_advisory_xact_lock_shared(hashtext('__schema__.queue_partitions'), hashtext(p_logical))
+$$;
+
 -- Where a job for p_queue with ordering key p_key goes (the Begin and Insert
 -- of the spec): p_queue itself unless p_queue is a partition of a registered
 -- logical queue that has changed width. Takes the queue's key shared (held to

@@ -6,8 +6,9 @@
 -- ADR 0028) and wakes claimers under the same test: the lane held no
 -- numbered job past its claim cursor and no pending row. One row: id is
 -- NULL when it wrote nothing (first use of the queue or lane, stale shards,
--- or a queue not known to be unregistered), and the caller calls insert_job, which handles
--- every case. tests/test_insert_fast_path.py holds the two to the same rows.
+-- or a queue not known to be unregistered), and the caller calls
+-- insert_job, which handles every case. tests/test_insert_fast_path.py
+-- holds the two to the same rows.
 --
 -- Written for few plan nodes: the executor builds the plan's state on every
 -- call, which was a quarter of the statement's server time. The
@@ -74,9 +75,9 @@ $$;
 -- routed by the database and take its key shared (16_repartition.sql).
 --
 -- Set by insert_job once a job went in unrouted, when the client asks for it
--- (a call on its own pooled connection, so that the queue row's lock ends
--- with the insert's own transaction, not with a caller's): only under READ COMMITTED
--- (a fresh snapshot per statement), only while holding the logical queue's
+-- (a call that is a transaction of its own, so that the queue row's lock
+-- ends with the insert, not with a caller's transaction): only under READ
+-- COMMITTED (a fresh snapshot per statement), only while holding the logical queue's
 -- key shared, taken without waiting, and only with the registry read after
 -- the key. A registration takes the key exclusively before it clears the
 -- flag, so it waits for a setter still holding the key and then sees its
@@ -92,7 +93,7 @@ DECLARE
     v_logical text := __schema__.logical_queue(p_queue);
 BEGIN
     IF current_setting('transaction_isolation') <> 'read committed'
-       OR NOT pg_try_advisory_xact_lock_shared(hashtext('__schema__.queue_partitions'), hashtext(v_logical)) THEN
+       OR NOT __schema__.partition_key_try_shared(v_logical) THEN
         RETURN;
     END IF;
     IF EXISTS (SELECT 1 FROM __schema__.queue_partitions AS r WHERE r.logical_queue = v_logical) THEN
